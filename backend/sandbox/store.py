@@ -1,0 +1,381 @@
+"""The sandbox's object store: what etcd plus the API server's registry are in a real cluster.
+
+Every object lives here as a plain JSON-shaped dict. The store hands out the one global,
+monotonically increasing ``resourceVersion`` (as etcd's revision does), keeps a bounded log of
+recent changes per resource type so that a watch can resume from a version (or get 410 Gone when
+that version has been compacted), and tells its listeners about every change.
+
+Rules for callers (the HTTP layer and the controllers):
+- Stored dicts are never mutated in place. ``get``/``list`` return the stored dicts themselves
+  (copying 20,000 pods per list would be slow), so callers must copy (``copy.deepcopy``) before
+  changing anything and then call ``update``/``create``.
+- ``update`` with a ``metadata.resourceVersion`` that is not the current one raises
+  ``ApiError.conflict`` (optimistic concurrency); ``update`` without one overwrites (as a PUT
+  without resourceVersion does).
+- Everything runs on one asyncio event loop; the store itself never awaits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+JsonObject = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    """One kind the sandbox serves, as API discovery describes it."""
+
+    group: str  # "" for the core group
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    verbs: tuple[str, ...] = (
+        "create",
+        "delete",
+        "get",
+        "list",
+        "patch",
+        "update",
+        "watch",
+    )
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    @property
+    def resource(self) -> str:
+        """The name used in messages, e.g. ``deployments.apps`` or ``pods``."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+
+def _rt(group: str, version: str, kind: str, plural: str, namespaced: bool, *short: str):
+    return ResourceType(group, version, kind, plural, namespaced, tuple(short))
+
+
+NAMESPACE = _rt("", "v1", "Namespace", "namespaces", False, "ns")
+NODE = _rt("", "v1", "Node", "nodes", False, "no")
+POD = _rt("", "v1", "Pod", "pods", True, "po")
+EVENT = _rt("", "v1", "Event", "events", True, "ev")
+RESOURCE_QUOTA = _rt("", "v1", "ResourceQuota", "resourcequotas", True, "quota")
+DEPLOYMENT = _rt("apps", "v1", "Deployment", "deployments", True, "deploy")
+REPLICA_SET = _rt("apps", "v1", "ReplicaSet", "replicasets", True, "rs")
+JOB = _rt("batch", "v1", "Job", "jobs", True)
+RESOURCE_FLAVOR = _rt("kueue.x-k8s.io", "v1beta2", "ResourceFlavor", "resourceflavors", False, "rf")
+CLUSTER_QUEUE = _rt("kueue.x-k8s.io", "v1beta2", "ClusterQueue", "clusterqueues", False, "cq")
+LOCAL_QUEUE = _rt("kueue.x-k8s.io", "v1beta2", "LocalQueue", "localqueues", True, "lq")
+WORKLOAD = _rt("kueue.x-k8s.io", "v1beta2", "Workload", "workloads", True, "wl")
+INFERENCE_SERVICE = _rt(
+    "serving.kserve.io", "v1beta1", "InferenceService", "inferenceservices", True, "isvc"
+)
+
+RESOURCE_TYPES: tuple[ResourceType, ...] = (
+    NAMESPACE,
+    NODE,
+    POD,
+    EVENT,
+    RESOURCE_QUOTA,
+    DEPLOYMENT,
+    REPLICA_SET,
+    JOB,
+    RESOURCE_FLAVOR,
+    CLUSTER_QUEUE,
+    LOCAL_QUEUE,
+    WORKLOAD,
+    INFERENCE_SERVICE,
+)
+
+
+def find_type(group: str, version: str, plural: str) -> ResourceType | None:
+    """The resource type served at ``/apis/<group>/<version>/<plural>`` (group "" = core)."""
+    for rt in RESOURCE_TYPES:
+        if rt.group == group and rt.version == version and rt.plural == plural:
+            return rt
+    return None
+
+
+class ApiError(Exception):
+    """An error the API server answers with a ``Status`` object."""
+
+    def __init__(
+        self,
+        code: int,
+        reason: str,
+        message: str,
+        *,
+        rt: ResourceType | None = None,
+        name: str = "",
+        causes: list[JsonObject] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.rt = rt
+        self.name = name
+        self.causes = causes or []
+
+    def status(self) -> JsonObject:
+        """The ``Status`` body a real API server sends for this error."""
+        details: JsonObject = {}
+        if self.name:
+            details["name"] = self.name
+        if self.rt is not None:
+            details["group"] = self.rt.group
+            details["kind"] = self.rt.plural
+        if self.causes:
+            details["causes"] = self.causes
+        body: JsonObject = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        }
+        if details:
+            body["details"] = details
+        return body
+
+    @classmethod
+    def not_found(cls, rt: ResourceType, name: str) -> ApiError:
+        return cls(404, "NotFound", f'{rt.resource} "{name}" not found', rt=rt, name=name)
+
+    @classmethod
+    def already_exists(cls, rt: ResourceType, name: str) -> ApiError:
+        return cls(409, "AlreadyExists", f'{rt.resource} "{name}" already exists', rt=rt, name=name)
+
+    @classmethod
+    def conflict(cls, rt: ResourceType, name: str) -> ApiError:
+        return cls(
+            409,
+            "Conflict",
+            f'Operation cannot be fulfilled on {rt.resource} "{name}": the object has been '
+            "modified; please apply your changes to the latest version and try again",
+            rt=rt,
+            name=name,
+        )
+
+    @classmethod
+    def expired(cls, asked: int | str, current: int) -> ApiError:
+        return cls(410, "Expired", f"too old resource version: {asked} ({current})")
+
+    @classmethod
+    def invalid(cls, rt: ResourceType, name: str, field_path: str, why: str) -> ApiError:
+        return cls(
+            422,
+            "Invalid",
+            f'{rt.kind} "{name}" is invalid: {field_path}: {why}',
+            rt=rt,
+            name=name,
+            causes=[{"reason": "FieldValueInvalid", "message": why, "field": field_path}],
+        )
+
+    @classmethod
+    def bad_request(cls, message: str) -> ApiError:
+        return cls(400, "BadRequest", message)
+
+
+@dataclass
+class WatchEvent:
+    resource_version: int
+    type: str  # ADDED | MODIFIED | DELETED
+    object: JsonObject
+
+
+Listener = Callable[[ResourceType, WatchEvent], None]
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class _Table:
+    objects: dict[tuple[str, str], JsonObject] = field(default_factory=dict)
+    log: deque[WatchEvent] = field(default_factory=deque)
+    # The lowest resourceVersion a watch may resume from; older ones are "compacted".
+    compacted_through: int = 0
+    watchers: set[asyncio.Queue[WatchEvent | None]] = field(default_factory=set)
+
+
+class Store:
+    """All objects of the sandbox cluster, with resource versions and watch fan-out."""
+
+    def __init__(
+        self, history_per_type: int = 50_000, clock: Callable[[], str] = now_rfc3339
+    ) -> None:
+        self._rv = 1
+        self._history = history_per_type
+        self._tables: dict[ResourceType, _Table] = {rt: _Table() for rt in RESOURCE_TYPES}
+        self._listeners: list[Listener] = []
+        self._clock = clock
+        # Set by whoever serves ``pods/<name>:<port>/proxy/<path>`` for a pod (the DCGM exporters):
+        # (pod object, port, path) -> (HTTP status, content type, body).
+        self.proxy_handler: Callable[[JsonObject, str, str], tuple[int, str, bytes]] | None = None
+
+    # -- reading -------------------------------------------------------------------------------
+    @property
+    def resource_version(self) -> int:
+        return self._rv
+
+    def get(self, rt: ResourceType, namespace: str, name: str) -> JsonObject:
+        obj = self._tables[rt].objects.get((namespace if rt.namespaced else "", name))
+        if obj is None:
+            raise ApiError.not_found(rt, name)
+        return obj
+
+    def find(self, rt: ResourceType, namespace: str, name: str) -> JsonObject | None:
+        return self._tables[rt].objects.get((namespace if rt.namespaced else "", name))
+
+    def list(self, rt: ResourceType, namespace: str | None = None) -> list[JsonObject]:
+        """Objects of a type, sorted by (namespace, name) as the API server returns them."""
+        table = self._tables[rt].objects
+        keys = sorted(table)
+        if namespace is not None and rt.namespaced:
+            keys = [k for k in keys if k[0] == namespace]
+        return [table[k] for k in keys]
+
+    def count(self, rt: ResourceType) -> int:
+        return len(self._tables[rt].objects)
+
+    # -- writing -------------------------------------------------------------------------------
+    def create(self, rt: ResourceType, obj: JsonObject) -> JsonObject:
+        """Store a new object, filling the fields the API server owns."""
+        meta = obj.setdefault("metadata", {})
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
+        name = meta.get("name")
+        if not name:
+            raise ApiError.invalid(
+                rt, "", "metadata.name", "Required value: name or generateName is required"
+            )
+        ns = meta.get("namespace", "") if rt.namespaced else ""
+        if rt.namespaced and not ns:
+            raise ApiError.invalid(rt, name, "metadata.namespace", "Required value")
+        if not rt.namespaced:
+            meta.pop("namespace", None)
+        table = self._tables[rt]
+        if (ns, name) in table.objects:
+            raise ApiError.already_exists(rt, name)
+        obj["apiVersion"] = rt.api_version
+        obj["kind"] = rt.kind
+        meta["uid"] = meta.get("uid") or str(uuid.uuid4())
+        meta["creationTimestamp"] = meta.get("creationTimestamp") or self._clock()
+        meta["generation"] = 1
+        meta.pop("deletionTimestamp", None)
+        return self._commit(rt, "ADDED", obj)
+
+    def update(
+        self, rt: ResourceType, obj: JsonObject, *, subresource: str | None = None
+    ) -> JsonObject:
+        """Replace an object; a stale ``metadata.resourceVersion`` raises 409 Conflict.
+
+        ``subresource``: ``None`` replaces the whole object (controllers writing spec and status);
+        ``"main"`` is a client's PUT/PATCH of the object, which keeps the stored ``status`` as the
+        API server does for kinds with a status subresource; ``"status"`` takes only ``status``.
+        ``generation`` goes up when ``spec`` changes, as the API server does it.
+        """
+        meta = obj.setdefault("metadata", {})
+        name = meta.get("name", "")
+        ns = meta.get("namespace", "") if rt.namespaced else ""
+        old = self._tables[rt].objects.get((ns, name))
+        if old is None:
+            raise ApiError.not_found(rt, name)
+        asked = meta.get("resourceVersion")
+        if asked not in (None, "") and str(asked) != old["metadata"]["resourceVersion"]:
+            raise ApiError.conflict(rt, name)
+        old_meta = old["metadata"]
+        if subresource == "status":
+            obj = {**old, "metadata": {**old_meta}, "status": obj.get("status", {})}
+            meta = obj["metadata"]
+        elif subresource == "main":
+            obj.pop("status", None)
+            if "status" in old:
+                obj["status"] = old["status"]
+        for owned in ("uid", "creationTimestamp"):
+            meta[owned] = old_meta[owned]
+        if rt.namespaced:
+            meta["namespace"] = ns
+        generation = old_meta.get("generation", 1)
+        if obj.get("spec") != old.get("spec"):
+            generation += 1
+        meta["generation"] = generation
+        obj["apiVersion"] = rt.api_version
+        obj["kind"] = rt.kind
+        return self._commit(rt, "MODIFIED", obj)
+
+    def delete(self, rt: ResourceType, namespace: str, name: str) -> JsonObject:
+        key = (namespace if rt.namespaced else "", name)
+        table = self._tables[rt]
+        obj = table.objects.get(key)
+        if obj is None:
+            raise ApiError.not_found(rt, name)
+        gone = {**obj, "metadata": {**obj["metadata"]}}
+        return self._commit(rt, "DELETED", gone)
+
+    # -- watching ------------------------------------------------------------------------------
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener`` synchronously after every change (controllers use this)."""
+        self._listeners.append(listener)
+
+    def events_since(self, rt: ResourceType, resource_version: int) -> list[WatchEvent]:
+        """Changes of a type after ``resource_version``; 410 if that version was compacted."""
+        table = self._tables[rt]
+        if resource_version < table.compacted_through:
+            raise ApiError.expired(resource_version, self._rv)
+        return [e for e in table.log if e.resource_version > resource_version]
+
+    def open_watch(self, rt: ResourceType) -> asyncio.Queue[WatchEvent | None]:
+        """A queue receiving every later change of ``rt``; ``None`` means the store closed it."""
+        queue: asyncio.Queue[WatchEvent | None] = asyncio.Queue()
+        self._tables[rt].watchers.add(queue)
+        return queue
+
+    def close_watch(self, rt: ResourceType, queue: asyncio.Queue[WatchEvent | None]) -> None:
+        self._tables[rt].watchers.discard(queue)
+
+    def compact(self) -> None:
+        """Forget all change history, as etcd compaction does: older watches get 410."""
+        for table in self._tables.values():
+            table.log.clear()
+            table.compacted_through = self._rv
+
+    # -- internals -----------------------------------------------------------------------------
+    def _commit(self, rt: ResourceType, event_type: str, obj: JsonObject) -> JsonObject:
+        self._rv += 1
+        obj["metadata"]["resourceVersion"] = str(self._rv)
+        table = self._tables[rt]
+        meta = obj["metadata"]
+        key = (meta.get("namespace", "") if rt.namespaced else "", meta["name"])
+        if event_type == "DELETED":
+            table.objects.pop(key, None)
+        else:
+            table.objects[key] = obj
+        event = WatchEvent(self._rv, event_type, obj)
+        table.log.append(event)
+        while len(table.log) > self._history:
+            dropped = table.log.popleft()
+            table.compacted_through = dropped.resource_version
+        for queue in tuple(table.watchers):
+            queue.put_nowait(event)
+        for listener in self._listeners:
+            listener(rt, event)
+        return obj
+
+    def all_types(self) -> Iterable[ResourceType]:
+        return RESOURCE_TYPES

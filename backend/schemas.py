@@ -1,0 +1,306 @@
+"""The wire contract between the backend's REST API (``/api/v1``) and its clients.
+
+Pydantic models only, and no other backend imports: the TUI imports this module (and nothing else
+from ``backend``), so a bastion host needs no Kubernetes or database libraries to run the console.
+
+Conventions:
+- Names are the cluster's names, given literally; clients must treat every string as untrusted.
+- GPU counts are integers; percentages are floats 0–100; ``None`` means "unknown" (no telemetry,
+  a DCGM blank sentinel, a field the cluster did not report) and is shown as N/A, never as 0.
+- Times are timezone-aware UTC datetimes.
+- Every list endpoint answers a ``Page``: ``items``, ``total`` (after filtering) and ``next``, an
+  opaque cursor for the following page or ``None``. Lists also take ``offset`` for random access
+  (a virtual table jumping to row 15,000).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel, Field
+
+API_PREFIX = "/api/v1"
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list endpoint's answer."""
+
+    items: list[T]
+    total: int = Field(description="How many items match the filters, over all pages.")
+    next: str | None = Field(None, description="Cursor of the next page; null on the last one.")
+
+
+class ApiErrorBody(BaseModel):
+    """Every 4xx/5xx answer of ``/api/v1``: what went wrong, in words an operator can act on."""
+
+    detail: str
+
+
+# -- freshness and identity ----------------------------------------------------------------------
+
+
+class DataFreshness(BaseModel):
+    """How old the backend's picture of the fleet is; clients show it in their status bar."""
+
+    synced: bool = Field(description="True once every watched kind has been listed once.")
+    cluster_age_seconds: float | None = Field(
+        None, description="Seconds since the last confirmed contact with the Kubernetes API."
+    )
+    telemetry_age_seconds: float | None = Field(
+        None, description="Seconds since the newest complete round of GPU telemetry."
+    )
+    watch_restarts: int = 0
+    telemetry_sources: int = Field(0, description="Exporters (or NVML hosts) scraped.")
+    telemetry_errors: int = Field(0, description="Sources whose last scrape failed.")
+
+
+class BackendInfo(BaseModel):
+    """``GET /api/v1/info``: which backend and cluster a client is talking to."""
+
+    version: str
+    cluster_server: str = Field(description="The Kubernetes API server URL the backend watches.")
+    cluster_context: str | None = None
+    cluster_version: str | None = Field(None, description="The API server's gitVersion.")
+    telemetry_mode: str
+    freshness: DataFreshness
+
+
+# -- tenants ---------------------------------------------------------------------------------------
+
+
+class QuotaMode(StrEnum):
+    KUEUE = "kueue"
+    RESOURCE_QUOTA = "resourcequota"
+    NONE = "none"
+
+
+class TenantQuota(BaseModel):
+    """A tenant's GPU quota for one GPU model (one Kueue flavor) and what it uses of it."""
+
+    gpu_model: str = Field(description="The nodes' nvidia.com/gpu.product, or '*' for any model.")
+    flavor: str | None = Field(
+        None, description="The Kueue ResourceFlavor; null in ResourceQuota mode."
+    )
+    nominal: int
+    borrowing_limit: int | None = Field(None, description="null = may borrow without limit.")
+    lending_limit: int | None = None
+    used: int = 0
+    borrowed: int = Field(
+        0, description="GPUs in use beyond the nominal quota, lent by the cohort."
+    )
+    pending: int = Field(0, description="GPUs requested by workloads waiting for quota.")
+
+
+class Tenant(BaseModel):
+    """A team sharing the platform: its namespaces, GPU quota and what it uses."""
+
+    name: str
+    namespaces: list[str]
+    quota_mode: QuotaMode
+    cluster_queue: str | None = None
+    cohort: str | None = None
+    gpu_quota: int = Field(0, description="Sum of nominal quota over all GPU models.")
+    gpu_used: int = 0
+    gpu_borrowed: int = 0
+    gpu_pending: int = 0
+    utilization: float | None = Field(
+        None, description="Mean utilization % of the GPUs its pods hold; null without telemetry."
+    )
+    workloads: int = 0
+    workloads_pending: int = 0
+    quotas: list[TenantQuota] = []
+
+
+# -- workloads and releases ----------------------------------------------------------------------
+
+
+class WorkloadKind(StrEnum):
+    DEPLOYMENT = "Deployment"
+    INFERENCE_SERVICE = "InferenceService"
+    JOB = "Job"
+
+
+class WorkloadStatus(StrEnum):
+    RUNNING = "Running"  # all wanted replicas ready / job running
+    PROGRESSING = "Progressing"  # a rollout or canary under way
+    DEGRADED = "Degraded"  # fewer ready replicas than wanted, or a failed rollout
+    PENDING = "Pending"  # waiting for quota or for GPUs
+    PAUSED = "Paused"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    UNKNOWN = "Unknown"
+
+
+class Workload(BaseModel):
+    """A Deployment, InferenceService or Job, as one row of the workloads table."""
+
+    namespace: str
+    name: str
+    kind: WorkloadKind
+    tenant: str | None = None
+    model: str | None = Field(None, description="The served model (label opsconsole.io/model).")
+    stage: str | None = Field(None, description="staging | production (label opsconsole.io/stage).")
+    status: WorkloadStatus
+    message: str = Field("", description="Why it is pending, degraded or failed.")
+    replicas: int = 0
+    ready_replicas: int = 0
+    gpus: int = Field(0, description="GPUs held by its running pods.")
+    gpus_requested: int = Field(0, description="GPUs its pods ask for in all (running or not).")
+    gpu_model: str | None = None
+    revision: str | None = Field(
+        None, description="Deployment revision number, or the KServe latest created revision."
+    )
+    canary_percent: int | None = Field(None, description="Traffic % to the latest KServe revision.")
+    queue: str | None = Field(None, description="Kueue LocalQueue (kueue.x-k8s.io/queue-name).")
+    created: datetime | None = None
+
+
+class Revision(BaseModel):
+    """One entry of a release's history (a ReplicaSet, or a KServe revision)."""
+
+    revision: str
+    change_cause: str | None = Field(None, description="kubernetes.io/change-cause; null = <none>.")
+    created: datetime | None = None
+    replicas: int = 0
+    ready_replicas: int = 0
+    image: str | None = None
+    current: bool = False
+    traffic_percent: int | None = None
+    tag: str | None = Field(None, description="KServe traffic tag: latest / prev.")
+
+
+class PodSummary(BaseModel):
+    name: str
+    node: str | None = None
+    phase: str
+    ready: bool = False
+    restarts: int = 0
+    gpus: int = 0
+    revision: str | None = None
+    created: datetime | None = None
+
+
+class ClusterEvent(BaseModel):
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+    object: str = Field(description="kind/name of the object the event is about.")
+    count: int = 1
+    last_seen: datetime | None = None
+
+
+class WorkloadDetail(Workload):
+    """``GET /api/v1/workloads/{namespace}/{kind}/{name}``."""
+
+    paused: bool = False
+    images: list[str] = []
+    revisions: list[Revision] = Field([], description="Newest first.")
+    pods: list[PodSummary] = []
+    events: list[ClusterEvent] = Field([], description="Newest first.")
+    conditions: list[dict[str, str]] = []
+
+
+# -- nodes and GPUs ------------------------------------------------------------------------------
+
+
+class Node(BaseModel):
+    name: str
+    gpu_model: str | None = None
+    gpus_capacity: int = 0
+    gpus_allocatable: int = 0
+    gpus_allocated: int = Field(0, description="GPUs requested by pods bound to the node.")
+    ready: bool = True
+    cordoned: bool = False
+    utilization: float | None = Field(None, description="Mean utilization % of its GPUs.")
+    memory_used_mib: float | None = None
+    memory_total_mib: float | None = None
+    power_watts: float | None = Field(None, description="Sum over its GPUs.")
+    max_temperature_c: float | None = None
+    xid_gpus: int = Field(0, description="GPUs whose last XID error is non-zero.")
+    pods: int = 0
+
+
+class Gpu(BaseModel):
+    """One physical GPU (or MIG instance) with its latest telemetry and who holds it."""
+
+    node: str
+    index: int
+    uuid: str
+    model: str
+    mig_profile: str | None = None
+    utilization: float | None = Field(None, description="Percent, or null when unknown.")
+    engine_active: float | None = Field(None, description="DCGM_FI_PROF_GR_ENGINE_ACTIVE, 0–1.")
+    memory_used_mib: float | None = None
+    memory_total_mib: float | None = None
+    temperature_c: float | None = None
+    memory_temperature_c: float | None = None
+    power_watts: float | None = None
+    sm_clock_mhz: float | None = None
+    last_xid: int | None = Field(None, description="Last XID error code; 0 = none; null = unknown.")
+    pod: str | None = None
+    namespace: str | None = None
+    tenant: str | None = None
+    workload: str | None = Field(None, description="kind/name of the workload owning the pod.")
+    allocated: bool = False
+    idle: bool = Field(False, description="Allocated to a pod but (nearly) unused.")
+    sampled_at: datetime | None = None
+    history: list[float | None] = Field(
+        [], description="Recent utilization samples, oldest first, for sparklines."
+    )
+
+
+# -- the overview --------------------------------------------------------------------------------
+
+
+class GpuModelSummary(BaseModel):
+    model: str
+    nodes: int
+    total: int
+    allocated: int
+    in_use: int = Field(description="Allocated GPUs doing work.")
+    idle: int = Field(description="Allocated GPUs doing (nearly) nothing.")
+    free: int = Field(description="GPUs no pod holds.")
+
+
+class ProblemSeverity(StrEnum):
+    CRITICAL = "critical"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class Problem(BaseModel):
+    severity: ProblemSeverity
+    kind: str = Field(description="pending | degraded | xid | hot | node-not-ready | ...")
+    subject: str = Field(description="What it is about, e.g. 'team-a/llama-70b' or 'node-07/gpu3'.")
+    message: str
+
+
+class FleetTotals(BaseModel):
+    nodes: int = 0
+    nodes_ready: int = 0
+    gpus: int = 0
+    gpus_allocated: int = 0
+    gpus_in_use: int = 0
+    gpus_idle: int = 0
+    tenants: int = 0
+    workloads: int = 0
+    pods: int = 0
+    utilization: float | None = None
+    power_watts: float | None = None
+
+
+class Overview(BaseModel):
+    """``GET /api/v1/overview``: the fleet at a glance."""
+
+    totals: FleetTotals
+    gpu_models: list[GpuModelSummary]
+    tenants: list[Tenant] = Field(description="Tenants, highest GPU usage first.")
+    workloads_by_status: dict[str, int]
+    hottest: list[Gpu] = Field(description="The hottest GPUs by temperature.")
+    idlest: list[Gpu] = Field(description="Allocated GPUs with the lowest utilization.")
+    problems: list[Problem]
+    freshness: DataFreshness

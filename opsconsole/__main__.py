@@ -1,0 +1,5 @@
+import sys
+
+from opsconsole.cli import main
+
+sys.exit(main())

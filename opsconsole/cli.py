@@ -1,0 +1,81 @@
+"""The ``opsconsole`` command: the console (default), ``serve`` (backend) and ``sandbox``.
+
+Backend and sandbox modules are imported only inside their subcommands, so that the console
+alone starts fast and needs nothing of the backend's dependencies on a bastion host.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+
+def _add_sandbox_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sandbox",
+        help="run a local Kubernetes API and DCGM exporters serving a simulated GPU fleet",
+    )
+    p.add_argument("--fleet", choices=["demo", "large", "empty"], default="demo")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8001, help="0 picks a free port")
+    p.add_argument("--kubeconfig-out", type=Path, help="write a kubeconfig for this sandbox here")
+    p.add_argument(
+        "--frozen-time",
+        type=datetime.fromisoformat,
+        help="freeze the sandbox clock at this ISO time (reproducible screenshots)",
+    )
+    p.add_argument(
+        "--settle-seconds",
+        type=float,
+        default=3.0,
+        help="how long pods take to become ready (0 = at once)",
+    )
+
+
+def _add_serve_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run the backend: watch the cluster and serve /api/v1")
+    p.add_argument("--kubeconfig", type=Path, help="kubeconfig file (default: as kubectl finds it)")
+    p.add_argument("--context", help="kubeconfig context (default: the current context)")
+    p.add_argument("--host", help="listen address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="listen port (default 8080)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="opsconsole",
+        description="Operator console for a shared GPU platform on Kubernetes. With no "
+        "subcommand it starts the console; with no --backend it also starts an embedded "
+        "sandbox cluster and a backend on it.",
+    )
+    parser.add_argument(
+        "--backend", help="URL of a running backend (env OPSCONSOLE_BACKEND); none = embedded"
+    )
+    parser.add_argument("--fleet", choices=["demo", "large"], help="embedded sandbox fleet")
+    parser.add_argument("--seed", type=int, help="embedded sandbox seed")
+    sub = parser.add_subparsers(dest="command")
+    _add_sandbox_parser(sub)
+    _add_serve_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "sandbox":
+        from backend.sandbox.server import main as sandbox_main
+
+        return sandbox_main(args)
+    if args.command == "serve":
+        from backend.service import main as serve_main
+
+        return serve_main(args)
+    from opsconsole.launch import run_console
+
+    return run_console(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
