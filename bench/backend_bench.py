@@ -1,0 +1,237 @@
+"""Backend benchmark on the ``large`` sandbox fleet: sync time, memory, read latency.
+
+Starts ``opsconsole sandbox --fleet large`` and ``opsconsole serve`` as separate processes (as in
+production: the backend talks to the cluster over HTTP), then measures
+
+- time to first full sync: backend process start → ``/readyz`` answers 200 (median of runs),
+- backend RSS after the sync and after telemetry rounds,
+- p50/p99 latency of every read endpoint under 50 concurrent clients.
+
+The load generator runs in this process on the same 2-core machine as the backend and the
+sandbox, so the figures are pessimistic. Results: a table on stdout and ``bench/results/backend.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def _spawn(*args: str, log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "opsconsole", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+
+def _free_port() -> int:
+    from opsconsole.launch import free_port
+
+    return free_port()
+
+
+def rss_mib(pid: int) -> float:
+    """Resident set size of a process, from /proc (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def start_sandbox(fleet: str, workdir: Path) -> tuple[subprocess.Popen[bytes], Path, float]:
+    kubeconfig = workdir / "kubeconfig"
+    started = time.perf_counter()
+    proc = _spawn(
+        "sandbox",
+        "--fleet",
+        fleet,
+        "--port",
+        "0",
+        "--kubeconfig-out",
+        str(kubeconfig),
+        log=workdir / "sandbox.log",
+    )
+    while not kubeconfig.exists():
+        if proc.poll() is not None:
+            raise SystemExit(f"sandbox exited; see {workdir / 'sandbox.log'}")
+        time.sleep(0.05)
+    return proc, kubeconfig, time.perf_counter() - started
+
+
+def start_backend(kubeconfig: Path, workdir: Path) -> tuple[subprocess.Popen[bytes], str, float]:
+    """Start a backend; return it, its URL and the seconds until /readyz said 200."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env_db = f"sqlite:///{workdir / 'bench.db'}"
+    os.environ["OPSCONSOLE_DATABASE_URL"] = env_db
+    started = time.perf_counter()
+    proc = _spawn(
+        "serve", "--kubeconfig", str(kubeconfig), "--port", str(port), log=workdir / "backend.log"
+    )
+    with httpx.Client(timeout=2.0) as client:
+        while True:
+            if proc.poll() is not None:
+                raise SystemExit(f"backend exited; see {workdir / 'backend.log'}")
+            with contextlib.suppress(httpx.HTTPError):
+                if client.get(f"{url}/readyz").status_code == 200:
+                    return proc, url, time.perf_counter() - started
+            time.sleep(0.05)
+
+
+def wait_for_telemetry(url: str, timeout: float = 120.0) -> float | None:
+    """Seconds until the backend reports a complete telemetry round, or None."""
+    started = time.perf_counter()
+    with httpx.Client(timeout=5.0) as client:
+        while time.perf_counter() - started < timeout:
+            with contextlib.suppress(httpx.HTTPError, KeyError, ValueError):
+                info = client.get(f"{url}/api/v1/info").json()
+                if info["freshness"]["telemetry_age_seconds"] is not None:
+                    return time.perf_counter() - started
+            time.sleep(0.2)
+    return None
+
+
+async def _load(url: str, path: str, clients: int, requests: int) -> list[float]:
+    """``requests`` GETs of ``path`` spread over ``clients`` concurrent connections."""
+    latencies: list[float] = []
+    errors = 0
+    per_client = max(1, requests // clients)
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, timeout=30.0, limits=limits) as http:
+
+        async def one_client() -> None:
+            nonlocal errors
+            for _ in range(per_client):
+                t0 = time.perf_counter()
+                response = await http.get(path)
+                latencies.append((time.perf_counter() - t0) * 1000)
+                if response.status_code != 200:
+                    errors += 1
+
+        await asyncio.gather(*(one_client() for _ in range(clients)))
+    if errors:
+        print(f"  {path}: {errors} non-200 answers", file=sys.stderr)
+    return latencies
+
+
+def _percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+def endpoints(url: str) -> list[str]:
+    """The read endpoints, with real names taken from the fleet."""
+    with httpx.Client(base_url=url, timeout=10.0) as client:
+        tenant = client.get("/api/v1/tenants", params={"limit": 1}).json()["items"][0]["name"]
+        workload = client.get("/api/v1/workloads", params={"limit": 1}).json()["items"][0]
+        node = client.get("/api/v1/nodes", params={"limit": 1}).json()["items"][0]["name"]
+    kind = workload["kind"].lower()
+    return [
+        "/api/v1/overview",
+        "/api/v1/tenants",
+        f"/api/v1/tenants/{tenant}",
+        "/api/v1/workloads",
+        f"/api/v1/workloads?tenant={tenant}",
+        "/api/v1/workloads?q=llama&sort=-gpus",
+        f"/api/v1/workloads/{workload['namespace']}/{kind}/{workload['name']}",
+        "/api/v1/nodes",
+        "/api/v1/gpus",
+        f"/api/v1/gpus?node={node}",
+        "/api/v1/gpus?idle=true&sort=utilization",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--fleet", default="large")
+    parser.add_argument("--sync-runs", type=int, default=3)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--requests", type=int, default=1000, help="per endpoint")
+    parser.add_argument("--keep", action="store_true", help="leave the backend running for more")
+    args = parser.parse_args(argv)
+
+    workdir = Path(tempfile.mkdtemp(prefix="opsconsole-bench-"))
+    sandbox, kubeconfig, sandbox_start = start_sandbox(args.fleet, workdir)
+    print(f"sandbox ({args.fleet}) up in {sandbox_start:.1f} s")
+    backend = None
+    result: dict[str, object] = {"fleet": args.fleet, "sandbox_start_s": round(sandbox_start, 2)}
+    try:
+        syncs = []
+        for run in range(args.sync_runs):
+            backend, url, synced = start_backend(kubeconfig, workdir)
+            syncs.append(synced)
+            print(f"sync run {run + 1}: {synced:.2f} s, RSS {rss_mib(backend.pid):.0f} MiB")
+            if run < args.sync_runs - 1:
+                backend.terminate()
+                backend.wait()
+        result["sync_s"] = [round(s, 2) for s in syncs]
+        result["sync_median_s"] = round(statistics.median(syncs), 2)
+        result["rss_after_sync_mib"] = round(rss_mib(backend.pid), 1)
+        telemetry = wait_for_telemetry(url)
+        result["first_telemetry_round_s"] = None if telemetry is None else round(telemetry, 2)
+        time.sleep(5)  # let a few model rebuilds and scrapes happen
+        result["rss_steady_mib"] = round(rss_mib(backend.pid), 1)
+        rows = {}
+        for path in endpoints(url):
+            asyncio.run(_load(url, path, args.clients, args.clients * 2))  # warm up
+            lat = asyncio.run(_load(url, path, args.clients, args.requests))
+            rows[path] = {
+                "p50_ms": round(_percentile(lat, 50), 2),
+                "p99_ms": round(_percentile(lat, 99), 2),
+                "requests": len(lat),
+            }
+        result["endpoints"] = rows
+        result["clients"] = args.clients
+        result["rss_after_load_mib"] = round(rss_mib(backend.pid), 1)
+    finally:
+        if backend is not None and not args.keep:
+            backend.terminate()
+        if not args.keep:
+            sandbox.terminate()
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "backend.json").write_text(json.dumps(result, indent=2) + "\n")
+    print_table(result)
+    if args.keep and backend is not None:
+        print(f"backend still running at {url} (pid {backend.pid}), sandbox pid {sandbox.pid}")
+    return 0
+
+
+def print_table(result: dict) -> None:
+    print()
+    print(f"fleet={result['fleet']}  sandbox start {result['sandbox_start_s']} s")
+    print(
+        f"first full sync: median {result['sync_median_s']} s over runs {result['sync_s']}"
+        "  (target < 10 s)"
+    )
+    print(f"first telemetry round after ready: {result.get('first_telemetry_round_s')} s")
+    print(
+        f"backend RSS: after sync {result['rss_after_sync_mib']} MiB, steady "
+        f"{result['rss_steady_mib']} MiB, after load {result.get('rss_after_load_mib')} MiB"
+        "  (target < 600 MB)"
+    )
+    print(
+        f"\n{'endpoint':<62} {'p50 ms':>8} {'p99 ms':>8}   ({result.get('clients')} clients;"
+        " target p99 < 50 ms)"
+    )
+    for path, row in result.get("endpoints", {}).items():
+        print(f"{path:<62} {row['p50_ms']:>8} {row['p99_ms']:>8}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Starting the console: against a given backend, or with an embedded sandbox and backend.
+
+With no backend configured, ``opsconsole`` runs ``opsconsole sandbox`` and ``opsconsole serve`` as
+child processes of its own and points the console at them, so that a newcomer sees a living fleet
+with one command. The console appears at once and shows "connecting" until the backend answers:
+the children start in a background thread while the first frame is drawn.
+
+Children never outlive the console: they are terminated on exit and on Ctrl-C, and on Linux they
+also receive SIGTERM from the kernel if the console dies abruptly (the terminal goes away).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from platformdirs import user_state_dir
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask the kernel for SIGTERM when the console process dies."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on right now (the child binds it a moment later)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+class EmbeddedCluster:
+    """A sandbox and a backend running as child processes, for the console's default mode."""
+
+    def __init__(self, fleet: str = "demo", seed: int = 1) -> None:
+        self.fleet = fleet
+        self.seed = seed
+        self.workdir = Path(tempfile.mkdtemp(prefix="opsconsole-"))
+        self.kubeconfig = self.workdir / "kubeconfig"
+        self.backend_port = free_port()
+        self.backend_url = f"http://127.0.0.1:{self.backend_port}"
+        log_dir = Path(user_state_dir("opsconsole"))
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_dir / "embedded.log"
+        self.error: str | None = None
+        self._children: list[subprocess.Popen[bytes]] = []
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    def start(self) -> None:
+        """Start the children in a background thread; returns at once."""
+        self._thread = threading.Thread(target=self._start_children, daemon=True)
+        self._thread.start()
+
+    def _spawn(self, *args: str) -> subprocess.Popen[bytes]:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it for its lifetime
+        child = subprocess.Popen(
+            [sys.executable, "-m", "opsconsole", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            start_new_session=True,  # Ctrl-C in the terminal goes to the console, not to them
+        )
+        log.close()
+        self._children.append(child)
+        return child
+
+    def _start_children(self) -> None:
+        sandbox = self._spawn(
+            "sandbox",
+            "--fleet",
+            self.fleet,
+            "--seed",
+            str(self.seed),
+            "--port",
+            "0",
+            "--kubeconfig-out",
+            str(self.kubeconfig),
+        )
+        deadline = time.monotonic() + 120
+        while not self.kubeconfig.exists():
+            if self._stopping.is_set():
+                return
+            if sandbox.poll() is not None or time.monotonic() > deadline:
+                self.error = f"the embedded sandbox did not start; see {self.log_path}"
+                return
+            time.sleep(0.05)
+        self._spawn(
+            "serve",
+            "--kubeconfig",
+            str(self.kubeconfig),
+            "--port",
+            str(self.backend_port),
+        )
+        # PR_SET_PDEATHSIG fires when the *thread* that forked a child ends, not the process:
+        # this thread must live as long as the children should.
+        self._stopping.wait()
+
+    def stop(self) -> None:
+        """Terminate the children (SIGTERM, then SIGKILL after a grace period)."""
+        self._stopping.set()
+        for child in self._children:
+            if child.poll() is None:
+                child.terminate()
+        deadline = time.monotonic() + 5
+        for child in self._children:
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+        with contextlib.suppress(OSError):
+            self.kubeconfig.unlink(missing_ok=True)
+            self.workdir.rmdir()
+
+
+def run_console(args: argparse.Namespace) -> int:
+    """``opsconsole`` without a subcommand: the TUI, embedded cluster included when needed."""
+    from opsconsole.app import OpsConsoleApp
+    from opsconsole.settings import ConsoleSettings
+
+    settings = ConsoleSettings()
+    backend_url = args.backend or settings.backend
+    embedded: EmbeddedCluster | None = None
+    if not backend_url:
+        embedded = EmbeddedCluster(fleet=args.fleet or "demo", seed=args.seed or 1)
+        embedded.start()
+        backend_url = embedded.backend_url
+    previous_hup = signal.getsignal(signal.SIGHUP)
+    if embedded is not None:
+        # The terminal went away: stop the children before we go.
+        signal.signal(signal.SIGHUP, lambda *_: (embedded.stop(), os._exit(129)))
+    try:
+        app = OpsConsoleApp(settings, backend_url=backend_url, sandbox=embedded is not None)
+        app.run()
+        return app.return_code or 0
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        signal.signal(signal.SIGHUP, previous_hup)
+        if embedded is not None:
+            embedded.stop()

@@ -1,0 +1,97 @@
+"""The ``opsconsole`` command line: subcommands as separate processes, as a user runs them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+
+from opsconsole.launch import EmbeddedCluster
+
+
+def opsconsole(*args: str, **kwargs) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "opsconsole", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
+
+
+def wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"{path} did not appear"
+        time.sleep(0.05)
+
+
+def test_help_lists_the_subcommands() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "opsconsole", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "sandbox" in out and "serve" in out and "--backend" in out
+
+
+def test_sandbox_command_serves_a_cluster_for_any_client(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    proc = opsconsole(
+        "sandbox",
+        "--fleet",
+        "demo",
+        "--seed",
+        "3",
+        "--port",
+        "0",
+        "--kubeconfig-out",
+        str(kubeconfig),
+    )
+    try:
+        wait_for(kubeconfig, proc)
+        api = k8s_config.new_client_from_config(config_file=str(kubeconfig))
+        nodes = k8s.CoreV1Api(api).list_node().items
+        assert len(nodes) >= 12
+        assert all(n.metadata.labels.get("nvidia.com/gpu.product") for n in nodes)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+
+
+def test_serve_without_cluster_access_says_why(tmp_path: Path) -> None:
+    env = {**os.environ, "KUBECONFIG": str(tmp_path / "missing"), "HOME": str(tmp_path)}
+    env.pop("KUBERNETES_SERVICE_HOST", None)
+    proc = opsconsole("serve", "--kubeconfig", str(tmp_path / "missing"), env=env)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2
+    assert "Traceback" not in err
+    assert "missing" in err
+
+
+def test_embedded_cluster_starts_and_cleans_up() -> None:
+    embedded = EmbeddedCluster(fleet="demo", seed=2)
+    embedded.start()
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{embedded.backend_url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert embedded.error is None, embedded.error
+            assert time.monotonic() < deadline, f"backend never ready; see {embedded.log_path}"
+            time.sleep(0.1)
+        children = list(embedded._children)
+        assert len(children) == 2
+    finally:
+        embedded.stop()
+    assert all(child.poll() is not None for child in children)
+    assert not embedded.kubeconfig.exists()
