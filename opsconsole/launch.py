@@ -129,10 +129,16 @@ class EmbeddedCluster:
 
 def run_console(args: argparse.Namespace) -> int:
     """``opsconsole`` without a subcommand: the TUI, embedded cluster included when needed."""
+    from pydantic import ValidationError
+
     from opsconsole.app import OpsConsoleApp
     from opsconsole.settings import ConsoleSettings
 
-    settings = ConsoleSettings()
+    try:
+        settings = ConsoleSettings()
+    except (ValidationError, ValueError) as exc:
+        print(f"opsconsole: invalid settings (environment or config file): {exc}", file=sys.stderr)
+        return 2
     backend_url = args.backend or settings.backend
     embedded: EmbeddedCluster | None = None
     if not backend_url:

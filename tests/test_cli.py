@@ -69,7 +69,7 @@ def test_serve_without_cluster_access_says_why(tmp_path: Path) -> None:
     env = {**os.environ, "KUBECONFIG": str(tmp_path / "missing"), "HOME": str(tmp_path)}
     env.pop("KUBERNETES_SERVICE_HOST", None)
     proc = opsconsole("serve", "--kubeconfig", str(tmp_path / "missing"), env=env)
-    out, err = proc.communicate(timeout=30)
+    _, err = proc.communicate(timeout=30)
     assert proc.returncode == 2
     assert "Traceback" not in err
     assert "missing" in err

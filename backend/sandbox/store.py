@@ -13,14 +13,19 @@ Rules for callers (the HTTP layer and the controllers):
   ``ApiError.conflict`` (optimistic concurrency); ``update`` without one overwrites (as a PUT
   without resourceVersion does).
 - Everything runs on one asyncio event loop; the store itself never awaits.
+- ``scan`` walks objects in (namespace, name) order from a key, for paged lists; the sorted key
+  list is cached and rebuilt only after a create or delete.
+- A watch queue more than ``watch_backlog`` events behind is closed (it receives ``None``), so a
+  stalled client cannot make the store grow without bound.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -119,6 +124,7 @@ class ApiError(Exception):
         rt: ResourceType | None = None,
         name: str = "",
         causes: list[JsonObject] | None = None,
+        details_kind: str | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -127,6 +133,8 @@ class ApiError(Exception):
         self.rt = rt
         self.name = name
         self.causes = causes or []
+        # ``details.kind``: the resource ("pods") for most errors, the Kind ("Pod") for Invalid.
+        self.details_kind = details_kind
 
     def status(self) -> JsonObject:
         """The ``Status`` body a real API server sends for this error."""
@@ -135,7 +143,7 @@ class ApiError(Exception):
             details["name"] = self.name
         if self.rt is not None:
             details["group"] = self.rt.group
-            details["kind"] = self.rt.plural
+            details["kind"] = self.details_kind or self.rt.plural
         if self.causes:
             details["causes"] = self.causes
         body: JsonObject = {
@@ -183,6 +191,7 @@ class ApiError(Exception):
             rt=rt,
             name=name,
             causes=[{"reason": "FieldValueInvalid", "message": why, "field": field_path}],
+            details_kind=rt.kind,
         )
 
     @classmethod
@@ -211,6 +220,14 @@ class _Table:
     # The lowest resourceVersion a watch may resume from; older ones are "compacted".
     compacted_through: int = 0
     watchers: set[asyncio.Queue[WatchEvent | None]] = field(default_factory=set)
+    # Keys in (namespace, name) order; rebuilt lazily after a create or delete only, so that a
+    # paged list of 20,000 pods does not sort them again for every page.
+    sorted_keys: list[tuple[str, str]] | None = None
+
+    def keys_in_order(self) -> list[tuple[str, str]]:
+        if self.sorted_keys is None:
+            self.sorted_keys = sorted(self.objects)
+        return self.sorted_keys
 
 
 class Store:
@@ -221,6 +238,7 @@ class Store:
     ) -> None:
         self._rv = 1
         self._history = history_per_type
+        self.watch_backlog = 100_000
         self._tables: dict[ResourceType, _Table] = {rt: _Table() for rt in RESOURCE_TYPES}
         self._listeners: list[Listener] = []
         self._clock = clock
@@ -244,18 +262,54 @@ class Store:
 
     def list(self, rt: ResourceType, namespace: str | None = None) -> list[JsonObject]:
         """Objects of a type, sorted by (namespace, name) as the API server returns them."""
-        table = self._tables[rt].objects
-        keys = sorted(table)
-        if namespace is not None and rt.namespaced:
-            keys = [k for k in keys if k[0] == namespace]
-        return [table[k] for k in keys]
+        return list(self.scan(rt, namespace))
+
+    def scan(
+        self, rt: ResourceType, namespace: str | None = None, after: tuple[str, str] | None = None
+    ) -> Iterator[JsonObject]:
+        """Objects in (namespace, name) order, optionally only those after key ``after``.
+
+        Paged lists resume with ``after`` (the last key of the previous page) in O(log n).
+        """
+        table = self._tables[rt]
+        keys = table.keys_in_order()
+        ns = namespace if namespace is not None and rt.namespaced else None
+        start = 0
+        if ns is not None:
+            start = bisect.bisect_left(keys, (ns, ""))
+        if after is not None:
+            start = max(start, bisect.bisect_right(keys, after))
+        objects = table.objects
+        for i in range(start, len(keys)):
+            key = keys[i]
+            if ns is not None and key[0] != ns:
+                return
+            obj = objects.get(key)
+            if obj is not None:
+                yield obj
+
+    def timestamp(self) -> str:
+        """Now, as the store stamps ``creationTimestamp`` (the sandbox clock, RFC 3339)."""
+        return self._clock()
 
     def count(self, rt: ResourceType) -> int:
         return len(self._tables[rt].objects)
 
+    def count_after(self, rt: ResourceType, namespace: str | None, after: tuple[str, str]) -> int:
+        """How many objects (of a namespace, or all) sort after key ``after``, in O(log n)."""
+        keys = self._tables[rt].keys_in_order()
+        start = bisect.bisect_right(keys, after)
+        if namespace is None or not rt.namespaced:
+            return len(keys) - start
+        end = bisect.bisect_left(keys, (namespace + "\x00", ""))
+        return max(end - max(start, bisect.bisect_left(keys, (namespace, ""))), 0)
+
     # -- writing -------------------------------------------------------------------------------
-    def create(self, rt: ResourceType, obj: JsonObject) -> JsonObject:
-        """Store a new object, filling the fields the API server owns."""
+    def create(self, rt: ResourceType, obj: JsonObject, *, dry_run: bool = False) -> JsonObject:
+        """Store a new object, filling the fields the API server owns.
+
+        ``dry_run``: check and fill it, but store nothing (``?dryRun=All``).
+        """
         meta = obj.setdefault("metadata", {})
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
@@ -278,10 +332,15 @@ class Store:
         meta["creationTimestamp"] = meta.get("creationTimestamp") or self._clock()
         meta["generation"] = 1
         meta.pop("deletionTimestamp", None)
-        return self._commit(rt, "ADDED", obj)
+        return self._commit(rt, "ADDED", obj, dry_run=dry_run)
 
     def update(
-        self, rt: ResourceType, obj: JsonObject, *, subresource: str | None = None
+        self,
+        rt: ResourceType,
+        obj: JsonObject,
+        *,
+        subresource: str | None = None,
+        dry_run: bool = False,
     ) -> JsonObject:
         """Replace an object; a stale ``metadata.resourceVersion`` raises 409 Conflict.
 
@@ -317,16 +376,18 @@ class Store:
         meta["generation"] = generation
         obj["apiVersion"] = rt.api_version
         obj["kind"] = rt.kind
-        return self._commit(rt, "MODIFIED", obj)
+        return self._commit(rt, "MODIFIED", obj, dry_run=dry_run)
 
-    def delete(self, rt: ResourceType, namespace: str, name: str) -> JsonObject:
+    def delete(
+        self, rt: ResourceType, namespace: str, name: str, *, dry_run: bool = False
+    ) -> JsonObject:
         key = (namespace if rt.namespaced else "", name)
         table = self._tables[rt]
         obj = table.objects.get(key)
         if obj is None:
             raise ApiError.not_found(rt, name)
         gone = {**obj, "metadata": {**obj["metadata"]}}
-        return self._commit(rt, "DELETED", gone)
+        return self._commit(rt, "DELETED", gone, dry_run=dry_run)
 
     # -- watching ------------------------------------------------------------------------------
     def add_listener(self, listener: Listener) -> None:
@@ -349,6 +410,21 @@ class Store:
     def close_watch(self, rt: ResourceType, queue: asyncio.Queue[WatchEvent | None]) -> None:
         self._tables[rt].watchers.discard(queue)
 
+    def close_all_watches(self) -> None:
+        """End every open watch (each queue receives ``None``), as a shutting-down server does."""
+        for table in self._tables.values():
+            for queue in tuple(table.watchers):
+                queue.put_nowait(None)
+            table.watchers.clear()
+
+    def watcher_count(self, rt: ResourceType) -> int:
+        return len(self._tables[rt].watchers)
+
+    def check_resource_version(self, rt: ResourceType, resource_version: int) -> None:
+        """410 Expired if changes of ``rt`` after ``resource_version`` are no longer known."""
+        if resource_version < self._tables[rt].compacted_through:
+            raise ApiError.expired(resource_version, self._rv)
+
     def compact(self) -> None:
         """Forget all change history, as etcd compaction does: older watches get 410."""
         for table in self._tables.values():
@@ -356,7 +432,17 @@ class Store:
             table.compacted_through = self._rv
 
     # -- internals -----------------------------------------------------------------------------
-    def _commit(self, rt: ResourceType, event_type: str, obj: JsonObject) -> JsonObject:
+    def _commit(
+        self, rt: ResourceType, event_type: str, obj: JsonObject, *, dry_run: bool = False
+    ) -> JsonObject:
+        if dry_run:  # the answer a real write would give, with nothing stored or announced
+            if event_type == "ADDED":
+                obj["metadata"].pop("resourceVersion", None)
+            elif event_type == "MODIFIED":
+                old = self.find(rt, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+                if old is not None:
+                    obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+            return obj
         self._rv += 1
         obj["metadata"]["resourceVersion"] = str(self._rv)
         table = self._tables[rt]
@@ -364,7 +450,10 @@ class Store:
         key = (meta.get("namespace", "") if rt.namespaced else "", meta["name"])
         if event_type == "DELETED":
             table.objects.pop(key, None)
+            table.sorted_keys = None
         else:
+            if key not in table.objects:
+                table.sorted_keys = None
             table.objects[key] = obj
         event = WatchEvent(self._rv, event_type, obj)
         table.log.append(event)
@@ -372,7 +461,13 @@ class Store:
             dropped = table.log.popleft()
             table.compacted_through = dropped.resource_version
         for queue in tuple(table.watchers):
-            queue.put_nowait(event)
+            if queue.qsize() >= self.watch_backlog:
+                # A watcher this far behind (a stalled client) is cut off rather than growing
+                # without bound: it gets ``None`` after its backlog and its client watches again.
+                table.watchers.discard(queue)
+                queue.put_nowait(None)
+            else:
+                queue.put_nowait(event)
         for listener in self._listeners:
             listener(rt, event)
         return obj

@@ -1,0 +1,19 @@
+"""GPU telemetry: DCGM exporter scraping (scrape.py) or local NVML (nvml.py), parsed into
+GpuSample (dcgm.py), with a short utilization history per GPU (history.py)."""
+
+from backend.telemetry.base import TelemetrySnapshot, TelemetryUnavailable
+from backend.telemetry.dcgm import GpuSample, parse_dcgm
+from backend.telemetry.nvml import NvmlCollector
+from backend.telemetry.prometheus import PromParseError
+from backend.telemetry.scrape import ScrapeTarget, TelemetryCollector
+
+__all__ = [
+    "GpuSample",
+    "NvmlCollector",
+    "PromParseError",
+    "ScrapeTarget",
+    "TelemetryCollector",
+    "TelemetrySnapshot",
+    "TelemetryUnavailable",
+    "parse_dcgm",
+]

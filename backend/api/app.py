@@ -1,0 +1,109 @@
+"""The FastAPI application: probes, metrics, error shapes, and the /api/v1 routers.
+
+Every error answer is ``{"detail": "<words>"}`` (``backend.schemas.ApiErrorBody``): validation
+errors become one readable sentence instead of FastAPI's nested list, and an unexpected exception
+is logged here and answered with a plain 500, never a traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from backend.api.deps import get_backend
+from backend.api.metrics import ApiMetrics, MetricsMiddleware
+from backend.api.routes import router as fleet_router
+from backend.schemas import API_PREFIX, ApiErrorBody, BackendInfo
+from backend.service import VERSION, Backend
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ApiErrorBody},
+    422: {"model": ApiErrorBody},
+    500: {"model": ApiErrorBody},
+}
+
+
+def _describe_validation_error(error: dict[str, Any]) -> str:
+    """``limit: Input should be less than or equal to 1000 (got '5000')``."""
+    loc = [str(part) for part in error.get("loc", ())]
+    where = ".".join(loc[1:]) if len(loc) > 1 else ".".join(loc) or "request"
+    text = f"{where}: {error.get('msg', 'invalid value')}"
+    value = error.get("input")
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        text += f" (got {value!r})"
+    return text
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    detail = "; ".join(_describe_validation_error(e) for e in exc.errors())
+    return JSONResponse({"detail": detail or "invalid request"}, status_code=422)
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return JSONResponse(
+        {"detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
+    )
+
+
+async def _unexpected_error(_request: Request, _exc: Exception) -> JSONResponse:
+    # Starlette re-raises the exception after this answer, and the server logs its traceback.
+    return JSONResponse({"detail": "internal server error"}, status_code=500)
+
+
+def _info_router() -> APIRouter:
+    router = APIRouter(tags=["backend"])
+
+    @router.get("/info", response_model=BackendInfo, responses=ERRORS)
+    def info(backend: Backend = Depends(get_backend)) -> BackendInfo:  # noqa: B008
+        return backend.info()
+
+    return router
+
+
+def _probes(app: FastAPI, metrics: ApiMetrics) -> None:
+    @app.get("/healthz", tags=["probes"])
+    def healthz() -> dict[str, str]:
+        """Always 200 while the process serves (liveness)."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["probes"], responses={503: {"model": ApiErrorBody}})
+    def readyz(request: Request) -> Response:
+        """200 once the cluster cache has listed every kind; 503 with the reason before."""
+        cache = request.app.state.backend.cache
+        if cache.synced:
+            return JSONResponse({"status": "ready"})
+        waiting = ", ".join(cache.pending_kinds()) or "the first list"
+        return JSONResponse(
+            {"detail": f"cluster cache not synced yet: waiting for {waiting}"}, status_code=503
+        )
+
+    @app.get("/metrics", tags=["probes"], include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+
+def create_app(backend: Backend) -> FastAPI:
+    """The HTTP app serving ``backend`` (which the caller starts and stops)."""
+    app = FastAPI(
+        title="opsconsole backend",
+        version=VERSION,
+        description="The aggregated picture of a shared GPU platform on Kubernetes.",
+        openapi_url="/openapi.json",
+    )
+    app.state.backend = backend
+    metrics = ApiMetrics(backend)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+    _probes(app, metrics)
+    app.include_router(_info_router(), prefix=API_PREFIX)
+    app.include_router(fleet_router, prefix=API_PREFIX)
+    return app

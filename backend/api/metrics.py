@@ -1,0 +1,162 @@
+"""Prometheus metrics for ``/metrics``: request latency per route, and the backend's state.
+
+Each app has its own registry (several backends may live in one test process). Request latency is
+recorded by a plain ASGI middleware, labelled with the route *template* (``/api/v1/nodes/{name}``)
+so that names from the cluster never become label values. Everything else is read from the
+Backend at scrape time by a custom collector, so there is nothing to keep in step.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from backend.service import Backend
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+UNMATCHED = "unmatched"
+
+
+class BackendCollector(Collector):
+    """Cache, telemetry and model state, read from the Backend when scraped."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    def collect(self) -> Iterator[Any]:
+        backend = self.backend
+        fresh = backend.freshness()
+        yield _gauge(
+            "opsconsole_cluster_synced",
+            "1 once every watched kind was listed.",
+            float(fresh.synced),
+        )
+        yield _gauge(
+            "opsconsole_cluster_cache_age_seconds",
+            "Seconds since the last contact with the Kubernetes API (-1 = never).",
+            _age(fresh.cluster_age_seconds),
+        )
+        restarts = CounterMetricFamily(
+            "opsconsole_watch_restarts", "Watch streams restarted after an error or 410."
+        )
+        restarts.add_metric([], fresh.watch_restarts)
+        yield restarts
+        objects = GaugeMetricFamily(
+            "opsconsole_cluster_objects", "Cached objects per kind.", labels=["kind"]
+        )
+        if backend.cache is not None:
+            for kind, count in backend.cache.counts().items():
+                objects.add_metric([kind], count)
+        yield objects
+        yield _gauge(
+            "opsconsole_telemetry_age_seconds",
+            "Seconds since the newest complete telemetry round (-1 = never).",
+            _age(fresh.telemetry_age_seconds),
+        )
+        yield _gauge(
+            "opsconsole_telemetry_sources", "Telemetry sources scraped.", fresh.telemetry_sources
+        )
+        yield _gauge(
+            "opsconsole_telemetry_errors",
+            "Sources whose last scrape failed.",
+            fresh.telemetry_errors,
+        )
+        stats = backend.model_stats
+        yield _gauge(
+            "opsconsole_model_build_duration_seconds",
+            "Duration of the last fleet model build.",
+            stats.last_duration,
+        )
+        builds = CounterMetricFamily("opsconsole_model_builds", "Fleet model builds.")
+        builds.add_metric([], stats.builds)
+        yield builds
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=value)
+
+
+def _age(value: float | None) -> float:
+    return -1.0 if value is None else value
+
+
+class ApiMetrics:
+    """The registry of one app, and the request-latency histogram the middleware feeds."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.latency = Histogram(
+            "opsconsole_http_request_duration_seconds",
+            "HTTP request latency by method, route template and status.",
+            ["method", "route", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.registry.register(BackendCollector(backend))
+        ProcessCollector(registry=self.registry)  # process_resident_memory_bytes, CPU, fds
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def route_template(scope: dict) -> str:
+    """The matched route's full template, e.g. ``/api/v1/tenants/{name}``.
+
+    FastAPI puts the route in the scope, but the route of an included router knows only its own
+    path (``/tenants/{name}``), not the prefix it was included with: the prefix is the part of the
+    URL before the route's own pattern matches. Unmatched requests share one label.
+    """
+    route = scope.get("route")
+    own = getattr(route, "path", None)
+    regex = getattr(route, "path_regex", None)
+    if not own or regex is None:
+        return UNMATCHED
+    path: str = scope.get("path", "")
+    if regex.match(path):
+        return own
+    start = path.find("/", 1)
+    while start != -1:
+        if regex.match(path[start:]):
+            return path[:start] + own
+        start = path.find("/", start + 1)
+    return own
+
+
+class MetricsMiddleware:
+    """Times every HTTP request (pure ASGI: cheaper than BaseHTTPMiddleware)."""
+
+    def __init__(self, app: Any, metrics: ApiMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = {"code": 500}
+
+        async def send_wrapper(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        start = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            template = route_template(scope)
+            self.metrics.latency.labels(scope["method"], template, str(status["code"])).observe(
+                time.perf_counter() - start
+            )

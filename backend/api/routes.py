@@ -1,0 +1,219 @@
+"""The ``/api/v1`` read endpoints: thin wrappers that parse parameters and ask the fleet model.
+
+Each list answers a ``Page`` assembled from the model's cached per-row JSON (no pydantic work per
+request); ``response_model`` is declared for the OpenAPI document only. Bad parameters answer 422
+and unknown names 404, both as ``{"detail": "..."}``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Protocol
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi.responses import Response
+
+from backend.api.deps import get_backend
+from backend.fleet.model import WORKLOAD_KINDS, FleetModel
+from backend.fleet.query import QueryError, Table
+from backend.schemas import (
+    ApiErrorBody,
+    DataFreshness,
+    Gpu,
+    Node,
+    Overview,
+    Page,
+    Tenant,
+    Workload,
+    WorkloadDetail,
+)
+
+
+class FleetSource(Protocol):
+    """What the routes need of the Backend: its current model and how fresh the data is."""
+
+    model: FleetModel
+
+    def freshness(self) -> DataFreshness: ...
+
+
+router = APIRouter(tags=["fleet"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ApiErrorBody, "description": "Unknown name"},
+    422: {"model": ApiErrorBody, "description": "Malformed parameter"},
+    503: {"model": ApiErrorBody, "description": "The fleet model is not built yet"},
+}
+
+BackendDep = Annotated[FleetSource, Depends(get_backend)]
+Offset = Annotated[int, Query(ge=0, le=10_000_000, description="Rows to skip.")]
+Limit = Annotated[int, Query(ge=1, le=1000, description="Rows per page.")]
+Cursor = Annotated[
+    str | None,
+    Query(max_length=64, description="The `next` of a previous page (wins over offset)."),
+]
+Sort = Annotated[
+    str | None,
+    Query(max_length=64, description="A field of the row, `-field` for descending; nulls last."),
+]
+Search = Annotated[
+    str | None, Query(max_length=200, description="Case-insensitive substring of the row's names.")
+]
+
+
+def _name_filter(description: str) -> Any:
+    return Query(max_length=253, description=description)
+
+
+def _json(body: bytes) -> Response:
+    return Response(content=body, media_type="application/json")
+
+
+def _model(backend: FleetSource) -> FleetModel:
+    model = getattr(backend, "model", None)
+    if model is None:
+        raise HTTPException(503, "the fleet model is not built yet")
+    return model
+
+
+def _page(table: Table[Any], **query: Any) -> Response:
+    try:
+        return _json(table.page_json(**query))
+    except QueryError as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
+@router.get("/overview", response_model=Overview, responses=ERRORS)
+async def overview(backend: BackendDep) -> Response:
+    """The fleet at a glance: totals, GPUs by model, tenants, problems, data freshness."""
+    return _json(_model(backend).overview_json(backend.freshness()))
+
+
+@router.get("/tenants", response_model=Page[Tenant], responses=ERRORS)
+async def tenants(
+    backend: BackendDep,
+    q: Search = None,
+    sort: Sort = None,
+    offset: Offset = 0,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> Response:
+    """Tenants with their GPU quota and usage (sorted by name unless `sort` says otherwise)."""
+    return _page(_model(backend).tenants, q=q, sort=sort, offset=offset, limit=limit, cursor=cursor)
+
+
+@router.get("/tenants/{name}", response_model=Tenant, responses=ERRORS)
+async def tenant(backend: BackendDep, name: Annotated[str, Path(max_length=253)]) -> Response:
+    found = _model(backend).tenant(name)
+    if found is None:
+        raise HTTPException(404, f'tenant "{name}" not found')
+    return _json(found.__pydantic_serializer__.to_json(found))
+
+
+@router.get("/workloads", response_model=Page[Workload], responses=ERRORS)
+async def workloads(
+    backend: BackendDep,
+    tenant: Annotated[str | None, _name_filter("Only this tenant's workloads.")] = None,
+    kind: Annotated[
+        str | None, _name_filter("deployment | inferenceservice | job (any case).")
+    ] = None,
+    status: Annotated[str | None, _name_filter("A WorkloadStatus, any case.")] = None,
+    namespace: Annotated[str | None, _name_filter("Only this namespace.")] = None,
+    q: Search = None,
+    sort: Sort = None,
+    offset: Offset = 0,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> Response:
+    """Deployments, InferenceServices and Jobs, by (namespace, kind, name) unless sorted."""
+    filters = {"tenant": tenant, "kind": kind, "status": status, "namespace": namespace}
+    return _page(
+        _model(backend).workloads,
+        filters=filters,
+        q=q,
+        sort=sort,
+        offset=offset,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+@router.get("/workloads/{namespace}/{kind}/{name}", response_model=WorkloadDetail, responses=ERRORS)
+async def workload(
+    backend: BackendDep,
+    namespace: Annotated[str, Path(max_length=253)],
+    kind: Annotated[str, Path(max_length=64)],
+    name: Annotated[str, Path(max_length=253)],
+) -> Response:
+    """One workload with its revisions (newest first), pods, recent events and conditions."""
+    if kind.lower() not in WORKLOAD_KINDS:
+        choices = ", ".join(WORKLOAD_KINDS)
+        raise HTTPException(422, f"unknown workload kind {kind!r}; one of: {choices}")
+    detail = _model(backend).workload(namespace, kind, name)
+    if detail is None:
+        raise HTTPException(404, f'{kind.lower()} "{namespace}/{name}" not found')
+    return _json(detail.__pydantic_serializer__.to_json(detail))
+
+
+@router.get("/nodes", response_model=Page[Node], responses=ERRORS)
+async def nodes(
+    backend: BackendDep,
+    gpu_model: Annotated[
+        str | None, _name_filter("nvidia.com/gpu.product (spaces or dashes).")
+    ] = None,
+    q: Search = None,
+    sort: Sort = None,
+    offset: Offset = 0,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> Response:
+    """GPU nodes with capacity, allocation, readiness and telemetry aggregates."""
+    return _page(
+        _model(backend).nodes,
+        filters={"gpu_model": gpu_model},
+        q=q,
+        sort=sort,
+        offset=offset,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+@router.get("/nodes/{name}", response_model=Node, responses=ERRORS)
+async def node(backend: BackendDep, name: Annotated[str, Path(max_length=253)]) -> Response:
+    found = _model(backend).node(name)
+    if found is None:
+        raise HTTPException(404, f'node "{name}" not found')
+    return _json(found.__pydantic_serializer__.to_json(found))
+
+
+@router.get("/gpus", response_model=Page[Gpu], responses=ERRORS)
+async def gpus(
+    backend: BackendDep,
+    node: Annotated[str | None, _name_filter("Only GPUs of this node.")] = None,
+    tenant: Annotated[str | None, _name_filter("Only GPUs held by this tenant's pods.")] = None,
+    namespace: Annotated[str | None, _name_filter("Only GPUs held by pods there.")] = None,
+    model: Annotated[str | None, _name_filter("GPU model (spaces or dashes).")] = None,
+    idle: Annotated[bool | None, Query(description="Allocated but (nearly) unused.")] = None,
+    q: Search = None,
+    sort: Sort = None,
+    offset: Offset = 0,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> Response:
+    """GPUs (and MIG instances) with their latest telemetry and who holds them."""
+    filters = {
+        "node": node,
+        "tenant": tenant,
+        "namespace": namespace,
+        "model": model,
+        "idle": None if idle is None else ("true" if idle else "false"),
+    }
+    return _page(
+        _model(backend).gpus,
+        filters=filters,
+        q=q,
+        sort=sort,
+        offset=offset,
+        limit=limit,
+        cursor=cursor,
+    )

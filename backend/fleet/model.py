@@ -1,0 +1,192 @@
+"""The fleet model: one immutable picture of the fleet, rebuilt when its inputs change.
+
+``build_fleet_model`` is a pure function of the cluster objects and a telemetry snapshot (and the
+time): one indexing pass, then tenants, workloads, nodes, GPUs, problems and the overview, each in
+linear time. Every read endpoint answers from the result, so reads never touch Kubernetes and cost
+a lookup plus one page of (cached) JSON.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+
+from backend.fleet.detail import workload_detail
+from backend.fleet.index import ClusterIndex, build_index
+from backend.fleet.inputs import ClusterObjects, NoTelemetry, TelemetryLike
+from backend.fleet.nodes import GpuRules, build_nodes_and_gpus
+from backend.fleet.objects import normalized_model, pod_terminated
+from backend.fleet.problems import (
+    MAX_PROBLEMS,
+    build_problems,
+    fleet_totals,
+    gpu_model_summaries,
+    hottest,
+    idlest,
+    tenants_by_usage,
+    workloads_by_status,
+)
+from backend.fleet.query import Filter, Table
+from backend.fleet.tenants import build_tenants
+from backend.fleet.workloads import WorkloadRecord, build_workloads, pod_workloads
+from backend.schemas import (
+    DataFreshness,
+    Gpu,
+    Node,
+    Overview,
+    Problem,
+    Tenant,
+    Workload,
+    WorkloadDetail,
+    WorkloadKind,
+    WorkloadStatus,
+)
+
+WORKLOAD_KINDS = {kind.value.lower(): kind for kind in WorkloadKind}
+
+
+def _same(value: str) -> str:
+    return value
+
+
+class FleetModel:
+    """Tenants, workloads, nodes and GPUs with their indexes; read-only once built."""
+
+    def __init__(
+        self,
+        *,
+        built_at: float,
+        index: ClusterIndex,
+        tenants: list[Tenant],
+        records: list[WorkloadRecord],
+        nodes: list[Node],
+        gpus: list[Gpu],
+        problems: list[Problem],
+        pods: int,
+    ) -> None:
+        self.built_at = built_at
+        self._index = index
+        self.problems = problems
+        self.tenants = _tenant_table(tenants)
+        self.workloads = _workload_table([r.row for r in records])
+        self.nodes = _node_table(nodes)
+        self.gpus = _gpu_table(gpus)
+        self._tenants_by_name = {t.name: t for t in tenants}
+        self._nodes_by_name = {n.name: n for n in nodes}
+        self._records = {r.key: r for r in records}
+        models = gpu_model_summaries(nodes, gpus)
+        self._overview: dict[str, Any] = {
+            "totals": fleet_totals(nodes, gpus, models, len(tenants), len(records), pods),
+            "gpu_models": models,
+            "tenants": tenants_by_usage(tenants),
+            "workloads_by_status": workloads_by_status(r.row for r in records),
+            "hottest": hottest(gpus),
+            "idlest": idlest(gpus),
+            "problems": problems[:MAX_PROBLEMS],
+        }
+        self._overview_json: bytes | None = None
+
+    @classmethod
+    def empty(cls, now: float | None = None) -> FleetModel:
+        """The model of a cluster not listed yet (what the backend serves before its first sync)."""
+        return build_fleet_model({}, None, now=now)
+
+    def overview(self, freshness: DataFreshness) -> Overview:
+        return Overview(**self._overview, freshness=freshness)
+
+    def overview_json(self, freshness: DataFreshness) -> bytes:
+        """The overview's JSON; everything but the freshness is serialised once per model."""
+        if self._overview_json is None:
+            empty = Overview(**self._overview, freshness=DataFreshness(synced=False))
+            body = empty.model_dump(mode="json")
+            body.pop("freshness")
+            self._overview_json = orjson.dumps(body)
+        fresh = orjson.dumps(freshness.model_dump(mode="json"))
+        return self._overview_json[:-1] + b',"freshness":' + fresh + b"}"
+
+    def tenant(self, name: str) -> Tenant | None:
+        return self._tenants_by_name.get(name)
+
+    def node(self, name: str) -> Node | None:
+        return self._nodes_by_name.get(name)
+
+    def workload(self, namespace: str, kind: str, name: str) -> WorkloadDetail | None:
+        """A workload's detail; ``kind`` is case-insensitive (deployment, inferenceservice, job)."""
+        workload_kind = WORKLOAD_KINDS.get(kind.lower())
+        if workload_kind is None:
+            return None
+        record = self._records.get((namespace, workload_kind.value, name))
+        return workload_detail(record, self._index) if record else None
+
+
+def _tenant_table(tenants: list[Tenant]) -> Table[Tenant]:
+    return Table(tenants, Tenant, search=lambda t: (t.name, *t.namespaces, t.cluster_queue))
+
+
+def _workload_table(rows: list[Workload]) -> Table[Workload]:
+    return Table(
+        rows,
+        Workload,
+        search=lambda w: (w.namespace, w.name, w.kind.value, w.model, w.tenant, w.queue),
+        filters={
+            "tenant": Filter(lambda w: w.tenant, _same),
+            "namespace": Filter(lambda w: w.namespace, _same),
+            "kind": Filter(lambda w: w.kind, choices=[k.value for k in WorkloadKind]),
+            "status": Filter(lambda w: w.status, choices=[s.value for s in WorkloadStatus]),
+        },
+    )
+
+
+def _node_table(nodes: list[Node]) -> Table[Node]:
+    return Table(
+        nodes,
+        Node,
+        search=lambda n: (n.name, n.gpu_model),
+        filters={"gpu_model": Filter(lambda n: n.gpu_model, normalized_model)},
+    )
+
+
+def _gpu_table(gpus: list[Gpu]) -> Table[Gpu]:
+    return Table(
+        gpus,
+        Gpu,
+        search=lambda g: (g.node, g.uuid, g.model, g.pod, g.namespace, g.tenant, g.workload),
+        filters={
+            "node": Filter(lambda g: g.node, _same),
+            "tenant": Filter(lambda g: g.tenant, _same),
+            "namespace": Filter(lambda g: g.namespace, _same),
+            "model": Filter(lambda g: g.model, normalized_model),
+            "idle": Filter(lambda g: g.idle, choices=["true", "false"]),
+        },
+    )
+
+
+def build_fleet_model(
+    cluster: ClusterObjects,
+    telemetry: TelemetryLike | None,
+    *,
+    now: float | None = None,
+    rules: GpuRules | None = None,
+) -> FleetModel:
+    """The whole fleet model from one consistent set of inputs (pure: no I/O, no clock but now)."""
+    rules = rules or GpuRules()
+    telemetry = telemetry if telemetry is not None else NoTelemetry()
+    index = build_index(cluster or {})
+    records = build_workloads(cluster or {}, index)
+    owners = pod_workloads(records)
+    nodes, gpus = build_nodes_and_gpus(index, telemetry, owners, rules)
+    tenants = build_tenants(index, records, gpus)
+    problems = build_problems((r.row for r in records), gpus, nodes, rules)
+    pods = sum(1 for pod in index.pods.values() if not pod_terminated(pod))
+    return FleetModel(
+        built_at=time.time() if now is None else now,
+        index=index,
+        tenants=tenants,
+        records=records,
+        nodes=nodes,
+        gpus=gpus,
+        problems=problems,
+        pods=pods,
+    )

@@ -1,0 +1,247 @@
+"""Filtering, sorting and paging of the model's precomputed lists, cheap enough for every request.
+
+A :class:`Table` holds one list of schema objects (tenants, workloads, nodes, GPUs) and, built
+once per model: an exact-match index per filter (``tenant``, ``node``, ...), a lower-cased search
+text per row for ``q``, sort orders computed on first use and then reused, and each row's JSON
+bytes serialised on first use. A request then costs a dict lookup, a scan of the matches at most,
+and the joining of one page's cached JSON.
+
+Sorting: any scalar field of the row's schema, ``-field`` for descending; None always last;
+strings in natural order ("node-2" before "node-10"), case-insensitively; ties keep the list's
+default order. Cursors are opaque (base64 of the next offset).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import types
+import typing
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any, Generic, TypeVar
+
+import orjson
+from pydantic import BaseModel
+
+from backend.fleet.objects import natural_key
+from backend.schemas import Page
+
+T = TypeVar("T", bound=BaseModel)
+_SCALARS = (str, int, float, bool, datetime)
+
+
+class QueryError(ValueError):
+    """A malformed query parameter; the API answers 422 with this message."""
+
+
+@dataclass(frozen=True, slots=True)
+class Filter(Generic[T]):
+    """An exact-match filter: the row's key, how values are compared, the values allowed."""
+
+    key: Callable[[T], Any]
+    normalize: Callable[[str], str] = str.lower
+    choices: Sequence[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """One page of positions in a table, with the total matches and the next page's cursor."""
+
+    positions: list[int]
+    total: int
+    next: str | None
+
+
+def encode_cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The offset inside a cursor made by :func:`encode_cursor`; QueryError if it is not one."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, number = raw.partition(":")
+        offset = int(number)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise QueryError(f"invalid cursor {cursor!r}") from None
+    if prefix != "o" or offset < 0:
+        raise QueryError(f"invalid cursor {cursor!r}")
+    return offset
+
+
+def sortable_fields(model: type[BaseModel]) -> list[str]:
+    """The schema's fields holding one scalar value (str, number, bool, time, enum)."""
+    out = []
+    for name, info in model.model_fields.items():
+        if _is_scalar(info.annotation):
+            out.append(name)
+    return out
+
+
+def _is_scalar(annotation: Any) -> bool:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return len(args) == 1 and _is_scalar(args[0])
+    return isinstance(annotation, type) and issubclass(annotation, (*_SCALARS, Enum))
+
+
+def _sort_value(value: Any) -> Any:
+    if isinstance(value, Enum):
+        value = value.value
+    if isinstance(value, str):
+        return natural_key(value)
+    return value
+
+
+class Table(Generic[T]):
+    """A read-only list of schema rows with indexes, search text and cached orders and JSON."""
+
+    def __init__(
+        self,
+        items: list[T],
+        model: type[T],
+        *,
+        search: Callable[[T], Iterable[str | None]],
+        filters: dict[str, Filter[T]] | None = None,
+    ) -> None:
+        self.items = items
+        self.model = model
+        self.sort_fields = sortable_fields(model)
+        self._filters = filters or {}
+        self._search = ["\n".join(s for s in search(item) if s).lower() for item in items]
+        self._keys: dict[str, list[str | None]] = {}
+        self._index: dict[str, dict[str, list[int]]] = {}
+        for name, spec in self._filters.items():
+            keys = [_normalized_key(spec, item) for item in items]
+            index: dict[str, list[int]] = {}
+            for position, key in enumerate(keys):
+                if key is not None:
+                    index.setdefault(key, []).append(position)
+            self._keys[name], self._index[name] = keys, index
+        self._orders: dict[tuple[str, bool], list[int]] = {}
+        self._ranks: dict[tuple[str, bool], list[int]] = {}
+        self._json: list[bytes | None] = [None] * len(items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def select(
+        self,
+        *,
+        filters: dict[str, str | None] | None = None,
+        q: str | None = None,
+        sort: str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Selection:
+        """The positions of one page; QueryError for unknown sort fields, filters or cursors."""
+        if cursor:
+            offset = decode_cursor(cursor)
+        order_key = self._order_key(sort)
+        matches = self._matches(filters or {}, q)
+        if order_key is not None:
+            if matches is None:
+                matches = self._order(order_key)
+            else:
+                rank = self._rank(order_key)
+                matches.sort(key=rank.__getitem__)
+        total = len(self.items) if matches is None else len(matches)
+        end = offset + limit
+        page = list(range(offset, min(end, total))) if matches is None else matches[offset:end]
+        return Selection(page, total, encode_cursor(end) if end < total else None)
+
+    def page(self, **query: Any) -> Page[T]:
+        selection = self.select(**query)
+        return Page[self.model](  # type: ignore[name-defined]
+            items=[self.items[i] for i in selection.positions],
+            total=selection.total,
+            next=selection.next,
+        )
+
+    def page_json(self, **query: Any) -> bytes:
+        """The page as the JSON of a ``Page``, joined from each row's cached JSON."""
+        selection = self.select(**query)
+        items = b",".join(self.item_json(i) for i in selection.positions)
+        tail = b'],"total":%d,"next":%s}' % (selection.total, orjson.dumps(selection.next))
+        return b'{"items":[' + items + tail
+
+    def item_json(self, position: int) -> bytes:
+        cached = self._json[position]
+        if cached is None:
+            cached = self.items[position].__pydantic_serializer__.to_json(self.items[position])
+            self._json[position] = cached
+        return cached
+
+    def _order_key(self, sort: str | None) -> tuple[str, bool] | None:
+        if not sort:
+            return None
+        descending = sort.startswith("-")
+        field = sort[1:] if descending else sort
+        if field not in self.sort_fields:
+            choices = ", ".join(self.sort_fields)
+            raise QueryError(f"unknown sort field {field!r}; one of: {choices}")
+        return field, descending
+
+    def _matches(self, filters: dict[str, str | None], q: str | None) -> list[int] | None:
+        """Positions matching every filter and ``q``, in default order; None = all rows."""
+        wanted: list[tuple[str, str]] = []
+        for name, value in filters.items():
+            if value is None or value == "":
+                continue
+            spec = self._filters.get(name)
+            if spec is None:
+                raise QueryError(f"unknown filter {name!r}")
+            key = spec.normalize(value)
+            if spec.choices is not None and key not in {spec.normalize(c) for c in spec.choices}:
+                raise QueryError(f"unknown {name} {value!r}; one of: {', '.join(spec.choices)}")
+            wanted.append((name, key))
+        matches: list[int] | None = None
+        if wanted:
+            hits = [(self._index[name].get(key, []), name, key) for name, key in wanted]
+            hits.sort(key=lambda h: len(h[0]))
+            first, *rest = hits
+            matches = [
+                i for i in first[0] if all(self._keys[name][i] == key for _, name, key in rest)
+            ]
+        if q:
+            needle = q.lower()
+            candidates = range(len(self.items)) if matches is None else matches
+            matches = [i for i in candidates if needle in self._search[i]]
+        return matches
+
+    def _order(self, key: tuple[str, bool]) -> list[int]:
+        order = self._orders.get(key)
+        if order is None:
+            field, descending = key
+            values = [getattr(item, field) for item in self.items]
+            known = [i for i, v in enumerate(values) if v is not None]
+            unknown = [i for i, v in enumerate(values) if v is None]
+            sort_values = {i: _sort_value(values[i]) for i in known}
+            known.sort(key=sort_values.__getitem__, reverse=descending)
+            order = known + unknown
+            self._orders[key] = order
+        return order
+
+    def _rank(self, key: tuple[str, bool]) -> list[int]:
+        rank = self._ranks.get(key)
+        if rank is None:
+            rank = [0] * len(self.items)
+            for place, position in enumerate(self._order(key)):
+                rank[position] = place
+            self._ranks[key] = rank
+        return rank
+
+
+def _normalized_key(spec: Filter[Any], item: Any) -> str | None:
+    value = spec.key(item)
+    if value is None:
+        return None
+    if isinstance(value, Enum):
+        value = value.value
+    if isinstance(value, bool):
+        value = "true" if value else "false"
+    return spec.normalize(str(value))

@@ -1,0 +1,257 @@
+"""The sandbox cluster as one object: store, fleet, controllers, DCGM exporters and the API server.
+
+``Sandbox`` runs inside the caller's event loop (tests, the embedded console) and serves HTTP with
+uvicorn on a socket bound before start, so that port 0 works and the URL is known at once.
+``main`` is ``opsconsole sandbox``: it runs one until SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import os
+import signal
+import socket
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+import yaml
+
+from backend.sandbox.clock import Clock
+from backend.sandbox.http import KubeApi
+from backend.sandbox.store import NAMESPACE, Store
+
+CONTEXT = "opsconsole-sandbox"
+USER = "sandbox-admin"
+TOKEN = "sandbox-admin"
+# Namespaces every cluster has; the real API server creates them itself at start.
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its signal handlers: the process (console, tests) owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _optional_module(name: str) -> Any | None:
+    """Import a sibling's module, or ``None`` if it does not exist (yet)."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name == name:
+            return None
+        raise
+
+
+class Sandbox:
+    """A simulated GPU cluster serving the Kubernetes API on ``url`` while started."""
+
+    def __init__(
+        self,
+        fleet: str = "demo",
+        seed: int = 1,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        frozen_time: datetime | None = None,
+        settle_seconds: float = 3.0,
+        controllers: bool = True,
+        *,
+        bookmark_seconds: float = 60.0,
+    ) -> None:
+        self.fleet = fleet
+        self.seed = seed
+        self.host = host
+        self.port = port
+        self.settle_seconds = settle_seconds
+        self.use_controllers = controllers
+        self.clock = Clock(frozen_time)
+        self.store = Store(clock=self.clock.rfc3339)
+        self.api = KubeApi(self.store, bookmark_seconds=bookmark_seconds, now=self.clock.now)
+        self.controllers: Any | None = None
+        self.url = ""
+        self._server: _EmbeddedServer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Build the fleet, start the controllers and the exporters, then serve HTTP."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        if self.use_controllers:
+            from backend.sandbox.controllers import Controllers
+
+            self.controllers = Controllers(self.store, self.clock, self.settle_seconds, self.seed)
+        self._build_fleet()
+        self._ensure_system_namespaces()
+        if self.controllers is not None:
+            self.controllers.reconcile_all()
+            await self.controllers.start()
+        self._install_exporters()
+        await self._serve()
+
+    def _build_fleet(self) -> None:
+        fleet_module = _optional_module("backend.sandbox.fleet")
+        if fleet_module is None:
+            if self.fleet != "empty":
+                raise RuntimeError(f"fleet {self.fleet!r} needs backend.sandbox.fleet")
+            return
+        fleet_module.build_fleet(self.store, self.fleet, self.seed, self.clock)
+
+    def _ensure_system_namespaces(self) -> None:
+        for name in SYSTEM_NAMESPACES:
+            if self.store.find(NAMESPACE, "", name) is None:
+                self.store.create(
+                    NAMESPACE,
+                    {
+                        "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}},
+                        "spec": {"finalizers": ["kubernetes"]},
+                        "status": {"phase": "Active"},
+                    },
+                )
+
+    def _install_exporters(self) -> None:
+        """Let ``pods/<exporter>:9400/proxy/metrics`` reach the simulated DCGM exporters.
+
+        Without controllers nothing allocates GPUs, so the exporters get an empty allocator.
+        """
+        dcgm = _optional_module("backend.sandbox.dcgm")
+        if dcgm is None:
+            return
+        if self.controllers is not None:
+            allocator = self.controllers.allocator
+        else:
+            from backend.sandbox.controllers.base import GpuAllocator
+
+            allocator = GpuAllocator()
+        exporters = dcgm.DcgmExporters(self.store, self.clock, self.seed, allocator)
+        self.store.proxy_handler = exporters.handle
+
+    async def _serve(self) -> None:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        config = uvicorn.Config(
+            self.api.app,
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=2,
+        )
+        self._server = _EmbeddedServer(config)
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()  # raises the startup error
+                raise RuntimeError("the sandbox API server stopped during startup")
+            await asyncio.sleep(0.01)
+        port = sock.getsockname()[1]
+        host = f"[{self.host}]" if family == socket.AF_INET6 else self.host
+        self.url = f"http://{host}:{port}"
+
+    async def stop(self) -> None:
+        """End watches, stop serving, stop the controllers."""
+        self.store.close_all_watches()
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError):
+                try:
+                    await asyncio.wait_for(self._task, timeout=5)
+                except TimeoutError:
+                    self._task.cancel()
+        self._server = None
+        self._task = None
+        if self.controllers is not None:
+            await self.controllers.stop()
+
+    async def __aenter__(self) -> Sandbox:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- kubeconfig ----------------------------------------------------------------------------
+    def kubeconfig(self) -> dict[str, Any]:
+        """A kubeconfig for this sandbox (context ``opsconsole-sandbox``, a bearer token)."""
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": CONTEXT, "cluster": {"server": self.url}}],
+            "users": [{"name": USER, "user": {"token": TOKEN}}],
+            "contexts": [
+                {
+                    "name": CONTEXT,
+                    "context": {"cluster": CONTEXT, "user": USER, "namespace": "default"},
+                }
+            ],
+            "current-context": CONTEXT,
+            "preferences": {},
+        }
+
+    def write_kubeconfig(self, path: Path) -> Path:
+        """Write ``kubeconfig()`` as YAML, readable by its owner only (it holds a token)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            yaml.safe_dump(self.kubeconfig(), fh, sort_keys=False)
+        return path
+
+
+async def _run(args: argparse.Namespace) -> int:
+    sandbox = Sandbox(
+        fleet=getattr(args, "fleet", "demo"),
+        seed=getattr(args, "seed", 1),
+        host=getattr(args, "host", "127.0.0.1"),
+        port=getattr(args, "port", 8001),
+        frozen_time=getattr(args, "frozen_time", None),
+        settle_seconds=getattr(args, "settle_seconds", 3.0),
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    out: Path | None = getattr(args, "kubeconfig_out", None)
+    temporary = out is None
+    if out is None:
+        fd, name = tempfile.mkstemp(prefix="opsconsole-sandbox-", suffix=".kubeconfig")
+        os.close(fd)
+        out = Path(name)
+    try:
+        async with sandbox:
+            sandbox.write_kubeconfig(out)
+            print(
+                f"opsconsole sandbox ({sandbox.fleet} fleet) serving the Kubernetes API at "
+                f"{sandbox.url}",
+                flush=True,
+            )
+            print(f"kubeconfig: {out}  (kubectl --kubeconfig {out} get nodes)", flush=True)
+            await stop.wait()
+    finally:
+        if temporary:
+            out.unlink(missing_ok=True)
+    return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    """``opsconsole sandbox``: serve until SIGINT or SIGTERM; the exit status."""
+    try:
+        return asyncio.run(_run(args))
+    except KeyboardInterrupt:
+        return 0

@@ -1,0 +1,98 @@
+"""What every telemetry source shares: the snapshot it publishes and its round loop.
+
+A source works in rounds (scrape all exporters, or read all local GPUs). Only a finished round
+changes what readers see: it publishes an immutable TelemetrySnapshot and bumps ``version``, so
+the fleet model can rebuild when, and only when, the telemetry changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from backend.telemetry.dcgm import GpuSample
+from backend.telemetry.history import UtilizationHistory
+
+log = logging.getLogger(__name__)
+
+
+class TelemetryUnavailable(RuntimeError):
+    """The telemetry source cannot work on this host at all (e.g. no NVIDIA driver)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetrySnapshot:
+    """The newest complete round; built once per round, shared by every reader."""
+
+    samples: Mapping[str, GpuSample] = field(default_factory=dict)  # by (MIG-aware) uuid
+    history: Mapping[str, Sequence[float | None]] = field(default_factory=dict)  # oldest first
+    completed_at: float | None = None  # time.time() of the newest complete round
+    sources: int = 0  # exporters (or NVML hosts) in the round
+    errors: int = 0  # of those, how many failed
+
+
+class RoundCollector:
+    """Runs ``scrape_once`` every ``interval`` seconds and publishes its results."""
+
+    def __init__(self, *, interval: float = 10.0, history_length: int = 60) -> None:
+        self.interval = interval
+        self.version = 0
+        self.last_round_seconds: float | None = None
+        self._history = UtilizationHistory(history_length)
+        self._snapshot = TelemetrySnapshot()
+        self._task: asyncio.Task[None] | None = None
+
+    def snapshot(self) -> TelemetrySnapshot:
+        """The newest complete round (no copying: it was frozen when the round ended)."""
+        return self._snapshot
+
+    async def scrape_once(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        """Start rounds in the background; the first one begins immediately."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=type(self).__name__)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            started = time.monotonic()
+            try:
+                await self.scrape_once()
+            except Exception:
+                log.exception("telemetry round failed")
+            await asyncio.sleep(max(0.0, self.interval - (time.monotonic() - started)))
+
+    def _publish(
+        self,
+        samples: dict[str, GpuSample],
+        fresh: set[str],
+        *,
+        sources: int,
+        errors: int,
+        started: float,
+    ) -> None:
+        """End a round: extend the history (None for GPUs not read this round), freeze, bump."""
+        for uuid, sample in samples.items():
+            self._history.append(uuid, sample.utilization if uuid in fresh else None)
+        self._history.retain(samples)
+        self._snapshot = TelemetrySnapshot(
+            samples=samples,
+            history=self._history.freeze(),
+            completed_at=time.time(),
+            sources=sources,
+            errors=errors,
+        )
+        self.last_round_seconds = time.monotonic() - started
+        self.version += 1

@@ -1,0 +1,36 @@
+"""Short per-GPU utilization history for sparklines: one ring buffer per GPU."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+
+
+class UtilizationHistory:
+    """The last ``length`` utilization values of each GPU, oldest first (None = no data)."""
+
+    def __init__(self, length: int = 60) -> None:
+        if length < 1:
+            raise ValueError("history length must be at least 1")
+        self.length = length
+        self._buffers: dict[str, deque[float | None]] = {}
+
+    def append(self, uuid: str, value: float | None) -> None:
+        """Record one round's value; the oldest falls off once the buffer is full."""
+        buffer = self._buffers.get(uuid)
+        if buffer is None:
+            buffer = self._buffers[uuid] = deque(maxlen=self.length)
+        buffer.append(value)
+
+    def retain(self, uuids: Iterable[str]) -> None:
+        """Forget GPUs not in ``uuids`` (gone from the fleet), so memory stays bounded."""
+        keep = set(uuids)
+        for uuid in [uuid for uuid in self._buffers if uuid not in keep]:
+            del self._buffers[uuid]
+
+    def freeze(self) -> dict[str, tuple[float | None, ...]]:
+        """An immutable copy for a snapshot (taken once per round, not per read)."""
+        return {uuid: tuple(buffer) for uuid, buffer in self._buffers.items()}
+
+    def __len__(self) -> int:
+        return len(self._buffers)

@@ -1,0 +1,134 @@
+"""TelemetryCollector: scrape every DCGM exporter of the fleet, concurrently, in rounds.
+
+Targets come from a callable evaluated at the start of each round (the cluster cache knows
+which exporter pods exist now). A failing exporter does not fail the round: it is counted in
+``errors`` and its GPUs keep their last sample, whose ``sampled_at`` then shows its age. GPUs
+of targets that are no longer listed are dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+from backend.telemetry.base import RoundCollector
+from backend.telemetry.dcgm import GpuSample, parse_dcgm
+
+log = logging.getLogger(__name__)
+
+# Ask for the classic text format: OpenMetrics differs in details the parser need not know.
+ACCEPT = "text/plain;version=0.0.4;q=1,*/*;q=0.1"
+
+
+@dataclass
+class ScrapeTarget:
+    """One exporter endpoint; ``node`` is the node its pod runs on, when known."""
+
+    url: str
+    node: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class TelemetryCollector(RoundCollector):
+    """Scrapes DCGM exporters every ``interval`` seconds; see the module docstring."""
+
+    def __init__(
+        self,
+        targets: Callable[[], list[ScrapeTarget]],
+        *,
+        interval: float = 10.0,
+        history_length: int = 60,
+        concurrency: int = 64,
+        client: httpx.AsyncClient | None = None,
+        verify: bool | str | ssl.SSLContext = True,
+        timeout: float = 5.0,
+    ) -> None:
+        super().__init__(interval=interval, history_length=history_length)
+        self.targets = targets
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.verify = verify
+        self.last_errors: dict[str, str] = {}  # url -> why its last scrape failed
+        self._client = client
+        self._owns_client = client is None
+        self._by_target: dict[str, list[GpuSample]] = {}
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self._owns_client and self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def scrape_once(self) -> None:
+        """One complete round over the current targets, then publish it."""
+        started = time.monotonic()
+        targets = list({target.url: target for target in self.targets()}.values())
+        semaphore = asyncio.Semaphore(self.concurrency)
+        results = await asyncio.gather(*(self._scrape(t, semaphore) for t in targets))
+        by_target: dict[str, list[GpuSample]] = {}
+        fresh: set[str] = set()
+        errors: dict[str, str] = {}
+        for target, (gpus, error) in zip(targets, results, strict=True):
+            if error is not None:
+                errors[target.url] = error
+                gpus = self._by_target.get(target.url, [])
+            else:
+                fresh.update(gpu.uuid for gpu in gpus)
+            by_target[target.url] = gpus
+        self._by_target = by_target
+        self.last_errors = errors
+        samples = {gpu.uuid: gpu for gpus in by_target.values() for gpu in gpus}
+        self._publish(samples, fresh, sources=len(targets), errors=len(errors), started=started)
+
+    async def _scrape(
+        self, target: ScrapeTarget, semaphore: asyncio.Semaphore
+    ) -> tuple[list[GpuSample], str | None]:
+        """The target's GPUs, or the reason it failed (never raises for a bad exporter)."""
+        async with semaphore:
+            try:
+                async with asyncio.timeout(self.timeout):
+                    response = await self._http().get(
+                        target.url, headers={"Accept": ACCEPT, **target.headers}
+                    )
+                response.raise_for_status()
+                gpus = parse_dcgm(response.text, node=target.node)
+            except TimeoutError:
+                return [], f"timed out after {self.timeout:g} s"
+            except httpx.HTTPStatusError as exc:
+                return [], f"HTTP {exc.response.status_code} {exc.response.reason_phrase}"
+            except Exception as exc:  # one broken exporter must not break the round
+                log.debug("scrape of %s failed", target.url, exc_info=True)
+                return [], f"{type(exc).__name__}: {exc}"
+        if target.node:
+            # The pod's node (spec.nodeName) is authoritative; the Hostname label may be the
+            # exporter pod's own hostname when it does not run with NODE_NAME set.
+            for gpu in gpus:
+                gpu.node = target.node
+        return gpus, None
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            limits = httpx.Limits(
+                max_connections=self.concurrency, max_keepalive_connections=self.concurrency
+            )
+            self._client = httpx.AsyncClient(
+                verify=tls_verification(self.verify), timeout=self.timeout, limits=limits
+            )
+        return self._client
+
+
+def tls_verification(verify: bool | str | ssl.SSLContext) -> bool | ssl.SSLContext:
+    """httpx's ``verify``: a CA file or folder path becomes an SSL context (httpx deprecates
+    path strings)."""
+    if not isinstance(verify, str):
+        return verify
+    if os.path.isdir(verify):
+        return ssl.create_default_context(capath=verify)
+    return ssl.create_default_context(cafile=verify)

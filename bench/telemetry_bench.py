@@ -1,0 +1,104 @@
+"""Time parsing one telemetry round of a large fleet (not a test).
+
+A round is what the collector parses every interval: one DCGM exporter text per node, here
+1,000 nodes x 8 GPUs x 10 fields, written the way dcgm-exporter writes them. Prints the median
+of several runs for the reference parser (prometheus_client), the fast path, the whole
+``parse_dcgm`` on both, and one TelemetryCollector round over an in-process httpx transport
+(the collector's own CPU cost per round: requests, parsing, history, snapshot; no network).
+
+    .venv/bin/python bench/telemetry_bench.py [--nodes 1000] [--gpus 8] [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import time
+from collections.abc import Callable
+
+import httpx
+
+from backend.telemetry.dcgm import FIELDS, parse_dcgm
+from backend.telemetry.prometheus import parse_samples_fast, parse_samples_reference
+from backend.telemetry.scrape import ScrapeTarget, TelemetryCollector
+
+
+def exporter_text(node: str, gpus: int, rng: random.Random) -> str:
+    """One node's exporter output: HELP/TYPE per field, then a series per GPU."""
+    pods = [f"w-{rng.randrange(99999)}" for _ in range(gpus)]
+    lines: list[str] = []
+    for field in FIELDS:
+        kind = "counter" if field.endswith("ENERGY_CONSUMPTION") else "gauge"
+        lines += [f"# HELP {field} {field.lower()}.", f"# TYPE {field} {kind}"]
+        for gpu in range(gpus):
+            pod = f'pod="{pods[gpu]}",namespace="team-{gpu}",container="main"'
+            labels = (
+                f'gpu="{gpu}",UUID="GPU-{node}-{gpu:04d}",pci_bus_id="00000000:{gpu:02X}:00.0",'
+                f'device="nvidia{gpu}",modelName="NVIDIA H100 80GB HBM3",Hostname="{node}",'
+                f"{pod}"
+            )
+            lines.append(f"{field}{{{labels}}} {rng.uniform(0, 100):.3f}")
+    return "\n".join(lines) + "\n"
+
+
+def median_seconds(work: Callable[[], object], runs: int) -> float:
+    timings = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        work()
+        timings.append(time.perf_counter() - start)
+    return statistics.median(timings)
+
+
+def collector_round(texts: list[str], runs: int) -> float:
+    """Median seconds of a complete collector round, exporters answering in-process."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text=texts[int(request.url.path.strip("/"))])
+
+    targets = [
+        ScrapeTarget(url=f"http://exporters/{n}", node=f"node-{n:04d}") for n in range(len(texts))
+    ]
+
+    async def rounds() -> float:
+        client = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+        collector = TelemetryCollector(lambda: targets, client=client)
+        timings = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            await collector.scrape_once()
+            timings.append(time.perf_counter() - start)
+        await client.aclose()
+        assert collector.snapshot().errors == 0
+        return statistics.median(timings)
+
+    return asyncio.run(rounds())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=1000)
+    parser.add_argument("--gpus", type=int, default=8)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    rng = random.Random(1)
+    texts = [exporter_text(f"node-{n:04d}", args.gpus, rng) for n in range(args.nodes)]
+    lines = sum(text.count("\n") for text in texts)
+    print(f"{args.nodes} nodes x {args.gpus} GPUs, {lines} lines, {args.runs} runs (median):")
+    cases: dict[str, Callable[[], object]] = {
+        "reference parser (prometheus_client)": lambda: [parse_samples_reference(t) for t in texts],
+        "fast path": lambda: [parse_samples_fast(t) for t in texts],
+        "parse_dcgm, reference": lambda: [parse_dcgm(t, fast=False) for t in texts],
+        "parse_dcgm, fast": lambda: [parse_dcgm(t) for t in texts],
+    }
+    for label, work in cases.items():
+        print(f"  {label:40s} {median_seconds(work, args.runs):7.3f} s")
+    print(
+        f"  {'collector round (in-process transport)':40s} {collector_round(texts, args.runs):7.3f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()

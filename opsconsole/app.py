@@ -1,0 +1,290 @@
+"""The console application: navigation, the connection's health, and the chrome of every screen.
+
+Screens live on a stack whose root is the overview: ``1``..``4`` and ``:commands`` go back to the
+root and open a list on top of it, enter drills down (pushes), esc goes back (pops). Every screen
+gets the same chrome — connection banner on top, command line, status bar and footer at the
+bottom — added as it is shown, so screens only draw their own content.
+
+The backend may be down, slow or wrong at any time. Nothing here raises on that: errors arrive as
+``BackendError`` through ``report_backend_error``, the banner says what failed and how old the
+data on screen is, and a health worker reconnects with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar
+
+import httpx
+from textual import work
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Footer
+
+from opsconsole.client import BackendClient, BackendError, BackendUnavailable
+from opsconsole.commands import CommandError, ConsoleCommands, parse
+from opsconsole.connection import ConnectionState
+from opsconsole.settings import ConsoleSettings
+from opsconsole.themes import DARK, LIGHT, register_themes
+from opsconsole.widgets.banner import ConnectionBanner
+from opsconsole.widgets.command_line import CommandLine
+from opsconsole.widgets.status_bar import StatusBar
+from opsconsole.widgets.virtual_table import VirtualTable
+
+NAME_LOOKUP_LIMIT = 200
+ROOT_DEPTH = 2  # Textual's default screen + the overview
+
+
+class BottomChrome(Vertical):
+    """Command line, status bar and footer, docked together so they never overlap."""
+
+    def on_mount(self) -> None:
+        # The footer lists keys when the screen's bindings change; a screen that settled its
+        # focus before the chrome arrived would otherwise show an empty footer.
+        self.call_after_refresh(self.screen.refresh_bindings)
+
+
+class OpsConsoleApp(App[None]):
+    """The operator console."""
+
+    CSS_PATH = Path(__file__).with_name("app.tcss")
+    TITLE = "opsconsole"
+    COMMANDS = App.COMMANDS | {ConsoleCommands}
+    healthy_poll = 5.0  # seconds between /info polls while the backend answers
+    backoff_first = 1.0  # first reconnect delay; doubles on every failure
+    backoff_max = 30.0
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("colon", "command_line", "Cmd", key_display=":"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("escape", "back", "Back"),
+        Binding("1", "goto('overview')", "Overview", show=False),
+        Binding("2", "goto('tenants')", "Tenants", show=False),
+        Binding("3", "goto('workloads')", "Workloads", show=False),
+        Binding("4", "goto('gpus')", "GPUs", show=False),
+        Binding("r", "refresh", "Refresh", show=False),
+        Binding("ctrl+t", "toggle_theme", "Theme", show=False),
+        Binding("q", "quit_root", "Quit"),
+    ]
+
+    def __init__(
+        self,
+        settings: ConsoleSettings,
+        *,
+        backend_url: str,
+        sandbox: bool = False,
+        clock: Callable[[], float] = time.time,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.clock = clock
+        self.client = BackendClient(
+            backend_url, timeout=settings.request_timeout, transport=transport
+        )
+        self.connection = ConnectionState(
+            backend_url=backend_url, operator=settings.operator, sandbox=sandbox, clock=clock
+        )
+        self._wake_health = asyncio.Event()
+        register_themes(self)
+        self.theme = settings.theme if settings.theme in self.available_themes else DARK.name
+
+    # -- start and stop ----------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        from opsconsole.screens.overview import OverviewScreen
+
+        self.screen_change_signal.subscribe(self, self._add_chrome)
+        self.push_screen(OverviewScreen())
+        self._health_poll()
+
+    async def on_unmount(self) -> None:
+        await self.client.aclose()
+
+    def _add_chrome(self, screen: Screen[object]) -> None:
+        """Give a full screen the banner, command line, status bar and footer (once)."""
+        if isinstance(screen, ModalScreen) or screen.query(BottomChrome):
+            return
+        screen.mount(ConnectionBanner())
+        screen.mount(BottomChrome(CommandLine(), StatusBar(), Footer()))
+
+    # -- the connection ----------------------------------------------------------------------
+
+    @work(exclusive=True, exit_on_error=False, group="health")
+    async def _health_poll(self) -> None:
+        """Poll ``/info``: freshness for the status bar, and reconnects with backoff."""
+        while True:
+            try:
+                self.connection.info = await self.client.info()
+            except Exception as error:  # BackendError, or a bug: neither may stop the poll
+                failure = error if isinstance(error, BackendError) else BackendError(str(error))
+                delay = min(self.backoff_max, self.backoff_first * 2**self.connection.failures)
+                self.connection.failures += 1
+                self.connection.next_retry = self.clock() + delay
+                self.report_backend_error(failure, from_health=True)
+            else:
+                if self.connection.health_clears():
+                    recovered = self.connection.error is not None
+                    self.report_backend_ok()
+                    if recovered:
+                        self.action_refresh()
+                delay = self.healthy_poll
+            self._wake_health.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake_health.wait(), delay)
+
+    def report_backend_ok(self) -> None:
+        """A good answer arrived: clear the banner, count the data's age from now."""
+        self.connection.ok()
+        self._redraw_chrome()
+
+    def report_backend_error(self, error: BackendError, *, from_health: bool = False) -> None:
+        """Show a failure. A 4xx answer to a request is the operator's business (a
+        notification: "tenant x not found"); anything else, and any failure of ``/info``
+        (a wrong URL answers 404), means the data may be stale (the banner). Never raises."""
+        try:
+            status = error.status
+            if status is not None and 400 <= status < 500 and not from_health:
+                self.notify(error.message, severity="error", markup=False)
+                return
+            was_ok = self.connection.error is None
+            unreachable = isinstance(error, BackendUnavailable)
+            self.connection.failed(error.message, unreachable, from_health=from_health)
+            if was_ok and not from_health:
+                self._wake_health.set()  # start the backoff and the countdown now
+            self._redraw_chrome()
+        except Exception:  # the error path itself must never take the console down
+            pass
+
+    def _redraw_chrome(self) -> None:
+        for banner in self.screen.query(ConnectionBanner):
+            banner.update_state()
+        for bar in self.screen.query(StatusBar):
+            bar.refresh()
+
+    def on_virtual_table_loaded(self, _event: VirtualTable.Loaded) -> None:
+        self.report_backend_ok()
+
+    def on_virtual_table_load_failed(self, event: VirtualTable.LoadFailed) -> None:
+        self.report_backend_error(event.error)
+
+    # -- commands ----------------------------------------------------------------------------
+
+    async def lookup_names(self, kind: str, prefix: str) -> list[str]:
+        """Tenant or node names containing ``prefix`` (server-side), for completion."""
+        q = prefix or None
+        if kind == "tenant":
+            page = await self.client.tenants(q=q, sort="name", limit=NAME_LOOKUP_LIMIT)
+            return [tenant.name for tenant in page.items]
+        if kind == "node":
+            page = await self.client.nodes(q=q, sort="name", limit=NAME_LOOKUP_LIMIT)
+            return [node.name for node in page.items]
+        return []
+
+    def on_command_line_submitted(self, event: CommandLine.Submitted) -> None:
+        self.run_command_line(event.line)
+
+    def run_command_line(self, line: str) -> None:
+        """Run ``:name [arg]``; a mistake is a notification, never an exception."""
+        try:
+            command = parse(line)
+        except CommandError as error:
+            self.notify(str(error), severity="warning", markup=False)
+            return
+        name, arg = command.name, command.arg
+        if name == "tenant":
+            self.action_show_tenant(arg)
+        elif name == "node":
+            self.action_show_node(arg)
+        elif name == "help":
+            self.action_help()
+        elif name == "quit":
+            self.exit()
+        else:
+            self.action_goto(name, arg)
+
+    # -- navigation --------------------------------------------------------------------------
+
+    def _pop_to_root(self) -> None:
+        while len(self.screen_stack) > ROOT_DEPTH:
+            self.pop_screen()
+
+    def action_goto(self, target: str, arg: str = "") -> None:
+        """Open a top-level view (on top of the overview, which is the root)."""
+        from opsconsole.screens.gpus import GpusScreen, NodesScreen
+        from opsconsole.screens.tenants import TenantsScreen
+        from opsconsole.screens.workloads import WorkloadsScreen
+
+        factories: dict[str, Callable[[], Screen[object]]] = {
+            "tenants": TenantsScreen,
+            "workloads": lambda: WorkloadsScreen(arg or None),
+            "nodes": NodesScreen,
+            "gpus": lambda: GpusScreen(arg or None),
+        }
+        if target != "overview" and target not in factories:
+            self.notify(f"no such view: {target}", severity="warning", markup=False)
+            return
+        self._pop_to_root()
+        if target != "overview":
+            self.push_screen(factories[target]())
+
+    def action_show_tenant(self, name: str) -> None:
+        from opsconsole.screens.tenant_detail import TenantDetailScreen
+
+        self.push_screen(TenantDetailScreen(name))
+
+    def action_show_workload(self, namespace: str, kind: str, name: str) -> None:
+        from opsconsole.screens.workload_detail import WorkloadDetailScreen
+
+        self.push_screen(WorkloadDetailScreen(namespace, kind, name))
+
+    def action_show_node(self, name: str) -> None:
+        from opsconsole.screens.node_detail import NodeDetailScreen
+
+        self.push_screen(NodeDetailScreen(name))
+
+    def action_help(self) -> None:
+        from opsconsole.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_back(self) -> None:
+        """Esc: close the command line, else leave the current screen (never the root)."""
+        for line in self.screen.query(CommandLine):
+            if line.is_open:
+                line.close()
+                return
+        if len(self.screen_stack) > ROOT_DEPTH:
+            self.pop_screen()
+
+    def action_command_line(self) -> None:
+        for line in self.screen.query(CommandLine):
+            line.open()
+
+    def action_refresh(self) -> None:
+        refresh_now = getattr(self.screen, "action_refresh_now", None)
+        if refresh_now is not None:
+            refresh_now()
+
+    def action_toggle_theme(self) -> None:
+        self.theme = LIGHT.name if self.current_theme.dark else DARK.name
+
+    def action_quit_root(self) -> None:
+        if len(self.screen_stack) <= ROOT_DEPTH:
+            self.exit()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """``q`` quits only from the root screen; elsewhere it is not offered."""
+        if action == "quit_root":
+            return len(self.screen_stack) <= ROOT_DEPTH
+        if action == "back":
+            return len(self.screen_stack) > ROOT_DEPTH or any(
+                line.is_open for line in self.screen.query(CommandLine)
+            )
+        return True

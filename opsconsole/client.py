@@ -1,0 +1,180 @@
+"""The console's only way to the backend: ``/api/v1`` over httpx, answers parsed into the wire models.
+
+Every failure becomes one of two exceptions, so that screens need a single ``except``:
+``BackendUnavailable`` (nobody answered in time: connect errors, timeouts) and ``BackendError``
+(an answer came but it is an error or not what the contract says). Messages are written for an
+operator's banner, not for a developer.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from backend.schemas import (
+    API_PREFIX,
+    BackendInfo,
+    Gpu,
+    Node,
+    Overview,
+    Page,
+    Tenant,
+    Workload,
+    WorkloadDetail,
+)
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class BackendError(Exception):
+    """The backend answered with an error, or with something that is not the wire contract."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class BackendUnavailable(BackendError):
+    """The backend did not answer: refused, unreachable, or slower than the timeout."""
+
+
+def _segment(value: str) -> str:
+    """A path segment with every reserved character escaped (names are untrusted)."""
+    return quote(value, safe="")
+
+
+def _params(**values: Any) -> dict[str, Any]:
+    """Query parameters without the ones left unset."""
+    return {key: value for key, value in values.items() if value is not None and value != ""}
+
+
+def _detail(response: httpx.Response) -> str:
+    """The server's ``detail`` for an error answer, or the HTTP reason when it sent none."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("detail"), str):
+        return body["detail"]
+    if isinstance(body, dict) and body.get("detail") is not None:
+        return str(body["detail"])  # FastAPI's own 422 answers carry a list
+    return response.reason_phrase or "error"
+
+
+class BackendClient:
+    """An async client for one backend; cheap to keep open for the console's lifetime."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 5.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url + API_PREFIX,
+            timeout=timeout,
+            transport=transport,
+            headers={"accept": "application/json"},
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _get(self, path: str, model: type[M], params: dict[str, Any] | None = None) -> M:
+        """GET ``path`` and parse the answer into ``model``, mapping every failure to ours."""
+        try:
+            response = await self._http.get(path, params=params)
+        except httpx.TimeoutException as exc:
+            raise BackendUnavailable(f"backend timed out on {path}") from exc
+        except httpx.ConnectError as exc:
+            raise BackendUnavailable("backend unreachable") from exc
+        except (httpx.TransportError, OSError) as exc:
+            raise BackendUnavailable(f"backend unreachable ({type(exc).__name__})") from exc
+        if not response.is_success:  # redirects included: the API never redirects
+            raise BackendError(
+                f"backend error {response.status_code}: {_detail(response)}",
+                status=response.status_code,
+            )
+        try:
+            return model.model_validate_json(response.content)
+        except ValidationError as exc:
+            first = exc.errors()[0] if exc.errors() else {}
+            where = ".".join(str(part) for part in first.get("loc", ())) or "body"
+            reason = first.get("msg", "invalid")
+            raise BackendError(
+                f"malformed answer from backend: {path}: {where}: {reason}",
+                status=response.status_code,
+            ) from exc
+
+    async def info(self) -> BackendInfo:
+        return await self._get("/info", BackendInfo)
+
+    async def overview(self) -> Overview:
+        return await self._get("/overview", Overview)
+
+    async def tenants(
+        self, *, q: str | None = None, sort: str | None = None, offset: int = 0, limit: int = 100
+    ) -> Page[Tenant]:
+        params = _params(q=q, sort=sort, offset=offset, limit=limit)
+        return await self._get("/tenants", Page[Tenant], params)
+
+    async def tenant(self, name: str) -> Tenant:
+        return await self._get(f"/tenants/{_segment(name)}", Tenant)
+
+    async def workloads(
+        self,
+        *,
+        tenant: str | None = None,
+        kind: str | None = None,
+        status: str | None = None,
+        q: str | None = None,
+        sort: str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> Page[Workload]:
+        params = _params(
+            tenant=tenant, kind=kind, status=status, q=q, sort=sort, offset=offset, limit=limit
+        )
+        return await self._get("/workloads", Page[Workload], params)
+
+    async def workload(self, namespace: str, kind: str, name: str) -> WorkloadDetail:
+        path = f"/workloads/{_segment(namespace)}/{_segment(kind)}/{_segment(name)}"
+        return await self._get(path, WorkloadDetail)
+
+    async def nodes(
+        self,
+        *,
+        q: str | None = None,
+        gpu_model: str | None = None,
+        sort: str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> Page[Node]:
+        params = _params(q=q, gpu_model=gpu_model, sort=sort, offset=offset, limit=limit)
+        return await self._get("/nodes", Page[Node], params)
+
+    async def node(self, name: str) -> Node:
+        return await self._get(f"/nodes/{_segment(name)}", Node)
+
+    async def gpus(
+        self,
+        *,
+        node: str | None = None,
+        tenant: str | None = None,
+        q: str | None = None,
+        idle: bool | None = None,
+        sort: str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> Page[Gpu]:
+        idle_param = None if idle is None else str(idle).lower()
+        params = _params(
+            node=node, tenant=tenant, q=q, idle=idle_param, sort=sort, offset=offset, limit=limit
+        )
+        return await self._get("/gpus", Page[Gpu], params)

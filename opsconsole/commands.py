@@ -1,0 +1,177 @@
+"""The console's commands: the ``:`` command line's parser and completion, and the palette.
+
+One table of commands serves both the k9s-style command line (``:workloads team-a``, with Tab
+completing command names and tenant/node names asked from the backend) and Textual's command
+palette (ctrl+p), which also offers "go to tenant X".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+
+from rich.text import Text
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from opsconsole.text import clean, literal
+
+NameLookup = Callable[[str, str], Awaitable[list[str]]]
+"""``lookup(kind, prefix)``: names of ``kind`` ("tenant" or "node") starting with ``prefix``."""
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """A command: its name, what it does, and what its argument names (if it takes one)."""
+
+    name: str
+    help: str
+    arg: str | None = None  # "tenant" | "node": what the argument completes from
+    arg_required: bool = False
+    aliases: tuple[str, ...] = ()
+
+
+COMMANDS: tuple[CommandSpec, ...] = (
+    CommandSpec("overview", "the fleet at a glance", aliases=("home",)),
+    CommandSpec("tenants", "every tenant with quota and usage"),
+    CommandSpec("workloads", "workloads, of one tenant if given", arg="tenant"),
+    CommandSpec("nodes", "GPU nodes"),
+    CommandSpec("gpus", "GPUs, of one node if given", arg="node"),
+    CommandSpec("tenant", "one tenant's detail", arg="tenant", arg_required=True),
+    CommandSpec("node", "one node's detail", arg="node", arg_required=True),
+    CommandSpec("help", "every key", aliases=("?",)),
+    CommandSpec("quit", "leave the console", aliases=("q", "q!")),
+)
+
+
+class CommandError(ValueError):
+    """A command line that cannot run; the message is shown to the operator."""
+
+
+@dataclass(frozen=True)
+class ParsedCommand:
+    spec: CommandSpec
+    arg: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+def _lookup_spec(word: str) -> CommandSpec:
+    """The command a word names: exactly, by alias, or by a prefix only one command has."""
+    word = word.lower()
+    for spec in COMMANDS:
+        if word == spec.name or word in spec.aliases:
+            return spec
+    matches = [spec for spec in COMMANDS if spec.name.startswith(word)]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        names = ", ".join(spec.name for spec in matches)
+        raise CommandError(f"ambiguous command {clean(word)!r}: {names}")
+    raise CommandError(f"unknown command {clean(word)!r} (try :help)")
+
+
+def parse(line: str) -> ParsedCommand:
+    """Parse ``:name [argument]``; raises ``CommandError`` with a message for the operator."""
+    words = line.strip().removeprefix(":").split(maxsplit=1)
+    if not words:
+        raise CommandError("empty command")
+    spec = _lookup_spec(words[0])
+    arg = words[1].strip() if len(words) > 1 else ""
+    if arg and spec.arg is None:
+        raise CommandError(f":{spec.name} takes no argument")
+    if not arg and spec.arg_required:
+        raise CommandError(f":{spec.name} needs a {spec.arg} name")
+    return ParsedCommand(spec, arg)
+
+
+@dataclass(frozen=True)
+class Completion:
+    """The completed line and the candidates that remain (shown as a hint)."""
+
+    line: str
+    candidates: list[str]
+
+
+def _extend(prefix: str, candidates: list[str]) -> tuple[str, bool]:
+    """The longest common prefix of ``candidates`` (at least ``prefix``), and if it is unique."""
+    if not candidates:
+        return prefix, False
+    if len(candidates) == 1:
+        return candidates[0], True
+    shortest = min(candidates, key=len)
+    for i, char in enumerate(shortest):
+        if any(candidate[i] != char for candidate in candidates):
+            return shortest[:i] or prefix, False
+    return shortest, False
+
+
+async def complete(line: str, lookup: NameLookup) -> Completion:
+    """Tab completion of a command line: the command name first, then its argument."""
+    text = line.lstrip().removeprefix(":")
+    if " " not in text:
+        names = [spec.name for spec in COMMANDS if spec.name.startswith(text.lower())]
+        done, unique = _extend(text, names)
+        if unique:
+            takes_arg = next(spec for spec in COMMANDS if spec.name == done).arg is not None
+            done += " " if takes_arg else ""
+        return Completion(done, names)
+    word, _, prefix = text.partition(" ")
+    try:
+        spec = _lookup_spec(word)
+    except CommandError:
+        return Completion(text, [])
+    if spec.arg is None:
+        return Completion(text, [])
+    prefix = prefix.lstrip()
+    names = sorted({name for name in await lookup(spec.arg, prefix) if name.startswith(prefix)})
+    done, _ = _extend(prefix, names)
+    return Completion(f"{spec.name} {done}", names)
+
+
+class ConsoleCommands(Provider):
+    """The command palette's entries: every command, and "go to tenant X" for matching tenants."""
+
+    def _commands(self) -> list[tuple[str, str, Callable[[], object]]]:
+        run = getattr(self.app, "run_command_line", None)
+        if run is None:
+            return []
+        entries = []
+        for spec in COMMANDS:
+            if spec.arg_required:
+                continue
+            title = f"go to {spec.name}" if spec.name not in ("help", "quit") else spec.name
+            entries.append((title, spec.help, partial(run, spec.name)))
+        return entries
+
+    async def discover(self) -> Hits:
+        for title, help_text, command in self._commands():
+            yield DiscoveryHit(title, command, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for title, help_text, command in self._commands():
+            score = matcher.match(title)
+            if score > 0:
+                yield Hit(score, matcher.highlight(title), command, help=help_text)
+        lookup: NameLookup | None = getattr(self.app, "lookup_names", None)
+        words = query.split()
+        if lookup is None or not words:
+            return
+        show_tenant = self.app.action_show_tenant  # type: ignore[attr-defined]
+        try:
+            names = await lookup("tenant", words[-1])
+        except Exception:  # backend down: the palette still offers the commands
+            return
+        for name in names[:20]:
+            # The name is untrusted: shown literally, never through the markup-parsing highlight.
+            display = Text("go to tenant ") + literal(name, style="bold")
+            yield Hit(
+                0.5,
+                display,
+                partial(show_tenant, name),
+                text=f"go to tenant {clean(name)}",
+                help="tenant detail",
+            )

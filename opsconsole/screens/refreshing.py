@@ -1,0 +1,164 @@
+"""A screen that shows one fetch of backend data and refreshes it in the background.
+
+The overview and detail screens share the same life: fetch in a worker (never on the event loop's
+critical path), redraw on success, keep the last good data on failure and let the app's banner say
+how stale it is. Refreshes are skipped while the screen is not visible or a fetch is still in
+flight, so a slow backend is not hammered and never cancels its own answers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar, Generic, TypeVar
+
+from textual import events
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import DataTable
+from textual.widgets.data_table import RowKey
+from textual.worker import Worker, WorkerState
+
+from opsconsole.client import BackendError
+
+T = TypeVar("T")
+DEFAULT_INTERVAL = 2.0
+
+
+class RefreshingScreen(Screen[None], Generic[T]):
+    """Subclasses implement ``fetch`` (backend calls) and ``show`` (update widgets)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("r", "refresh_now", "Refresh")]
+
+    def __init__(self, name: str | None = None, id: str | None = None) -> None:
+        super().__init__(name=name, id=id)
+        self.data: T | None = None
+        self.error: BackendError | None = None
+        self._worker: Worker[None] | None = None
+        self._timer: Timer | None = None
+
+    async def fetch(self) -> T:
+        """The backend calls; raise ``BackendError`` (the client does) on failure."""
+        raise NotImplementedError
+
+    def show(self, data: T) -> None:
+        """Put fresh data on screen; called on the event loop after every successful fetch."""
+        raise NotImplementedError
+
+    def action_focus_panel(self, panel: str) -> None:
+        self.query_one(f"#{panel}", DataTable).focus()
+
+    # -- time and settings, from the app when it provides them ------------------------------------
+
+    def now(self) -> float:
+        """The app's clock (frozen in tests and screenshots), else the wall clock."""
+        clock: Callable[[], float] = getattr(self.app, "clock", time.time)
+        return clock()
+
+    def refresh_interval(self) -> float:
+        settings = getattr(self.app, "settings", None)
+        return float(getattr(settings, "refresh_interval", DEFAULT_INTERVAL) or DEFAULT_INTERVAL)
+
+    # -- the refresh cycle ----------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self._timer = self.set_interval(self.refresh_interval(), self._tick)
+        self.load()
+
+    def on_screen_resume(self, _event: events.ScreenResume) -> None:
+        if self.data is not None:  # coming back from a drill-down: show fresh data at once
+            self.load()
+
+    def _tick(self) -> None:
+        if self.is_current:
+            self.load()
+
+    def action_refresh_now(self) -> None:
+        self.load(force=True)
+
+    def load(self, force: bool = False) -> None:
+        """Start a fetch unless one is in flight (``force`` replaces it)."""
+        running = self._worker is not None and self._worker.state in (
+            WorkerState.PENDING,
+            WorkerState.RUNNING,
+        )
+        if running and not force:
+            return
+        self._worker = self.run_worker(
+            self._load, group="refresh", exclusive=True, exit_on_error=False
+        )
+
+    async def _load(self) -> None:
+        try:
+            data = await self.fetch()
+        except BackendError as err:
+            self.error = err
+            report_error: Callable[[BackendError], Any] | None = getattr(
+                self.app, "report_backend_error", None
+            )
+            if report_error is not None:
+                report_error(err)
+            return
+        self.data = data
+        self.error = None
+        self.show(data)
+        report_ok: Callable[[], Any] | None = getattr(self.app, "report_backend_ok", None)
+        if report_ok is not None:
+            report_ok()
+
+
+def refill(table: DataTable[Any], rows: list[tuple[Any, ...]], limit: int = 500) -> None:
+    """Replace a small table's rows (at most ``limit``), keeping the cursor's row index.
+
+    Unchanged rows are left alone, so a refresh with the same data does not reset the
+    operator's horizontal scroll or repaint the table.
+    """
+    rows = rows[:limit]
+    if isinstance(table, PanelTable):
+        if table.shown_rows == rows:
+            return
+        table.shown_rows = list(rows)
+    row = table.cursor_row
+    table.clear()
+    for index, cells in enumerate(rows):
+        table.add_row(*cells, key=str(index))
+    if rows:
+        table.move_cursor(row=min(max(row, 0), len(rows) - 1), animate=False)
+
+
+class DetailScreen(RefreshingScreen[T]):
+    """A drill-down screen pushed on top of a list; the app's ``escape`` pops it."""
+
+    DEFAULT_CLASSES = "detail-screen"
+
+
+class Body(VerticalScroll, can_focus=False):
+    """The scrolling part of a screen; focus goes to its tables, which scroll it into view."""
+
+
+class PanelTable(DataTable[Any]):
+    """A DataTable that redraws fully once its new rows are measured.
+
+    Textual 8.2 caches rendered lines by an update counter that measuring does not bump, so a
+    header drawn between ``add_row`` and the idle-time measuring keeps the old column widths
+    until the next change; small detail tables can afford to drop their caches instead.
+    """
+
+    shown_rows: list[tuple[Any, ...]] | None = None  # what ``refill`` last put in
+
+    def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
+        super()._update_dimensions(new_rows)
+        self._clear_caches()
+
+
+def panel_table(
+    table_id: str, title: str, columns: list[str], *, cursor: bool = True
+) -> PanelTable:
+    """A small bordered table for a panel (detail lists are short: a DataTable is fine)."""
+    table = PanelTable(id=table_id, classes="panel", cursor_type="row" if cursor else "none")
+    table.add_columns(*columns)
+    table.border_title = title
+    table.can_focus = cursor
+    return table

@@ -1,0 +1,223 @@
+"""One workload: what it is, its release history, canary traffic, pods and recent events.
+
+The revisions table reads like ``kubectl rollout history`` (REVISION / CHANGE-CAUSE with
+``<none>``), so an operator deciding on a rollback sees the same words they know. Enter on a pod
+opens its node.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import DataTable, Static
+
+from backend.schemas import PodSummary, Revision, WorkloadDetail, WorkloadKind
+from opsconsole import format as fmt
+from opsconsole.screens.refreshing import Body, DetailScreen, panel_table, refill
+from opsconsole.text import clean, literal
+
+EVENT_LIMIT = 50
+
+
+class WorkloadDetailScreen(DetailScreen[WorkloadDetail]):
+    """``enter`` on a workload: is it healthy, which revision serves, what happened lately."""
+
+    CSS_PATH = Path(__file__).with_name("detail.tcss")
+    AUTO_FOCUS = "#pods"
+    TITLE = "Workload"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *DetailScreen.BINDINGS,
+        Binding("v", "focus_panel('revisions')", "Revisions"),
+        Binding("o", "focus_panel('pods')", "Pods"),
+        Binding("e", "focus_panel('events')", "Events"),
+    ]
+
+    def __init__(self, namespace: str, kind: str, name: str) -> None:
+        super().__init__()
+        self.workload_namespace = namespace
+        self.workload_kind = kind
+        self.workload_name = name
+        self._pods: list[PodSummary] = []
+
+    def compose(self) -> ComposeResult:
+        header = Static(Text("Loading workload…", style="dim"), id="header")
+        title = f"{self.workload_kind} {self.workload_namespace}/{self.workload_name}"
+        header.border_title = literal(title)  # a str title would be parsed as markup
+        yield header
+        with Body(id="detail-body"):
+            canary = Static("", id="canary", classes="panel")
+            canary.border_title = "Canary traffic"
+            canary.display = False
+            yield canary
+            yield panel_table(
+                "revisions",
+                "Revisions",
+                ["REVISION", "CHANGE-CAUSE", "AGE", "READY", "TRAFFIC", "CURRENT", "IMAGE"],
+            )
+            yield panel_table(
+                "pods", "Pods", ["NAME", "NODE", "PHASE", "READY", "RESTARTS", "GPUS", "REV", "AGE"]
+            )
+            yield panel_table(
+                "events", "Recent events", ["TYPE", "REASON", "AGE", "COUNT", "MESSAGE", "OBJECT"]
+            )
+
+    async def fetch(self) -> WorkloadDetail:
+        return await self.app.client.workload(
+            self.workload_namespace, self.workload_kind, self.workload_name
+        )
+
+    def show(self, data: WorkloadDetail) -> None:
+        self.query_one("#header", Static).update(_header(data))
+        canary = self.query_one("#canary", Static)
+        split = _canary(data, 30 if self.app.size.width >= 120 else 10)
+        canary.display = split is not None
+        if split is not None:
+            canary.update(split)
+        self._show_revisions(data.revisions)
+        self._pods = list(data.pods)
+        self._show_pods(data.pods)
+        self._show_events(data)
+
+    def _show_revisions(self, revisions: list[Revision]) -> None:
+        now = self.now()
+        rows = [
+            (
+                literal(r.revision, "bold" if r.current else ""),
+                literal(r.change_cause) if r.change_cause else Text("<none>", style="dim"),
+                fmt.age(r.created, now),
+                fmt.ratio(r.ready_replicas, r.replicas),
+                _traffic(r),
+                Text("●", style="green") if r.current else Text(""),
+                fmt.text(r.image),
+            )
+            for r in revisions
+        ]
+        refill(self.query_one("#revisions", DataTable), rows)
+
+    def _show_pods(self, pods: list[PodSummary]) -> None:
+        now = self.now()
+        rows = [
+            (
+                literal(p.name),
+                fmt.text(p.node),
+                fmt.status(p.phase),
+                fmt.flag(p.ready),
+                Text(str(p.restarts), style="yellow" if p.restarts else ""),
+                str(p.gpus),
+                fmt.text(p.revision),
+                fmt.age(p.created, now),
+            )
+            for p in pods
+        ]
+        table = self.query_one("#pods", DataTable)
+        table.border_title = f"Pods ({len(pods)})"
+        refill(table, rows)
+
+    def _show_events(self, data: WorkloadDetail) -> None:
+        now = self.now()
+        events = data.events[:EVENT_LIMIT]
+        rows = []
+        for e in events:
+            style = fmt.event_style(e.type)
+            rows.append(
+                (
+                    literal(e.type, style),
+                    literal(e.reason, style),
+                    fmt.age(e.last_seen, now),
+                    str(e.count),
+                    literal(e.message, "yellow" if style else ""),
+                    literal(e.object),
+                )
+            )
+        table = self.query_one("#events", DataTable)
+        table.border_title = f"Recent events ({len(data.events)})"
+        refill(table, rows or [(Text("none", style="dim"), "", "", "", "", "")])
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        index = event.cursor_row
+        if event.data_table.id == "pods" and index < len(self._pods):
+            node = self._pods[index].node
+            if node:
+                self.app.action_show_node(node)
+            else:
+                self.notify("pod is not scheduled on a node", severity="warning")
+
+
+def _header(w: WorkloadDetail) -> Text:
+    out = Text()
+    out.append("status ", style="bold")
+    out.append_text(fmt.status(w.status.value))
+    if w.paused:
+        out.append(" (paused)", style="magenta")
+    if w.message:
+        out.append("  ")
+        out.append_text(literal(w.message, fmt.status_style(w.status.value) or "dim"))
+    out.append("\ntenant ", style="bold")
+    out.append_text(fmt.text(w.tenant))
+    out.append("  model ", style="bold")
+    out.append_text(fmt.text(w.model))
+    out.append("  stage ", style="bold")
+    out.append_text(fmt.text(w.stage))
+    out.append("  queue ", style="bold")
+    out.append_text(fmt.text(w.queue))
+    out.append("\nreplicas ", style="bold")
+    out.append_text(fmt.ratio(w.ready_replicas, w.replicas))
+    out.append("  GPUs ", style="bold")
+    out.append_text(fmt.ratio(w.gpus, w.gpus_requested))
+    out.append(" ")
+    out.append_text(fmt.text(w.gpu_model, "dim"))
+    out.append("  revision ", style="bold")
+    out.append_text(fmt.text(w.revision))
+    if w.images:
+        out.append("\nimage ", style="bold")
+        out.append_text(literal(", ".join(clean(i) for i in w.images)))
+    return out
+
+
+def _traffic(r: Revision) -> Text:
+    if r.traffic_percent is None:
+        return Text("-", style="dim")
+    out = Text(f"{r.traffic_percent}%")
+    if r.tag:
+        out.append(" ")
+        out.append_text(literal(r.tag, "dim"))
+    return out
+
+
+def _canary(w: WorkloadDetail, width: int) -> Text | None:
+    """Two lines, latest and previous revision, each with its traffic share as a bar."""
+    if w.kind != WorkloadKind.INFERENCE_SERVICE:
+        return None
+    routed = [r for r in w.revisions if r.traffic_percent is not None]
+    latest = next((r for r in routed if r.tag == "latest"), None) or next(
+        (r for r in routed if r.current), None
+    )
+    previous = next((r for r in routed if r is not latest), None)
+    percent = latest.traffic_percent if latest and latest.traffic_percent is not None else None
+    if percent is None:
+        percent = w.canary_percent
+    if percent is None:
+        return None
+    rows = [("latest", latest.revision if latest else w.revision, percent, "bold cyan")]
+    prev_share = previous.traffic_percent if previous else None
+    if prev_share is None:
+        prev_share = 100 - percent
+    rows.append(("prev", previous.revision if previous else None, prev_share, ""))
+    names = [clean(name) if name else "?" for _, name, _, _ in rows]
+    name_width = max(len(n) for n in names)
+    out = Text()
+    for (label, _, share, style), name in zip(rows, names, strict=True):
+        if out:
+            out.append("\n")
+        out.append(f"{label:<7}", style="bold")
+        out.append_text(literal(name.ljust(name_width)))
+        out.append(" ")
+        out.append_text(
+            fmt.stacked_bar([(share, "█", style or "green"), (100 - share, "░", "dim")], width)
+        )
+        out.append(f" {share:>3}%", style=style)
+    return out

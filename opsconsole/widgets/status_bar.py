@@ -1,0 +1,56 @@
+"""The status bar: which backend, who is operating, how old the data is, and the link state.
+
+Redrawn from the app's ``ConnectionState`` every second, so the age keeps counting even when no
+answer arrives. Only the URL and operator are outside text; they go in literally.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widget import Widget
+
+from opsconsole.connection import ConnectionState, Link, seconds_str
+from opsconsole.text import literal
+
+LINK_STYLES = {
+    Link.CONNECTING: "yellow",
+    Link.CONNECTED: "green",
+    Link.UNREACHABLE: "bold red",
+    Link.ERROR: "bold red",
+}
+
+
+def status_text(state: ConnectionState) -> Text:
+    """One line: ``SANDBOX  backend URL  operator  data 3 s  ● connected``."""
+    line = Text(no_wrap=True, overflow="ellipsis", end="")
+    if state.sandbox:
+        line.append(" SANDBOX ", style="bold black on yellow")
+        line.append(" ")
+    line.append_text(literal(state.backend_url, style="bold"))
+    line.append("  op ")
+    line.append_text(literal(state.operator, style="bold"))
+    age = state.data_age()
+    line.append("  data ")
+    line.append("–" if age is None else seconds_str(age), style="bold")
+    line.append("  ")
+    line.append(f"● {state.link.value}", style=LINK_STYLES[state.link])
+    return line
+
+
+class StatusBar(Widget):
+    """A one-line bar above the footer, on every screen."""
+
+    DEFAULT_CSS = """
+    StatusBar {
+        height: 1;
+        background: $panel;
+        color: $foreground;
+    }
+    """
+
+    def on_mount(self) -> None:
+        self.set_interval(1.0, self.refresh)
+
+    def render(self) -> Text:
+        state: ConnectionState | None = getattr(self.app, "connection", None)
+        return status_text(state) if state is not None else Text("")

@@ -1,0 +1,269 @@
+"""The /api/v1 read endpoints: shapes, filters, sorting, paging, cursors and errors.
+
+The router is mounted on a bare FastAPI app whose backend is a stand-in holding a model built from
+the hand-written fleet of tests/test_fleet_model.py; answers are checked against the schemas.
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from backend.api.routes import router
+from backend.fleet import FleetModel, build_fleet_model
+from backend.schemas import (
+    API_PREFIX,
+    DataFreshness,
+    Gpu,
+    Node,
+    Overview,
+    Page,
+    Tenant,
+    Workload,
+    WorkloadDetail,
+)
+from tests.test_fleet_model import fleet_cluster, fleet_telemetry
+
+
+class StandInBackend:
+    """What the routes use of ``backend.service.Backend``: ``model`` and ``freshness()``."""
+
+    def __init__(self, model: FleetModel | None) -> None:
+        self.model = model
+
+    def freshness(self) -> DataFreshness:
+        return DataFreshness(synced=True, cluster_age_seconds=0.25, telemetry_sources=2)
+
+
+def _app(model: FleetModel | None) -> FastAPI:
+    app = FastAPI()
+    app.state.backend = StandInBackend(model)
+    app.include_router(router, prefix=API_PREFIX)
+    return app
+
+
+@pytest.fixture(scope="module")
+def model() -> FleetModel:
+    return build_fleet_model(fleet_cluster(), fleet_telemetry())
+
+
+def _client(model: FleetModel | None) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=_app(model))
+    return httpx.AsyncClient(transport=transport, base_url="http://opsconsole.test")
+
+
+@pytest.fixture
+async def client(model):
+    async with _client(model) as http:
+        yield http
+
+
+async def get(client: httpx.AsyncClient, path: str, **params) -> httpx.Response:
+    return await client.get(API_PREFIX + path, params=params)
+
+
+async def page(client: httpx.AsyncClient, path: str, item: type, **params) -> Page:
+    response = await get(client, path, **params)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert set(body) == {"items", "total", "next"}
+    return Page[item].model_validate(body)
+
+
+# -- shapes --------------------------------------------------------------------------------------
+
+
+async def test_overview(client):
+    response = await get(client, "/overview")
+    assert response.status_code == 200
+    overview = Overview.model_validate(response.json())
+    assert overview.freshness.cluster_age_seconds == 0.25
+    assert overview.totals.gpus == 20 and overview.problems
+
+
+async def test_every_list_answers_a_page(client):
+    assert [t.name for t in (await page(client, "/tenants", Tenant)).items] == [
+        "team-a",
+        "team-b",
+        "team-c",
+    ]
+    assert (await page(client, "/workloads", Workload)).total == 9
+    assert (await page(client, "/nodes", Node)).total == 4
+    gpus = await page(client, "/gpus", Gpu)
+    assert gpus.total == 20 and gpus.next is None
+    for gpu in gpus.items:  # every GPU has node, index, uuid, model and utilization (or null)
+        assert gpu.node and gpu.uuid and gpu.model and gpu.index >= 0
+    raw = (await get(client, "/gpus")).json()["items"]
+    assert all("utilization" in item for item in raw)
+
+
+async def test_single_objects(client):
+    tenant = Tenant.model_validate((await get(client, "/tenants/team-a")).json())
+    assert tenant.cluster_queue == "team-a" and tenant.quotas
+    node = Node.model_validate((await get(client, "/nodes/node-1")).json())
+    assert node.gpus_allocated == 8
+    detail = WorkloadDetail.model_validate(
+        (await get(client, "/workloads/team-a/deployment/llama-70b")).json()
+    )
+    assert [r.revision for r in detail.revisions] == ["3", "2", "1", "0"]
+    assert detail.pods and detail.events
+    same = await get(client, "/workloads/team-a/Deployment/llama-70b")
+    assert same.json() == (await get(client, "/workloads/team-a/deployment/llama-70b")).json()
+    isvc = (await get(client, "/workloads/team-b/inferenceservice/sklearn-iris")).json()
+    assert isvc["canary_percent"] == 10 and isvc["revisions"][0]["tag"] == "latest"
+
+
+# -- filters, sort, paging -----------------------------------------------------------------------
+
+
+async def test_workload_filters(client):
+    team_a = await page(client, "/workloads", Workload, tenant="team-a")
+    assert {w.tenant for w in team_a.items} == {"team-a"} and team_a.total == 5
+    jobs = await page(client, "/workloads", Workload, kind="job")
+    assert {w.kind.value for w in jobs.items} == {"Job"} and jobs.total == 3
+    pending = await page(client, "/workloads", Workload, status="Pending")
+    assert {w.name for w in pending.items} == {"whisper", "finetune"}
+    assert (await page(client, "/workloads", Workload, namespace="team-c")).total == 1
+    assert (await page(client, "/workloads", Workload, q="LLAMA")).total == 1
+    both = await page(client, "/workloads", Workload, tenant="team-a", kind="deployment")
+    assert {w.name for w in both.items} == {"llama-70b", "mistral", "whisper"}
+
+
+async def test_gpu_and_node_filters(client):
+    assert (await page(client, "/gpus", Gpu, node="node-2")).total == 8
+    assert (await page(client, "/gpus", Gpu, tenant="team-c")).total == 2
+    assert (await page(client, "/gpus", Gpu, namespace="team-a")).total == 8
+    assert (await page(client, "/gpus", Gpu, model="NVIDIA H100 80GB HBM3")).total == 16
+    idle = await page(client, "/gpus", Gpu, idle="true")
+    assert [g.uuid for g in idle.items] == ["GPU-n1-1"]
+    assert (await page(client, "/gpus", Gpu, idle="false")).total == 19
+    assert (await page(client, "/gpus", Gpu, q="gpu-n3")).total == 2
+    assert (await page(client, "/nodes", Node, gpu_model="NVIDIA-A100-SXM4-80GB")).total == 1
+    assert (await page(client, "/nodes", Node, q="node")).total == 3
+    assert (await page(client, "/tenants", Tenant, q="team-a-dev")).total == 1
+
+
+async def test_sort_descending_with_nulls_last(client):
+    gpus = (await page(client, "/gpus", Gpu, sort="-utilization", limit=1000)).items
+    values = [g.utilization for g in gpus]
+    known = [v for v in values if v is not None]
+    assert known == sorted(known, reverse=True) and values[len(known) :] == [None] * (
+        len(values) - len(known)
+    )
+    tenants = (await page(client, "/tenants", Tenant, sort="-gpu_used")).items
+    assert tenants[0].name == "team-a"
+    assert (await page(client, "/nodes", Node, sort="-name")).items[0].name == "node-3"
+
+
+async def test_offset_limit_and_cursor_walk_every_row_once(client):
+    first = await page(client, "/gpus", Gpu, limit=7, sort="uuid")
+    assert len(first.items) == 7 and first.total == 20 and first.next
+    seen = [g.uuid for g in first.items]
+    cursor = first.next
+    while cursor:
+        nxt = await page(client, "/gpus", Gpu, limit=7, sort="uuid", cursor=cursor)
+        seen += [g.uuid for g in nxt.items]
+        cursor = nxt.next
+    assert len(seen) == 20 == len(set(seen))
+    assert seen == [
+        g.uuid for g in (await page(client, "/gpus", Gpu, sort="uuid", limit=1000)).items
+    ]
+    jump = await page(client, "/gpus", Gpu, sort="uuid", offset=18, limit=5)
+    assert [g.uuid for g in jump.items] == seen[18:] and jump.next is None
+    beyond = await page(client, "/gpus", Gpu, offset=500)
+    assert beyond.items == [] and beyond.total == 20 and beyond.next is None
+
+
+# -- errors --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "detail"),
+    [
+        ("/tenants/nope", 'tenant "nope" not found'),
+        ("/nodes/nope", 'node "nope" not found'),
+        ("/workloads/team-a/deployment/nope", 'deployment "team-a/nope" not found'),
+        ("/workloads/nope/job/llama-70b", 'job "nope/llama-70b" not found'),
+    ],
+)
+async def test_unknown_names_are_404(client, path, detail):
+    response = await get(client, path)
+    assert response.status_code == 404
+    assert response.json() == {"detail": detail}
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "detail_start"),
+    [
+        ("/gpus", {"sort": "x"}, "unknown sort field 'x'; one of: node, index, uuid"),
+        ("/tenants", {"sort": "-quotas"}, "unknown sort field 'quotas'; one of: name"),
+        ("/workloads", {"status": "sleepy"}, "unknown status 'sleepy'; one of: Running"),
+        ("/workloads", {"kind": "pod"}, "unknown kind 'pod'; one of: Deployment"),
+        ("/nodes", {"cursor": "%%%"}, "invalid cursor"),
+        ("/workloads/team-a/statefulset/x", {}, "unknown workload kind 'statefulset'; one of:"),
+    ],
+)
+async def test_bad_values_are_422_with_a_clear_detail(client, path, params, detail_start):
+    response = await get(client, path, **params)
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith(detail_start)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"limit": 0}, {"limit": 1001}, {"limit": "ten"}, {"offset": -1}, {"idle": "maybe"}],
+)
+async def test_malformed_paging_params_are_422(client, params):
+    assert (await get(client, "/gpus", **params)).status_code == 422
+
+
+async def test_no_model_yet_is_503():
+    async with _client(None) as empty:
+        response = await get(empty, "/tenants")
+    assert response.status_code == 503
+    assert response.json() == {"detail": "the fleet model is not built yet"}
+
+
+async def test_empty_model_answers_empty_pages():
+    async with _client(FleetModel.empty()) as empty:
+        body = (await get(empty, "/gpus")).json()
+        assert body == {"items": [], "total": 0, "next": None}
+        assert (await get(empty, "/overview")).json()["totals"]["gpus"] == 0
+
+
+# -- OpenAPI -------------------------------------------------------------------------------------
+
+
+async def test_openapi_lists_every_endpoint_with_its_schema(client):
+    spec = (await client.get("/openapi.json")).json()
+    paths = spec["paths"]
+    expected = {
+        "/overview": "Overview",
+        "/tenants": "Page_Tenant_",
+        "/tenants/{name}": "Tenant",
+        "/workloads": "Page_Workload_",
+        "/workloads/{namespace}/{kind}/{name}": "WorkloadDetail",
+        "/nodes": "Page_Node_",
+        "/nodes/{name}": "Node",
+        "/gpus": "Page_Gpu_",
+    }
+    for path, schema in expected.items():
+        operation = paths[API_PREFIX + path]["get"]
+        ok = operation["responses"]["200"]["content"]["application/json"]["schema"]
+        assert ok["$ref"].endswith("/" + schema), (path, ok)
+        assert "404" in operation["responses"] and "422" in operation["responses"]
+    params = {p["name"] for p in paths[API_PREFIX + "/gpus"]["get"]["parameters"]}
+    assert params == {
+        "node",
+        "tenant",
+        "namespace",
+        "model",
+        "idle",
+        "q",
+        "sort",
+        "offset",
+        "limit",
+        "cursor",
+    }

@@ -1,0 +1,128 @@
+"""BackendClient: answers parsed into the wire models, every failure mapped to our two errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+
+from backend.schemas import Gpu, Tenant, WorkloadKind
+from opsconsole.client import BackendClient, BackendError, BackendUnavailable
+from tests.fake_backend import FakeBackend
+
+
+def client_for(handler, timeout: float = 5.0) -> BackendClient:
+    return BackendClient(
+        "http://backend:8080/", timeout=timeout, transport=httpx.MockTransport(handler)
+    )
+
+
+async def test_parses_pages_and_sends_query_parameters() -> None:
+    fake = FakeBackend(tenants=30)
+    client = BackendClient("http://backend", transport=fake.transport())
+    page = await client.tenants(q="team-b", sort="-gpu_used", offset=0, limit=10)
+    assert [t.name for t in page.items] == ["team-b1", "team-b"]  # 7 GPUs used, then 1
+    assert page.total == 2
+    assert all(isinstance(t, Tenant) for t in page.items)
+    sent = fake.requests[-1].url
+    assert sent.path == "/api/v1/tenants"
+    assert sent.params["q"] == "team-b" and sent.params["sort"] == "-gpu_used"
+    assert sent.params["limit"] == "10"
+    await client.aclose()
+
+
+async def test_unset_filters_are_not_sent() -> None:
+    fake = FakeBackend()
+    client = BackendClient("http://backend", transport=fake.transport())
+    page = await client.gpus(node="gpu-node-0001", idle=False)
+    assert page.items and all(isinstance(g, Gpu) and g.node == "gpu-node-0001" for g in page.items)
+    params = fake.requests[-1].url.params
+    assert params["idle"] == "false"
+    assert "q" not in params and "tenant" not in params and "sort" not in params
+
+
+async def test_detail_paths_escape_untrusted_names() -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.raw_path.decode())
+        return httpx.Response(404, json={"detail": 'tenant "a/../b?x" not found'})
+
+    client = client_for(handler)
+    with pytest.raises(BackendError) as caught:
+        await client.tenant("a/../b?x")
+    assert seen == ["/api/v1/tenants/a%2F..%2Fb%3Fx"]
+    assert caught.value.status == 404
+    assert caught.value.message == 'backend error 404: tenant "a/../b?x" not found'
+    assert not isinstance(caught.value, BackendUnavailable)
+
+
+async def test_workload_detail_is_parsed() -> None:
+    fake = FakeBackend()
+    client = BackendClient("http://backend", transport=fake.transport())
+    detail = await client.workload("team-b", "InferenceService", "model-00001")
+    assert detail.kind is WorkloadKind.INFERENCE_SERVICE
+    assert detail.revisions == []
+
+
+async def test_server_error_carries_the_detail() -> None:
+    client = client_for(lambda r: httpx.Response(503, json={"detail": "cache not synced"}))
+    with pytest.raises(BackendError) as caught:
+        await client.overview()
+    assert caught.value.status == 503
+    assert "cache not synced" in caught.value.message
+
+
+async def test_error_without_json_body_uses_the_reason() -> None:
+    client = client_for(lambda r: httpx.Response(502, text="<html>bad gateway</html>"))
+    with pytest.raises(BackendError, match="502: Bad Gateway"):
+        await client.info()
+
+
+async def test_validation_error_list_detail_is_shown() -> None:
+    body = {"detail": [{"loc": ["query", "limit"], "msg": "too big"}]}
+    client = client_for(lambda r: httpx.Response(422, json=body))
+    with pytest.raises(BackendError, match=r"422: .*too big"):
+        await client.tenants(limit=5000)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json at all",
+        b'{"items": "nope", "total": 1}',
+        b"[]",
+        json.dumps({"total": 3}).encode(),
+    ],
+)
+async def test_malformed_answers(body: bytes) -> None:
+    client = client_for(lambda r: httpx.Response(200, content=body))
+    with pytest.raises(BackendError) as caught:
+        await client.tenants()
+    assert caught.value.message.startswith("malformed answer from backend: /tenants")
+    assert not isinstance(caught.value, BackendUnavailable)
+
+
+async def test_connect_error_is_unavailable() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    with pytest.raises(BackendUnavailable, match="unreachable"):
+        await client_for(refuse).overview()
+
+
+async def test_real_refused_port_is_unavailable() -> None:
+    client = BackendClient("http://127.0.0.1:9", timeout=2.0)  # discard port: nobody listens
+    with pytest.raises(BackendUnavailable):
+        await client.info()
+    await client.aclose()
+
+
+async def test_timeout_is_unavailable() -> None:
+    fake = FakeBackend()
+    fake.mode = "slow"
+    client = BackendClient("http://backend", timeout=0.05, transport=fake.transport())
+    with pytest.raises(BackendUnavailable, match="timed out"):
+        await asyncio.wait_for(client.nodes(), 5)

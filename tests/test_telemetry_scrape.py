@@ -1,0 +1,259 @@
+"""TelemetryCollector against real HTTP exporters on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import certifi
+import pytest
+
+from backend.telemetry.history import UtilizationHistory
+from backend.telemetry.scrape import ScrapeTarget, TelemetryCollector, tls_verification
+
+
+def exporter_text(node: str, utilization: float, gpus: int = 2) -> str:
+    lines = [
+        "# HELP DCGM_FI_DEV_GPU_UTIL GPU utilization (in %).",
+        "# TYPE DCGM_FI_DEV_GPU_UTIL gauge",
+    ]
+    for gpu in range(gpus):
+        labels = f'gpu="{gpu}", UUID="GPU-{node}-{gpu}",Hostname="{node}",pod="",namespace=""'
+        lines.append(f"DCGM_FI_DEV_GPU_UTIL{{{labels}}} {utilization + gpu}")
+        lines.append(f"DCGM_FI_DEV_FB_USED{{{labels}}} 1024")
+    return "\n".join(lines) + "\n"
+
+
+class Exporters:
+    """Per-path responses the test can change between rounds; records request headers."""
+
+    def __init__(self) -> None:
+        self.responses: dict[str, tuple[int, str]] = {}
+        self.headers: dict[str, dict[str, str]] = {}
+        self.delay: dict[str, float] = {}
+        self.url = ""
+
+    def target(self, path: str, node: str | None = None, **headers: str) -> ScrapeTarget:
+        return ScrapeTarget(url=f"{self.url}{path}", node=node, headers=headers)
+
+
+@pytest.fixture
+def exporters() -> Iterator[Exporters]:
+    state = Exporters()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            state.headers[self.path] = dict(self.headers)
+            time.sleep(state.delay.get(self.path, 0.0))
+            status, body = state.responses.get(self.path, (404, "not found"))
+            data = body.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            with contextlib.suppress(OSError):  # the client gave up (timeout test)
+                self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+async def test_round_with_one_failing_exporter(exporters: Exporters) -> None:
+    exporters.responses["/a"] = (200, exporter_text("node-a", 10))
+    exporters.responses["/b"] = (200, exporter_text("node-b", 50))
+    exporters.responses["/broken"] = (500, "boom")
+    targets = [exporters.target("/a"), exporters.target("/b"), exporters.target("/broken")]
+    collector = TelemetryCollector(lambda: targets, history_length=3)
+    try:
+        assert collector.snapshot().completed_at is None
+        await collector.scrape_once()
+    finally:
+        await collector.stop()
+    snapshot = collector.snapshot()
+    assert collector.version == 1
+    assert (snapshot.sources, snapshot.errors) == (3, 1)
+    assert "500" in collector.last_errors[f"{exporters.url}/broken"]
+    assert set(snapshot.samples) == {"GPU-node-a-0", "GPU-node-a-1", "GPU-node-b-0", "GPU-node-b-1"}
+    gpu = snapshot.samples["GPU-node-b-1"]
+    assert (gpu.node, gpu.utilization, gpu.fb_used_mib, gpu.pod) == ("node-b", 51.0, 1024.0, None)
+    assert snapshot.history["GPU-node-a-0"] == (10.0,)
+    assert snapshot.completed_at is not None
+
+
+async def test_failing_exporter_keeps_its_last_samples_which_age(exporters: Exporters) -> None:
+    exporters.responses["/a"] = (200, exporter_text("node-a", 10))
+    exporters.responses["/b"] = (200, exporter_text("node-b", 50))
+    targets = [exporters.target("/a"), exporters.target("/b")]
+    collector = TelemetryCollector(lambda: targets, history_length=3)
+    try:
+        await collector.scrape_once()
+        first = collector.snapshot()
+        exporters.responses["/a"] = (200, exporter_text("node-a", 20))
+        exporters.responses["/b"] = (503, "unavailable")
+        await collector.scrape_once()
+    finally:
+        await collector.stop()
+    second = collector.snapshot()
+    assert collector.version == 2
+    assert (second.sources, second.errors) == (2, 1)
+    assert second.samples["GPU-node-a-0"].utilization == 20.0
+    kept = second.samples["GPU-node-b-0"]
+    assert kept is first.samples["GPU-node-b-0"]  # the last sample, with its old sampled_at
+    assert kept.sampled_at < second.samples["GPU-node-a-0"].sampled_at
+    assert second.history["GPU-node-a-0"] == (10.0, 20.0)
+    assert second.history["GPU-node-b-0"] == (50.0, None)  # a gap while the exporter is down
+    # the earlier snapshot is immutable: readers holding it see the first round
+    assert first.samples["GPU-node-a-0"].utilization == 10.0
+    assert first.history["GPU-node-a-0"] == (10.0,)
+
+
+async def test_history_is_a_ring_buffer(exporters: Exporters) -> None:
+    targets = [exporters.target("/a")]
+    collector = TelemetryCollector(lambda: targets, history_length=3)
+    try:
+        for value in (1, 2, 3, 4, 5):
+            exporters.responses["/a"] = (200, exporter_text("node-a", value, gpus=1))
+            await collector.scrape_once()
+    finally:
+        await collector.stop()
+    assert collector.version == 5
+    assert collector.snapshot().history["GPU-node-a-0"] == (3.0, 4.0, 5.0)
+
+
+async def test_targets_are_read_each_round_and_removed_ones_are_forgotten(
+    exporters: Exporters,
+) -> None:
+    exporters.responses["/a"] = (200, exporter_text("node-a", 10, gpus=1))
+    exporters.responses["/b"] = (200, exporter_text("node-b", 10, gpus=1))
+    targets = [exporters.target("/a"), exporters.target("/b")]
+    collector = TelemetryCollector(lambda: list(targets))
+    try:
+        await collector.scrape_once()
+        assert set(collector.snapshot().samples) == {"GPU-node-a-0", "GPU-node-b-0"}
+        targets.pop()
+        await collector.scrape_once()
+    finally:
+        await collector.stop()
+    snapshot = collector.snapshot()
+    assert set(snapshot.samples) == {"GPU-node-a-0"}
+    assert set(snapshot.history) == {"GPU-node-a-0"}
+    assert snapshot.sources == 1
+
+
+async def test_headers_and_node_of_the_target(exporters: Exporters) -> None:
+    exporters.responses["/proxy"] = (200, exporter_text("dcgm-exporter-x7k2p", 10, gpus=1))
+    target = exporters.target("/proxy", node="gpu-node-07", Authorization="Bearer t0ken")
+    collector = TelemetryCollector(lambda: [target])
+    try:
+        await collector.scrape_once()
+    finally:
+        await collector.stop()
+    assert exporters.headers["/proxy"]["Authorization"] == "Bearer t0ken"
+    assert "text/plain" in exporters.headers["/proxy"]["Accept"]
+    # the pod's node wins over a Hostname label that names the exporter pod
+    assert collector.snapshot().samples["GPU-dcgm-exporter-x7k2p-0"].node == "gpu-node-07"
+
+
+async def test_garbage_and_unreachable_exporters_are_errors_not_crashes(
+    exporters: Exporters,
+) -> None:
+    exporters.responses["/html"] = (200, "<html>login</html>")
+    exporters.responses["/slow"] = (200, exporter_text("node-s", 1))
+    exporters.delay["/slow"] = 1.0
+    targets = [
+        exporters.target("/html"),
+        exporters.target("/slow"),
+        ScrapeTarget(url="http://127.0.0.1:9/metrics"),  # nothing listens on port 9
+    ]
+    collector = TelemetryCollector(lambda: targets, timeout=0.3)
+    try:
+        await collector.scrape_once()
+    finally:
+        await collector.stop()
+    snapshot = collector.snapshot()
+    assert (snapshot.sources, snapshot.errors, snapshot.samples) == (3, 3, {})
+    assert collector.version == 1
+    errors = collector.last_errors
+    assert "not Prometheus text format" in errors[f"{exporters.url}/html"]
+    assert "timed out" in errors[f"{exporters.url}/slow"]
+
+
+async def test_start_runs_rounds_until_stopped(exporters: Exporters) -> None:
+    exporters.responses["/a"] = (200, exporter_text("node-a", 10, gpus=1))
+    targets = [exporters.target("/a")]
+    collector = TelemetryCollector(lambda: targets, interval=0.01)
+    await collector.start()
+    try:
+        for _ in range(500):
+            if collector.version >= 3:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await collector.stop()
+    assert collector.version >= 3
+    stopped_at = collector.version
+    await asyncio.sleep(0.05)
+    assert collector.version == stopped_at
+    assert collector.snapshot() is collector.snapshot()  # no copying per read
+
+
+async def test_a_failing_targets_callable_does_not_kill_the_loop(exporters: Exporters) -> None:
+    exporters.responses["/a"] = (200, exporter_text("node-a", 10, gpus=1))
+    calls = 0
+
+    def targets() -> list[ScrapeTarget]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("cluster cache not synced")
+        return [exporters.target("/a")]
+
+    collector = TelemetryCollector(targets, interval=0.01)
+    await collector.start()
+    try:
+        for _ in range(500):
+            if collector.version >= 1:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await collector.stop()
+    assert calls >= 2
+    assert "GPU-node-a-0" in collector.snapshot().samples
+
+
+def test_tls_verification_accepts_a_ca_file_path(tmp_path: Path) -> None:
+    assert isinstance(tls_verification(certifi.where()), ssl.SSLContext)
+    assert isinstance(tls_verification(str(tmp_path)), ssl.SSLContext)  # a folder of CAs
+    assert tls_verification(False) is False
+    context = ssl.create_default_context()
+    assert tls_verification(context) is context
+
+
+def test_utilization_history_unit() -> None:
+    history = UtilizationHistory(2)
+    for value in (1.0, None, 3.0):
+        history.append("a", value)
+    history.append("b", 5.0)
+    frozen = history.freeze()
+    assert frozen == {"a": (None, 3.0), "b": (5.0,)}
+    history.append("a", 4.0)
+    assert frozen["a"] == (None, 3.0)  # a frozen copy does not move
+    history.retain(["b"])
+    assert len(history) == 1 and history.freeze() == {"b": (5.0,)}
+    with pytest.raises(ValueError, match="at least 1"):
+        UtilizationHistory(0)
