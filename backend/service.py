@@ -14,17 +14,13 @@ import asyncio
 import importlib.metadata
 import logging
 import signal
-import socket
 import ssl
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
 from backend.cluster.cache import CacheOptions, ClusterCache
@@ -33,6 +29,7 @@ from backend.db.engine import Database, redact
 from backend.db.migrate import upgrade
 from backend.fleet.model import FleetModel, build_fleet_model
 from backend.fleet.nodes import GpuRules
+from backend.http_server import ServedApp, bind_socket
 from backend.schemas import BackendInfo, DataFreshness
 from backend.settings import Settings
 from backend.telemetry.base import TelemetrySnapshot, TelemetryUnavailable
@@ -93,7 +90,7 @@ def auth_headers(api_client: Any) -> dict[str, str]:
 
 
 def tls_context(api_client: Any) -> ssl.SSLContext:
-    """httpx TLS settings equal to the kubeconfig's: CA, client certificate, skip-verify."""
+    """TLS settings for scraping through the API server, equal to the kubeconfig's: CA, client certificate, skip-verify."""
     cfg = api_client.configuration
     ctx = ssl.create_default_context(cafile=cfg.ssl_ca_cert or None)
     if not cfg.verify_ssl:
@@ -117,7 +114,6 @@ class Backend:
         self.settings = settings
         self.access = access or load_cluster_access(settings.kubeconfig, settings.context)
         self.cache = ClusterCache(self.access, options=cache_options)
-        self._http: httpx.AsyncClient | None = None
         self.telemetry: TelemetryCollector | NvmlCollector = self._make_telemetry()
         self.database: Database | None = None
         self.model_stats = ModelStats()
@@ -141,17 +137,14 @@ class Backend:
             "urls": self._url_targets,
             "off": list,
         }[s.telemetry_mode]
+        verify: bool | ssl.SSLContext = True
         if s.telemetry_mode == "proxy" and self.access.server.startswith("https"):
-            self._http = httpx.AsyncClient(
-                verify=tls_context(self.access.api_client),
-                timeout=httpx.Timeout(10.0),
-                limits=httpx.Limits(max_connections=64),
-            )
+            verify = tls_context(self.access.api_client)
         return TelemetryCollector(
             targets,
             interval=s.scrape_interval,
             history_length=s.history_length,
-            client=self._http,
+            verify=verify,
         )
 
     def _exporters(self) -> Iterator[dict]:
@@ -220,8 +213,6 @@ class Backend:
         if self._started and self.settings.telemetry_mode != "off":
             await self.telemetry.stop()
         await self.cache.stop()
-        if self._http is not None:
-            await self._http.aclose()
         if self.database is not None:
             self.database.dispose()
         self._started = False
@@ -307,21 +298,6 @@ class Backend:
 # -- serving -------------------------------------------------------------------------------------
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without its signal handlers: the embedding program owns signals."""
-
-    def capture_signals(self):  # type: ignore[override]
-        return nullcontext()
-
-
-def bind_socket(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    return sock
-
-
 class RunningBackend:
     """``async with RunningBackend(settings) as url:`` — a started Backend served on
     ``settings.host:settings.port`` (port 0 = a free one) in the current event loop."""
@@ -330,40 +306,27 @@ class RunningBackend:
         self.settings = settings
         self.backend = backend
         self.url = ""
-        self._server: _Server | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._http: ServedApp | None = None
 
     async def __aenter__(self) -> str:
         from backend.api.app import create_app  # the app imports this module
 
         if self.backend is None:
             self.backend = Backend(self.settings)
-        sock = bind_socket(self.settings.host, self.settings.port)
+        sock = bind_socket(self.settings.host, self.settings.port)  # a busy port fails first
         await self.backend.start()
         try:
-            config = uvicorn.Config(
-                create_app(self.backend), lifespan="off", access_log=False, log_config=None
-            )
-            self._server = _Server(config)
-            self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
-            while not self._server.started:
-                if self._task.done():
-                    await self._task
-                    raise RuntimeError("the HTTP server stopped during startup")
-                await asyncio.sleep(0.01)
+            self._http = ServedApp(create_app(self.backend))
+            self.url = await self._http.start(sock)
         except BaseException:
             sock.close()
             await self.backend.stop()
             raise
-        host, port = sock.getsockname()[:2]
-        shown = f"[{host}]" if ":" in host else host
-        self.url = f"http://{shown}:{port}"
         return self.url
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._server is not None and self._task is not None:
-            self._server.should_exit = True
-            await asyncio.gather(self._task, return_exceptions=True)
+        if self._http is not None:
+            await self._http.stop()
         if self.backend is not None:
             await self.backend.stop()
 
@@ -399,7 +362,6 @@ def main(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per scrape otherwise
     try:
         settings = settings_from_args(args)
         backend = Backend(settings)

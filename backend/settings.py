@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     )
     dcgm_selector: str = "app=nvidia-dcgm-exporter"
     dcgm_port: int = 9400
-    scrape_interval: float = Field(10.0, gt=0)
+    scrape_interval: float = Field(15.0, gt=0)
     history_length: int = Field(60, ge=1)
     model_debounce: float = Field(0.5, ge=0)
     idle_utilization_percent: float = 5.0

@@ -34,6 +34,26 @@ from opsconsole.settings import ConsoleSettings
 FROZEN = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 SIZES = ((80, 24), (160, 48))
 READY_TIMEOUT = 60.0
+# What the status bar shows as the backend in pictures: the real one listens on a random port.
+DISPLAY_URL = "http://opsconsole-backend:8080"
+
+
+class FixedHostTransport(httpx.AsyncBaseTransport):
+    """Sends the console's requests for ``DISPLAY_URL`` to the backend's real address, so that
+    pictures and snapshots do not change with the port the backend happened to get."""
+
+    def __init__(self, real_url: str) -> None:
+        self._real = httpx.URL(real_url)
+        self._inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        request.url = request.url.copy_with(
+            scheme=self._real.scheme, host=self._real.host, port=self._real.port
+        )
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
 
 @dataclass
@@ -74,7 +94,12 @@ async def sandbox_target(fleet: str, seed: int) -> AsyncIterator[Target]:
                 database_url=f"sqlite:///{tmp_path / 'opsconsole.db'}",
             )
             async with RunningBackend(settings) as url:
-                yield Target(url=url, clock=FROZEN.timestamp, sandbox=True)
+                yield Target(
+                    url=DISPLAY_URL,
+                    clock=FROZEN.timestamp,
+                    transport=FixedHostTransport(url),
+                    sandbox=True,
+                )
 
 
 @contextlib.asynccontextmanager
@@ -164,8 +189,10 @@ def screens(subjects: Subjects) -> dict[str, Callable[[OpsConsoleApp], None]]:
 
 
 async def settle(pilot: Pilot[None], timeout: float = 10.0) -> None:
-    """Until the screen shows data, its tables are measured and the footer shows its keys."""
+    """Until the screen shows data, its tables are measured, the footer shows its keys and two
+    pictures in a row are the same (lists load in workers; scrollbars and widths settle)."""
     app = pilot.app
+    assert isinstance(app, OpsConsoleApp)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         await pilot.pause(0.05)
@@ -174,13 +201,39 @@ async def settle(pilot: Pilot[None], timeout: float = 10.0) -> None:
         has_data = not isinstance(top, RefreshingScreen) or top.data is not None
         tables = top.query(DataTable)
         measured = all(t.virtual_size.height >= t.row_count + int(t.show_header) for t in tables)
-        if has_data and measured and footers and footers.first().children:
-            for table in tables:  # see tests/test_tui_snapshots.py: repaint()
-                table._clear_caches()
-                table.refresh()
+        if has_data and measured and app.connection.info is not None and footers.first().children:
             break
-    await pilot.pause(0.3)  # list screens (virtual tables) load in their own workers
-    await pilot.wait_for_scheduled_animations()
+    previous = ""
+    for _ in range(50):
+        for table in app.screen.query(DataTable):
+            repaint(table)
+        await pilot.pause(0.05)
+        await pilot.wait_for_scheduled_animations()
+        current = app.export_screenshot()
+        if current == previous:
+            return
+        previous = current
+
+
+def repaint(table: DataTable[object]) -> None:
+    """Drop a DataTable's line caches: a header line drawn in the moment between ``add_row``
+    and the idle-time column measuring is cached with the old widths (Textual 8.2)."""
+    table._clear_caches()
+    table.refresh()
+
+
+def make_app(target: Target, theme: str = "opsconsole-dark") -> OpsConsoleApp:
+    """The console as an operator would see it, pointed at ``target``."""
+    settings = ConsoleSettings(
+        backend=target.url, operator="operator", theme=theme, refresh_interval=3600
+    )
+    return OpsConsoleApp(
+        settings,
+        backend_url=target.url,
+        sandbox=target.sandbox,
+        clock=target.clock,
+        transport=target.transport,
+    )
 
 
 async def shoot(
@@ -191,16 +244,7 @@ async def shoot(
     out: Path,
     theme: str,
 ) -> Path:
-    settings = ConsoleSettings(
-        backend=target.url, operator="operator", theme=theme, refresh_interval=3600
-    )
-    app = OpsConsoleApp(
-        settings,
-        backend_url=target.url,
-        sandbox=target.sandbox,
-        clock=target.clock,
-        transport=target.transport,
-    )
+    app = make_app(target, theme)
     path = out / f"{name}-{size[0]}x{size[1]}.svg"
     async with app.run_test(size=size) as pilot:
         await settle(pilot)

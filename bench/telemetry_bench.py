@@ -18,7 +18,7 @@ import statistics
 import time
 from collections.abc import Callable
 
-import httpx
+from aiohttp import web
 
 from backend.telemetry.dcgm import FIELDS, parse_dcgm
 from backend.telemetry.prometheus import parse_samples_fast, parse_samples_reference
@@ -53,24 +53,33 @@ def median_seconds(work: Callable[[], object], runs: int) -> float:
 
 
 def collector_round(texts: list[str], runs: int) -> float:
-    """Median seconds of a complete collector round, exporters answering in-process."""
+    """Median seconds of a complete collector round against exporters on a local HTTP server."""
 
-    def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, text=texts[int(request.url.path.strip("/"))])
-
-    targets = [
-        ScrapeTarget(url=f"http://exporters/{n}", node=f"node-{n:04d}") for n in range(len(texts))
-    ]
+    async def answer(request: web.Request) -> web.Response:
+        return web.Response(text=texts[int(request.match_info["n"])])
 
     async def rounds() -> float:
-        client = httpx.AsyncClient(transport=httpx.MockTransport(answer))
-        collector = TelemetryCollector(lambda: targets, client=client)
+        app = web.Application()
+        app.router.add_get("/{n}", answer)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        targets = [
+            ScrapeTarget(url=f"http://127.0.0.1:{port}/{n}", node=f"node-{n:04d}")
+            for n in range(len(texts))
+        ]
+        collector = TelemetryCollector(lambda: targets)
         timings = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            await collector.scrape_once()
-            timings.append(time.perf_counter() - start)
-        await client.aclose()
+        try:
+            for _ in range(runs):
+                start = time.perf_counter()
+                await collector.scrape_once()
+                timings.append(time.perf_counter() - start)
+        finally:
+            await collector.stop()
+            await runner.cleanup()
         assert collector.snapshot().errors == 0
         return statistics.median(timings)
 

@@ -20,6 +20,7 @@ import pytest
 
 FROZEN_TIME = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 SEED = 7
+HISTORY = 6  # samples of utilization history; full before tests start, so sparklines are stable
 
 
 @dataclass
@@ -65,6 +66,7 @@ class _ClusterThread(threading.Thread):
                 port=0,
                 database_url=f"sqlite:///{self.workdir / 'opsconsole.db'}",
                 scrape_interval=1.0,
+                history_length=HISTORY,
                 model_debounce=0.1,
             )
             async with RunningBackend(settings) as url:
@@ -79,7 +81,7 @@ class _ClusterThread(threading.Thread):
 
 
 def wait_until_settled(url: str, timeout: float = 60.0) -> None:
-    """Until the backend has synced and has a complete telemetry round in its model."""
+    """Until the backend has synced and its model has a full telemetry history."""
     deadline = time.monotonic() + timeout
     with httpx.Client(base_url=url, timeout=5.0) as client:
         while time.monotonic() < deadline:
@@ -88,7 +90,7 @@ def wait_until_settled(url: str, timeout: float = 60.0) -> None:
                 fresh = info["freshness"]
                 if fresh["synced"] and fresh["telemetry_age_seconds"] is not None:
                     gpus = client.get("/api/v1/gpus", params={"limit": 1}).json()
-                    if gpus["items"] and gpus["items"][0]["utilization"] is not None:
+                    if gpus["items"] and len(gpus["items"][0]["history"]) >= HISTORY:
                         return
             except (httpx.HTTPError, KeyError, ValueError):
                 pass

@@ -1,124 +1,91 @@
-"""Snapshot tests: every screen of the console at 80×24 and 160×48, dark theme (plus one light).
+"""Snapshot tests: every screen of the console at 80×24 and 160×48, against the real sandbox.
 
-The real ``OpsConsoleApp`` runs against the fixed fake fleet with a frozen clock, so the SVGs are
-deterministic; ``pytest --snapshot-update`` regenerates them under ``tests/__snapshots__``.
+The console talks over HTTP to a backend on the demo sandbox (seed 7, clock frozen at
+2026-11-29 12:00 UTC, telemetry history full), with its own clock frozen at the same instant, so
+the pictures are reproducible. ``pytest --snapshot-update`` regenerates them under
+``tests/__snapshots__``; ``make screenshots`` takes the same pictures for the README.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Footer
 
-from opsconsole.app import OpsConsoleApp
-from opsconsole.screens.help import HelpScreen
-from opsconsole.screens.refreshing import RefreshingScreen
-from opsconsole.settings import ConsoleSettings
-from tests.tui_fleet import NOW, FleetFake
+from bench.screenshots import (
+    DISPLAY_URL,
+    FROZEN,
+    SIZES,
+    FixedHostTransport,
+    Subjects,
+    Target,
+    make_app,
+    pick_subjects,
+    screens,
+    settle,
+)
+from opsconsole.client import BackendClient
+from tests.conftest import LiveCluster
 
-SIZES = [(80, 24), (160, 48)]
-Navigate = Callable[[OpsConsoleApp], None]
+SCREEN_NAMES = [
+    "overview",
+    "tenants",
+    "workloads",
+    "nodes",
+    "gpus",
+    "tenant",
+    "workload",
+    "inferenceservice",
+    "node",
+    "help",
+]
 
-SCREENS: dict[str, Navigate] = {
-    "overview": lambda app: None,
-    "tenant": lambda app: app.action_show_tenant("team-a"),
-    "workload": lambda app: app.action_show_workload("team-a", "Deployment", "llama-70b"),
-    "inferenceservice": lambda app: app.action_show_workload("serving", "InferenceService", "chat"),
-    "node": lambda app: app.action_show_node("h100-node-02"),
-    "help": lambda app: app.action_help(),
-}
+
+@pytest.fixture(scope="module")
+def subjects(live_cluster: LiveCluster) -> Subjects:
+    async def pick() -> Subjects:
+        client = BackendClient(live_cluster.backend_url)
+        try:
+            return await pick_subjects(client)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(pick())
 
 
-def make_app(theme: str = "opsconsole-dark") -> OpsConsoleApp:
-    settings = ConsoleSettings(
-        backend="http://fake-backend:8080",
-        operator="alice",
-        theme=theme,
-        refresh_interval=3600,
+def target(cluster: LiveCluster) -> Target:
+    return Target(
+        url=DISPLAY_URL,
+        clock=FROZEN.timestamp,
+        transport=FixedHostTransport(cluster.backend_url),
+        sandbox=True,
     )
-    return OpsConsoleApp(
-        settings,
-        backend_url="http://fake-backend:8080",
-        clock=lambda: NOW,
-        transport=FleetFake().transport(),
-    )
 
 
-def navigate_and_settle(navigate: Navigate) -> Callable[[Pilot[None]], object]:
-    async def run_before(pilot: Pilot[None]) -> None:
-        app = pilot.app
-        assert isinstance(app, OpsConsoleApp)
-        await _loaded(pilot)
-        navigate(app)
-        await _loaded(pilot)
-        await _stable(pilot)
-        for table in app.screen.query(DataTable):  # redraw once more, from a settled layout
-            repaint(table)
-        await pilot.pause(0.1)
-        await pilot.wait_for_scheduled_animations()
+def run_before(navigate):
+    async def go(pilot: Pilot[None]) -> None:
+        await settle(pilot)
+        navigate(pilot.app)
+        await settle(pilot)
 
-    return run_before
-
-
-async def _stable(pilot: Pilot[None]) -> None:
-    """Until two screenshots in a row are the same (scrollbars and widths have settled)."""
-    previous = ""
-    for _ in range(50):
-        await pilot.pause(0.05)
-        current = pilot.app.export_screenshot()
-        if current == previous:
-            return
-        previous = current
-
-
-async def _loaded(pilot: Pilot[None]) -> None:
-    """Until the screen on top (or the one under the help) shows data, /info has answered and
-    the footer shows its keys."""
-    app = pilot.app
-    assert isinstance(app, OpsConsoleApp)
-    for _ in range(250):
-        await pilot.pause(0.02)
-        top = app.screen_stack[-2] if isinstance(app.screen, HelpScreen) else app.screen
-        footers = top.query(Footer)
-        if (
-            isinstance(top, RefreshingScreen)
-            and top.data is not None
-            and app.connection.info is not None
-            and footers
-            and footers.first().children  # the footer fills itself a moment after mounting
-            and all(_measured(table) for table in top.query(DataTable))
-        ):
-            for table in top.query(DataTable):
-                repaint(table)
-            return
-    raise AssertionError("the screen never showed data")
-
-
-def repaint(table: DataTable[object]) -> None:
-    """Drop a DataTable's line caches: a header line drawn in the moment between ``add_row``
-    and the idle-time column measuring is cached with the old widths (Textual 8.2)."""
-    table._clear_caches()
-    table.refresh()
-
-
-def _measured(table: DataTable[object]) -> bool:
-    """A DataTable sizes its new rows on idle; a screenshot before that has narrow columns."""
-    return table.virtual_size.height >= table.row_count + int(table.show_header)
+    return go
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-@pytest.mark.parametrize("screen", list(SCREENS))
-def test_screen_snapshot(snap_compare, screen: str, size: tuple[int, int]) -> None:
+@pytest.mark.parametrize("screen", SCREEN_NAMES)
+def test_screen_snapshot(
+    snap_compare, live_cluster: LiveCluster, subjects: Subjects, screen: str, size: tuple[int, int]
+) -> None:
+    navigate = screens(subjects)[screen]
     assert snap_compare(
-        make_app(), terminal_size=size, run_before=navigate_and_settle(SCREENS[screen])
+        make_app(target(live_cluster)), terminal_size=size, run_before=run_before(navigate)
     )
 
 
-def test_light_theme_snapshot(snap_compare) -> None:
+def test_light_theme_snapshot(snap_compare, live_cluster: LiveCluster) -> None:
     assert snap_compare(
-        make_app("opsconsole-light"),
+        make_app(target(live_cluster), "opsconsole-light"),
         terminal_size=(80, 24),
-        run_before=navigate_and_settle(SCREENS["overview"]),
+        run_before=run_before(lambda app: None),
     )

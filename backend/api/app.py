@@ -60,7 +60,7 @@ def _info_router() -> APIRouter:
     router = APIRouter(tags=["backend"])
 
     @router.get("/info", response_model=BackendInfo, responses=ERRORS)
-    def info(backend: Backend = Depends(get_backend)) -> BackendInfo:  # noqa: B008
+    async def info(backend: Backend = Depends(get_backend)) -> BackendInfo:  # noqa: B008
         return backend.info()
 
     return router
@@ -68,12 +68,12 @@ def _info_router() -> APIRouter:
 
 def _probes(app: FastAPI, metrics: ApiMetrics) -> None:
     @app.get("/healthz", tags=["probes"])
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         """Always 200 while the process serves (liveness)."""
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["probes"], responses={503: {"model": ApiErrorBody}})
-    def readyz(request: Request) -> Response:
+    async def readyz(request: Request) -> Response:
         """200 once the cluster cache has listed every kind; 503 with the reason before."""
         cache = request.app.state.backend.cache
         if cache.synced:
@@ -84,7 +84,7 @@ def _probes(app: FastAPI, metrics: ApiMetrics) -> None:
         )
 
     @app.get("/metrics", tags=["probes"], include_in_schema=False)
-    def prometheus_metrics() -> Response:
+    async def prometheus_metrics() -> Response:
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 

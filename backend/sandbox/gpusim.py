@@ -153,8 +153,8 @@ def sample_gpu(
     key = stable_hash(seed, node, index)
     phase = (key % 6283) / 1000.0
     noise = _wiggle(t, phase)
-    if node == specials.saturated_node:
-        util = 99.0 + noise
+    if node == specials.saturated_node and profile != IDLE:
+        util = 99.0 + noise  # every workload on it is pegged; its free GPUs stay idle
     elif profile == TRAINING:
         util = 93.0 + 5.0 * noise
     elif profile == INFERENCE:
@@ -167,7 +167,7 @@ def sample_gpu(
         util = 0.0
     util = min(100.0, max(0.0, util))
     load = util / 100.0
-    busy = profile != IDLE or node == specials.saturated_node
+    busy = profile != IDLE
     if busy:
         share = 0.97 if profile == TRAINING else 0.55 + 0.35 * ((key >> 8) % 100) / 100.0
         fb_used = int(model.memory_mib * share)

@@ -9,21 +9,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import importlib
 import os
 import signal
-import socket
 import tempfile
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 import yaml
 
+from backend.http_server import ServedApp, bind_socket
 from backend.sandbox.clock import Clock
+from backend.sandbox.controllers import Controllers
+from backend.sandbox.controllers.base import GpuAllocator
+from backend.sandbox.dcgm import DcgmExporters
+from backend.sandbox.fleet import build_fleet
 from backend.sandbox.http import KubeApi
 from backend.sandbox.store import NAMESPACE, Store
 
@@ -32,24 +32,6 @@ USER = "sandbox-admin"
 TOKEN = "sandbox-admin"
 # Namespaces every cluster has; the real API server creates them itself at start.
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-
-
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn without its signal handlers: the process (console, tests) owns the signals."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-def _optional_module(name: str) -> Any | None:
-    """Import a sibling's module, or ``None`` if it does not exist (yet)."""
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name == name:
-            return None
-        raise
 
 
 class Sandbox:
@@ -78,8 +60,7 @@ class Sandbox:
         self.api = KubeApi(self.store, bookmark_seconds=bookmark_seconds, now=self.clock.now)
         self.controllers: Any | None = None
         self.url = ""
-        self._server: _EmbeddedServer | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._http: ServedApp | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -92,8 +73,6 @@ class Sandbox:
 
     async def _start(self) -> None:
         if self.use_controllers:
-            from backend.sandbox.controllers import Controllers
-
             self.controllers = Controllers(self.store, self.clock, self.settle_seconds, self.seed)
         self._build_fleet()
         self._ensure_system_namespaces()
@@ -104,12 +83,7 @@ class Sandbox:
         await self._serve()
 
     def _build_fleet(self) -> None:
-        fleet_module = _optional_module("backend.sandbox.fleet")
-        if fleet_module is None:
-            if self.fleet != "empty":
-                raise RuntimeError(f"fleet {self.fleet!r} needs backend.sandbox.fleet")
-            return
-        fleet_module.build_fleet(self.store, self.fleet, self.seed, self.clock)
+        build_fleet(self.store, self.fleet, self.seed, self.clock)
 
     def _ensure_system_namespaces(self) -> None:
         for name in SYSTEM_NAMESPACES:
@@ -128,54 +102,20 @@ class Sandbox:
 
         Without controllers nothing allocates GPUs, so the exporters get an empty allocator.
         """
-        dcgm = _optional_module("backend.sandbox.dcgm")
-        if dcgm is None:
-            return
-        if self.controllers is not None:
-            allocator = self.controllers.allocator
-        else:
-            from backend.sandbox.controllers.base import GpuAllocator
-
-            allocator = GpuAllocator()
-        exporters = dcgm.DcgmExporters(self.store, self.clock, self.seed, allocator)
+        allocator = self.controllers.allocator if self.controllers is not None else GpuAllocator()
+        exporters = DcgmExporters(self.store, self.clock, self.seed, allocator)
         self.store.proxy_handler = exporters.handle
 
     async def _serve(self) -> None:
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        config = uvicorn.Config(
-            self.api.app,
-            log_config=None,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=2,
-        )
-        self._server = _EmbeddedServer(config)
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()  # raises the startup error
-                raise RuntimeError("the sandbox API server stopped during startup")
-            await asyncio.sleep(0.01)
-        port = sock.getsockname()[1]
-        host = f"[{self.host}]" if family == socket.AF_INET6 else self.host
-        self.url = f"http://{host}:{port}"
+        self._http = ServedApp(self.api.app, log_level="warning", timeout_graceful_shutdown=2)
+        self.url = await self._http.start(bind_socket(self.host, self.port))
 
     async def stop(self) -> None:
         """End watches, stop serving, stop the controllers."""
         self.store.close_all_watches()
-        if self._server is not None and self._task is not None:
-            self._server.should_exit = True
-            with contextlib.suppress(asyncio.CancelledError):
-                try:
-                    await asyncio.wait_for(self._task, timeout=5)
-                except TimeoutError:
-                    self._task.cancel()
-        self._server = None
-        self._task = None
+        if self._http is not None:
+            await self._http.stop()
+            self._http = None
         if self.controllers is not None:
             await self.controllers.stop()
 
@@ -205,12 +145,17 @@ class Sandbox:
         }
 
     def write_kubeconfig(self, path: Path) -> Path:
-        """Write ``kubeconfig()`` as YAML, readable by its owner only (it holds a token)."""
+        """Write ``kubeconfig()`` as YAML, readable by its owner only (it holds a token).
+
+        Written to a temporary file and renamed, so that whoever waits for the file to appear
+        (the embedded console) never reads half of it."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        partial = path.with_name(f".{path.name}.partial")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             yaml.safe_dump(self.kubeconfig(), fh, sort_keys=False)
+        partial.replace(path)
         return path
 
 

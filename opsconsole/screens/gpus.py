@@ -33,6 +33,7 @@ def _xid_gpus(node: Node) -> Text:
 NODE_COLUMNS = [
     Column("NODE", 14, lambda n: fmt.text(n.name, "bold"), sort="name", flex=True),
     Column("STATE", 8, _node_state, sort="ready"),
+    Column("MODEL", 14, lambda n: fmt.model_name(n.gpu_model), sort="gpu_model"),
     Column(
         "GPUS",
         5,
@@ -54,7 +55,6 @@ NODE_COLUMNS = [
     ),
     Column("XID", 3, _xid_gpus, "right", sort="xid_gpus"),
     Column("PODS", 4, lambda n: fmt.number(n.pods), "right", sort="pods"),
-    Column("MODEL", 22, lambda n: _optional(n.gpu_model), sort="gpu_model"),
 ]
 
 GPU_COLUMNS = [
@@ -73,7 +73,7 @@ GPU_COLUMNS = [
     Column("XID", 3, lambda g: fmt.xid(g.last_xid), "right", sort="last_xid"),
     Column("TENANT", 10, lambda g: _optional(g.tenant), sort="tenant"),
     Column("POD", 13, lambda g: _optional(g.pod), sort="pod", flex=True),
-    Column("MODEL", 22, lambda g: fmt.text(g.model), sort="model"),
+    Column("MODEL", 14, lambda g: fmt.model_name(g.model), sort="model"),
 ]
 
 
