@@ -148,10 +148,10 @@ async def workload(
     if kind.lower() not in WORKLOAD_KINDS:
         choices = ", ".join(WORKLOAD_KINDS)
         raise HTTPException(422, f"unknown workload kind {kind!r}; one of: {choices}")
-    detail = _model(backend).workload(namespace, kind, name)
-    if detail is None:
+    body = _model(backend).workload_json(namespace, kind, name)
+    if body is None:
         raise HTTPException(404, f'{kind.lower()} "{namespace}/{name}" not found')
-    return _json(detail.__pydantic_serializer__.to_json(detail))
+    return _json(body)
 
 
 @router.get("/nodes", response_model=Page[Node], responses=ERRORS)

@@ -76,6 +76,8 @@ class FleetModel:
         self._tenants_by_name = {t.name: t for t in tenants}
         self._nodes_by_name = {n.name: n for n in nodes}
         self._records = {r.key: r for r in records}
+        # Details are built on first request and kept for the model's life (it is immutable).
+        self._detail_json: dict[tuple[str, str, str], bytes | None] = {}
         models = gpu_model_summaries(nodes, gpus)
         self._overview: dict[str, Any] = {
             "totals": fleet_totals(nodes, gpus, models, len(tenants), len(records), pods),
@@ -119,6 +121,16 @@ class FleetModel:
             return None
         record = self._records.get((namespace, workload_kind.value, name))
         return workload_detail(record, self._index) if record else None
+
+    def workload_json(self, namespace: str, kind: str, name: str) -> bytes | None:
+        """``workload()`` serialised, cached: operators poll the detail they are looking at."""
+        key = (namespace, kind.lower(), name)
+        if key not in self._detail_json:
+            detail = self.workload(namespace, kind, name)
+            self._detail_json[key] = (
+                None if detail is None else detail.__pydantic_serializer__.to_json(detail)
+            )
+        return self._detail_json[key]
 
 
 def _tenant_table(tenants: list[Tenant]) -> Table[Tenant]:

@@ -80,6 +80,9 @@ class VirtualTable(ScrollView, can_focus=True):
     VirtualTable {
         height: 1fr;
         background: $surface;
+        /* Keep the scrollbar's column whether or not the rows overflow, so that column widths
+           do not jump when the total arrives. */
+        scrollbar-gutter: stable;
     }
     VirtualTable > .virtual-table--header {
         text-style: bold;
