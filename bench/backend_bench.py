@@ -5,7 +5,9 @@ production: the backend talks to the cluster over HTTP), then measures
 
 - time to first full sync: backend process start → ``/readyz`` answers 200 (median of runs),
 - backend RSS after the sync and after telemetry rounds,
-- p50/p99 latency of every read endpoint under 50 concurrent clients.
+- p50/p99 latency of every read endpoint under 50 concurrent clients,
+
+then runs the console's benchmark (``bench/tui_bench.py``) against that backend.
 
 The load generator runs in this process on the same 2-core machine as the backend and the
 sandbox, so the figures are pessimistic. Results: a table on stdout and ``bench/results/backend.json``.
@@ -193,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--requests", type=int, default=1000, help="per endpoint")
     parser.add_argument("--keep", action="store_true", help="leave the backend running for more")
+    parser.add_argument(
+        "--no-tui", action="store_true", help="skip the console benchmark (bench/tui_bench.py)"
+    )
     args = parser.parse_args(argv)
 
     workdir = Path(tempfile.mkdtemp(prefix="opsconsole-bench-"))
@@ -229,6 +234,12 @@ def main(argv: list[str] | None = None) -> int:
         result["endpoints"] = rows
         result["clients"] = args.clients
         result["rss_after_load_mib"] = round(rss_mib(backend.pid), 1)
+        print_table(result)
+        if not args.no_tui:
+            from bench import tui_bench
+
+            print("\nconsole benchmark on the same backend (bench/tui_bench.py):")
+            tui_bench.main(["--backend", url])
     finally:
         if backend is not None and not args.keep:
             backend.terminate()
@@ -236,7 +247,6 @@ def main(argv: list[str] | None = None) -> int:
             sandbox.terminate()
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "backend.json").write_text(json.dumps(result, indent=2) + "\n")
-    print_table(result)
     if args.keep and backend is not None:
         print(f"backend still running at {url} (pid {backend.pid}), sandbox pid {sandbox.pid}")
     return 0

@@ -24,7 +24,7 @@ import httpx
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Footer
 
-from backend.schemas import WorkloadKind, WorkloadStatus
+from backend.schemas import WorkloadKind
 from opsconsole.app import OpsConsoleApp
 from opsconsole.client import BackendClient, BackendError
 from opsconsole.screens.help import HelpScreen
@@ -134,7 +134,8 @@ async def wait_ready(client: BackendClient) -> None:
 
 
 async def pick_subjects(client: BackendClient) -> Subjects:
-    """A busy tenant, a (troubled, if any) Deployment, an InferenceService, the hottest node."""
+    """A busy tenant, the model release with the longest history, an InferenceService (one in a
+    canary, if any) and the hottest node."""
     overview = await client.overview()
     tenant = overview.tenants[0].name if overview.tenants else None
     page = await client.workloads(limit=1000)
@@ -142,7 +143,8 @@ async def pick_subjects(client: BackendClient) -> Subjects:
         page.items,
         key=lambda w: (
             w.kind != WorkloadKind.DEPLOYMENT,  # a Deployment shows a revision history
-            w.status not in (WorkloadStatus.DEGRADED, WorkloadStatus.PROGRESSING),
+            w.model is None,  # a model release, not a gateway
+            -int(w.revision or 0) if (w.revision or "").isdigit() else 0,  # the longest history
             w.namespace,
             w.name,
         ),

@@ -14,13 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from backend.conventions import CHANGE_CAUSE_ANNOTATION, REVISION_ANNOTATION
 from backend.sandbox.clock import Clock
 from backend.sandbox.controllers import Controllers
 from backend.sandbox.controllers.base import GpuAllocator
 from backend.sandbox.controllers.deployments import (
-    CHANGE_CAUSE,
     HASH_LABEL,
-    REVISION,
     REVISION_HISTORY,
     revision_of,
 )
@@ -100,7 +99,10 @@ class Cluster:
         if current is None:
             self.store.create(DEPLOYMENT, body)
         else:
-            annotations = {**current["metadata"].get("annotations", {}), CHANGE_CAUSE: cause}
+            annotations = {
+                **current["metadata"].get("annotations", {}),
+                CHANGE_CAUSE_ANNOTATION: cause,
+            }
             body["metadata"] = {**current["metadata"], "annotations": annotations}
             body["spec"] = {**current["spec"], "template": body["spec"]["template"], **spec}
             self.store.update(DEPLOYMENT, body, subresource="main")
@@ -114,7 +116,11 @@ class Cluster:
 def deployment_body(name: str, image: str, cause: str, **spec: object) -> dict:
     labels = {"app": name}
     return {
-        "metadata": {"name": name, "namespace": NS, "annotations": {CHANGE_CAUSE: cause}},
+        "metadata": {
+            "name": name,
+            "namespace": NS,
+            "annotations": {CHANGE_CAUSE_ANNOTATION: cause},
+        },
         "spec": {
             "replicas": 2,
             "selector": {"matchLabels": labels},
@@ -142,7 +148,7 @@ def _revisions(cluster: Cluster) -> dict[str, tuple[int, str | None]]:
     for rs in cluster.replica_sets():
         image = rs["spec"]["template"]["spec"]["containers"][0]["image"]
         annotations = rs["metadata"]["annotations"]
-        out[image] = (int(annotations[REVISION]), annotations.get(REVISION_HISTORY))
+        out[image] = (int(annotations[REVISION_ANNOTATION]), annotations.get(REVISION_HISTORY))
     return out
 
 
@@ -157,8 +163,24 @@ def test_revisions_through_changes_and_returns(cluster: Cluster) -> None:
     for image, cause in (("a", "ca"), ("b", "cb"), ("c", "cc"), ("a", "back to a"), ("b", "b2")):
         cluster.apply(image, cause)
     assert _revisions(cluster) == {"c": (3, None), "a": (4, "1"), "b": (5, "2")}
-    assert cluster.deployment()["metadata"]["annotations"][REVISION] == "5"
+    assert cluster.deployment()["metadata"]["annotations"][REVISION_ANNOTATION] == "5"
     assert len(cluster.replica_sets()) == 3
+
+
+def test_template_equal_but_for_empty_fields_reuses_its_replica_set(cluster: Cluster) -> None:
+    """``kubectl rollout undo`` sends ``resources: {}`` where the stored template has none: the
+    real controller compares typed structs, so the old ReplicaSet is reused, not copied."""
+    cluster.apply("a", "ca")
+    cluster.apply("b", "cb")
+    body = deployment_body("web", "a", "undo")
+    body["spec"]["template"]["spec"]["containers"][0]["env"] = []
+    body["spec"]["template"]["metadata"]["annotations"] = {}
+    current = cluster.deployment()
+    body["metadata"] = current["metadata"]
+    cluster.store.update(DEPLOYMENT, body, subresource="main")
+    cluster.controllers.reconcile_all()
+    assert _revisions(cluster) == {"b": (2, None), "a": (3, "1")}
+    assert len(cluster.replica_sets()) == 2
 
 
 def test_revision_history_accumulates(cluster: Cluster) -> None:
@@ -166,7 +188,7 @@ def test_revision_history_accumulates(cluster: Cluster) -> None:
     for i, image in enumerate(("a", "b", "a", "b", "a")):
         cluster.apply(image, f"step {i}")
     assert _revisions(cluster) == {"b": (4, "2"), "a": (5, "1,3")}
-    assert cluster.deployment()["metadata"]["annotations"][REVISION] == "5"
+    assert cluster.deployment()["metadata"]["annotations"][REVISION_ANNOTATION] == "5"
 
 
 def test_change_cause_and_annotations_copied_but_not_bookkeeping(cluster: Cluster) -> None:
@@ -187,16 +209,16 @@ def test_change_cause_and_annotations_copied_but_not_bookkeeping(cluster: Cluste
     cluster.controllers.reconcile_all()
     cluster.apply("b", "second")
     old, new = cluster.replica_sets()
-    assert old["metadata"]["annotations"][CHANGE_CAUSE] == "first"
-    assert new["metadata"]["annotations"][CHANGE_CAUSE] == "second"
+    assert old["metadata"]["annotations"][CHANGE_CAUSE_ANNOTATION] == "first"
+    assert new["metadata"]["annotations"][CHANGE_CAUSE_ANNOTATION] == "second"
     assert new["metadata"]["annotations"]["opsconsole.io/owner"] == "alice"
     assert "kubectl.kubernetes.io/last-applied-configuration" not in new["metadata"]["annotations"]
-    assert new["metadata"]["annotations"][REVISION] == "2"
+    assert new["metadata"]["annotations"][REVISION_ANNOTATION] == "2"
     # Going back to "a" takes the Deployment's current change-cause onto the reused set.
     cluster.apply("a", "undo to a")
     reused = cluster.replica_sets()[-1]
     assert reused["metadata"]["name"] == old["metadata"]["name"]
-    assert reused["metadata"]["annotations"][CHANGE_CAUSE] == "undo to a"
+    assert reused["metadata"]["annotations"][CHANGE_CAUSE_ANNOTATION] == "undo to a"
     assert reused["metadata"]["annotations"][REVISION_HISTORY] == "1"
 
 
@@ -282,7 +304,7 @@ def test_recreate_strategy_stops_old_pods_before_creating_the_new_set(cluster: C
     cluster.apply("b", "second", replicas=8)
     old, new = cluster.replica_sets()
     assert (old["spec"]["replicas"], new["spec"]["replicas"]) == (0, 8)
-    assert new["metadata"]["annotations"][REVISION] == "2"
+    assert new["metadata"]["annotations"][REVISION_ANNOTATION] == "2"
     assert all(p["status"]["phase"] == "Running" for p in cluster.pods("web-"))
     scaling = sorted(
         (int(e["metadata"]["resourceVersion"]), e["message"])
@@ -564,7 +586,7 @@ def test_revision_sequence_over_http(tmp_path: Path) -> None:
             (("b", "cb"), ("c", "cc"), ("a", "back to a"), ("b", "b again")), start=2
         ):
             patch = {
-                "metadata": {"annotations": {CHANGE_CAUSE: cause}},
+                "metadata": {"annotations": {CHANGE_CAUSE_ANNOTATION: cause}},
                 "spec": {
                     "template": {"spec": {"containers": [{"name": "server", "image": image}]}}
                 },
@@ -574,9 +596,9 @@ def test_revision_sequence_over_http(tmp_path: Path) -> None:
         sets = api.list_namespaced_replica_set(NS).items
         seen = {
             rs.spec.template.spec.containers[0].image: (
-                rs.metadata.annotations[REVISION],
+                rs.metadata.annotations[REVISION_ANNOTATION],
                 rs.metadata.annotations.get(REVISION_HISTORY),
-                rs.metadata.annotations.get(CHANGE_CAUSE),
+                rs.metadata.annotations.get(CHANGE_CAUSE_ANNOTATION),
             )
             for rs in sets
         }
@@ -587,13 +609,13 @@ def test_revision_sequence_over_http(tmp_path: Path) -> None:
         }
         # ``kubectl rollout undo --to-revision=3``: a JSON patch of the template and annotations
         # from ReplicaSet "c" reuses it at revision 6.
-        target = next(rs for rs in sets if rs.metadata.annotations[REVISION] == "3")
+        target = next(rs for rs in sets if rs.metadata.annotations[REVISION_ANNOTATION] == "3")
         template = api.api_client.sanitize_for_serialization(target.spec.template)
         template["metadata"]["labels"].pop(HASH_LABEL)
         annotations = {
             k: v for k, v in target.metadata.annotations.items() if not k.startswith("deployment.")
         }
-        annotations[REVISION] = "5"
+        annotations[REVISION_ANNOTATION] = "5"
         api.patch_namespaced_deployment(
             "web",
             NS,
@@ -604,9 +626,9 @@ def test_revision_sequence_over_http(tmp_path: Path) -> None:
         )
         _wait_for_revision(api, "6")
         reused = api.read_namespaced_replica_set(target.metadata.name, NS)
-        assert reused.metadata.annotations[REVISION] == "6"
+        assert reused.metadata.annotations[REVISION_ANNOTATION] == "6"
         assert reused.metadata.annotations[REVISION_HISTORY] == "3"
-        assert reused.metadata.annotations[CHANGE_CAUSE] == "cc"
+        assert reused.metadata.annotations[CHANGE_CAUSE_ANNOTATION] == "cc"
         assert len(api.list_namespaced_replica_set(NS).items) == 3
     finally:
         running.close()
@@ -616,7 +638,7 @@ def _wait_for_revision(api: object, revision: str, timeout: float = 20.0) -> Non
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         deploy = api.read_namespaced_deployment("web", NS)  # type: ignore[attr-defined]
-        if (deploy.metadata.annotations or {}).get(REVISION) == revision:
+        if (deploy.metadata.annotations or {}).get(REVISION_ANNOTATION) == revision:
             return
         time.sleep(0.05)
     raise AssertionError(f"the deployment never reached revision {revision}")

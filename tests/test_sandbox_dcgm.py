@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from backend.conventions import GPU_PRODUCT_LABEL
 from backend.sandbox import gpusim
 from backend.sandbox.clock import Clock
 from backend.sandbox.controllers.base import GpuAllocator
@@ -20,7 +21,7 @@ PRODUCTS = ["NVIDIA-H100-80GB-HBM3", "NVIDIA-A100-SXM4-80GB", "NVIDIA-L40S"]
 
 def _node(name: str, product: str, gpus: int = 8) -> dict:
     return {
-        "metadata": {"name": name, "labels": {gpusim.GPU_PRODUCT_LABEL: product}},
+        "metadata": {"name": name, "labels": {GPU_PRODUCT_LABEL: product}},
         "status": {"capacity": {"nvidia.com/gpu": str(gpus)}},
     }
 
@@ -51,6 +52,9 @@ def fleet():
         )
     allocator.assign("gpu-node-00", ("team-a", "train-0"), 4, "trainer")
     allocator.assign("gpu-node-00", ("team-b", "llm-abc12-xyz"), 2, "kserve-container")
+    # Work on the node the simulation saturates: only GPUs that pods hold get pegged.
+    saturated = gpusim.choose_specials(7, [n["metadata"]["name"] for n in nodes]).saturated_node
+    allocator.assign(saturated, ("team-c", "batch-0"), 3, "worker")
     exporters = DcgmExporters(store, clock, seed=7, allocator=allocator)
     return store, clock, exporters
 
@@ -146,16 +150,19 @@ def test_l40s_memory_temperature_is_the_blank_sentinel(fleet):
 
 def test_fleet_has_a_saturated_node_an_xid_and_a_hot_gpu(fleet):
     store, _, exporters = fleet
-    utils, xids, temps = {}, [], []
+    held, free, xids, temps = {}, [], [], []
     for node in store.list(NODE):
         name = node["metadata"]["name"]
         s = _samples(exporters.render_node(name))
         if not s:
             continue
-        utils[name] = [x.value for x in s["DCGM_FI_DEV_GPU_UTIL"]]
+        utils = s["DCGM_FI_DEV_GPU_UTIL"]
+        held[name] = [x.value for x in utils if x.labels.get("pod")]
+        free += [x.value for x in utils if not x.labels.get("pod")]
         xids += [x.value for x in s["DCGM_FI_DEV_XID_ERRORS"] if x.value]
         temps += [x.value for x in s["DCGM_FI_DEV_GPU_TEMP"]]
-    assert any(min(values) >= 97 for values in utils.values())
+    assert any(values and min(values) >= 97 for values in held.values())  # the saturated node
+    assert free and set(free) == {0}  # a GPU no pod holds does nothing, there too
     assert xids and set(xids) <= {79, 48}
     assert max(temps) >= 88
     assert exporters.render_node("cpu-node-00") == ""

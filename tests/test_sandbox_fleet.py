@@ -8,10 +8,18 @@ from datetime import UTC, datetime
 
 import pytest
 
+from backend.conventions import (
+    CHANGE_CAUSE_ANNOTATION,
+    GPU_PRODUCT_LABEL,
+    ISVC_LABEL,
+    MODEL_LABEL,
+    REVISION_ANNOTATION,
+    TENANT_LABEL,
+)
 from backend.sandbox.clock import Clock
 from backend.sandbox.controllers import Controllers
 from backend.sandbox.controllers.base import gpu_request
-from backend.sandbox.controllers.deployments import CHANGE_CAUSE, REVISION, revision_of
+from backend.sandbox.controllers.deployments import revision_of
 from backend.sandbox.fleet import build_fleet
 from backend.sandbox.store import (
     DEPLOYMENT,
@@ -27,10 +35,6 @@ from backend.sandbox.store import (
 )
 
 FROZEN = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
-TENANT_LABEL = "opsconsole.io/tenant"
-MODEL_LABEL = "opsconsole.io/model"
-PRODUCT = "nvidia.com/gpu.product"
-KSERVE_LABEL = "serving.kserve.io/inferenceservice"
 
 
 def _build(fleet: str, seed: int = 1) -> tuple[Store, Controllers]:
@@ -62,7 +66,7 @@ def _model_releases(store: Store) -> list[dict]:
         d
         for d in store.list(DEPLOYMENT)
         if MODEL_LABEL in (d["metadata"].get("labels") or {})
-        and KSERVE_LABEL not in (d["metadata"].get("labels") or {})
+        and ISVC_LABEL not in (d["metadata"].get("labels") or {})
     ]
 
 
@@ -70,7 +74,7 @@ def test_demo_nodes(demo: tuple[Store, Controllers]) -> None:
     store, _ = demo
     nodes = store.list(NODE)
     assert len(nodes) == 12
-    models = Counter(n["metadata"]["labels"][PRODUCT] for n in nodes)
+    models = Counter(n["metadata"]["labels"][GPU_PRODUCT_LABEL] for n in nodes)
     assert set(models) == {"NVIDIA-H100-80GB-HBM3", "NVIDIA-A100-SXM4-80GB", "NVIDIA-L40S"}
     for node in nodes:
         labels = node["metadata"]["labels"]
@@ -113,7 +117,7 @@ def test_demo_workloads(demo: tuple[Store, Controllers]) -> None:
     others = [
         d
         for d in store.list(DEPLOYMENT)
-        if not {MODEL_LABEL, KSERVE_LABEL} & set(d["metadata"].get("labels") or {})
+        if not {MODEL_LABEL, ISVC_LABEL} & set(d["metadata"].get("labels") or {})
     ]
     workloads = len(releases) + len(others) + store.count(JOB) + store.count(INFERENCE_SERVICE)
     assert 45 <= workloads <= 80
@@ -125,8 +129,8 @@ def test_demo_workloads(demo: tuple[Store, Controllers]) -> None:
         owned = _owned_replica_sets(store, deploy)
         assert 3 <= len(owned) <= 5, deploy["metadata"]["name"]
         top = max(revision_of(rs) for rs in owned)
-        assert deploy["metadata"]["annotations"][REVISION] == str(top)
-        assert all(rs["metadata"]["annotations"].get(CHANGE_CAUSE) for rs in owned)
+        assert deploy["metadata"]["annotations"][REVISION_ANNOTATION] == str(top)
+        assert all(rs["metadata"]["annotations"].get(CHANGE_CAUSE_ANNOTATION) for rs in owned)
     # Several ReplicaSets of a Deployment were created at different times (a real history).
     created = {
         rs["metadata"]["creationTimestamp"] for rs in _owned_replica_sets(store, releases[0])
@@ -173,7 +177,7 @@ def test_demo_is_deterministic_for_a_seed() -> None:
                         rt.kind,
                         meta.get("namespace"),
                         meta["name"],
-                        (meta.get("annotations") or {}).get(REVISION),
+                        (meta.get("annotations") or {}).get(REVISION_ANNOTATION),
                         obj.get("spec", {}).get("nodeName"),
                     )
                 )

@@ -12,13 +12,13 @@ from datetime import UTC, datetime
 
 import pytest
 
+from backend.conventions import QUEUE_LABEL
 from backend.sandbox.clock import Clock
 from backend.sandbox.controllers import Controllers
 from backend.sandbox.controllers.quota import check_quota
 from backend.sandbox.fleet_tenants import (
     KUEUE_MODE,
     LOCAL_QUEUE_NAME,
-    QUEUE_LABEL,
     RESOURCEQUOTA_MODE,
     TenantSpec,
     create_resource_flavors,

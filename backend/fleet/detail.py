@@ -12,10 +12,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from backend.conventions import CHANGE_CAUSE_ANNOTATION, REVISION_ANNOTATION
 from backend.fleet.index import ClusterIndex, Obj
 from backend.fleet.objects import (
-    CHANGE_CAUSE_ANNOTATION,
-    REVISION_ANNOTATION,
     annotations,
     conditions,
     count,

@@ -13,11 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from backend.conventions import GPU_PRODUCT_LABEL, ISVC_LABEL, TENANT_LABEL
 from backend.fleet.inputs import ClusterObjects
 from backend.fleet.objects import (
-    GPU_PRODUCT_LABEL,
-    ISVC_LABEL,
-    TENANT_LABEL,
     dig,
     labels,
     mapping,

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from backend.conventions import GPU_RESOURCE
 from backend.fleet.objects import (
-    GPU_RESOURCE,
     condition,
     condition_true,
     count,

@@ -17,19 +17,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from backend.conventions import GPU_PRODUCT_LABEL, GPU_RESOURCE
 from backend.fleet.index import ClusterIndex, Obj
 from backend.fleet.inputs import GpuSampleLike, TelemetryLike
-from backend.fleet.objects import (
-    GPU_PRODUCT_LABEL,
-    GPU_RESOURCE,
-    condition,
-    count,
-    dig,
-    labels,
-    mapping,
-    natural_key,
-    text,
-)
+from backend.fleet.objects import condition, count, dig, labels, mapping, natural_key, text
 from backend.schemas import Gpu, Node
 
 UNKNOWN_MODEL = "unknown"

@@ -15,16 +15,12 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-GPU_RESOURCE = "nvidia.com/gpu"
-GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
-TENANT_LABEL = "opsconsole.io/tenant"
-MODEL_LABEL = "opsconsole.io/model"
-STAGE_LABEL = "opsconsole.io/stage"
-QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
-KUEUE_GATE = "kueue.x-k8s.io/admission"
-REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
-CHANGE_CAUSE_ANNOTATION = "kubernetes.io/change-cause"
-ISVC_LABEL = "serving.kserve.io/inferenceservice"
+from backend.conventions import (
+    GPU_PRODUCT_LABEL,
+    GPU_RESOURCE,
+    KUEUE_GATE,
+)
+
 TERMINATED_PHASES = frozenset({"Succeeded", "Failed"})
 
 _EMPTY: Mapping[str, Any] = {}

@@ -12,15 +12,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from backend.fleet import kueue
-from backend.fleet.index import ClusterIndex, Obj, ObjectKey
-from backend.fleet.objects import (
+from backend.conventions import (
     ISVC_LABEL,
     MODEL_LABEL,
     QUEUE_LABEL,
     REVISION_ANNOTATION,
     STAGE_LABEL,
     TENANT_LABEL,
+)
+from backend.fleet import kueue
+from backend.fleet.index import ClusterIndex, Obj, ObjectKey
+from backend.fleet.objects import (
     annotations,
     condition,
     condition_true,

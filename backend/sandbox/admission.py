@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from backend.sandbox.controllers.base import QUEUE_LABEL, gpu_request
+from backend.conventions import QUEUE_LABEL
+from backend.sandbox.controllers.base import gpu_request
 from backend.sandbox.controllers.quota import check_quota
 from backend.sandbox.controllers.replicasets import gate_for_kueue, has_local_queue
 from backend.sandbox.store import JOB, POD, ApiError, ResourceType, Store

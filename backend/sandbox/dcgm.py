@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from backend.conventions import GPU_PRODUCT_LABEL, GPU_RESOURCE
 from backend.sandbox import gpusim
 from backend.sandbox.clock import Clock
 from backend.sandbox.store import NODE, POD, JsonObject, Store
@@ -103,12 +104,12 @@ class NodeGpus:
 
 def node_gpus(node: JsonObject) -> NodeGpus | None:
     meta = node["metadata"]
-    product = (meta.get("labels") or {}).get(gpusim.GPU_PRODUCT_LABEL)
+    product = (meta.get("labels") or {}).get(GPU_PRODUCT_LABEL)
     if not product:
         return None
     status = node.get("status") or {}
     count = int(
-        str((status.get("capacity") or status.get("allocatable") or {}).get(gpusim.GPU_RESOURCE, 0))
+        str((status.get("capacity") or status.get("allocatable") or {}).get(GPU_RESOURCE, 0))
     )
     model = gpusim.model_for_product(product)
     name = meta["name"]
@@ -195,7 +196,7 @@ class DcgmExporters:
             names = [
                 n["metadata"]["name"]
                 for n in self.store.list(NODE)
-                if gpusim.GPU_PRODUCT_LABEL in (n["metadata"].get("labels") or {})
+                if GPU_PRODUCT_LABEL in (n["metadata"].get("labels") or {})
             ]
             self._specials = (count, gpusim.choose_specials(self.seed, names))
         return self._specials[1]

@@ -19,11 +19,17 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from backend.conventions import (
+    CHANGE_CAUSE_ANNOTATION,
+    GPU_RESOURCE,
+    MODEL_LABEL,
+    QUEUE_LABEL,
+    STAGE_LABEL,
+)
 from backend.sandbox import fleet_tenants as tenants_mod
 from backend.sandbox.clock import Clock
 from backend.sandbox.controllers import Controllers, manager_for
 from backend.sandbox.controllers.deployments import (
-    CHANGE_CAUSE,
     SKIPPED_ANNOTATIONS,
     build_replica_set,
     revision_of,
@@ -43,11 +49,6 @@ from backend.sandbox.store import (
 )
 
 FLEETS = ("empty", "demo", "large")
-TENANT_LABEL = tenants_mod.TENANT_LABEL
-QUEUE_LABEL = tenants_mod.QUEUE_LABEL
-MODEL_LABEL = "opsconsole.io/model"
-STAGE_LABEL = "opsconsole.io/stage"
-GPU_RESOURCE = "nvidia.com/gpu"
 VLLM_TAGS = ("v0.5.3", "v0.5.4", "v0.5.5", "v0.6.0", "v0.6.1", "v0.6.2", "v0.6.3", "v0.6.4")
 TRAIN_IMAGE = "pytorch/pytorch:2.4.1-cuda12.4-cudnn9-runtime"
 # (deployment-friendly short name, model id, GPUs per replica)
@@ -524,7 +525,7 @@ class FleetBuilder:
         ns, name = base["metadata"]["namespace"], base["metadata"]["name"]
         if deploy is None:
             first = _with_version(base, release.tag, release.model_revision)
-            first["metadata"]["annotations"] = {CHANGE_CAUSE: release.cause}
+            first["metadata"]["annotations"] = {CHANGE_CAUSE_ANNOTATION: release.cause}
             first["metadata"]["creationTimestamp"] = self.history.rfc3339()
             self.create(DEPLOYMENT, first)
             self.settle()
@@ -538,7 +539,7 @@ class FleetBuilder:
             changed = _with_version(deploy, release.tag, release.model_revision)
             annotations = {
                 **(deploy["metadata"].get("annotations") or {}),
-                CHANGE_CAUSE: release.cause,
+                CHANGE_CAUSE_ANNOTATION: release.cause,
             }
             changed = {**changed, "metadata": {**changed["metadata"], "annotations": annotations}}
         self.store.update(DEPLOYMENT, changed, subresource="main")
@@ -670,7 +671,7 @@ class FleetBuilder:
         for app, image, cpu, memory in CPU_APPS[: self.rng.randint(2, 3)]:
             base = cpu_deployment(ns, app, image, cpu, memory, self.rng.randint(2, 3), "c1")
             self.at(self.rng.uniform(30, 120))
-            base["metadata"]["annotations"] = {CHANGE_CAUSE: f"deploy {app}"}
+            base["metadata"]["annotations"] = {CHANGE_CAUSE_ANNOTATION: f"deploy {app}"}
             base["metadata"]["creationTimestamp"] = self.history.rfc3339()
             self.create(DEPLOYMENT, base)
             self.settle()
@@ -686,7 +687,7 @@ class FleetBuilder:
         changed = _with_version(deploy, VLLM_TAGS[-1], None)
         annotations = {
             **(deploy["metadata"].get("annotations") or {}),
-            CHANGE_CAUSE: f"stage vLLM {VLLM_TAGS[-1]} (paused for canary review)",
+            CHANGE_CAUSE_ANNOTATION: f"stage vLLM {VLLM_TAGS[-1]} (paused for canary review)",
         }
         changed = {**changed, "metadata": {**changed["metadata"], "annotations": annotations}}
         self.store.update(DEPLOYMENT, changed, subresource="main")
@@ -820,7 +821,7 @@ class FleetBuilder:
             cause = f"release {number}"
             version["metadata"] = {
                 **version["metadata"],
-                "annotations": {CHANGE_CAUSE: cause},
+                "annotations": {CHANGE_CAUSE_ANNOTATION: cause},
                 "creationTimestamp": when,
             }
             version["apiVersion"], version["kind"] = "apps/v1", "Deployment"
@@ -833,7 +834,7 @@ class FleetBuilder:
             current = _cpu_version(deploy, revisions)
         current["metadata"] = {
             **current["metadata"],
-            "annotations": {CHANGE_CAUSE: f"release {revisions}"},
+            "annotations": {CHANGE_CAUSE_ANNOTATION: f"release {revisions}"},
             "creationTimestamp": _stamp(self.now - timedelta(days=revisions * 7 + 2)),
         }
         self.create(DEPLOYMENT, current)

@@ -25,19 +25,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from backend.conventions import GPU_PRODUCT_LABEL, GPU_RESOURCE, QUEUE_LABEL, TENANT_LABEL
 from backend.sandbox.clock import Clock
 from backend.sandbox.controllers.kserve import (
     PREDICTOR_LABEL,
     revision_deployment,
     revision_name,
 )
-from backend.sandbox.gpusim import (
-    GPU_MODELS,
-    GPU_PRODUCT_LABEL,
-    GPU_RESOURCE,
-    GpuModel,
-    stable_hash,
-)
+from backend.sandbox.gpusim import GPU_MODELS, GpuModel, stable_hash
 from backend.sandbox.store import (
     CLUSTER_QUEUE,
     DEPLOYMENT,
@@ -51,8 +46,6 @@ from backend.sandbox.store import (
     Store,
 )
 
-TENANT_LABEL = "opsconsole.io/tenant"
-QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 LOCAL_QUEUE_NAME = "gpu-queue"
 RESOURCE_QUOTA_NAME = "gpu-quota"
 KUEUE_MODE = "kueue"

@@ -13,8 +13,6 @@ import hashlib
 import math
 from dataclasses import dataclass
 
-GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
-GPU_RESOURCE = "nvidia.com/gpu"
 DRIVER_VERSION = "550.90.07"
 # DCGM's "blank" value for a field the GPU does not report (shown by real L40S exporters).
 DCGM_INT64_BLANK = 9223372036854775794

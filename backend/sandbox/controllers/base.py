@@ -16,14 +16,11 @@ from typing import Any, Protocol
 
 import orjson
 
+from backend.conventions import GPU_RESOURCE
 from backend.sandbox.clock import Clock
 from backend.sandbox.store import EVENT, POD, REPLICA_SET, ResourceType, Store
 
 JsonObject = dict[str, Any]
-GPU_RESOURCE = "nvidia.com/gpu"
-GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
-QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
-KUEUE_GATE = "kueue.x-k8s.io/admission"
 # The alphabet of Kubernetes' generated name suffixes (k8s.io/apimachinery/pkg/util/rand).
 NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})

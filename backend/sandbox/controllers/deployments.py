@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
+from backend.conventions import REVISION_ANNOTATION
 from backend.sandbox.controllers.base import (
     ControllerContext,
     JsonObject,
@@ -32,17 +33,15 @@ from backend.sandbox.controllers.base import (
 )
 from backend.sandbox.store import DEPLOYMENT, REPLICA_SET, ResourceType
 
-REVISION = "deployment.kubernetes.io/revision"
 REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
 DESIRED_REPLICAS = "deployment.kubernetes.io/desired-replicas"
 MAX_REPLICAS = "deployment.kubernetes.io/max-replicas"
 HASH_LABEL = "pod-template-hash"
-CHANGE_CAUSE = "kubernetes.io/change-cause"
 # Annotations never copied from a Deployment to its ReplicaSets (annotationsToSkip upstream).
 SKIPPED_ANNOTATIONS = frozenset(
     {
         "kubectl.kubernetes.io/last-applied-configuration",
-        REVISION,
+        REVISION_ANNOTATION,
         REVISION_HISTORY,
         DESIRED_REPLICAS,
         MAX_REPLICAS,
@@ -84,10 +83,18 @@ def strip_hash(template: JsonObject) -> JsonObject:
     return {**template, "metadata": new_meta}
 
 
-def _normalized(template: JsonObject) -> JsonObject:
-    meta = template.get("metadata") or {}
-    meta = {k: v for k, v in meta.items() if v not in (None, {}, [])}
-    return {**template, "metadata": meta}
+def _normalized(value: object) -> object:
+    """The template without empty fields, at any depth.
+
+    The real controller compares typed structs, where ``resources: {}`` and no ``resources`` are
+    the same thing; ``kubectl rollout undo`` sends the former, and must reuse the old ReplicaSet.
+    """
+    if isinstance(value, dict):
+        pruned = {k: _normalized(v) for k, v in value.items()}
+        return {k: v for k, v in pruned.items() if v not in (None, {}, [])}
+    if isinstance(value, list):
+        return [_normalized(v) for v in value]
+    return value
 
 
 def equal_ignore_hash(a: JsonObject, b: JsonObject) -> bool:
@@ -96,7 +103,7 @@ def equal_ignore_hash(a: JsonObject, b: JsonObject) -> bool:
 
 def revision_of(obj: JsonObject) -> int:
     """The ``deployment.kubernetes.io/revision`` annotation; missing or malformed counts as 0."""
-    value = (obj["metadata"].get("annotations") or {}).get(REVISION, "")
+    value = (obj["metadata"].get("annotations") or {}).get(REVISION_ANNOTATION, "")
     try:
         return int(value)
     except ValueError:
@@ -145,13 +152,13 @@ def new_rs_annotations(
     for key, value in (deploy["metadata"].get("annotations") or {}).items():
         if key not in SKIPPED_ANNOTATIONS:
             out[key] = value
-    old_text = out.get(REVISION)
+    old_text = out.get(REVISION_ANNOTATION)
     try:
         old = int(old_text) if old_text else 0
     except ValueError:
         return out
     if old < new_revision:
-        out[REVISION] = str(new_revision)
+        out[REVISION_ANNOTATION] = str(new_revision)
         if old_text is not None:
             _append_history(out, old_text)
     if not exists:
@@ -523,9 +530,9 @@ class DeploymentController:
     ) -> None:
         annotations = deploy["metadata"].get("annotations") or {}
         if new_rs is not None:
-            revision = (new_rs["metadata"].get("annotations") or {}).get(REVISION)
-            if revision is not None and annotations.get(REVISION) != revision:
-                annotations = {**annotations, REVISION: revision}
+            revision = (new_rs["metadata"].get("annotations") or {}).get(REVISION_ANNOTATION)
+            if revision is not None and annotations.get(REVISION_ANNOTATION) != revision:
+                annotations = {**annotations, REVISION_ANNOTATION: revision}
         if annotations == (deploy["metadata"].get("annotations") or {}) and status == deploy.get(
             "status"
         ):

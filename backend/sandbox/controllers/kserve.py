@@ -19,14 +19,13 @@ import copy
 import hashlib
 import json
 
+from backend.conventions import ISVC_LABEL
 from backend.sandbox.store import DEPLOYMENT, INFERENCE_SERVICE, JsonObject, ResourceType
 
 REVISION_LABEL = "serving.knative.dev/revision"
-ISVC_LABEL = "serving.kserve.io/inferenceservice"
 COMPONENT_LABEL = "component"
 PREDICTOR_LABEL = "predictor"
 HASH_ANNOTATION = "serving.kserve.io/predictor-spec-hash"
-QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 SERVING_IMAGE = "kserve/huggingfaceserver:v0.14.1-gpu"
 _CONDITIONS = (
     "IngressReady",

@@ -23,10 +23,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+from backend.conventions import GPU_RESOURCE, KUEUE_GATE, QUEUE_LABEL
 from backend.sandbox.controllers.base import (
-    GPU_RESOURCE,
-    KUEUE_GATE,
-    QUEUE_LABEL,
     ControllerContext,
     JsonObject,
     clone,

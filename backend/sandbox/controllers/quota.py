@@ -10,8 +10,8 @@ which recounts only namespaces that have a ResourceQuota.
 
 from __future__ import annotations
 
+from backend.conventions import GPU_RESOURCE
 from backend.sandbox.controllers.base import (
-    GPU_RESOURCE,
     TERMINAL_PHASES,
     ControllerContext,
     JsonObject,

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from backend.conventions import KUEUE_GATE, QUEUE_LABEL
 from backend.sandbox.controllers.base import (
-    KUEUE_GATE,
-    QUEUE_LABEL,
     TERMINAL_PHASES,
     ControllerContext,
     JsonObject,

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from backend.conventions import GPU_PRODUCT_LABEL, GPU_RESOURCE
 from backend.sandbox.controllers.base import (
-    GPU_PRODUCT_LABEL,
-    GPU_RESOURCE,
     TERMINAL_PHASES,
     ControllerContext,
     JsonObject,
