@@ -134,6 +134,13 @@ def run_console(args: argparse.Namespace) -> int:
     from opsconsole.app import OpsConsoleApp
     from opsconsole.settings import ConsoleSettings
 
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        print(
+            "opsconsole: the console needs a terminal (stdin and stdout must be a tty); "
+            "run it from a terminal, or use 'opsconsole serve' / 'opsconsole sandbox'",
+            file=sys.stderr,
+        )
+        return 2
     try:
         settings = ConsoleSettings()
     except (ValidationError, ValueError) as exc:

@@ -95,3 +95,10 @@ def test_embedded_cluster_starts_and_cleans_up() -> None:
         embedded.stop()
     assert all(child.poll() is not None for child in children)
     assert not embedded.kubeconfig.exists()
+
+
+def test_console_without_a_terminal_says_so_instead_of_spinning() -> None:
+    proc = opsconsole("--backend", "http://127.0.0.1:9", stdin=subprocess.DEVNULL)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2
+    assert "needs a terminal" in err
