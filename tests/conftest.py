@@ -1,22 +1,26 @@
 """Shared fixtures: a real sandbox cluster with a real backend on it, reached over HTTP.
 
-The pair runs in a background thread with its own event loop, so that every test — pytest-asyncio
-tests and Textual pilot tests, each with their own loop — talks to it exactly as a console talks
-to a remote backend: over loopback HTTP.
+The pair runs on one background thread with its own event loop (``SandboxThread``), so that
+every test — pytest-asyncio tests and Textual pilot tests, each with their own loop — talks to it
+exactly as a console talks to a remote backend: over loopback HTTP.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
+
+from tests.sandbox_fixtures import SandboxThread
+
+T = TypeVar("T")
 
 FROZEN_TIME = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 SEED = 7
@@ -32,52 +36,36 @@ class LiveCluster:
     kubeconfig: Path
 
 
-class _ClusterThread(threading.Thread):
-    """Runs ``Sandbox`` and ``RunningBackend`` on a private event loop until ``stop()``."""
+class _ClusterThread:
+    """A ``SandboxThread`` with a ``RunningBackend`` on the same private loop."""
 
     def __init__(self, workdir: Path, **sandbox_args: object) -> None:
-        super().__init__(daemon=True, name="sandbox-backend")
-        self.workdir = workdir
-        self.sandbox_args = sandbox_args
-        self.ready = threading.Event()
-        self.error: BaseException | None = None
-        self.cluster: LiveCluster | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._shutdown: asyncio.Event | None = None
-
-    def run(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except BaseException as exc:  # reported to the fixture, which fails the test
-            self.error = exc
-            self.ready.set()
-
-    async def _main(self) -> None:
-        from backend.sandbox.server import Sandbox
         from backend.service import RunningBackend
         from backend.settings import Settings
 
-        self._loop = asyncio.get_running_loop()
-        self._shutdown = asyncio.Event()
-        async with Sandbox(**self.sandbox_args) as sandbox:
-            kubeconfig = sandbox.write_kubeconfig(self.workdir / "kubeconfig")
-            settings = Settings(
-                kubeconfig=kubeconfig,
-                port=0,
-                database_url=f"sqlite:///{self.workdir / 'opsconsole.db'}",
-                scrape_interval=1.0,
-                history_length=HISTORY,
-                model_debounce=0.1,
-            )
-            async with RunningBackend(settings) as url:
-                self.cluster = LiveCluster(url, sandbox.url, kubeconfig)
-                self.ready.set()
-                await self._shutdown.wait()
+        self.sandbox = SandboxThread(workdir / "kubeconfig", **sandbox_args)
+        settings = Settings(
+            kubeconfig=self.sandbox.kubeconfig_path,
+            port=0,
+            database_url=f"sqlite:///{workdir / 'opsconsole.db'}",
+            scrape_interval=1.0,
+            history_length=HISTORY,
+            model_debounce=0.1,
+        )
+        self._backend = RunningBackend(settings)
+        try:
+            url = self._on_loop(self._backend.__aenter__())
+        except BaseException:
+            self.sandbox.close()
+            raise
+        self.cluster = LiveCluster(url, self.sandbox.url, self.sandbox.kubeconfig_path)
+
+    def _on_loop(self, coroutine: Coroutine[object, object, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.sandbox.loop).result(timeout=120)
 
     def stop(self) -> None:
-        if self._loop is not None and self._shutdown is not None:
-            self._loop.call_soon_threadsafe(self._shutdown.set)
-        self.join(timeout=15)
+        self._on_loop(self._backend.__aexit__(None, None, None))
+        self.sandbox.close()
 
 
 def wait_until_settled(url: str, timeout: float = 60.0) -> None:
@@ -100,13 +88,11 @@ def wait_until_settled(url: str, timeout: float = 60.0) -> None:
 
 def _start_cluster(workdir: Path, **sandbox_args: object) -> _ClusterThread:
     thread = _ClusterThread(workdir, **sandbox_args)
-    thread.start()
-    if not thread.ready.wait(timeout=120):
-        raise TimeoutError("sandbox + backend did not start within 120 s")
-    if thread.error is not None:
-        raise thread.error
-    assert thread.cluster is not None
-    wait_until_settled(thread.cluster.backend_url)
+    try:
+        wait_until_settled(thread.cluster.backend_url)
+    except BaseException:
+        thread.stop()
+        raise
     return thread
 
 
@@ -121,7 +107,6 @@ def live_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveClust
     thread = _start_cluster(
         workdir, fleet="demo", seed=SEED, frozen_time=FROZEN_TIME, settle_seconds=0
     )
-    assert thread.cluster is not None
     yield thread.cluster
     thread.stop()
 
@@ -132,7 +117,6 @@ def mutable_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCl
     thread = _start_cluster(
         tmp_path_factory.mktemp("mutable-cluster"), fleet="demo", seed=SEED, settle_seconds=0.2
     )
-    assert thread.cluster is not None
     yield thread.cluster
     thread.stop()
 
