@@ -166,6 +166,30 @@ def _percentile(values: list[float], pct: float) -> float:
     return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
+def change_visibility(url: str, kubeconfig: Path, runs: int = 5) -> list[float]:
+    """Seconds from scaling a Deployment through the Kubernetes API until ``/api/v1`` shows it."""
+    from kubernetes import client as k8s
+    from kubernetes import config as k8s_config
+
+    apps = k8s.AppsV1Api(k8s_config.new_client_from_config(config_file=str(kubeconfig)))
+    with httpx.Client(base_url=url, timeout=10.0) as http:
+        row = http.get("/api/v1/workloads", params={"kind": "Deployment", "limit": 1}).json()
+        namespace, name = row["items"][0]["namespace"], row["items"][0]["name"]
+        path = f"/api/v1/workloads/{namespace}/deployment/{name}"
+        replicas = http.get(path).json()["replicas"]
+        seconds = []
+        for run in range(runs):
+            wanted = replicas + 1 + run % 2  # alternate, so that every run is a change
+            started = time.perf_counter()
+            apps.patch_namespaced_deployment_scale(name, namespace, {"spec": {"replicas": wanted}})
+            while http.get(path).json()["replicas"] != wanted:
+                time.sleep(0.01)
+            seconds.append(time.perf_counter() - started)
+            time.sleep(1.0)
+        apps.patch_namespaced_deployment_scale(name, namespace, {"spec": {"replicas": replicas}})
+    return seconds
+
+
 def endpoints(url: str) -> list[str]:
     """The read endpoints, with real names taken from the fleet."""
     with httpx.Client(base_url=url, timeout=10.0) as client:
@@ -219,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
         result["rss_after_sync_mib"] = round(rss_mib(backend.pid), 1)
         telemetry = wait_for_telemetry(url)
         result["first_telemetry_round_s"] = None if telemetry is None else round(telemetry, 2)
+        visible = change_visibility(url, kubeconfig)
+        result["change_visible_s"] = [round(v, 2) for v in visible]
+        result["change_visible_median_s"] = round(statistics.median(visible), 2)
         time.sleep(5)  # let a few model rebuilds and scrapes happen
         result["rss_steady_mib"] = round(rss_mib(backend.pid), 1)
         rows = {}
@@ -260,6 +287,10 @@ def print_table(result: dict) -> None:
         "  (target < 10 s)"
     )
     print(f"first telemetry round after ready: {result.get('first_telemetry_round_s')} s")
+    print(
+        f"a change through the Kubernetes API visible in /api/v1 after: median "
+        f"{result.get('change_visible_median_s')} s, runs {result.get('change_visible_s')}"
+    )
     print(
         f"backend RSS: after sync {result['rss_after_sync_mib']} MiB, steady "
         f"{result['rss_steady_mib']} MiB, after load {result.get('rss_after_load_mib')} MiB"
