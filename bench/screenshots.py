@@ -117,13 +117,14 @@ async def url_target(url: str) -> AsyncIterator[Target]:
 
 
 async def wait_ready(client: BackendClient) -> None:
-    """Until the backend has listed the cluster and has GPU telemetry (or a minute has passed:
-    then the pictures show what there is, N/A included)."""
+    """Until the backend has listed the cluster and has a round of GPU telemetry from every
+    exporter (or a minute has passed: then the pictures show what there is, N/A included)."""
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
         try:
             info = await client.info()
-            if info.freshness.synced:
+            fresh = info.freshness
+            if fresh.synced and fresh.telemetry_sources and not fresh.telemetry_errors:
                 totals = (await client.overview()).totals
                 if totals.gpus and totals.utilization is not None:
                     return
