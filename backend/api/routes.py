@@ -75,6 +75,13 @@ def _model(backend: FleetSource) -> FleetModel:
     return model
 
 
+def _one(row: Any, what: str) -> Response:
+    """A single row as JSON, or 404 ``<what> not found``."""
+    if row is None:
+        raise HTTPException(404, f"{what} not found")
+    return _json(row.__pydantic_serializer__.to_json(row))
+
+
 def _page(table: Table[Any], **query: Any) -> Response:
     try:
         return _json(table.page_json(**query))
@@ -103,10 +110,7 @@ async def tenants(
 
 @router.get("/tenants/{name}", response_model=Tenant, responses=ERRORS)
 async def tenant(backend: BackendDep, name: Annotated[str, Path(max_length=253)]) -> Response:
-    found = _model(backend).tenant(name)
-    if found is None:
-        raise HTTPException(404, f'tenant "{name}" not found')
-    return _json(found.__pydantic_serializer__.to_json(found))
+    return _one(_model(backend).tenant(name), f'tenant "{name}"')
 
 
 @router.get("/workloads", response_model=Page[Workload], responses=ERRORS)
@@ -180,10 +184,7 @@ async def nodes(
 
 @router.get("/nodes/{name}", response_model=Node, responses=ERRORS)
 async def node(backend: BackendDep, name: Annotated[str, Path(max_length=253)]) -> Response:
-    found = _model(backend).node(name)
-    if found is None:
-        raise HTTPException(404, f'node "{name}" not found')
-    return _json(found.__pydantic_serializer__.to_json(found))
+    return _one(_model(backend).node(name), f'node "{name}"')
 
 
 @router.get("/gpus", response_model=Page[Gpu], responses=ERRORS)

@@ -216,6 +216,32 @@ def _live(pods: list[Obj]) -> list[Obj]:
     return [p for p in pods if not pod_terminated(p)]
 
 
+def _fill_replicas_and_gpus(
+    row: dict[str, Any],
+    index: ClusterIndex,
+    facts: _Facts,
+    wanted: int,
+    pod_spec: Mapping[str, Any],
+    quota_gpus: int,
+) -> int:
+    """Replicas and GPU fields of a serving row; returns the GPUs it waits for.
+
+    Requested GPUs are what ``wanted`` pods of ``pod_spec`` ask for, or what the live pods ask
+    for if that is more (a rollout holds old and new pods at once). ``replicas`` is
+    ``facts.desired``."""
+    live = facts.live_pods
+    held = _gpus_held(index, live)
+    requested = max(wanted * pod_spec_gpus(pod_spec), sum(index.gpus_of(p) for p in live))
+    row.update(
+        replicas=facts.desired,
+        ready_replicas=facts.ready,
+        gpus=held,
+        gpus_requested=requested,
+        gpu_model=_gpu_model(pod_spec, live),
+    )
+    return quota_gpus or (max(0, requested - held) if facts.quota_message else 0)
+
+
 # -- Deployments ---------------------------------------------------------------------------------
 
 
@@ -245,19 +271,12 @@ def _deployment(obj: Obj, index: ClusterIndex) -> WorkloadRecord:
         unschedulable=_first_unschedulable(live),
     )
     row_status, message = _deployment_status(obj, facts)
-    held = _gpus_held(index, live)
-    requested = max(desired * pod_spec_gpus(template_spec), sum(index.gpus_of(p) for p in live))
     row.update(
         status=row_status,
         message=message,
-        replicas=desired,
-        ready_replicas=facts.ready,
-        gpus=held,
-        gpus_requested=requested,
-        gpu_model=_gpu_model(template_spec, live),
         revision=text(annotations(obj).get(REVISION_ANNOTATION)),
     )
-    pending_gpus = quota_gpus or (max(0, requested - held) if quota_message else 0)
+    pending_gpus = _fill_replicas_and_gpus(row, index, facts, desired, template_spec, quota_gpus)
     return WorkloadRecord(Workload(**row), obj, pods, replicasets, pending_gpus)
 
 
@@ -394,20 +413,13 @@ def _inference_service(obj: Obj, index: ClusterIndex) -> WorkloadRecord:
     )
     canary = optional_count(predictor.get("canaryTrafficPercent"))
     row_status, message = _isvc_status(obj, facts, canary)
-    held = _gpus_held(index, live)
-    requested = max(min_replicas * pod_spec_gpus(pod_spec), sum(index.gpus_of(p) for p in live))
     row.update(
         status=row_status,
         message=message,
-        replicas=desired,
-        ready_replicas=facts.ready,
-        gpus=held,
-        gpus_requested=requested,
-        gpu_model=_gpu_model(pod_spec, live),
         revision=text(dig(obj, "status", "components", "predictor", "latestCreatedRevision")),
         canary_percent=min(canary, 100) if canary is not None else None,
     )
-    pending_gpus = quota_gpus or (max(0, requested - held) if quota_message else 0)
+    pending_gpus = _fill_replicas_and_gpus(row, index, facts, min_replicas, pod_spec, quota_gpus)
     return WorkloadRecord(Workload(**row), obj, pods, [], pending_gpus)
 
 
