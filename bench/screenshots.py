@@ -80,8 +80,8 @@ class Subjects:
 @contextlib.asynccontextmanager
 async def sandbox_target(fleet: str, seed: int) -> AsyncIterator[Target]:
     """A demo sandbox and a backend on it, in this process, with a frozen clock."""
+    from backend.main import RunningBackend
     from backend.sandbox.server import Sandbox
-    from backend.service import RunningBackend
     from backend.settings import Settings
 
     with tempfile.TemporaryDirectory(prefix="opsconsole-shots-") as tmp:

@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return sandbox_main(args)
     if args.command == "serve":
-        from backend.service import main as serve_main
+        from backend.main import main as serve_main
 
         return serve_main(args)
     from opsconsole.launch import run_console

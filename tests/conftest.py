@@ -18,7 +18,7 @@ from typing import TypeVar
 import httpx
 import pytest
 
-from tests.sandbox_fixtures import SandboxThread
+from tests.support.sandbox import SandboxThread
 
 T = TypeVar("T")
 
@@ -40,7 +40,7 @@ class _ClusterThread:
     """A ``SandboxThread`` with a ``RunningBackend`` on the same private loop."""
 
     def __init__(self, workdir: Path, **sandbox_args: object) -> None:
-        from backend.service import RunningBackend
+        from backend.main import RunningBackend
         from backend.settings import Settings
 
         self.sandbox = SandboxThread(workdir / "kubeconfig", **sandbox_args)

@@ -1,7 +1,7 @@
 """The /api/v1 read endpoints: shapes, filters, sorting, paging, cursors and errors.
 
-The router is mounted on a bare FastAPI app whose backend is a stand-in holding a model built from
-the hand-written fleet of tests/test_fleet_model.py; answers are checked against the schemas.
+The real app serves an in-memory source holding a model built from the hand-written fleet of
+tests/test_fleet_model.py; answers are checked against the schemas.
 """
 
 from __future__ import annotations
@@ -10,11 +10,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from backend.api.routes import router
+from backend.api.app import create_app
 from backend.fleet import FleetModel, build_fleet_model
 from backend.schemas import (
     API_PREFIX,
-    DataFreshness,
     Gpu,
     Node,
     Overview,
@@ -23,24 +22,14 @@ from backend.schemas import (
     Workload,
     WorkloadDetail,
 )
+from tests.support.backend import InMemorySource
 from tests.test_fleet_model import fleet_cluster, fleet_telemetry
 
 
-class StandInBackend:
-    """What the routes use of ``backend.service.Backend``: ``model`` and ``freshness()``."""
-
-    def __init__(self, model: FleetModel | None) -> None:
-        self.model = model
-
-    def freshness(self) -> DataFreshness:
-        return DataFreshness(synced=True, cluster_age_seconds=0.25, telemetry_sources=2)
-
-
 def _app(model: FleetModel | None) -> FastAPI:
-    app = FastAPI()
-    app.state.backend = StandInBackend(model)
-    app.include_router(router, prefix=API_PREFIX)
-    return app
+    source = InMemorySource({}, None)
+    source.model = model
+    return create_app(source)
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +68,7 @@ async def test_overview(client):
     response = await get(client, "/overview")
     assert response.status_code == 200
     overview = Overview.model_validate(response.json())
-    assert overview.freshness.cluster_age_seconds == 0.25
+    assert overview.freshness.cluster_age_seconds == 1.0
     assert overview.totals.gpus == 20 and overview.problems
 
 

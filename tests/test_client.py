@@ -10,7 +10,7 @@ import pytest
 
 from backend.schemas import Gpu, Tenant, WorkloadKind
 from opsconsole.client import BackendClient, BackendError, BackendUnavailable
-from tests.fake_backend import FakeBackend
+from tests.support.backend import FleetBackend
 
 
 def client_for(handler, timeout: float = 5.0) -> BackendClient:
@@ -20,7 +20,7 @@ def client_for(handler, timeout: float = 5.0) -> BackendClient:
 
 
 async def test_parses_pages_and_sends_query_parameters() -> None:
-    fake = FakeBackend(tenants=30)
+    fake = FleetBackend.generated(tenants=30)
     client = BackendClient("http://backend", transport=fake.transport())
     page = await client.tenants(q="team-b", sort="-gpu_used", offset=0, limit=10)
     assert [t.name for t in page.items] == ["team-b1", "team-b"]  # 7 GPUs used, then 1
@@ -34,7 +34,7 @@ async def test_parses_pages_and_sends_query_parameters() -> None:
 
 
 async def test_unset_filters_are_not_sent() -> None:
-    fake = FakeBackend()
+    fake = FleetBackend()
     client = BackendClient("http://backend", transport=fake.transport())
     page = await client.gpus(node="gpu-node-0001", idle=False)
     assert page.items and all(isinstance(g, Gpu) and g.node == "gpu-node-0001" for g in page.items)
@@ -60,9 +60,9 @@ async def test_detail_paths_escape_untrusted_names() -> None:
 
 
 async def test_workload_detail_is_parsed() -> None:
-    fake = FakeBackend()
+    fake = FleetBackend()
     client = BackendClient("http://backend", transport=fake.transport())
-    detail = await client.workload("team-b", "InferenceService", "model-00001")
+    detail = await client.workload("team-a", "InferenceService", "model-00002")
     assert detail.kind is WorkloadKind.INFERENCE_SERVICE
     assert detail.revisions == []
 
@@ -121,7 +121,7 @@ async def test_real_refused_port_is_unavailable() -> None:
 
 
 async def test_timeout_is_unavailable() -> None:
-    fake = FakeBackend()
+    fake = FleetBackend()
     fake.mode = "slow"
     client = BackendClient("http://backend", timeout=0.05, transport=fake.transport())
     with pytest.raises(BackendUnavailable, match="timed out"):

@@ -25,7 +25,7 @@ from backend.cluster.cache import (
 from backend.cluster.kubeconfig import ClusterAccess, ClusterAccessError, load_cluster_access
 from backend.cluster.slim import slim
 from backend.sandbox.server import Sandbox
-from backend.service import auth_headers
+from backend.telemetry.discovery import auth_headers
 
 FAST = CacheOptions(watch_timeout=5, backoff_initial=0.05, backoff_max=0.3, absent_retry=60)
 DEADLINE = 10.0

@@ -25,7 +25,7 @@ from backend.sandbox.selectors import (
 )
 from backend.sandbox.store import NAMESPACE, ApiError, Store
 from backend.sandbox.tables import human_duration
-from tests.sandbox_fixtures import SandboxThread, kube, sandbox_thread
+from tests.support.sandbox import SandboxThread, kube, sandbox_thread
 
 __all__ = ["kube", "sandbox_thread"]  # fixtures, imported for pytest
 

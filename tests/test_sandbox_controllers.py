@@ -573,7 +573,7 @@ def test_revision_sequence_over_http(tmp_path: Path) -> None:
     )
     del server
     kubernetes = pytest.importorskip("kubernetes")
-    from tests.sandbox_fixtures import SandboxThread
+    from tests.support.sandbox import SandboxThread
 
     running = SandboxThread(tmp_path / "kubeconfig", fleet="empty", settle_seconds=0.0)
     try:

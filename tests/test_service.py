@@ -19,16 +19,11 @@ from kubernetes import client
 
 from backend.cluster.cache import CacheOptions
 from backend.cluster.kubeconfig import ClusterAccess, load_cluster_access
+from backend.main import RunningBackend, main, settings_from_args
 from backend.sandbox.server import Sandbox
-from backend.service import (
-    Backend,
-    RunningBackend,
-    exporter_pods,
-    main,
-    parse_selector,
-    settings_from_args,
-)
+from backend.service import Backend
 from backend.settings import Settings
+from backend.telemetry.discovery import exporter_pods, parse_selector
 
 DEADLINE = 15.0
 REPO = Path(__file__).resolve().parents[1]

@@ -18,8 +18,8 @@ from opsconsole.settings import ConsoleSettings
 from opsconsole.widgets.banner import ConnectionBanner
 from opsconsole.widgets.command_line import CommandLine
 from opsconsole.widgets.virtual_table import VirtualTable
-from tests.fake_backend import FakeBackend
-from tests.tui_support import FakeClock, make_app, screen_text, wait_for
+from tests.support.backend import FleetBackend
+from tests.support.console import FakeClock, make_app, screen_text, wait_for
 
 
 def banner_shown(app) -> bool:
@@ -33,7 +33,7 @@ def flat(app) -> str:
 
 
 async def test_backend_down_at_start_shows_banner_and_recovers() -> None:
-    fake = FakeBackend()
+    fake = FleetBackend()
     fake.mode = "down"
     app = make_app(fake)
     app.backoff_first = 0.05
@@ -56,7 +56,7 @@ async def test_backend_down_at_start_shows_banner_and_recovers() -> None:
 
 
 async def test_backend_down_later_keeps_the_last_data_browsable() -> None:
-    fake = FakeBackend(workloads=300)
+    fake = FleetBackend.generated(workloads=300)
     clock = FakeClock()
     app = make_app(fake, clock=clock)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -85,7 +85,7 @@ async def test_backend_down_later_keeps_the_last_data_browsable() -> None:
 
 
 async def test_slow_backend_never_blocks_the_keyboard() -> None:
-    fake = FakeBackend()
+    fake = FleetBackend()
     fake.mode = "slow"
     app = make_app(fake, timeout=0.5)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -105,7 +105,7 @@ async def test_slow_backend_never_blocks_the_keyboard() -> None:
 
 
 async def test_server_errors_show_the_detail() -> None:
-    fake = FakeBackend()
+    fake = FleetBackend()
     app = make_app(fake)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("2")
@@ -121,7 +121,7 @@ async def test_server_errors_show_the_detail() -> None:
 
 
 async def test_malformed_answers_show_a_banner() -> None:
-    fake = FakeBackend()
+    fake = FleetBackend()
     fake.mode = "malformed"
     app = make_app(fake)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -134,7 +134,7 @@ async def test_malformed_answers_show_a_banner() -> None:
 
 
 async def test_unknown_names_are_a_notification_not_a_banner() -> None:
-    fake = FakeBackend()
+    fake = FleetBackend()
     app = make_app(fake)
     messages: list[str] = []
     notify = app.notify
@@ -148,7 +148,7 @@ async def test_unknown_names_are_a_notification_not_a_banner() -> None:
 
 
 async def test_a_failing_endpoint_keeps_its_banner_while_info_answers() -> None:
-    fake = FakeBackend()
+    fake = FleetBackend()
     app = make_app(fake)
     app.healthy_poll = 0.05  # /info keeps answering, often
     async with app.run_test(size=(80, 24)) as pilot:

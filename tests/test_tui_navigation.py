@@ -18,8 +18,8 @@ from opsconsole.screens.workload_detail import WorkloadDetailScreen
 from opsconsole.screens.workloads import WorkloadsScreen
 from opsconsole.widgets.command_line import CommandLine
 from opsconsole.widgets.virtual_table import VirtualTable
-from tests.fake_backend import FakeBackend
-from tests.tui_support import make_app, screen_text, wait_for
+from tests.support.backend import FleetBackend
+from tests.support.console import make_app, screen_text, wait_for
 
 
 def loaded(app) -> bool:
@@ -47,7 +47,7 @@ async def type_command(pilot, text: str, *, keys: bool = False) -> None:
 
 @pytest.mark.parametrize("size", [(80, 24), (160, 48)])
 async def test_number_keys_open_each_view(size: tuple[int, int]) -> None:
-    app = make_app(FakeBackend())
+    app = make_app(FleetBackend())
     async with app.run_test(size=size) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, OverviewScreen))
         await open_view(pilot, "2", TenantsScreen)
@@ -64,7 +64,7 @@ async def test_number_keys_open_each_view(size: tuple[int, int]) -> None:
 
 
 async def test_command_line_runs_commands_with_arguments() -> None:
-    fake = FakeBackend()
+    fake = FleetBackend()
     app = make_app(fake)
     async with app.run_test(size=(80, 24)) as pilot:
         await type_command(pilot, "workloads team-b", keys=True)
@@ -90,7 +90,7 @@ async def test_command_line_runs_commands_with_arguments() -> None:
 
 
 async def test_tab_completes_commands_and_names() -> None:
-    app = make_app(FakeBackend(tenants=30))
+    app = make_app(FleetBackend.generated(tenants=30))
     async with app.run_test(size=(80, 24)) as pilot:
         await type_command(pilot, "ten", keys=True)
         await pilot.press("tab")
@@ -117,7 +117,7 @@ async def test_tab_completes_commands_and_names() -> None:
 
 
 async def test_unknown_and_wrong_commands_only_notify() -> None:
-    app = make_app(FakeBackend())
+    app = make_app(FleetBackend())
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, OverviewScreen))
         messages: list[str] = []
@@ -137,7 +137,7 @@ async def test_unknown_and_wrong_commands_only_notify() -> None:
 
 
 async def test_escape_closes_the_command_line_first() -> None:
-    app = make_app(FakeBackend())
+    app = make_app(FleetBackend())
     async with app.run_test(size=(80, 24)) as pilot:
         await open_view(pilot, "2", TenantsScreen)
         await type_command(pilot, "nod")
@@ -150,7 +150,7 @@ async def test_escape_closes_the_command_line_first() -> None:
 
 
 async def test_enter_drills_down_and_escape_goes_back() -> None:
-    app = make_app(FakeBackend())
+    app = make_app(FleetBackend())
     async with app.run_test(size=(80, 24)) as pilot:
         await open_view(pilot, "2", TenantsScreen)
         await pilot.press("down", "enter")
@@ -180,7 +180,7 @@ async def test_enter_drills_down_and_escape_goes_back() -> None:
 
 
 async def test_filter_is_sent_to_the_server_and_only_matches_are_shown() -> None:
-    fake = FakeBackend(tenants=6, workloads=60)
+    fake = FleetBackend.generated(tenants=6, workloads=60)
     app = make_app(fake)
     async with app.run_test(size=(80, 24)) as pilot:
         await open_view(pilot, "3", WorkloadsScreen)
@@ -204,7 +204,7 @@ async def test_filter_is_sent_to_the_server_and_only_matches_are_shown() -> None
 
 
 async def test_sort_key_cycles_the_server_sort() -> None:
-    fake = FakeBackend()
+    fake = FleetBackend()
     app = make_app(fake)
     async with app.run_test(size=(80, 24)) as pilot:
         await open_view(pilot, "2", TenantsScreen)
@@ -218,7 +218,7 @@ async def test_sort_key_cycles_the_server_sort() -> None:
 
 
 async def test_help_and_palette_open() -> None:
-    app = make_app(FakeBackend())
+    app = make_app(FleetBackend())
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, OverviewScreen))
         await pilot.press("question_mark")
@@ -242,7 +242,7 @@ async def test_help_and_palette_open() -> None:
 
 
 async def test_q_quits_only_from_the_root() -> None:
-    app = make_app(FakeBackend())
+    app = make_app(FleetBackend())
     async with app.run_test(size=(80, 24)) as pilot:
         await open_view(pilot, "2", TenantsScreen)
         await pilot.press("q")
@@ -255,7 +255,7 @@ async def test_q_quits_only_from_the_root() -> None:
 
 
 async def test_theme_toggle_and_sandbox_marker() -> None:
-    app = make_app(FakeBackend(), sandbox=True)
+    app = make_app(FleetBackend(), sandbox=True)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: "SANDBOX" in screen_text(app))
         assert app.current_theme.dark
@@ -268,7 +268,7 @@ async def test_theme_toggle_and_sandbox_marker() -> None:
 async def test_monochrome_rendering_of_every_view() -> None:
     """NO_COLOR makes Textual add a Monochrome filter; it fails on unstyled segments. The filter
     is added directly (tests must not set NO_COLOR)."""
-    fake = FakeBackend()
+    fake = FleetBackend()
     app = make_app(fake)
     app._filters.append(Monochrome())
     async with app.run_test(size=(80, 24)) as pilot:
@@ -287,7 +287,7 @@ async def test_monochrome_rendering_of_every_view() -> None:
 
 
 async def test_huge_list_fetches_only_the_pages_in_view() -> None:
-    fake = FakeBackend(workloads=20_000)
+    fake = FleetBackend.generated(workloads=20_000)
     app = make_app(fake)
     async with app.run_test(size=(80, 24)) as pilot:
         await open_view(pilot, "3", WorkloadsScreen)

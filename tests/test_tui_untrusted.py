@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from rich.text import Text
 
+from backend.conventions import MODEL_LABEL, TENANT_LABEL
 from opsconsole.screens.gpus import GpusScreen
 from opsconsole.screens.tenant_detail import TenantDetailScreen
 from opsconsole.screens.tenants import TenantsScreen
@@ -13,22 +15,27 @@ from opsconsole.screens.workloads import WorkloadsScreen
 from opsconsole.text import clean, literal
 from opsconsole.widgets.banner import ConnectionBanner
 from opsconsole.widgets.command_line import CommandLine
-from tests.fake_backend import FakeBackend
-from tests.tui_support import make_app, screen_text, wait_for
+from tests.support.backend import FleetBackend
+from tests.support.console import make_app, screen_text, wait_for
+from tests.support.fleets import generated_fleet
 
 MARKUP_NAME = "x[bold]y"
 LABEL = "v[/]w[/"
 ESCAPED = "pod\x1b[31mred\x1b[0m\x07\x9b2J"
 
 
-def hostile_backend() -> FakeBackend:
-    fake = FakeBackend(tenants=3, workloads=6, nodes=2)
-    fake.tenants[0] = fake.tenants[0].model_copy(update={"name": MARKUP_NAME})
-    fake.workloads[0] = fake.workloads[0].model_copy(
-        update={"tenant": MARKUP_NAME, "name": "[link=http://x]click[/link]", "model": LABEL}
-    )
-    fake.gpus[0] = fake.gpus[0].model_copy(update={"pod": ESCAPED, "tenant": MARKUP_NAME})
-    return fake
+def hostile_backend() -> FleetBackend:
+    """A fleet whose first tenant, workload and GPU carry markup and escape sequences."""
+    fleet = generated_fleet(tenants=3, workloads=6, nodes=2)
+    cluster = fleet.cluster
+    cluster["namespaces"][("", "team-a")]["metadata"]["labels"][TENANT_LABEL] = MARKUP_NAME
+    workload = cluster["deployments"].pop(("team-a", "model-00000"))
+    workload["metadata"]["name"] = "[link=http://x]click[/link]"
+    workload["metadata"]["labels"][MODEL_LABEL] = LABEL
+    cluster["deployments"][("team-a", workload["metadata"]["name"])] = workload
+    uuid, sample = next((u, s) for u, s in fleet.samples.items() if s.pod)
+    fleet.samples[uuid] = replace(sample, pod=ESCAPED, namespace="team-a")
+    return FleetBackend(fleet)
 
 
 def test_clean_strips_every_control_character() -> None:

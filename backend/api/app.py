@@ -14,11 +14,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from backend.api.deps import get_backend
+from backend.api.deps import get_source
 from backend.api.metrics import ApiMetrics, MetricsMiddleware
+from backend.api.protocols import ServedSource
 from backend.api.routes import router as fleet_router
 from backend.schemas import API_PREFIX, ApiErrorBody, BackendInfo
-from backend.service import VERSION, Backend
+from backend.version import VERSION
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ApiErrorBody},
@@ -60,8 +61,8 @@ def _info_router() -> APIRouter:
     router = APIRouter(tags=["backend"])
 
     @router.get("/info", response_model=BackendInfo, responses=ERRORS)
-    async def info(backend: Backend = Depends(get_backend)) -> BackendInfo:  # noqa: B008
-        return backend.info()
+    async def info(source: ServedSource = Depends(get_source)) -> BackendInfo:  # noqa: B008
+        return source.info()
 
     return router
 
@@ -75,13 +76,10 @@ def _probes(app: FastAPI, metrics: ApiMetrics) -> None:
     @app.get("/readyz", tags=["probes"], responses={503: {"model": ApiErrorBody}})
     async def readyz(request: Request) -> Response:
         """200 once the cluster cache has listed every kind; 503 with the reason before."""
-        cache = request.app.state.backend.cache
-        if cache.synced:
+        reason = (await get_source(request)).not_ready_reason()
+        if reason is None:
             return JSONResponse({"status": "ready"})
-        waiting = ", ".join(cache.pending_kinds()) or "the first list"
-        return JSONResponse(
-            {"detail": f"cluster cache not synced yet: waiting for {waiting}"}, status_code=503
-        )
+        return JSONResponse({"detail": reason}, status_code=503)
 
     @app.get("/metrics", tags=["probes"], include_in_schema=False)
     async def prometheus_metrics() -> Response:
@@ -89,16 +87,16 @@ def _probes(app: FastAPI, metrics: ApiMetrics) -> None:
         return Response(body, media_type=content_type)
 
 
-def create_app(backend: Backend) -> FastAPI:
-    """The HTTP app serving ``backend`` (which the caller starts and stops)."""
+def create_app(source: ServedSource) -> FastAPI:
+    """The HTTP app serving ``source`` (which the caller starts and stops)."""
     app = FastAPI(
         title="opsconsole backend",
         version=VERSION,
         description="The aggregated picture of a shared GPU platform on Kubernetes.",
         openapi_url="/openapi.json",
     )
-    app.state.backend = backend
-    metrics = ApiMetrics(backend)
+    app.state.source = source
+    metrics = ApiMetrics(source)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

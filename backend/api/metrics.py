@@ -3,14 +3,14 @@
 Each app has its own registry (several backends may live in one test process). Request latency is
 recorded by a plain ASGI middleware, labelled with the route *template* (``/api/v1/nodes/{name}``)
 so that names from the cluster never become label values. Everything else is read from the
-Backend at scrape time by a custom collector, so there is nothing to keep in step.
+served source at scrape time by a custom collector, so there is nothing to keep in step.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -22,22 +22,21 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-if TYPE_CHECKING:
-    from backend.service import Backend
+from backend.api.protocols import ServedSource
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 UNMATCHED = "unmatched"
 
 
 class BackendCollector(Collector):
-    """Cache, telemetry and model state, read from the Backend when scraped."""
+    """Cache, telemetry and model state, read from the served source when scraped."""
 
-    def __init__(self, backend: Backend) -> None:
-        self.backend = backend
+    def __init__(self, source: ServedSource) -> None:
+        self.source = source
 
     def collect(self) -> Iterator[Any]:
-        backend = self.backend
-        fresh = backend.freshness()
+        source = self.source
+        fresh = source.freshness()
         yield _gauge(
             "opsconsole_cluster_synced",
             "1 once every watched kind was listed.",
@@ -56,9 +55,8 @@ class BackendCollector(Collector):
         objects = GaugeMetricFamily(
             "opsconsole_cluster_objects", "Cached objects per kind.", labels=["kind"]
         )
-        if backend.cache is not None:
-            for kind, count in backend.cache.counts().items():
-                objects.add_metric([kind], count)
+        for kind, count in source.object_counts().items():
+            objects.add_metric([kind], count)
         yield objects
         yield _gauge(
             "opsconsole_telemetry_age_seconds",
@@ -73,7 +71,7 @@ class BackendCollector(Collector):
             "Sources whose last scrape failed.",
             fresh.telemetry_errors,
         )
-        stats = backend.model_stats
+        stats = source.model_stats
         yield _gauge(
             "opsconsole_model_build_duration_seconds",
             "Duration of the last fleet model build.",
@@ -95,7 +93,7 @@ def _age(value: float | None) -> float:
 class ApiMetrics:
     """The registry of one app, and the request-latency histogram the middleware feeds."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, source: ServedSource) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.latency = Histogram(
             "opsconsole_http_request_duration_seconds",
@@ -104,7 +102,7 @@ class ApiMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self.registry.register(BackendCollector(backend))
+        self.registry.register(BackendCollector(source))
         ProcessCollector(registry=self.registry)  # process_resident_memory_bytes, CPU, fds
 
     def render(self) -> tuple[bytes, str]:

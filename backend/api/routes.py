@@ -7,17 +7,17 @@ and unknown names 404, both as ``{"detail": "..."}``.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.responses import Response
 
-from backend.api.deps import get_backend
+from backend.api.deps import get_source
+from backend.api.protocols import FleetSource
 from backend.fleet.model import WORKLOAD_KINDS, FleetModel
 from backend.fleet.query import QueryError, Table
 from backend.schemas import (
     ApiErrorBody,
-    DataFreshness,
     Gpu,
     Node,
     Overview,
@@ -27,15 +27,6 @@ from backend.schemas import (
     WorkloadDetail,
 )
 
-
-class FleetSource(Protocol):
-    """What the routes need of the Backend: its current model and how fresh the data is."""
-
-    model: FleetModel
-
-    def freshness(self) -> DataFreshness: ...
-
-
 router = APIRouter(tags=["fleet"])
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -44,7 +35,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     503: {"model": ApiErrorBody, "description": "The fleet model is not built yet"},
 }
 
-BackendDep = Annotated[FleetSource, Depends(get_backend)]
+SourceDep = Annotated[FleetSource, Depends(get_source)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000, description="Rows to skip.")]
 Limit = Annotated[int, Query(ge=1, le=1000, description="Rows per page.")]
 Cursor = Annotated[
@@ -68,8 +59,8 @@ def _json(body: bytes) -> Response:
     return Response(content=body, media_type="application/json")
 
 
-def _model(backend: FleetSource) -> FleetModel:
-    model = getattr(backend, "model", None)
+def _model(source: FleetSource) -> FleetModel:
+    model = source.model
     if model is None:
         raise HTTPException(503, "the fleet model is not built yet")
     return model
@@ -90,14 +81,14 @@ def _page(table: Table[Any], **query: Any) -> Response:
 
 
 @router.get("/overview", response_model=Overview, responses=ERRORS)
-async def overview(backend: BackendDep) -> Response:
+async def overview(source: SourceDep) -> Response:
     """The fleet at a glance: totals, GPUs by model, tenants, problems, data freshness."""
-    return _json(_model(backend).overview_json(backend.freshness()))
+    return _json(_model(source).overview_json(source.freshness()))
 
 
 @router.get("/tenants", response_model=Page[Tenant], responses=ERRORS)
 async def tenants(
-    backend: BackendDep,
+    source: SourceDep,
     q: Search = None,
     sort: Sort = None,
     offset: Offset = 0,
@@ -105,17 +96,17 @@ async def tenants(
     cursor: Cursor = None,
 ) -> Response:
     """Tenants with their GPU quota and usage (sorted by name unless `sort` says otherwise)."""
-    return _page(_model(backend).tenants, q=q, sort=sort, offset=offset, limit=limit, cursor=cursor)
+    return _page(_model(source).tenants, q=q, sort=sort, offset=offset, limit=limit, cursor=cursor)
 
 
 @router.get("/tenants/{name}", response_model=Tenant, responses=ERRORS)
-async def tenant(backend: BackendDep, name: Annotated[str, Path(max_length=253)]) -> Response:
-    return _one(_model(backend).tenant(name), f'tenant "{name}"')
+async def tenant(source: SourceDep, name: Annotated[str, Path(max_length=253)]) -> Response:
+    return _one(_model(source).tenant(name), f'tenant "{name}"')
 
 
 @router.get("/workloads", response_model=Page[Workload], responses=ERRORS)
 async def workloads(
-    backend: BackendDep,
+    source: SourceDep,
     tenant: Annotated[str | None, _name_filter("Only this tenant's workloads.")] = None,
     kind: Annotated[
         str | None, _name_filter("deployment | inferenceservice | job (any case).")
@@ -131,7 +122,7 @@ async def workloads(
     """Deployments, InferenceServices and Jobs, by (namespace, kind, name) unless sorted."""
     filters = {"tenant": tenant, "kind": kind, "status": status, "namespace": namespace}
     return _page(
-        _model(backend).workloads,
+        _model(source).workloads,
         filters=filters,
         q=q,
         sort=sort,
@@ -143,7 +134,7 @@ async def workloads(
 
 @router.get("/workloads/{namespace}/{kind}/{name}", response_model=WorkloadDetail, responses=ERRORS)
 async def workload(
-    backend: BackendDep,
+    source: SourceDep,
     namespace: Annotated[str, Path(max_length=253)],
     kind: Annotated[str, Path(max_length=64)],
     name: Annotated[str, Path(max_length=253)],
@@ -152,7 +143,7 @@ async def workload(
     if kind.lower() not in WORKLOAD_KINDS:
         choices = ", ".join(WORKLOAD_KINDS)
         raise HTTPException(422, f"unknown workload kind {kind!r}; one of: {choices}")
-    body = _model(backend).workload_json(namespace, kind, name)
+    body = _model(source).workload_json(namespace, kind, name)
     if body is None:
         raise HTTPException(404, f'{kind.lower()} "{namespace}/{name}" not found')
     return _json(body)
@@ -160,7 +151,7 @@ async def workload(
 
 @router.get("/nodes", response_model=Page[Node], responses=ERRORS)
 async def nodes(
-    backend: BackendDep,
+    source: SourceDep,
     gpu_model: Annotated[
         str | None, _name_filter("nvidia.com/gpu.product (spaces or dashes).")
     ] = None,
@@ -172,7 +163,7 @@ async def nodes(
 ) -> Response:
     """GPU nodes with capacity, allocation, readiness and telemetry aggregates."""
     return _page(
-        _model(backend).nodes,
+        _model(source).nodes,
         filters={"gpu_model": gpu_model},
         q=q,
         sort=sort,
@@ -183,13 +174,13 @@ async def nodes(
 
 
 @router.get("/nodes/{name}", response_model=Node, responses=ERRORS)
-async def node(backend: BackendDep, name: Annotated[str, Path(max_length=253)]) -> Response:
-    return _one(_model(backend).node(name), f'node "{name}"')
+async def node(source: SourceDep, name: Annotated[str, Path(max_length=253)]) -> Response:
+    return _one(_model(source).node(name), f'node "{name}"')
 
 
 @router.get("/gpus", response_model=Page[Gpu], responses=ERRORS)
 async def gpus(
-    backend: BackendDep,
+    source: SourceDep,
     node: Annotated[str | None, _name_filter("Only GPUs of this node.")] = None,
     tenant: Annotated[str | None, _name_filter("Only GPUs held by this tenant's pods.")] = None,
     namespace: Annotated[str | None, _name_filter("Only GPUs held by pods there.")] = None,
@@ -210,7 +201,7 @@ async def gpus(
         "idle": None if idle is None else ("true" if idle else "false"),
     }
     return _page(
-        _model(backend).gpus,
+        _model(source).gpus,
         filters=filters,
         q=q,
         sort=sort,

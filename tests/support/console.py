@@ -9,7 +9,7 @@ from textual.pilot import Pilot
 
 from opsconsole.app import OpsConsoleApp
 from opsconsole.settings import ConsoleSettings
-from tests.fake_backend import FakeBackend
+from tests.support.backend import FleetBackend
 
 START = 1_800_000_000.0  # a fixed clock: ages on screen are deterministic
 
@@ -28,7 +28,7 @@ class FakeClock:
 
 
 def make_app(
-    fake: FakeBackend,
+    fake: FleetBackend,
     *,
     clock: Callable[[], float] | None = None,
     timeout: float = 5.0,

@@ -1,0 +1,104 @@
+"""Where the DCGM exporters are: found among the cluster's pods by label, reached through the API
+server's pod proxy (with the kubeconfig's credentials and TLS) or directly at their pod IPs.
+
+The scrape collector asks for its targets before every round, so exporters that come and go are
+followed without a restart.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from backend.telemetry.scrape import ScrapeTarget
+
+# dcgm-exporter's labels: the GPU operator's, and the upstream Helm chart's.
+EXTRA_DCGM_SELECTOR = "app.kubernetes.io/name=dcgm-exporter"
+
+
+def parse_selector(selector: str) -> dict[str, str]:
+    """``a=b,c=d`` -> {"a": "b", "c": "d"} (equality selectors only, as exporters are found)."""
+    pairs = (part.split("=", 1) for part in selector.split(",") if "=" in part)
+    return {k.strip(): v.strip().removeprefix("=") for k, v in pairs}
+
+
+def exporter_pods(pods: Iterable[Mapping], selectors: list[dict[str, str]]) -> Iterator[Mapping]:
+    """Running pods whose labels match any of the selectors."""
+    for pod in pods:
+        if (pod.get("status") or {}).get("phase") != "Running":
+            continue
+        labels = pod["metadata"].get("labels") or {}
+        if any(all(labels.get(k) == v for k, v in sel.items()) for sel in selectors):
+            yield pod
+
+
+def auth_headers(api_client: Any) -> dict[str, str]:
+    """The API client's header credentials (refreshed tokens included), for the pod proxy."""
+    cfg = api_client.configuration
+    headers = {
+        auth["key"]: auth["value"]
+        for auth in cfg.auth_settings().values()
+        if auth.get("in") == "header" and auth.get("value")
+    }
+    if cfg.username and cfg.password and "authorization" not in headers:
+        headers["authorization"] = cfg.get_basic_auth_token()
+    return headers
+
+
+def tls_context(api_client: Any) -> ssl.SSLContext:
+    """TLS settings for scraping through the API server, equal to the kubeconfig's: CA, client certificate, skip-verify."""
+    cfg = api_client.configuration
+    ctx = ssl.create_default_context(cafile=cfg.ssl_ca_cert or None)
+    if not cfg.verify_ssl:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if cfg.cert_file:
+        ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
+    return ctx
+
+
+def _node(pod: Mapping) -> str | None:
+    node: str | None = (pod.get("spec") or {}).get("nodeName")
+    return node
+
+
+@dataclass(frozen=True)
+class ExporterDiscovery:
+    """The exporters among ``pods()`` (the cluster cache's pods, read at each round)."""
+
+    pods: Callable[[], Iterable[Mapping]]
+    selector: str
+    port: int
+
+    def exporters(self) -> Iterator[Mapping]:
+        selectors = [parse_selector(self.selector), parse_selector(EXTRA_DCGM_SELECTOR)]
+        return exporter_pods(self.pods(), selectors)
+
+    def proxy_targets(self, server: str, api_client: Any) -> list[ScrapeTarget]:
+        """Through the API server's pod proxy, as ``kubectl get --raw`` reaches them."""
+        base = server.rstrip("/")
+        headers = auth_headers(api_client)
+        return [
+            ScrapeTarget(
+                url=f"{base}/api/v1/namespaces/{p['metadata']['namespace']}/pods/"
+                f"{p['metadata']['name']}:{self.port}/proxy/metrics",
+                node=_node(p),
+                headers=headers,
+            )
+            for p in self.exporters()
+        ]
+
+    def direct_targets(self) -> list[ScrapeTarget]:
+        """Pod IPs, for a backend running inside the cluster."""
+        return [
+            ScrapeTarget(url=f"http://{p['status']['podIP']}:{self.port}/metrics", node=_node(p))
+            for p in self.exporters()
+            if (p.get("status") or {}).get("podIP")
+        ]
+
+
+def url_targets(urls: Iterable[str]) -> list[ScrapeTarget]:
+    """Fixed exporter URLs (no discovery)."""
+    return [ScrapeTarget(url=url, node=None) for url in urls]

@@ -1,0 +1,108 @@
+"""The real backend app over an in-memory fleet, with failures the tests switch on and off.
+
+``InMemorySource`` satisfies the API's protocols with a FleetModel built by the real fleet model
+from a fixture ``Fleet``; ``FleetBackend`` serves it with the real ``create_app`` through
+``httpx.ASGITransport`` (no sockets), so filters, paging, cursors and errors are the production
+ones. ``FleetBackend.mode`` injects failures at the transport, in front of the real app: ``"ok"``,
+``"down"`` (connect error), ``"slow"`` (answers only after the client's timeout), ``"error"``
+(HTTP 500 with ``error_detail``) and ``"malformed"`` (JSON that is not the contract).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import httpx
+
+from backend.api.app import create_app
+from backend.fleet.inputs import ClusterObjects, TelemetryLike
+from backend.fleet.model import FleetModel, build_fleet_model
+from backend.schemas import BackendInfo, DataFreshness
+from tests.support.fleets import SAMPLED_AT, Fleet, generated_fleet
+
+
+@dataclass
+class BuildStats:
+    builds: int = 1
+    last_duration: float = 0.0
+
+
+class InMemorySource:
+    """A fleet model built once from fixture objects; always synced, data a second old.
+
+    Tests may replace ``model`` (a cluster that changed between two requests, or ``None``: no
+    model built yet)."""
+
+    def __init__(
+        self, cluster: ClusterObjects, telemetry: TelemetryLike | None, *, now: float = SAMPLED_AT
+    ) -> None:
+        self.model: FleetModel | None = build_fleet_model(cluster, telemetry, now=now)
+        self.model_stats = BuildStats()
+        self._counts = {kind: len(objects) for kind, objects in cluster.items()}
+
+    def freshness(self) -> DataFreshness:
+        return DataFreshness(
+            synced=True, cluster_age_seconds=1.0, telemetry_age_seconds=3.0, telemetry_sources=1
+        )
+
+    def info(self) -> BackendInfo:
+        return BackendInfo(
+            version="test",
+            cluster_server="https://fixture:6443",
+            telemetry_mode="off",
+            freshness=self.freshness(),
+        )
+
+    def not_ready_reason(self) -> str | None:
+        return None
+
+    def object_counts(self) -> Mapping[str, int]:
+        return self._counts
+
+
+class FleetBackend:
+    """The real app over ``InMemorySource(fleet)``; ``transport()`` is what ``BackendClient`` takes."""
+
+    def __init__(self, fleet: Fleet | None = None) -> None:
+        fleet = fleet or generated_fleet()
+        self.source = InMemorySource(fleet.cluster, fleet.telemetry())
+        self.app = create_app(self.source)
+        self.mode = "ok"
+        self.error_detail = "fleet model not ready"  # the 500 answer's detail in "error" mode
+        self.failing_paths: set[str] = set()  # these answer 500 whatever the mode
+        self.requests: list[httpx.Request] = []
+
+    @classmethod
+    def generated(cls, **sizes: int) -> FleetBackend:
+        """Over ``generated_fleet(**sizes)``."""
+        return cls(generated_fleet(**sizes))
+
+    def transport(self) -> httpx.AsyncBaseTransport:
+        return FailingTransport(self)
+
+
+class FailingTransport(httpx.AsyncBaseTransport):
+    """ASGI transport to the real app that applies the backend's failure mode first."""
+
+    def __init__(self, backend: FleetBackend) -> None:
+        self.backend = backend
+        self.inner = httpx.ASGITransport(app=backend.app)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        backend = self.backend
+        backend.requests.append(request)
+        if backend.mode == "down":
+            raise httpx.ConnectError("connection refused", request=request)
+        if backend.mode == "error" or request.url.path in backend.failing_paths:
+            return httpx.Response(500, json={"detail": backend.error_detail}, request=request)
+        if backend.mode == "malformed":
+            return httpx.Response(200, json={"unexpected": [1, 2]}, request=request)
+        if backend.mode == "slow":
+            timeout = request.extensions.get("timeout", {}).get("read") or 5.0
+            try:
+                await asyncio.wait_for(asyncio.sleep(3600), timeout)
+            except TimeoutError:
+                raise httpx.ReadTimeout("timed out", request=request) from None
+        return await self.inner.handle_async_request(request)
