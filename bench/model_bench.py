@@ -378,21 +378,14 @@ def _time(fn, repeat: int) -> tuple[float, float, object]:
 async def _http_pages(model, path: str, requests: int) -> float:
     """Mean seconds per request of ``path`` through the real router (ASGI, no sockets)."""
     import httpx
-    from fastapi import FastAPI
 
-    from backend.api.routes import router
+    from backend.api.app import create_app
     from backend.schemas import API_PREFIX
+    from tests.support.backend import InMemorySource
 
-    class StandIn:
-        def __init__(self) -> None:
-            self.model = model
-
-        def freshness(self):
-            return _freshness()
-
-    app = FastAPI()
-    app.state.backend = StandIn()
-    app.include_router(router, prefix=API_PREFIX)
+    source = InMemorySource({}, None)
+    source.model = model
+    app = create_app(source)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
         await client.get(API_PREFIX + path)

@@ -210,9 +210,11 @@ def summary(samples: list[Sample]) -> dict[str, float]:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.synthetic:
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-        from tests.fake_backend import FakeBackend
+        from tests.support.backend import FleetBackend
 
-        fake = FakeBackend(tenants=40, workloads=args.rows, nodes=args.rows // 8, gpus_per_node=8)
+        fake = FleetBackend.generated(
+            tenants=40, workloads=args.rows, nodes=args.rows // 8, gpus_per_node=8
+        )
         url = "http://synthetic"
 
         def transport_factory() -> Any:
@@ -239,7 +241,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         metrics[f"{name}: down repaint"] = summary(found["down"])
         metrics[f"{name}: filter keystroke until filtered rows drawn"] = summary(found["filter"])
     return {
-        "backend": "synthetic (in-process fake)" if args.synthetic else url,
+        "backend": "synthetic (real app, in-process fixture fleet)" if args.synthetic else url,
         "terminal": f"{SIZE[0]}x{SIZE[1]}",
         "rows": rows,
         "metrics": metrics,

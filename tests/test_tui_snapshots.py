@@ -13,7 +13,9 @@ import asyncio
 import pytest
 from textual.pilot import Pilot
 
-from bench.screenshots import (
+from opsconsole.client import BackendClient
+from tests.conftest import LiveCluster
+from tests.support.screens import (
     DISPLAY_URL,
     FROZEN,
     SIZES,
@@ -25,8 +27,6 @@ from bench.screenshots import (
     screens,
     settle,
 )
-from opsconsole.client import BackendClient
-from tests.conftest import LiveCluster
 
 SCREEN_NAMES = [
     "overview",
