@@ -36,6 +36,13 @@ JsonPatch = list[JsonObject]
 _REVISION = re.compile(r"[+-]?[0-9]+", re.ASCII)
 
 
+# kubectl 1.31's wording (later releases name the Deployment in the suggested command).
+PAUSED = (
+    "you cannot rollback a paused deployment; resume it first with 'kubectl rollout resume' "
+    "and try again"
+)
+
+
 class RollbackError(Exception):
     """kubectl refuses the undo; the message is kubectl's, word for word."""
 
@@ -149,11 +156,7 @@ def plan_undo(
     """
     target = target_replica_set(deployment, replica_sets, to_revision)
     if (deployment.get("spec") or {}).get("paused"):
-        name = (deployment.get("metadata") or {}).get("name", "")
-        raise RollbackError(
-            "you cannot rollback a paused deployment; resume it first with "
-            f"'kubectl rollout resume deployment/{name}' and try again"
-        )
+        raise RollbackError(PAUSED)
     if equal_ignore_hash(_template(target), _template(deployment)):
         return Undo(to_revision, target, None)
     return Undo(to_revision, target, undo_patch(deployment, target))
