@@ -19,8 +19,9 @@ import pytest
 import yaml
 
 from backend.fleet import GpuRules, build_fleet_model
-from backend.fleet.objects import count, quantity, timestamp
+from backend.fleet.objects import count, timestamp
 from backend.fleet.query import QueryError, decode_cursor, encode_cursor
+from backend.k8s.quantity import quantity_value
 from backend.schemas import (
     DataFreshness,
     Page,
@@ -1029,10 +1030,22 @@ def test_real_dcgm_samples_join_the_model():
 
 
 def test_quantities():
-    assert quantity("2") == 2 and quantity(2) == 2 and quantity("1k") == 1000
-    assert quantity("500m") == 0.5 and quantity("1Gi") == 2**30 and quantity("1e3") == 1000
-    assert quantity("abc") is None and quantity(None) is None and quantity(True) is None
-    assert quantity("2x") is None and quantity(float("nan")) is None and quantity([]) is None
+    assert quantity_value("2") == 2 and quantity_value(2) == 2 and quantity_value("1k") == 1000
+    assert (
+        quantity_value("500m") == 0.5
+        and quantity_value("1Gi") == 2**30
+        and quantity_value("1e3") == 1000
+    )
+    assert (
+        quantity_value("abc") is None
+        and quantity_value(None) is None
+        and quantity_value(True) is None
+    )
+    assert (
+        quantity_value("2x") is None
+        and quantity_value(float("nan")) is None
+        and quantity_value([]) is None
+    )
     assert count("500m") == 1 and count("-3") == 0 and count("junk", default=5) == 5
     assert timestamp("2026-11-28T10:00:00Z").isoformat() == "2026-11-28T10:00:00+00:00"
     assert timestamp("yesterday") is None and timestamp(12) is None

@@ -18,7 +18,7 @@ from backend.conventions import (
     GPU_RESOURCE,
     KUEUE_GATE,
 )
-from backend.k8s.quantity import quantity_ceil, quantity_value
+from backend.k8s.quantity import quantity_ceil
 
 TERMINATED_PHASES = frozenset({"Succeeded", "Failed"})
 
@@ -73,12 +73,6 @@ def text(value: Any) -> str | None:
     if value is None or isinstance(value, Mapping | list | tuple):
         return None
     return value if isinstance(value, str) else str(value)
-
-
-def quantity(value: Any) -> float | None:
-    """A Kubernetes quantity (2, "2", "1k", "500m", "1Gi", "1e3") as a number; None if malformed."""
-    exact = quantity_value(value)
-    return None if exact is None else float(exact)
 
 
 def count(value: Any, default: int = 0) -> int:

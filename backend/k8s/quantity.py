@@ -76,7 +76,18 @@ def quantity_value(value: object) -> Fraction | None:
 def quantity_ceil(value: object) -> int | None:
     """``Quantity.Value()``: the value rounded up to an integer (GPU and pod counts); None when
     missing or malformed."""
-    if type(value) is int:
+    if type(value) is str:
+        return _ceil_of_text(value)
+    if type(value) is int or value is None:
         return value
     exact = quantity_value(value)
     return None if exact is None else math.ceil(exact)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ceil_of_text(text: str) -> int | None:
+    """Cached, as counts are read from every pod and node of a large fleet."""
+    try:
+        return math.ceil(parse_quantity(text))
+    except QuantityError:
+        return None
