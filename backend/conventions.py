@@ -1,8 +1,9 @@
 """Well-known names of the Kubernetes objects the product reads, and the sandbox writes.
 
-They are facts about the ecosystem (GPU feature discovery, Kueue, KServe, the deployment
-controller) and this product's own tenancy labels; one definition keeps the sandbox and the backend
-in agreement.
+They are facts about the ecosystem (GPU feature discovery, Kueue, KServe) and this product's own
+tenancy and release labels; one definition keeps the sandbox and the backend in agreement. Names
+Kubernetes itself defines (the deployment controller's annotations) are in
+``backend.k8s.annotations``.
 """
 
 GPU_RESOURCE = "nvidia.com/gpu"  # the device plugin's extended resource
@@ -12,6 +13,4 @@ MODEL_LABEL = "opsconsole.io/model"  # on model releases
 STAGE_LABEL = "opsconsole.io/stage"  # staging | production
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"  # a workload's LocalQueue
 KUEUE_GATE = "kueue.x-k8s.io/admission"  # scheduling gate until Kueue admits the pod
-REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
-CHANGE_CAUSE_ANNOTATION = "kubernetes.io/change-cause"
 ISVC_LABEL = "serving.kserve.io/inferenceservice"  # on an InferenceService's pods

@@ -433,7 +433,6 @@ def main(argv: list[str] | None = None) -> int:
         "tenants_page": lambda: model.tenants.page_json(sort="-gpu_used"),
         "overview": lambda: model.overview_json(_freshness()),
         "workload_detail": lambda: model.workload("team-001", "deployment", "model-01"),
-        "gpus_page_pydantic": lambda: model.gpus.page(limit=100).model_dump(mode="json"),
     }
     for name, fn in queries.items():
         figures[f"{name}_ms"] = _time(fn, 1)[0] * 1000

@@ -11,6 +11,7 @@ import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -18,8 +19,9 @@ import pytest
 import yaml
 
 from backend.fleet import GpuRules, build_fleet_model
-from backend.fleet.objects import count, quantity, timestamp
+from backend.fleet.objects import count, timestamp
 from backend.fleet.query import QueryError, decode_cursor, encode_cursor
+from backend.k8s.quantity import quantity_value
 from backend.schemas import (
     DataFreshness,
     Page,
@@ -29,6 +31,7 @@ from backend.schemas import (
     WorkloadKind,
     WorkloadStatus,
 )
+from backend.telemetry.dcgm import parse_dcgm
 
 SAMPLES = Path("/work/shared/samples")
 H100 = "NVIDIA-H100-80GB-HBM3"
@@ -637,7 +640,7 @@ def fleet_cluster() -> dict[str, dict[tuple[str, str], dict[str, Any]]]:
 
 @dataclass(slots=True)
 class Sample:
-    """A stand-in with GpuSample's fields (H3's class is used where the parser is needed)."""
+    """A stand-in with GpuSample's fields (the telemetry's own class is used where the parser is needed)."""
 
     uuid: str
     gpu: int
@@ -1001,15 +1004,12 @@ def test_rules_change_idle_and_hot_thresholds():
     assert not [p for p in problems if p.kind == "hot"]
 
 
-# -- real DCGM samples through H3's parser -------------------------------------------------------
+# -- real DCGM samples through the exporter parser ----------------------------------------------
 
 
 def test_real_dcgm_samples_join_the_model():
-    dcgm = pytest.importorskip("backend.telemetry.dcgm")
-    readme = dcgm.parse_dcgm(
-        (SAMPLES / "dcgm-exporter-readme-sample.prom").read_text(), node="node-1"
-    )
-    server = dcgm.parse_dcgm((SAMPLES / "dcgm-exporter-server-test-sample.prom").read_text())
+    readme = parse_dcgm((SAMPLES / "dcgm-exporter-readme-sample.prom").read_text(), node="node-1")
+    server = parse_dcgm((SAMPLES / "dcgm-exporter-server-test-sample.prom").read_text())
     snap = Snapshot(samples={s.uuid: s for s in [*readme, *server]})
     cluster = fleet_cluster()
     cluster["nodes"][("", "testhost")] = _node("testhost", None, 1)
@@ -1030,10 +1030,22 @@ def test_real_dcgm_samples_join_the_model():
 
 
 def test_quantities():
-    assert quantity("2") == 2 and quantity(2) == 2 and quantity("1k") == 1000
-    assert quantity("500m") == 0.5 and quantity("1Gi") == 2**30 and quantity("1e3") == 1000
-    assert quantity("abc") is None and quantity(None) is None and quantity(True) is None
-    assert quantity("2x") is None and quantity(float("nan")) is None and quantity([]) is None
+    assert quantity_value("2") == 2 and quantity_value(2) == 2 and quantity_value("1k") == 1000
+    assert (
+        quantity_value("500m") == 0.5
+        and quantity_value("1Gi") == 2**30
+        and quantity_value("1e3") == 1000
+    )
+    assert (
+        quantity_value("abc") is None
+        and quantity_value(None) is None
+        and quantity_value(True) is None
+    )
+    assert (
+        quantity_value("2x") is None
+        and quantity_value(float("nan")) is None
+        and quantity_value([]) is None
+    )
     assert count("500m") == 1 and count("-3") == 0 and count("junk", default=5) == 5
     assert timestamp("2026-11-28T10:00:00Z").isoformat() == "2026-11-28T10:00:00+00:00"
     assert timestamp("yesterday") is None and timestamp(12) is None
@@ -1194,38 +1206,45 @@ def test_build_does_not_mutate_its_inputs():
 # -- query helpers -------------------------------------------------------------------------------
 
 
+def page(table: Any, **query: Any) -> Any:
+    """A page as the API serves it (``Table.page_json``), with attribute access to its fields."""
+    return json.loads(table.page_json(**query), object_hook=lambda d: SimpleNamespace(**d))
+
+
 def test_table_filters_sort_and_paging(model):
     gpus = model.gpus
-    page = gpus.page(filters={"node": "node-1"}, sort="-temperature_c", limit=3)
-    assert page.total == 8 and page.items[0].temperature_c == 88.0
-    assert page.next is not None and decode_cursor(page.next) == 3
-    rest = gpus.page(filters={"node": "node-1"}, sort="-temperature_c", cursor=page.next, limit=10)
+    first = page(gpus, filters={"node": "node-1"}, sort="-temperature_c", limit=3)
+    assert first.total == 8 and first.items[0].temperature_c == 88.0
+    assert first.next is not None and decode_cursor(first.next) == 3
+    rest = page(
+        gpus, filters={"node": "node-1"}, sort="-temperature_c", cursor=first.next, limit=10
+    )
     assert rest.total == 8 and len(rest.items) == 5 and rest.next is None
     # None last in both directions
     for sort in ("utilization", "-utilization"):
-        values = [g.utilization for g in gpus.page(sort=sort, limit=1000).items]
+        values = [g.utilization for g in page(gpus, sort=sort, limit=1000).items]
         known = [v for v in values if v is not None]
         assert values[: len(known)] == known and all(v is None for v in values[len(known) :])
         assert known == sorted(known, reverse=sort.startswith("-"))
-    assert gpus.page(filters={"model": "nvidia h100 80gb hbm3"}).total == 16
-    assert gpus.page(filters={"tenant": "team-a", "idle": "true"}).total == 1
-    assert gpus.page(q="LLAMA-70B-3D-AAA").total == 4
-    assert gpus.page(filters={"node": "node-9"}).total == 0
+    assert page(gpus, filters={"model": "nvidia h100 80gb hbm3"}).total == 16
+    assert page(gpus, filters={"tenant": "team-a", "idle": "true"}).total == 1
+    assert page(gpus, q="LLAMA-70B-3D-AAA").total == 4
+    assert page(gpus, filters={"node": "node-9"}).total == 0
 
 
 def test_table_natural_sort_and_errors(model):
     workloads = model.workloads
-    statuses = workloads.page(filters={"status": "pending"}).items
+    statuses = page(workloads, filters={"status": "pending"}).items
     assert {w.name for w in statuses} == {"whisper", "finetune"}
-    assert workloads.page(filters={"kind": "JOB"}).total == 3
+    assert page(workloads, filters={"kind": "JOB"}).total == 3
     with pytest.raises(QueryError, match="unknown sort field 'nope'; one of: namespace"):
-        workloads.page(sort="nope")
+        page(workloads, sort="nope")
     with pytest.raises(QueryError, match="unknown status 'sleepy'"):
-        workloads.page(filters={"status": "sleepy"})
+        page(workloads, filters={"status": "sleepy"})
     with pytest.raises(QueryError, match="invalid cursor"):
-        workloads.page(cursor="!!!")
+        page(workloads, cursor="!!!")
     assert "history" not in model.gpus.sort_fields and "quotas" not in model.tenants.sort_fields
-    names = [n.name for n in model.nodes.page(sort="name").items]
+    names = [n.name for n in page(model.nodes, sort="name").items]
     assert names == ["cpu-1", "node-1", "node-2", "node-3"]
 
 
@@ -1236,9 +1255,14 @@ def test_page_json_equals_the_schema_dump(model):
         (model.tenants, {}),
         (model.nodes, {"offset": 1, "limit": 2}),
     ):
-        assert orjson.loads(table.page_json(**query)) == table.page(**query).model_dump(mode="json")
-    page = model.tenants.page()
-    assert isinstance(page, Page) and isinstance(page.items[0], Tenant)
+        selection = table.select(**query)
+        assert orjson.loads(table.page_json(**query)) == {
+            "items": [table.items[i].model_dump(mode="json") for i in selection.positions],
+            "total": selection.total,
+            "next": selection.next,
+        }
+    tenants = Page[Tenant].model_validate_json(model.tenants.page_json())
+    assert tenants.total == len(model.tenants) and isinstance(tenants.items[0], Tenant)
 
 
 def test_cursor_round_trip():
@@ -1269,4 +1293,5 @@ def test_nodes_and_gpus_default_to_natural_name_order():
     model = build_fleet_model({"nodes": _by_key(nodes)}, None)
     assert [n.name for n in model.nodes.items] == ["Node-1", "node-2", "node-10"]
     assert [g.node for g in model.gpus.items] == ["Node-1", "node-2", "node-10"]
-    assert [n.name for n in model.nodes.page(sort="-name").items] == ["node-10", "node-2", "Node-1"]
+    by_name = page(model.nodes, sort="-name").items
+    assert [n.name for n in by_name] == ["node-10", "node-2", "Node-1"]

@@ -17,12 +17,9 @@ from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 from kubernetes.watch import Watch
 
+from backend.k8s.selectors import match_label_selector
 from backend.sandbox.patch import json_patch, merge_patch, strategic_merge_patch
-from backend.sandbox.selectors import (
-    match_label_selector,
-    parse_field_selector,
-    parse_label_selector,
-)
+from backend.sandbox.selectors import parse_field_selector, parse_label_selector
 from backend.sandbox.store import NAMESPACE, ApiError, Store
 from backend.sandbox.tables import human_duration
 from tests.support.sandbox import SandboxThread, kube, sandbox_thread

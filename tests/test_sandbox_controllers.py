@@ -12,17 +12,20 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import kubernetes
 import pytest
 
-from backend.conventions import CHANGE_CAUSE_ANNOTATION, REVISION_ANNOTATION
+from backend.k8s.annotations import (
+    CHANGE_CAUSE_ANNOTATION,
+    POD_TEMPLATE_HASH_LABEL,
+    REVISION_ANNOTATION,
+    REVISION_HISTORY_ANNOTATION,
+)
+from backend.k8s.rollout import plan_undo, with_resource_version
 from backend.sandbox.clock import Clock
 from backend.sandbox.controllers import Controllers
 from backend.sandbox.controllers.base import GpuAllocator
-from backend.sandbox.controllers.deployments import (
-    HASH_LABEL,
-    REVISION_HISTORY,
-    revision_of,
-)
+from backend.sandbox.controllers.deployments import revision_of
 from backend.sandbox.controllers.podstatus import RUNTIME_ANNOTATION
 from backend.sandbox.store import (
     DEPLOYMENT,
@@ -35,6 +38,7 @@ from backend.sandbox.store import (
     RESOURCE_QUOTA,
     Store,
 )
+from tests.support.sandbox import SandboxThread
 
 NS = "team-a"
 H100 = "NVIDIA-H100-80GB-HBM3"
@@ -148,7 +152,10 @@ def _revisions(cluster: Cluster) -> dict[str, tuple[int, str | None]]:
     for rs in cluster.replica_sets():
         image = rs["spec"]["template"]["spec"]["containers"][0]["image"]
         annotations = rs["metadata"]["annotations"]
-        out[image] = (int(annotations[REVISION_ANNOTATION]), annotations.get(REVISION_HISTORY))
+        out[image] = (
+            int(annotations[REVISION_ANNOTATION]),
+            annotations.get(REVISION_HISTORY_ANNOTATION),
+        )
     return out
 
 
@@ -219,16 +226,19 @@ def test_change_cause_and_annotations_copied_but_not_bookkeeping(cluster: Cluste
     reused = cluster.replica_sets()[-1]
     assert reused["metadata"]["name"] == old["metadata"]["name"]
     assert reused["metadata"]["annotations"][CHANGE_CAUSE_ANNOTATION] == "undo to a"
-    assert reused["metadata"]["annotations"][REVISION_HISTORY] == "1"
+    assert reused["metadata"]["annotations"][REVISION_HISTORY_ANNOTATION] == "1"
 
 
 def test_replica_set_shape(cluster: Cluster) -> None:
     cluster.apply("a", "first")
     (rs,) = cluster.replica_sets()
-    pod_hash = rs["spec"]["template"]["metadata"]["labels"][HASH_LABEL]
+    pod_hash = rs["spec"]["template"]["metadata"]["labels"][POD_TEMPLATE_HASH_LABEL]
     assert rs["metadata"]["name"] == f"web-{pod_hash}"
-    assert rs["spec"]["selector"]["matchLabels"] == {"app": "web", HASH_LABEL: pod_hash}
-    assert rs["metadata"]["labels"] == {"app": "web", HASH_LABEL: pod_hash}
+    assert rs["spec"]["selector"]["matchLabels"] == {
+        "app": "web",
+        POD_TEMPLATE_HASH_LABEL: pod_hash,
+    }
+    assert rs["metadata"]["labels"] == {"app": "web", POD_TEMPLATE_HASH_LABEL: pod_hash}
     ref = rs["metadata"]["ownerReferences"][0]
     assert ref["kind"] == "Deployment" and ref["controller"] is True
     assert ref["uid"] == cluster.deployment()["metadata"]["uid"]
@@ -568,13 +578,6 @@ def test_gpu_allocator() -> None:
 # -- through the official client over HTTP -------------------------------------------------------
 def test_revision_sequence_over_http(tmp_path: Path) -> None:
     """A→B→C→A→B applied with the kubernetes client against a running sandbox."""
-    server = pytest.importorskip(
-        "backend.sandbox.server", reason="backend.sandbox.server (H1) not present yet"
-    )
-    del server
-    kubernetes = pytest.importorskip("kubernetes")
-    from tests.support.sandbox import SandboxThread
-
     running = SandboxThread(tmp_path / "kubeconfig", fleet="empty", settle_seconds=0.0)
     try:
         api = kubernetes.client.AppsV1Api(running.api_client())
@@ -597,7 +600,7 @@ def test_revision_sequence_over_http(tmp_path: Path) -> None:
         seen = {
             rs.spec.template.spec.containers[0].image: (
                 rs.metadata.annotations[REVISION_ANNOTATION],
-                rs.metadata.annotations.get(REVISION_HISTORY),
+                rs.metadata.annotations.get(REVISION_HISTORY_ANNOTATION),
                 rs.metadata.annotations.get(CHANGE_CAUSE_ANNOTATION),
             )
             for rs in sets
@@ -607,27 +610,20 @@ def test_revision_sequence_over_http(tmp_path: Path) -> None:
             "a": ("4", "1", "back to a"),
             "b": ("5", "2", "b again"),
         }
-        # ``kubectl rollout undo --to-revision=3``: a JSON patch of the template and annotations
-        # from ReplicaSet "c" reuses it at revision 6.
-        target = next(rs for rs in sets if rs.metadata.annotations[REVISION_ANNOTATION] == "3")
-        template = api.api_client.sanitize_for_serialization(target.spec.template)
-        template["metadata"]["labels"].pop(HASH_LABEL)
-        annotations = {
-            k: v for k, v in target.metadata.annotations.items() if not k.startswith("deployment.")
-        }
-        annotations[REVISION_ANNOTATION] = "5"
-        api.patch_namespaced_deployment(
-            "web",
-            NS,
-            [
-                {"op": "replace", "path": "/spec/template", "value": template},
-                {"op": "replace", "path": "/metadata/annotations", "value": annotations},
-            ],
+        # ``kubectl rollout undo --to-revision=3``: the client's JSON patch of the template and
+        # annotations from ReplicaSet "c" makes the controller reuse it at revision 6.
+        deploy = api.api_client.sanitize_for_serialization(
+            api.read_namespaced_deployment("web", NS)
         )
+        owned = api.api_client.sanitize_for_serialization(sets)
+        undo = plan_undo(deploy, owned, to_revision=3)
+        assert undo.patch is not None
+        patch = with_resource_version(undo.patch, deploy["metadata"]["resourceVersion"])
+        api.patch_namespaced_deployment("web", NS, patch)
         _wait_for_revision(api, "6")
-        reused = api.read_namespaced_replica_set(target.metadata.name, NS)
+        reused = api.read_namespaced_replica_set(undo.target["metadata"]["name"], NS)
         assert reused.metadata.annotations[REVISION_ANNOTATION] == "6"
-        assert reused.metadata.annotations[REVISION_HISTORY] == "3"
+        assert reused.metadata.annotations[REVISION_HISTORY_ANNOTATION] == "3"
         assert reused.metadata.annotations[CHANGE_CAUSE_ANNOTATION] == "cc"
         assert len(api.list_namespaced_replica_set(NS).items) == 3
     finally:

@@ -8,14 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from backend.conventions import (
-    CHANGE_CAUSE_ANNOTATION,
-    GPU_PRODUCT_LABEL,
-    ISVC_LABEL,
-    MODEL_LABEL,
-    REVISION_ANNOTATION,
-    TENANT_LABEL,
-)
+from backend.conventions import GPU_PRODUCT_LABEL, ISVC_LABEL, MODEL_LABEL, TENANT_LABEL
+from backend.k8s.annotations import CHANGE_CAUSE_ANNOTATION, REVISION_ANNOTATION
 from backend.sandbox.clock import Clock
 from backend.sandbox.controllers import Controllers
 from backend.sandbox.controllers.base import gpu_request

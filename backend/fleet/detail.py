@@ -12,7 +12,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from backend.conventions import CHANGE_CAUSE_ANNOTATION, REVISION_ANNOTATION
 from backend.fleet.index import ClusterIndex, Obj
 from backend.fleet.objects import (
     annotations,
@@ -37,6 +36,7 @@ from backend.fleet.objects import (
     trailing_number,
 )
 from backend.fleet.workloads import WorkloadRecord
+from backend.k8s.annotations import CHANGE_CAUSE_ANNOTATION, REVISION_ANNOTATION
 from backend.schemas import ClusterEvent, PodSummary, Revision, WorkloadDetail, WorkloadKind
 
 MAX_EVENTS = 50

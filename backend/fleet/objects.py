@@ -8,8 +8,6 @@ default instead of raising.
 
 from __future__ import annotations
 
-import functools
-import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -20,31 +18,11 @@ from backend.conventions import (
     GPU_RESOURCE,
     KUEUE_GATE,
 )
+from backend.k8s.quantity import quantity_ceil
 
 TERMINATED_PHASES = frozenset({"Succeeded", "Failed"})
 
 _EMPTY: Mapping[str, Any] = {}
-
-# Kubernetes resource.Quantity suffixes (binary SI, decimal SI).
-_SUFFIXES = {
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-    "Pi": 2**50,
-    "Ei": 2**60,
-    "n": 1e-9,
-    "u": 1e-6,
-    "m": 1e-3,
-    "": 1,
-    "k": 1e3,
-    "M": 1e6,
-    "G": 1e9,
-    "T": 1e12,
-    "P": 1e15,
-    "E": 1e18,
-}
-_QUANTITY = re.compile(r"^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([A-Za-z]{0,2})\s*$")
 
 
 def mapping(value: Any) -> Mapping[str, Any]:
@@ -97,39 +75,16 @@ def text(value: Any) -> str | None:
     return value if isinstance(value, str) else str(value)
 
 
-def quantity(value: Any) -> float | None:
-    """A Kubernetes quantity (2, "2", "1k", "500m", "1Gi", "1e3") as a number; None if malformed."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        return float(value) if math.isfinite(value) else None
-    if not isinstance(value, str):
-        return None
-    return _parse_quantity(value)
-
-
-@functools.lru_cache(maxsize=4096)
-def _parse_quantity(value: str) -> float | None:
-    """Parsing is cached: a fleet repeats the same few quantity strings thousands of times."""
-    match = _QUANTITY.match(value)
-    if not match or match.group(2) not in _SUFFIXES:
-        return None
-    number = float(match.group(1)) * _SUFFIXES[match.group(2)]
-    return number if math.isfinite(number) else None
-
-
 def count(value: Any, default: int = 0) -> int:
     """An integer count from a quantity, rounded up as Kubernetes' ``Quantity.Value()`` does."""
-    number = quantity(value)
-    if number is None:
-        return default
-    return max(0, math.ceil(number - 1e-9))
+    number = quantity_ceil(value)
+    return default if number is None else max(0, number)
 
 
 def optional_count(value: Any) -> int | None:
     """Like :func:`count` but None when the value is missing or malformed."""
-    number = quantity(value)
-    return None if number is None else max(0, math.ceil(number - 1e-9))
+    number = quantity_ceil(value)
+    return None if number is None else max(0, number)
 
 
 def timestamp(value: Any) -> datetime | None:

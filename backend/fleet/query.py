@@ -27,7 +27,6 @@ import orjson
 from pydantic import BaseModel
 
 from backend.fleet.objects import natural_key
-from backend.schemas import Page
 
 T = TypeVar("T", bound=BaseModel)
 _SCALARS = (str, int, float, bool, datetime)
@@ -108,7 +107,6 @@ class Table(Generic[T]):
         filters: dict[str, Filter[T]] | None = None,
     ) -> None:
         self.items = items
-        self.model = model
         self.sort_fields = sortable_fields(model)
         self._filters = filters or {}
         self._search = ["\n".join(s for s in search(item) if s).lower() for item in items]
@@ -153,14 +151,6 @@ class Table(Generic[T]):
         end = offset + limit
         page = list(range(offset, min(end, total))) if matches is None else matches[offset:end]
         return Selection(page, total, encode_cursor(end) if end < total else None)
-
-    def page(self, **query: Any) -> Page[T]:
-        selection = self.select(**query)
-        return Page[self.model](  # type: ignore[name-defined]
-            items=[self.items[i] for i in selection.positions],
-            total=selection.total,
-            next=selection.next,
-        )
 
     def page_json(self, **query: Any) -> bytes:
         """The page as the JSON of a ``Page``, joined from each row's cached JSON."""

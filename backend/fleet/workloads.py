@@ -16,7 +16,6 @@ from backend.conventions import (
     ISVC_LABEL,
     MODEL_LABEL,
     QUEUE_LABEL,
-    REVISION_ANNOTATION,
     STAGE_LABEL,
     TENANT_LABEL,
 )
@@ -45,6 +44,7 @@ from backend.fleet.objects import (
     pod_unschedulable,
     text,
 )
+from backend.k8s.annotations import REVISION_ANNOTATION
 from backend.schemas import Workload, WorkloadKind, WorkloadStatus
 
 KIND_PLURALS = {

@@ -19,24 +19,16 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from backend.conventions import (
-    CHANGE_CAUSE_ANNOTATION,
-    GPU_RESOURCE,
-    MODEL_LABEL,
-    QUEUE_LABEL,
-    STAGE_LABEL,
-)
+from backend.conventions import GPU_RESOURCE, MODEL_LABEL, QUEUE_LABEL, STAGE_LABEL
+from backend.k8s.annotations import CHANGE_CAUSE_ANNOTATION
+from backend.k8s.rollout import RollbackError, plan_undo
 from backend.sandbox import fleet_tenants as tenants_mod
 from backend.sandbox.clock import Clock
 from backend.sandbox.controllers import Controllers, manager_for
-from backend.sandbox.controllers.deployments import (
-    SKIPPED_ANNOTATIONS,
-    build_replica_set,
-    revision_of,
-    strip_hash,
-)
+from backend.sandbox.controllers.deployments import build_replica_set
 from backend.sandbox.controllers.podstatus import RUNTIME_ANNOTATION
 from backend.sandbox.gpusim import A100, H100, L40S, GpuModel
+from backend.sandbox.patch import json_patch
 from backend.sandbox.store import (
     CLUSTER_QUEUE,
     DEPLOYMENT,
@@ -401,26 +393,6 @@ def _with_version(deploy: JsonObject, tag: str | None, model_revision: str | Non
     return {**deploy, "spec": {**deploy["spec"], "template": {**template, "spec": spec}}}
 
 
-def undo_patch(deploy: JsonObject, rs: JsonObject) -> JsonObject:
-    """``kubectl rollout undo``: the ReplicaSet's template and annotations on the Deployment."""
-    kept = {
-        k: v
-        for k, v in (deploy["metadata"].get("annotations") or {}).items()
-        if k in SKIPPED_ANNOTATIONS
-    }
-    copied = {
-        k: v
-        for k, v in (rs["metadata"].get("annotations") or {}).items()
-        if k not in SKIPPED_ANNOTATIONS
-    }
-    template = strip_hash(rs["spec"]["template"])
-    return {
-        **deploy,
-        "metadata": {**deploy["metadata"], "annotations": {**kept, **copied}},
-        "spec": {**deploy["spec"], "template": template},
-    }
-
-
 # -- the builder ---------------------------------------------------------------------------------
 @dataclass
 class Release:
@@ -531,10 +503,18 @@ class FleetBuilder:
             self.settle()
             return
         if release.undo:
-            target = self._second_newest(ns, name)
-            if target is None:
+            # ``kubectl rollout undo``, patch for patch; one kubectl refuses or skips changes nothing.
+            owned = [
+                self.store.get(REPLICA_SET, ns, rs)
+                for rs in self.manager.ctx.index.children("Deployment", ns, name)
+            ]
+            try:
+                undo = plan_undo(deploy, owned)
+            except RollbackError:
                 return
-            changed = undo_patch(deploy, target)
+            if undo.patch is None:
+                return
+            changed = json_patch(deploy, undo.patch)
         else:
             changed = _with_version(deploy, release.tag, release.model_revision)
             annotations = {
@@ -544,14 +524,6 @@ class FleetBuilder:
             changed = {**changed, "metadata": {**changed["metadata"], "annotations": annotations}}
         self.store.update(DEPLOYMENT, changed, subresource="main")
         self.settle()
-
-    def _second_newest(self, namespace: str, name: str) -> JsonObject | None:
-        owned = [
-            self.store.get(REPLICA_SET, namespace, n)
-            for n in self.manager.ctx.index.children("Deployment", namespace, name)
-        ]
-        owned.sort(key=revision_of)
-        return owned[-2] if len(owned) >= 2 else None
 
     def deployment_with_history(
         self, base: JsonObject, releases: list[Release], first_days_ago: float

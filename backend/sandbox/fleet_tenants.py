@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from backend.conventions import GPU_PRODUCT_LABEL, GPU_RESOURCE, QUEUE_LABEL, TENANT_LABEL
+from backend.k8s.names import stable_suffix
 from backend.sandbox.clock import Clock
 from backend.sandbox.controllers.kserve import (
     PREDICTOR_LABEL,
@@ -350,9 +351,8 @@ def create_dcgm_exporter_pods(store: Store, clock: Clock, nodes: Iterable[JsonOb
 
 def dcgm_exporter_pod(clock: Clock, node: str, i: int, ds_uid: str) -> JsonObject:
     """The exporter pod on ``node`` (the ``i``-th GPU node), running for two weeks."""
-    alphabet = "bcdfghjklmnpqrstvwxz2456789"
     h = stable_hash("dcgm", node)
-    suffix = "".join(alphabet[(h >> (5 * k)) % len(alphabet)] for k in range(5))
+    suffix = stable_suffix(h)
     started = _ago(clock, 14)
     ip = f"10.{128 + (i >> 8) % 128}.{i % 256}.9"
     ready = {"lastProbeTime": None, "lastTransitionTime": started, "status": "True"}

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from backend.k8s.names import random_suffix
 from backend.sandbox import discovery
 from backend.sandbox.admission import admit_create
 from backend.sandbox.patch import apply_patch, drop_nulls
@@ -424,9 +424,8 @@ class KubeApi:
 
     def _generate_name(self, t: Target, prefix: str) -> str:
         """``generateName`` plus five random characters, retried on a clash as the server does."""
-        alphabet = "bcdfghjklmnpqrstvwxz2456789"
         for _ in range(10):
-            name = prefix + "".join(secrets.choice(alphabet) for _ in range(5))
+            name = prefix + random_suffix()
             if self.store.find(t.rt, t.namespace or "", name) is None:
                 return name
         raise ApiError(500, "AlreadyExists", "could not generate a unique name")

@@ -25,7 +25,7 @@ import asyncio
 import bisect
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -471,6 +471,3 @@ class Store:
         for listener in self._listeners:
             listener(rt, event)
         return obj
-
-    def all_types(self) -> Iterable[ResourceType]:
-        return RESOURCE_TYPES

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from backend.sandbox.selectors import match_label_selector
+from backend.k8s.selectors import match_label_selector
 from backend.sandbox.store import (
     CLUSTER_QUEUE,
     DEPLOYMENT,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import random
 import time
@@ -29,7 +28,10 @@ from backend.sandbox.controllers.base import (
 )
 from backend.sandbox.controllers.deployments import DeploymentController
 from backend.sandbox.controllers.jobs import JobController
+from backend.sandbox.controllers.kserve import InferenceServiceController
+from backend.sandbox.controllers.kueue import KueueController
 from backend.sandbox.controllers.podstatus import PodStatusController
+from backend.sandbox.controllers.quota import ResourceQuotaController
 from backend.sandbox.controllers.replicasets import ReplicaSetController
 from backend.sandbox.controllers.scheduler import Scheduler
 from backend.sandbox.store import (
@@ -60,24 +62,6 @@ def manager_for(store: Store) -> Controllers | None:
     return _MANAGERS.get(store)
 
 
-def _platform_controllers(ctx: ControllerContext) -> list[Controller]:
-    """H2b's Kueue, ResourceQuota and KServe controllers, when their modules are present."""
-    found: list[Controller] = []
-    specs = (
-        ("backend.sandbox.controllers.kueue", "KueueController"),
-        ("backend.sandbox.controllers.quota", "ResourceQuotaController"),
-        ("backend.sandbox.controllers.kserve", "InferenceServiceController"),
-    )
-    for module_name, class_name in specs:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as err:
-            log.warning("sandbox controller %s unavailable: %s", class_name, err)
-            continue
-        found.append(getattr(module, class_name)(ctx))
-    return found
-
-
 class Controllers:
     """Every sandbox controller, fed by one listener on the store."""
 
@@ -99,7 +83,9 @@ class Controllers:
             JobController(self.ctx),
             self.scheduler,
             PodStatusController(self.ctx),
-            *_platform_controllers(self.ctx),
+            KueueController(self.ctx),
+            ResourceQuotaController(self.ctx),
+            InferenceServiceController(self.ctx),
         ]
         # Keyed by kind name: hashing a str is much cheaper than hashing the ResourceType
         # dataclass, and this runs for every change of a 20,000-pod fleet.

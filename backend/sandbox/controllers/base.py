@@ -17,12 +17,12 @@ from typing import Any, Protocol
 import orjson
 
 from backend.conventions import GPU_RESOURCE
+from backend.k8s.names import random_suffix
+from backend.k8s.quantity import quantity_ceil
 from backend.sandbox.clock import Clock
 from backend.sandbox.store import EVENT, POD, REPLICA_SET, ResourceType, Store
 
 JsonObject = dict[str, Any]
-# The alphabet of Kubernetes' generated name suffixes (k8s.io/apimachinery/pkg/util/rand).
-NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
 
 
@@ -161,7 +161,7 @@ class ControllerContext:
         return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
     def suffix(self, length: int = 5) -> str:
-        return "".join(self.rng.choice(NAME_ALPHABET) for _ in range(length))
+        return random_suffix(self.rng, length)
 
     def record_event(
         self, obj: JsonObject, type_: str, reason: str, message: str, *, component: str = ""
@@ -255,13 +255,6 @@ def owner_reference(owner: JsonObject) -> JsonObject:
     }
 
 
-def _quantity_int(value: Any) -> int:
-    try:
-        return int(str(value))
-    except ValueError:
-        return 0
-
-
 def gpu_request(pod_spec: JsonObject) -> int:
     """GPUs a pod (or pod template) asks for: ``nvidia.com/gpu`` in limits, else requests."""
     total = 0
@@ -271,7 +264,7 @@ def gpu_request(pod_spec: JsonObject) -> int:
         if value is None:
             value = (resources.get("requests") or {}).get(GPU_RESOURCE)
         if value is not None:
-            total += _quantity_int(value)
+            total += quantity_ceil(value) or 0
     return total
 
 

@@ -1,8 +1,8 @@
 """The Deployment controller: ReplicaSets per pod template, revisions, rollouts, history pruning.
 
 Revision bookkeeping follows kube-controller-manager (pkg/controller/deployment, sync.go and
-util/deployment_util.go) exactly, because ``kubectl rollout undo`` and the product's rollback
-depend on it:
+util/deployment_util.go) exactly, because clients read it: ``kubectl rollout history`` and
+``kubectl rollout undo`` (whose client side is ``backend.k8s.rollout``) rely on these rules:
 - the "new" ReplicaSet is the oldest one whose template equals the Deployment's once the
   ``pod-template-hash`` label is dropped; all others are "old";
 - its revision is ``max(old revisions) + 1`` when that is higher than its current one; a reused
@@ -21,7 +21,17 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from backend.conventions import REVISION_ANNOTATION
+from backend.k8s import rollout
+from backend.k8s.annotations import (
+    BOOKKEEPING_ANNOTATIONS,
+    DESIRED_REPLICAS_ANNOTATION,
+    MAX_REPLICAS_ANNOTATION,
+    POD_TEMPLATE_HASH_LABEL,
+    REVISION_ANNOTATION,
+    REVISION_HISTORY_ANNOTATION,
+)
+from backend.k8s.names import safe_encode
+from backend.k8s.rollout import equal_ignore_hash
 from backend.sandbox.controllers.base import (
     ControllerContext,
     JsonObject,
@@ -33,31 +43,10 @@ from backend.sandbox.controllers.base import (
 )
 from backend.sandbox.store import DEPLOYMENT, REPLICA_SET, ResourceType
 
-REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
-DESIRED_REPLICAS = "deployment.kubernetes.io/desired-replicas"
-MAX_REPLICAS = "deployment.kubernetes.io/max-replicas"
-HASH_LABEL = "pod-template-hash"
-# Annotations never copied from a Deployment to its ReplicaSets (annotationsToSkip upstream).
-SKIPPED_ANNOTATIONS = frozenset(
-    {
-        "kubectl.kubernetes.io/last-applied-configuration",
-        REVISION_ANNOTATION,
-        REVISION_HISTORY,
-        DESIRED_REPLICAS,
-        MAX_REPLICAS,
-        "deprecated.deployment.rollback.to",
-    }
-)
 MAX_REVISION_HISTORY_CHARS = 2000
 DEFAULT_HISTORY_LIMIT = 10
 DEFAULT_PROGRESS_DEADLINE = 600
 DEADLINE_CHECK_SECONDS = 5.0
-
-
-def safe_encode(text: str) -> str:
-    """apimachinery's ``rand.SafeEncodeString``: no vowels, no look-alike characters."""
-    alphabet = "bcdfghjklmnpqrstvwxz2456789"
-    return "".join(alphabet[ord(ch) % len(alphabet)] for ch in text)
 
 
 def template_hash(template: JsonObject, collision_count: int = 0) -> str:
@@ -70,44 +59,9 @@ def template_hash(template: JsonObject, collision_count: int = 0) -> str:
     return safe_encode(str(value))
 
 
-def strip_hash(template: JsonObject) -> JsonObject:
-    """A template without the ``pod-template-hash`` label (for EqualIgnoreHash)."""
-    meta = template.get("metadata") or {}
-    labels = meta.get("labels") or {}
-    if HASH_LABEL not in labels:
-        return template
-    rest = {k: v for k, v in labels.items() if k != HASH_LABEL}
-    new_meta = {k: v for k, v in meta.items() if k != "labels"}
-    if rest:
-        new_meta["labels"] = rest
-    return {**template, "metadata": new_meta}
-
-
-def _normalized(value: object) -> object:
-    """The template without empty fields, at any depth.
-
-    The real controller compares typed structs, where ``resources: {}`` and no ``resources`` are
-    the same thing; ``kubectl rollout undo`` sends the former, and must reuse the old ReplicaSet.
-    """
-    if isinstance(value, dict):
-        pruned = {k: _normalized(v) for k, v in value.items()}
-        return {k: v for k, v in pruned.items() if v not in (None, {}, [])}
-    if isinstance(value, list):
-        return [_normalized(v) for v in value]
-    return value
-
-
-def equal_ignore_hash(a: JsonObject, b: JsonObject) -> bool:
-    return _normalized(strip_hash(a)) == _normalized(strip_hash(b))
-
-
 def revision_of(obj: JsonObject) -> int:
     """The ``deployment.kubernetes.io/revision`` annotation; missing or malformed counts as 0."""
-    value = (obj["metadata"].get("annotations") or {}).get(REVISION_ANNOTATION, "")
-    try:
-        return int(value)
-    except ValueError:
-        return 0
+    return rollout.revision(obj) or 0
 
 
 def _by_creation(rs: JsonObject) -> tuple[str, str]:
@@ -150,7 +104,7 @@ def new_rs_annotations(
     """``SetNewReplicaSetAnnotations``: the new ReplicaSet's annotations after a sync."""
     out = dict(rs_annotations)
     for key, value in (deploy["metadata"].get("annotations") or {}).items():
-        if key not in SKIPPED_ANNOTATIONS:
+        if key not in BOOKKEEPING_ANNOTATIONS:
             out[key] = value
     old_text = out.get(REVISION_ANNOTATION)
     try:
@@ -162,15 +116,15 @@ def new_rs_annotations(
         if old_text is not None:
             _append_history(out, old_text)
     if not exists:
-        out[DESIRED_REPLICAS] = str(_replicas(deploy))
-        out[MAX_REPLICAS] = str(_replicas(deploy) + max_surge(deploy))
+        out[DESIRED_REPLICAS_ANNOTATION] = str(_replicas(deploy))
+        out[MAX_REPLICAS_ANNOTATION] = str(_replicas(deploy) + max_surge(deploy))
     return out
 
 
 def _append_history(annotations: dict[str, str], old_revision: str) -> None:
-    history = annotations.get(REVISION_HISTORY, "")
+    history = annotations.get(REVISION_HISTORY_ANNOTATION, "")
     if not history:
-        annotations[REVISION_HISTORY] = old_revision
+        annotations[REVISION_HISTORY_ANNOTATION] = old_revision
         return
     parts = history.split(",")
     total = len(history) + len(old_revision) + 1
@@ -179,7 +133,7 @@ def _append_history(annotations: dict[str, str], old_revision: str) -> None:
         total -= len(parts[start]) + 1
         start += 1
     if total <= MAX_REVISION_HISTORY_CHARS:
-        annotations[REVISION_HISTORY] = ",".join([*parts[start:], old_revision])
+        annotations[REVISION_HISTORY_ANNOTATION] = ",".join([*parts[start:], old_revision])
 
 
 def build_replica_set(
@@ -194,9 +148,12 @@ def build_replica_set(
     collisions = (deploy.get("status") or {}).get("collisionCount", 0)
     pod_hash = template_hash(template, collisions)
     tmeta = template.setdefault("metadata", {})
-    tmeta["labels"] = {**(tmeta.get("labels") or {}), HASH_LABEL: pod_hash}
+    tmeta["labels"] = {**(tmeta.get("labels") or {}), POD_TEMPLATE_HASH_LABEL: pod_hash}
     selector = clone(deploy["spec"].get("selector") or {})
-    selector["matchLabels"] = {**(selector.get("matchLabels") or {}), HASH_LABEL: pod_hash}
+    selector["matchLabels"] = {
+        **(selector.get("matchLabels") or {}),
+        POD_TEMPLATE_HASH_LABEL: pod_hash,
+    }
     return {
         "apiVersion": "apps/v1",
         "kind": "ReplicaSet",
@@ -377,8 +334,8 @@ class DeploymentController:
         current = _replicas(rs)
         annotations = {
             **(rs["metadata"].get("annotations") or {}),
-            DESIRED_REPLICAS: str(_replicas(deploy)),
-            MAX_REPLICAS: str(_replicas(deploy) + max_surge(deploy)),
+            DESIRED_REPLICAS_ANNOTATION: str(_replicas(deploy)),
+            MAX_REPLICAS_ANNOTATION: str(_replicas(deploy) + max_surge(deploy)),
         }
         updated = {
             **rs,

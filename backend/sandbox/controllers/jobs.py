@@ -24,7 +24,6 @@ from backend.sandbox.controllers.base import (
 )
 from backend.sandbox.controllers.replicasets import (
     RETRY_SECONDS,
-    load_quota_check,
     quota_refusal,
 )
 from backend.sandbox.store import JOB, POD, ApiError, ResourceType
@@ -46,7 +45,6 @@ class JobController:
 
     def __init__(self, ctx: ControllerContext) -> None:
         self.ctx = ctx
-        self.check_quota = load_quota_check()
         # Jobs short of pods because a quota refused them: retried now and then.
         self._refused: set[tuple[str, str]] = set()
         self._attempts: dict[tuple[str, str], str] = {}
@@ -162,7 +160,7 @@ class JobController:
             name = self._attempts.pop(key, None) or unique_pod_name(
                 self.ctx, meta["namespace"], meta["name"]
             )
-            refusal = quota_refusal(self.check_quota, self.ctx.store, meta["namespace"], gpus, name)
+            refusal = quota_refusal(self.ctx.store, meta["namespace"], gpus, name)
             if refusal:
                 repeated = key in self._refused and self._last_refusal.get(key) == refusal
                 self._attempts[key] = name

@@ -24,6 +24,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from backend.conventions import GPU_RESOURCE, KUEUE_GATE, QUEUE_LABEL
+from backend.k8s.quantity import quantity_ceil
 from backend.sandbox.controllers.base import (
     ControllerContext,
     JsonObject,
@@ -47,18 +48,6 @@ from backend.sandbox.store import (
 POD_SET = "main"
 JOB_UID_LABEL = "kueue.x-k8s.io/job-uid"
 _OWNER_TYPES = {"Job": JOB, "ReplicaSet": REPLICA_SET}
-
-
-def quantity(value: object) -> int:
-    """An integer resource quantity (GPU counts: ``8``, ``"8"``, ``"2k"``)."""
-    text = str(value).strip()
-    for suffix, factor in (("k", 1000), ("M", 1_000_000)):
-        if text.endswith(suffix):
-            return int(float(text[: -len(suffix)]) * factor)
-    try:
-        return int(float(text))
-    except ValueError:
-        return 0
 
 
 def workload_name(kind: str, owner: str, uid: str) -> str:
@@ -132,9 +121,9 @@ def queue_state(cq: JsonObject) -> QueueState:
                 lend = res.get("lendingLimit")
                 flavors.append(flavor["name"])
                 quota[flavor["name"]] = Quota(
-                    quantity(res.get("nominalQuota", 0)),
-                    None if borrow is None else quantity(borrow),
-                    None if lend is None else quantity(lend),
+                    quantity_ceil(res.get("nominalQuota", 0)) or 0,
+                    None if borrow is None else quantity_ceil(borrow) or 0,
+                    None if lend is None else quantity_ceil(lend) or 0,
                 )
     return QueueState(cq, flavors, quota)
 

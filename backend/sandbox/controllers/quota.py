@@ -11,6 +11,7 @@ which recounts only namespaces that have a ResourceQuota.
 from __future__ import annotations
 
 from backend.conventions import GPU_RESOURCE
+from backend.k8s.quantity import quantity_ceil
 from backend.sandbox.controllers.base import (
     TERMINAL_PHASES,
     ControllerContext,
@@ -22,13 +23,6 @@ from backend.sandbox.store import POD, RESOURCE_QUOTA, ResourceType, Store
 GPU_QUOTA = f"requests.{GPU_RESOURCE}"
 PODS_QUOTA = "pods"
 TRACKED = (GPU_QUOTA, PODS_QUOTA, f"limits.{GPU_RESOURCE}")
-
-
-def _int(value: object) -> int:
-    try:
-        return int(str(value))
-    except ValueError:
-        return 0
 
 
 def _pretty(values: dict[str, int]) -> str:
@@ -46,8 +40,13 @@ def check_quota(store: Store, namespace: str, gpus: int) -> str | None:
     quotas = store.list(RESOURCE_QUOTA, namespace)
     requested = {GPU_QUOTA: gpus, f"limits.{GPU_RESOURCE}": gpus, PODS_QUOTA: 1}
     for rq in quotas:
-        hard = {k: _int(v) for k, v in ((rq.get("spec") or {}).get("hard") or {}).items()}
-        used = {k: _int(v) for k, v in ((rq.get("status") or {}).get("used") or {}).items()}
+        hard = {
+            k: quantity_ceil(v) or 0 for k, v in ((rq.get("spec") or {}).get("hard") or {}).items()
+        }
+        used = {
+            k: quantity_ceil(v) or 0
+            for k, v in ((rq.get("status") or {}).get("used") or {}).items()
+        }
         exceeded = [
             key
             for key in TRACKED
@@ -72,7 +71,7 @@ def _charge(store: Store, rq: JsonObject, requested: dict[str, int]) -> None:
     used = dict(status.get("used") or {})
     for key in TRACKED:
         if key in hard:
-            used[key] = str(_int(used.get(key, 0)) + requested[key])
+            used[key] = str((quantity_ceil(used.get(key, 0)) or 0) + requested[key])
     new_status = {**status, "hard": dict(hard), "used": used}
     store.update(
         RESOURCE_QUOTA,

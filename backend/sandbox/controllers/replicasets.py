@@ -1,15 +1,13 @@
 """The ReplicaSet controller: keeps ``spec.replicas`` pods alive and reports their readiness.
 
 Pods are created from the template with generated names and a controlling ownerReference; in a
-namespace with a GPU ResourceQuota each GPU pod is first checked against it (H2b's
-``quota.check_quota``), and a refusal becomes the real ``FailedCreate`` event and
+namespace with a GPU ResourceQuota each GPU pod is first checked against it
+(``quota.check_quota``), and a refusal becomes the real ``FailedCreate`` event and
 ``ReplicaFailure`` condition. Pods that Kueue manages get the ``kueue.x-k8s.io/admission``
 scheduling gate, as Kueue's pod webhook adds it.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 from backend.conventions import KUEUE_GATE, QUEUE_LABEL
 from backend.sandbox.controllers.base import (
@@ -25,6 +23,7 @@ from backend.sandbox.controllers.base import (
     set_condition,
     unique_pod_name,
 )
+from backend.sandbox.controllers.quota import check_quota
 from backend.sandbox.store import (
     LOCAL_QUEUE,
     POD,
@@ -37,15 +36,6 @@ from backend.sandbox.store import (
 )
 
 RETRY_SECONDS = 5.0
-QuotaCheck = Callable[[Store, str, int], "str | None"]
-
-
-def load_quota_check() -> QuotaCheck | None:
-    try:
-        from backend.sandbox.controllers.quota import check_quota
-    except ImportError:  # H2b's quota module not present: no quota enforcement
-        return None
-    return check_quota
 
 
 def has_local_queue(store: Store, namespace: str) -> bool:
@@ -56,13 +46,11 @@ def has_resource_quota(store: Store, namespace: str) -> bool:
     return next(store.scan(RESOURCE_QUOTA, namespace), None) is not None
 
 
-def quota_refusal(
-    check: QuotaCheck | None, store: Store, namespace: str, gpus: int, pod_name: str
-) -> str | None:
+def quota_refusal(store: Store, namespace: str, gpus: int, pod_name: str) -> str | None:
     """The FailedCreate message if the namespace's ResourceQuota refuses one more pod."""
-    if check is None or not has_resource_quota(store, namespace):
+    if not has_resource_quota(store, namespace):
         return None
-    refusal = check(store, namespace, gpus)
+    refusal = check_quota(store, namespace, gpus)
     if not refusal:
         return None
     # The real controllers create pods with generateName, so the refusal names the prefix
@@ -124,7 +112,6 @@ class ReplicaSetController:
 
     def __init__(self, ctx: ControllerContext) -> None:
         self.ctx = ctx
-        self.check_quota = load_quota_check()
         # ReplicaSets refused by a quota, retried now and then as the real controller's backoff
         # retries them (the quota may have room again).
         self._refused: set[tuple[str, str]] = set()
@@ -196,7 +183,7 @@ class ReplicaSetController:
             pod_name = self._attempts.pop(key, None) or unique_pod_name(
                 self.ctx, meta["namespace"], meta["name"]
             )
-            refusal = quota_refusal(self.check_quota, store, meta["namespace"], gpus, pod_name)
+            refusal = quota_refusal(store, meta["namespace"], gpus, pod_name)
             if refusal:
                 self._attempts[key] = pod_name
                 if refusal != _failure_message(rs):  # a retry refused alike adds nothing new

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from backend.conventions import GPU_PRODUCT_LABEL, GPU_RESOURCE
+from backend.k8s.quantity import quantity_ceil
 from backend.sandbox.controllers.base import (
     TERMINAL_PHASES,
     ControllerContext,
@@ -130,10 +131,7 @@ class Scheduler:
             return
         info = NodeInfo.of(node)
         allocatable = (node.get("status") or {}).get("allocatable") or {}
-        try:
-            gpus = int(str(allocatable.get(GPU_RESOURCE, 0)))
-        except ValueError:
-            gpus = 0
+        gpus = quantity_ceil(allocatable.get(GPU_RESOURCE, 0)) or 0
         if self.ctx.allocator.capacity(name) != gpus:
             self.ctx.allocator.set_capacity(name, gpus)
             self._nodes_changed(structure=False)
