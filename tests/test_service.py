@@ -23,7 +23,7 @@ from backend.main import RunningBackend, main, settings_from_args
 from backend.sandbox.server import Sandbox
 from backend.service import Backend
 from backend.settings import Settings
-from backend.telemetry.discovery import exporter_pods, parse_selector
+from backend.telemetry.discovery import exporter_pods, selector_predicate
 
 DEADLINE = 15.0
 REPO = Path(__file__).resolve().parents[1]
@@ -215,7 +215,7 @@ async def _gpus_with_utilization(http: httpx.AsyncClient) -> int:
 
 
 def test_exporter_selection() -> None:
-    selectors = [parse_selector("app=nvidia-dcgm-exporter"), parse_selector("a=b, c=d")]
+    selectors = [selector_predicate("app=nvidia-dcgm-exporter"), selector_predicate("a=b, c=d")]
     pods = [
         {
             "metadata": {"name": "x", "labels": {"app": "nvidia-dcgm-exporter"}},

@@ -12,25 +12,27 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from backend.k8s.selectors import LabelPredicate, parse_label_selector
 from backend.telemetry.scrape import ScrapeTarget
 
 # dcgm-exporter's labels: the GPU operator's, and the upstream Helm chart's.
 EXTRA_DCGM_SELECTOR = "app.kubernetes.io/name=dcgm-exporter"
 
 
-def parse_selector(selector: str) -> dict[str, str]:
-    """``a=b,c=d`` -> {"a": "b", "c": "d"} (equality selectors only, as exporters are found)."""
-    pairs = (part.split("=", 1) for part in selector.split(",") if "=" in part)
-    return {k.strip(): v.strip().removeprefix("=") for k, v in pairs}
+def selector_predicate(selector: str) -> LabelPredicate:
+    """A label selector as the API server reads it (``a=b,c in (d,e)``); an empty one matches
+    nothing here, since an exporter selector that selects every pod is a mistake."""
+    predicate = parse_label_selector(selector)
+    return predicate or (lambda _labels: False)
 
 
-def exporter_pods(pods: Iterable[Mapping], selectors: list[dict[str, str]]) -> Iterator[Mapping]:
+def exporter_pods(pods: Iterable[Mapping], selectors: list[LabelPredicate]) -> Iterator[Mapping]:
     """Running pods whose labels match any of the selectors."""
     for pod in pods:
         if (pod.get("status") or {}).get("phase") != "Running":
             continue
         labels = pod["metadata"].get("labels") or {}
-        if any(all(labels.get(k) == v for k, v in sel.items()) for sel in selectors):
+        if any(matches(labels) for matches in selectors):
             yield pod
 
 
@@ -73,7 +75,7 @@ class ExporterDiscovery:
     port: int
 
     def exporters(self) -> Iterator[Mapping]:
-        selectors = [parse_selector(self.selector), parse_selector(EXTRA_DCGM_SELECTOR)]
+        selectors = [selector_predicate(self.selector), selector_predicate(EXTRA_DCGM_SELECTOR)]
         return exporter_pods(self.pods(), selectors)
 
     def proxy_targets(self, server: str, api_client: Any) -> list[ScrapeTarget]:
