@@ -163,14 +163,16 @@ class Revision(BaseModel):
     """One entry of a release's history (a ReplicaSet, or a KServe revision)."""
 
     revision: str
-    change_cause: str | None = Field(None, description="kubernetes.io/change-cause; null = <none>.")
+    change_cause: str | None = Field(
+        default=None, description="kubernetes.io/change-cause; null = <none>."
+    )
     created: datetime | None = None
     replicas: int = 0
     ready_replicas: int = 0
     image: str | None = None
     current: bool = False
     traffic_percent: int | None = None
-    tag: str | None = Field(None, description="KServe traffic tag: latest / prev.")
+    tag: str | None = Field(default=None, description="KServe traffic tag: latest / prev.")
 
 
 class RevisionTraffic(BaseModel):
