@@ -163,14 +163,38 @@ class Revision(BaseModel):
     """One entry of a release's history (a ReplicaSet, or a KServe revision)."""
 
     revision: str
-    change_cause: str | None = Field(None, description="kubernetes.io/change-cause; null = <none>.")
+    change_cause: str | None = Field(
+        default=None, description="kubernetes.io/change-cause; null = <none>."
+    )
     created: datetime | None = None
     replicas: int = 0
     ready_replicas: int = 0
     image: str | None = None
     current: bool = False
     traffic_percent: int | None = None
-    tag: str | None = Field(None, description="KServe traffic tag: latest / prev.")
+    tag: str | None = Field(default=None, description="KServe traffic tag: latest / prev.")
+
+
+class RevisionTraffic(BaseModel):
+    """One revision's share of an InferenceService's requests."""
+
+    revision: str | None = Field(description="null: KServe has not named the revision yet.")
+    percent: int
+    tag: str | None = Field(
+        default=None, description="KServe route tag (latest / prev), when tagged."
+    )
+    latest: bool = Field(
+        description="The latest ready revision (the canary); false: the previously rolled-out one."
+    )
+
+
+class TrafficSplit(BaseModel):
+    """How KServe splits an InferenceService's requests between its revisions."""
+
+    observed: bool = Field(
+        description="From status traffic[] (what is routed); false: derived from the spec."
+    )
+    revisions: list[RevisionTraffic] = Field(description="The latest first.")
 
 
 class PodSummary(BaseModel):
@@ -199,6 +223,7 @@ class WorkloadDetail(Workload):
     paused: bool = False
     images: list[str] = []
     revisions: list[Revision] = Field([], description="Newest first.")
+    traffic: TrafficSplit | None = Field(default=None, description="InferenceServices only.")
     pods: list[PodSummary] = []
     events: list[ClusterEvent] = Field([], description="Newest first.")
     conditions: list[dict[str, str]] = []

@@ -3,7 +3,9 @@
 Screens live on a stack whose root is the overview: ``1``..``4`` and ``:commands`` go back to the
 root and open a list on top of it, enter drills down (pushes), esc goes back (pops). Every screen
 gets the same chrome — connection banner on top, command line, status bar and footer at the
-bottom — added as it is shown, so screens only draw their own content.
+bottom — added as it is shown, so screens only draw their own content. The keys, ``:`` commands,
+palette entries and help groups of the views all come from ``opsconsole.views``; screens reach the
+app through ``opsconsole.shell``.
 
 The backend may be down, slow or wrong at any time. Nothing here raises on that: errors arrive as
 ``BackendError`` through ``report_backend_error``, the banner says what failed and how old the
@@ -17,7 +19,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 from textual import work
@@ -30,8 +32,16 @@ from textual.widgets import Footer
 from opsconsole.client import BackendClient, BackendError, BackendUnavailable
 from opsconsole.commands import CommandError, ConsoleCommands, parse
 from opsconsole.connection import ConnectionState
+from opsconsole.screens.help import HelpScreen
+from opsconsole.screens.listing import ListScreen
+from opsconsole.screens.node_detail import NodeDetailScreen
+from opsconsole.screens.refreshing import RefreshingScreen
+from opsconsole.screens.tenant_detail import TenantDetailScreen
+from opsconsole.screens.workload_detail import WorkloadDetailScreen
 from opsconsole.settings import ConsoleSettings
+from opsconsole.shell import ConsoleShell
 from opsconsole.themes import DARK, LIGHT, register_themes
+from opsconsole.views import ROOT, VIEWS, View, view_named
 from opsconsole.widgets.banner import ConnectionBanner
 from opsconsole.widgets.command_line import CommandLine
 from opsconsole.widgets.status_bar import StatusBar
@@ -63,10 +73,11 @@ class OpsConsoleApp(App[None]):
         Binding("colon", "command_line", "Cmd", key_display=":"),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("escape", "back", "Back"),
-        Binding("1", "goto('overview')", "Overview", show=False),
-        Binding("2", "goto('tenants')", "Tenants", show=False),
-        Binding("3", "goto('workloads')", "Workloads", show=False),
-        Binding("4", "goto('gpus')", "GPUs", show=False),
+        *(
+            Binding(view.key, f"goto('{view.name}')", view.title, show=False)
+            for view in VIEWS
+            if view.key
+        ),
         Binding("r", "refresh", "Refresh", show=False),
         Binding("ctrl+t", "toggle_theme", "Theme", show=False),
         Binding("q", "quit_root", "Quit"),
@@ -97,10 +108,8 @@ class OpsConsoleApp(App[None]):
     # -- start and stop ----------------------------------------------------------------------
 
     def on_mount(self) -> None:
-        from opsconsole.screens.overview import OverviewScreen
-
         self.screen_change_signal.subscribe(self, self._add_chrome)
-        self.push_screen(OverviewScreen())
+        self.push_screen(self._open(ROOT))
         self._health_poll()
 
     async def on_unmount(self) -> None:
@@ -179,11 +188,11 @@ class OpsConsoleApp(App[None]):
         """Tenant or node names containing ``prefix`` (server-side), for completion."""
         q = prefix or None
         if kind == "tenant":
-            page = await self.client.tenants(q=q, sort="name", limit=NAME_LOOKUP_LIMIT)
-            return [tenant.name for tenant in page.items]
+            tenants = await self.client.tenants(q=q, sort="name", limit=NAME_LOOKUP_LIMIT)
+            return [tenant.name for tenant in tenants.items]
         if kind == "node":
-            page = await self.client.nodes(q=q, sort="name", limit=NAME_LOOKUP_LIMIT)
-            return [node.name for node in page.items]
+            nodes = await self.client.nodes(q=q, sort="name", limit=NAME_LOOKUP_LIMIT)
+            return [node.name for node in nodes.items]
         return []
 
     def on_command_line_submitted(self, event: CommandLine.Submitted) -> None:
@@ -196,17 +205,13 @@ class OpsConsoleApp(App[None]):
         except CommandError as error:
             self.notify(str(error), severity="warning", markup=False)
             return
-        name, arg = command.name, command.arg
-        if name == "tenant":
-            self.action_show_tenant(arg)
-        elif name == "node":
-            self.action_show_node(arg)
-        elif name == "help":
+        view = command.spec.view
+        if view is not None:
+            self.open_view(view, command.arg)
+        elif command.name == "help":
             self.action_help()
-        elif name == "quit":
+        elif command.name == "quit":
             self.exit()
-        else:
-            self.action_goto(name, arg)
 
     # -- navigation --------------------------------------------------------------------------
 
@@ -214,47 +219,41 @@ class OpsConsoleApp(App[None]):
         while len(self.screen_stack) > ROOT_DEPTH:
             self.pop_screen()
 
+    @staticmethod
+    def _open(view: View, arg: str = "") -> Screen[Any]:
+        if view.open is None:
+            raise ValueError(f"the {view.name} view opens only from another screen")
+        return view.open(arg)
+
+    def open_view(self, view: View, arg: str = "") -> None:
+        """A top-level view replaces the one on top of the root; a drill-down goes on top."""
+        if not view.drill_down:
+            self._pop_to_root()
+        if view is not ROOT:
+            self.push_screen(self._open(view, arg))
+
     def action_goto(self, target: str, arg: str = "") -> None:
         """Open a top-level view (on top of the overview, which is the root)."""
-        from opsconsole.screens.gpus import GpusScreen, NodesScreen
-        from opsconsole.screens.tenants import TenantsScreen
-        from opsconsole.screens.workloads import WorkloadsScreen
-
-        factories: dict[str, Callable[[], Screen[object]]] = {
-            "tenants": TenantsScreen,
-            "workloads": lambda: WorkloadsScreen(arg or None),
-            "nodes": NodesScreen,
-            "gpus": lambda: GpusScreen(arg or None),
-        }
-        if target != "overview" and target not in factories:
+        view = view_named(target)
+        if view is None or view.open is None or view.drill_down:
             self.notify(f"no such view: {target}", severity="warning", markup=False)
             return
-        self._pop_to_root()
-        if target != "overview":
-            self.push_screen(factories[target]())
+        self.open_view(view, arg)
 
     def action_show_tenant(self, name: str) -> None:
-        from opsconsole.screens.tenant_detail import TenantDetailScreen
-
         self.push_screen(TenantDetailScreen(name))
 
     def action_show_workload(self, namespace: str, kind: str, name: str) -> None:
-        from opsconsole.screens.workload_detail import WorkloadDetailScreen
-
         self.push_screen(WorkloadDetailScreen(namespace, kind, name))
 
     def action_show_node(self, name: str) -> None:
-        from opsconsole.screens.node_detail import NodeDetailScreen
-
         self.push_screen(NodeDetailScreen(name))
 
     def action_help(self) -> None:
-        from opsconsole.screens.help import HelpScreen
-
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
-    def action_back(self) -> None:
+    async def action_back(self) -> None:
         """Esc: close the command line, else leave the current screen (never the root)."""
         for line in self.screen.query(CommandLine):
             if line.is_open:
@@ -268,9 +267,10 @@ class OpsConsoleApp(App[None]):
             line.open()
 
     def action_refresh(self) -> None:
-        refresh_now = getattr(self.screen, "action_refresh_now", None)
-        if refresh_now is not None:
-            refresh_now()
+        """``r`` everywhere: the screen's own refresh, where it has one."""
+        screen = self.screen
+        if isinstance(screen, (RefreshingScreen, ListScreen)):
+            screen.action_refresh_now()
 
     def action_toggle_theme(self) -> None:
         self.theme = LIGHT.name if self.current_theme.dark else DARK.name
@@ -288,3 +288,7 @@ class OpsConsoleApp(App[None]):
                 line.is_open for line in self.screen.query(CommandLine)
             )
         return True
+
+
+if TYPE_CHECKING:
+    _app_is_a_shell: type[ConsoleShell] = OpsConsoleApp  # the type checker holds the app to it

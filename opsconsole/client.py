@@ -104,9 +104,11 @@ class BackendClient:
         try:
             return model.model_validate_json(response.content)
         except ValidationError as exc:
-            first = exc.errors()[0] if exc.errors() else {}
-            where = ".".join(str(part) for part in first.get("loc", ())) or "body"
-            reason = first.get("msg", "invalid")
+            errors = exc.errors()
+            where, reason = "body", "invalid"
+            if errors:
+                where = ".".join(str(part) for part in errors[0]["loc"]) or where
+                reason = errors[0]["msg"]
             raise BackendError(
                 f"malformed answer from backend: {path}: {where}: {reason}",
                 status=response.status_code,

@@ -1,8 +1,9 @@
 """The console's commands: the ``:`` command line's parser and completion, and the palette.
 
-One table of commands serves both the k9s-style command line (``:workloads team-a``, with Tab
-completing command names and tenant/node names asked from the backend) and Textual's command
-palette (ctrl+p), which also offers "go to tenant X".
+One table of commands, made from the views and the app's own commands (help, quit), serves both
+the k9s-style command line (``:workloads team-a``, with Tab completing command names and
+tenant/node names asked from the backend) and Textual's command palette (ctrl+p), which also
+offers "go to tenant X".
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from functools import partial
 from rich.text import Text
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from opsconsole.shell import shell
 from opsconsole.text import clean, literal
+from opsconsole.views import VIEWS, View
 
 NameLookup = Callable[[str, str], Awaitable[list[str]]]
 """``lookup(kind, prefix)``: names of ``kind`` ("tenant" or "node") starting with ``prefix``."""
@@ -29,16 +32,15 @@ class CommandSpec:
     arg: str | None = None  # "tenant" | "node": what the argument completes from
     arg_required: bool = False
     aliases: tuple[str, ...] = ()
+    view: View | None = None  # the view it opens; None: one of the app's own commands
+
+
+def _view_command(view: View) -> CommandSpec:
+    return CommandSpec(view.name, view.help, view.arg, view.drill_down, view.aliases, view)
 
 
 COMMANDS: tuple[CommandSpec, ...] = (
-    CommandSpec("overview", "the fleet at a glance", aliases=("home",)),
-    CommandSpec("tenants", "every tenant with quota and usage"),
-    CommandSpec("workloads", "workloads, of one tenant if given", arg="tenant"),
-    CommandSpec("nodes", "GPU nodes"),
-    CommandSpec("gpus", "GPUs, of one node if given", arg="node"),
-    CommandSpec("tenant", "one tenant's detail", arg="tenant", arg_required=True),
-    CommandSpec("node", "one node's detail", arg="node", arg_required=True),
+    *(_view_command(view) for view in VIEWS if view.open is not None),
     CommandSpec("help", "every key", aliases=("?",)),
     CommandSpec("quit", "leave the console", aliases=("q", "q!")),
 )
@@ -135,14 +137,12 @@ class ConsoleCommands(Provider):
     """The command palette's entries: every command, and "go to tenant X" for matching tenants."""
 
     def _commands(self) -> list[tuple[str, str, Callable[[], object]]]:
-        run = getattr(self.app, "run_command_line", None)
-        if run is None:
-            return []
-        entries = []
+        run = shell(self.app).run_command_line
+        entries: list[tuple[str, str, Callable[[], object]]] = []
         for spec in COMMANDS:
             if spec.arg_required:
                 continue
-            title = f"go to {spec.name}" if spec.name not in ("help", "quit") else spec.name
+            title = f"go to {spec.name}" if spec.view is not None else spec.name
             entries.append((title, spec.help, partial(run, spec.name)))
         return entries
 
@@ -156,13 +156,12 @@ class ConsoleCommands(Provider):
             score = matcher.match(title)
             if score > 0:
                 yield Hit(score, matcher.highlight(title), command, help=help_text)
-        lookup: NameLookup | None = getattr(self.app, "lookup_names", None)
         words = query.split()
-        if lookup is None or not words:
+        if not words:
             return
-        show_tenant = self.app.action_show_tenant  # type: ignore[attr-defined]
+        console = shell(self.app)
         try:
-            names = await lookup("tenant", words[-1])
+            names = await console.lookup_names("tenant", words[-1])
         except Exception:  # backend down: the palette still offers the commands
             return
         for name in names[:20]:
@@ -171,7 +170,7 @@ class ConsoleCommands(Provider):
             yield Hit(
                 0.5,
                 display,
-                partial(show_tenant, name),
+                partial(console.action_show_tenant, name),
                 text=f"go to tenant {clean(name)}",
                 help="tenant detail",
             )

@@ -9,6 +9,8 @@ terminal's own palette.
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual.app import App
 from textual.theme import Theme
 
@@ -45,7 +47,7 @@ LIGHT = Theme(
 THEMES = (DARK, LIGHT)
 
 
-def register_themes(app: App[object]) -> None:
+def register_themes(app: App[Any]) -> None:
     """Make both themes selectable (settings ``theme``, the command palette's theme picker)."""
     for theme in THEMES:
         app.register_theme(theme)

@@ -102,6 +102,12 @@ async def test_single_objects(client):
     assert same.json() == (await get(client, "/workloads/team-a/deployment/llama-70b")).json()
     isvc = (await get(client, "/workloads/team-b/inferenceservice/sklearn-iris")).json()
     assert isvc["canary_percent"] == 10 and isvc["revisions"][0]["tag"] == "latest"
+    split = [(r["revision"], r["percent"], r["latest"]) for r in isvc["traffic"]["revisions"]]
+    assert split == [
+        ("sklearn-iris-predictor-00002", 10, True),
+        ("sklearn-iris-predictor-00001", 90, False),
+    ]
+    assert detail.traffic is None  # a Deployment has no traffic split
 
 
 # -- filters, sort, paging -----------------------------------------------------------------------

@@ -847,6 +847,12 @@ def test_canary_inference_service_from_upstream_sample(model):
         ("sklearn-iris-predictor-00002", 10, "latest", True),
         ("sklearn-iris-predictor-00001", 90, "prev", False),
     ]
+    assert detail.traffic is not None and detail.traffic.observed
+    split = [(r.revision, r.percent, r.tag, r.latest) for r in detail.traffic.revisions]
+    assert split == [
+        ("sklearn-iris-predictor-00002", 10, "latest", True),
+        ("sklearn-iris-predictor-00001", 90, "prev", False),
+    ]
     assert [r.replicas for r in detail.revisions] == [1, 1]
     pods = [(p.name, p.revision) for p in detail.pods]
     assert pods == [

@@ -31,8 +31,10 @@ from backend.schemas import (
     ProblemSeverity,
     QuotaMode,
     Revision,
+    RevisionTraffic,
     Tenant,
     TenantQuota,
+    TrafficSplit,
     WorkloadDetail,
     WorkloadKind,
     WorkloadStatus,
@@ -245,6 +247,17 @@ def workloads() -> list[WorkloadDetail]:
                     tag="prev",
                 ),
             ],
+            traffic=TrafficSplit(
+                observed=True,
+                revisions=[
+                    RevisionTraffic(
+                        revision="chat-predictor-00003", percent=20, tag="latest", latest=True
+                    ),
+                    RevisionTraffic(
+                        revision="chat-predictor-00002", percent=80, tag="prev", latest=False
+                    ),
+                ],
+            ),
             pods=[
                 PodSummary(
                     name="chat-predictor-00003-deployment-1",

@@ -4,7 +4,8 @@ Computed on request from the records the model keeps (one workload's ReplicaSets
 never a scan of the fleet). Revisions follow ``kubectl rollout history``: a Deployment's
 ReplicaSets numbered by ``deployment.kubernetes.io/revision`` (missing = 0), newest first, with
 ``kubernetes.io/change-cause`` or ``<none>`` (null here). KServe revisions come from the
-predictor's status: the latest created one and the previously rolled-out one with their traffic.
+predictor's status: the latest created one and the previously rolled-out one with their traffic,
+and the traffic split between them (``backend.fleet.traffic``).
 """
 
 from __future__ import annotations
@@ -35,9 +36,17 @@ from backend.fleet.objects import (
     timestamp,
     trailing_number,
 )
+from backend.fleet.traffic import revision_traffic, traffic_split
 from backend.fleet.workloads import WorkloadRecord
 from backend.k8s.annotations import CHANGE_CAUSE_ANNOTATION, REVISION_ANNOTATION
-from backend.schemas import ClusterEvent, PodSummary, Revision, WorkloadDetail, WorkloadKind
+from backend.schemas import (
+    ClusterEvent,
+    PodSummary,
+    Revision,
+    TrafficSplit,
+    WorkloadDetail,
+    WorkloadKind,
+)
 
 MAX_EVENTS = 50
 KSERVE_REVISION_LABELS = ("serving.knative.dev/revision", "serving.kserve.io/revision")
@@ -45,10 +54,12 @@ KSERVE_REVISION_LABELS = ("serving.knative.dev/revision", "serving.kserve.io/rev
 
 def workload_detail(record: WorkloadRecord, index: ClusterIndex) -> WorkloadDetail:
     row, obj = record.row, record.obj
+    traffic = None
     if row.kind == WorkloadKind.DEPLOYMENT:
         revisions = deployment_revisions(record)
     elif row.kind == WorkloadKind.INFERENCE_SERVICE:
-        revisions = kserve_revisions(obj, record.pods)
+        traffic = traffic_split(obj)
+        revisions = kserve_revisions(obj, record.pods, traffic)
     else:
         revisions = []
     return WorkloadDetail(
@@ -56,6 +67,7 @@ def workload_detail(record: WorkloadRecord, index: ClusterIndex) -> WorkloadDeta
         paused=dig(obj, "spec", "paused") is True or dig(obj, "spec", "suspend") is True,
         images=_images(record),
         revisions=revisions,
+        traffic=traffic,
         pods=[_pod_summary(p, index) for p in sorted(record.pods, key=name_of)],
         events=workload_events(record, index),
         conditions=[_condition(c) for c in conditions(obj)],
@@ -94,15 +106,10 @@ def _change_cause(obj: Obj) -> str | None:
     return None if not cause or cause == "<none>" else cause
 
 
-def kserve_revisions(obj: Obj, pods: list[Obj]) -> list[Revision]:
+def kserve_revisions(obj: Obj, pods: list[Obj], split: TrafficSplit | None) -> list[Revision]:
     """Revisions named in the predictor's status, newest first, with traffic % and tags."""
     predictor = mapping(dig(obj, "status", "components", "predictor"))
-    traffic: dict[str, tuple[int | None, str | None]] = {}
-    for entry in sequence(predictor.get("traffic")):
-        entry = mapping(entry)
-        name = text(entry.get("revisionName"))
-        if name:
-            traffic[name] = (optional_count(entry.get("percent")), text(entry.get("tag")))
+    traffic = revision_traffic(split)
     latest = text(predictor.get("latestCreatedRevision"))
     names = [latest, *traffic]
     for key in ("latestReadyRevision", "latestRolledoutRevision", "previousRolledoutRevision"):
@@ -112,7 +119,8 @@ def kserve_revisions(obj: Obj, pods: list[Obj]) -> list[Revision]:
     pods_by_revision = _pods_by_revision(pods)
     out = []
     for name in unique:
-        percent, tag = traffic.get(name, (None, None))
+        routed = traffic.get(name)
+        percent, tag = (routed.percent, routed.tag) if routed else (None, None)
         if tag is None:
             tag = _default_tag(name, latest, predictor)
         revision_pods = pods_by_revision.get(name, [])

@@ -44,6 +44,7 @@ from backend.fleet.objects import (
     pod_unschedulable,
     text,
 )
+from backend.fleet.traffic import canary_percent
 from backend.k8s.annotations import REVISION_ANNOTATION
 from backend.schemas import Workload, WorkloadKind, WorkloadStatus
 
@@ -411,13 +412,13 @@ def _inference_service(obj: Obj, index: ClusterIndex) -> WorkloadRecord:
         quota_message=quota_message,
         unschedulable=_first_unschedulable(live),
     )
-    canary = optional_count(predictor.get("canaryTrafficPercent"))
+    canary = canary_percent(obj)
     row_status, message = _isvc_status(obj, facts, canary)
     row.update(
         status=row_status,
         message=message,
         revision=text(dig(obj, "status", "components", "predictor", "latestCreatedRevision")),
-        canary_percent=min(canary, 100) if canary is not None else None,
+        canary_percent=canary,
     )
     pending_gpus = _fill_replicas_and_gpus(row, index, facts, min_replicas, pod_spec, quota_gpus)
     return WorkloadRecord(Workload(**row), obj, pods, [], pending_gpus)

@@ -10,6 +10,7 @@ from textual.binding import Binding, BindingType
 from backend.schemas import Gpu, Node, Page
 from opsconsole import format as fmt
 from opsconsole.screens.listing import ListScreen
+from opsconsole.shell import shell
 from opsconsole.text import literal
 from opsconsole.widgets.virtual_table import Column
 
@@ -89,13 +90,13 @@ class NodesScreen(ListScreen):
     async def fetch_page(
         self, offset: int, limit: int, q: str | None, sort: str | None
     ) -> Page[Any]:
-        return await self.app.client.nodes(q=q, sort=sort, offset=offset, limit=limit)  # type: ignore[attr-defined]
+        return await shell(self.app).client.nodes(q=q, sort=sort, offset=offset, limit=limit)
 
     def heading(self) -> Text:
         return Text("Nodes", style="bold")
 
     def open_item(self, item: Node) -> None:
-        self.app.action_show_node(item.name)  # type: ignore[attr-defined]
+        shell(self.app).action_show_node(item.name)
 
     def action_node_gpus(self) -> None:
         node = self.table.cursor_item
@@ -118,7 +119,7 @@ class GpusScreen(ListScreen):
     async def fetch_page(
         self, offset: int, limit: int, q: str | None, sort: str | None
     ) -> Page[Any]:
-        client = self.app.client  # type: ignore[attr-defined]
+        client = shell(self.app).client
         return await client.gpus(node=self.node, q=q, sort=sort, offset=offset, limit=limit)
 
     def heading(self) -> Text:
@@ -129,4 +130,4 @@ class GpusScreen(ListScreen):
         return title
 
     def open_item(self, item: Gpu) -> None:
-        self.app.action_show_node(item.node)  # type: ignore[attr-defined]
+        shell(self.app).action_show_node(item.node)

@@ -1,7 +1,7 @@
 """Every key, grouped: the app's, the screen underneath's, each screen's, tables', and ``:`` commands.
 
-Built from the ``BINDINGS`` themselves and from the command table, so the help cannot drift from
-what the keys really do.
+Built from the ``BINDINGS`` themselves, the views and the command table, so the help cannot drift
+from what the keys really do.
 """
 
 from __future__ import annotations
@@ -21,14 +21,7 @@ from textual.widgets import DataTable, Static
 
 from opsconsole.commands import COMMANDS
 from opsconsole.text import clean
-
-SCREEN_TITLES = {
-    "ListScreen": "Lists",
-    "GpusScreen": "GPUs",
-    "TenantDetailScreen": "Tenant detail",
-    "WorkloadDetailScreen": "Workload detail",
-    "NodeDetailScreen": "Node detail",
-}
+from opsconsole.views import VIEWS
 
 
 def collect_bindings(cls: type[DOMNode], *, own_only: bool = False) -> list[Binding]:
@@ -62,31 +55,27 @@ def command_rows() -> list[tuple[str, str]]:
     return rows
 
 
-def screen_classes() -> list[type[Screen[Any]]]:
-    """The console's screens, for one help group each (imported here to avoid import cycles)."""
-    from opsconsole.screens.gpus import GpusScreen, NodesScreen
-    from opsconsole.screens.listing import ListScreen
-    from opsconsole.screens.node_detail import NodeDetailScreen
-    from opsconsole.screens.overview import OverviewScreen
-    from opsconsole.screens.tenant_detail import TenantDetailScreen
-    from opsconsole.screens.workload_detail import WorkloadDetailScreen
+def view_groups() -> list[tuple[str, type[Screen[Any]]]]:
+    """(title, screen class) of each help group of screen keys, in the views' order, each once."""
+    groups: dict[type[Screen[Any]], str] = {}
+    for view in VIEWS:
+        title, cls = view.keys_group or (view.title, view.screen)
+        groups.setdefault(cls, title)
+    return [(title, cls) for cls, title in groups.items()]
 
-    return [
-        OverviewScreen,
-        ListScreen,  # what every list (tenants, workloads, nodes, GPUs) shares
-        NodesScreen,
-        GpusScreen,
-        TenantDetailScreen,
-        WorkloadDetailScreen,
-        NodeDetailScreen,
-    ]
+
+def view_title(cls: type[Screen[Any]]) -> str:
+    """The title of the view whose screen ``cls`` is (its class name for any other screen)."""
+    titles = {view.screen: view.title for view in VIEWS}
+    return titles.get(cls) or cls.__name__.removesuffix("Screen")
 
 
 class HelpScreen(ModalScreen[None]):
     """``?`` or ``:help``: every key; ``escape``, ``q`` or ``?`` closes it."""
 
     CSS_PATH = Path(__file__).with_name("help.tcss")
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (120, "-wide")]
+    # No ClassVar: Textual declares it on Screen as an instance variable.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q,question_mark", "close", "Close"),
     ]
@@ -111,19 +100,14 @@ class HelpScreen(ModalScreen[None]):
             palette = Binding(self.app.COMMAND_PALETTE_BINDING, "command_palette", "Palette")
             everywhere.append((self.app.get_key_display(palette), "Command palette"))
         out = [("Everywhere", everywhere)]
-        classes: list[type[DOMNode]] = []
+        groups: list[tuple[str, type[DOMNode]]] = []
         if below is not None and type(below).__module__.startswith("opsconsole"):
-            classes.append(type(below))
-        classes += [cls for cls in screen_classes() if cls not in classes]
-        for cls in classes:
+            groups.append((f"{view_title(type(below))} (this screen)", type(below)))
+        groups += [(t, cls) for t, cls in view_groups() if below is None or cls is not type(below)]
+        for title, cls in groups:
             rows = self._rows(cls, own_only=True)
             if rows:
-                title = clean(
-                    SCREEN_TITLES.get(cls.__name__) or cls.__name__.removesuffix("Screen")
-                )
-                if below is not None and cls is type(below):
-                    title += " (this screen)"
-                out.append((title, rows))
+                out.append((clean(title), rows))
         out.append(("Tables and lists", self._rows(DataTable)))
         out.append(("Command line (:, tab completes)", command_rows()))
         return out

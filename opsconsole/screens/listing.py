@@ -11,6 +11,7 @@ import time
 from typing import Any, ClassVar
 
 from rich.text import Text
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
@@ -18,6 +19,7 @@ from textual.timer import Timer
 from textual.widgets import Input, Static
 
 from backend.schemas import Page
+from opsconsole.shell import shell
 from opsconsole.text import literal
 from opsconsole.widgets.virtual_table import Column, VirtualTable
 
@@ -98,8 +100,7 @@ class ListScreen(Screen[None]):
         return self.query_one(VirtualTable)
 
     def on_mount(self) -> None:
-        interval = float(getattr(getattr(self.app, "settings", None), "refresh_interval", 2.0))
-        self.set_interval(interval, self._tick)
+        self.set_interval(shell(self.app).settings.refresh_interval, self._tick)
         self.table.focus()
         self._update_title()
 
@@ -140,13 +141,10 @@ class ListScreen(Screen[None]):
         self.table.reload()
 
     def action_clear_or_back(self) -> None:
-        """Esc clears an active filter first, and goes back only when there is none."""
-        if self.table.query_text:
-            self.clear_filter()
-            return
-        back = getattr(self.app, "action_back", None)
-        if back is not None:
-            back()
+        """Esc clears an active filter first; without one, esc does what it does everywhere."""
+        if not self.table.query_text:
+            raise SkipAction
+        self.clear_filter()
 
     def clear_filter(self) -> None:
         field = self.query_one(FilterInput)

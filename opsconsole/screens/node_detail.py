@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Static
 from backend.schemas import Gpu, Node, Page
 from opsconsole import format as fmt
 from opsconsole.screens.refreshing import Body, DetailScreen, panel_table, refill
+from opsconsole.shell import shell
 from opsconsole.text import clean, literal
 
 GPU_LIMIT = 256  # more than any real node; MIG instances included
@@ -52,7 +53,7 @@ class NodeDetailScreen(DetailScreen[NodeView]):
             )
 
     async def fetch(self) -> NodeView:
-        client = self.app.client
+        client = shell(self.app).client
         node, gpus = await asyncio.gather(
             client.node(self.node_name), client.gpus(node=self.node_name, limit=GPU_LIMIT)
         )
@@ -87,7 +88,7 @@ class NodeDetailScreen(DetailScreen[NodeView]):
         gpu = self._gpus[index]
         kind, _, name = (gpu.workload or "").partition("/")
         if gpu.namespace and kind and name:
-            self.app.action_show_workload(gpu.namespace, kind, name)
+            shell(self.app).action_show_workload(gpu.namespace, kind, name)
         else:
             self.notify("no workload holds this GPU", severity="information")
 

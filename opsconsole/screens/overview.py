@@ -19,6 +19,7 @@ from backend.schemas import Gpu, Overview, Problem, WorkloadStatus
 from opsconsole import format as fmt
 from opsconsole.client import BackendError
 from opsconsole.screens.refreshing import Body, RefreshingScreen, panel_table, refill
+from opsconsole.shell import shell
 from opsconsole.text import clean, literal
 
 PROBLEM_LIMIT = 200  # the backend orders problems by severity: the first ones matter most
@@ -45,7 +46,8 @@ class OverviewScreen(RefreshingScreen[Overview]):
     """``:overview`` (key 1): the screen an operator looks at first during an incident."""
 
     CSS_PATH = Path(__file__).with_name("overview.tcss")
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (120, "-wide")]
+    # No ClassVar: Textual declares it on Screen as an instance variable.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
     BINDINGS: ClassVar[list[BindingType]] = [
         *RefreshingScreen.BINDINGS,
         Binding("p", "focus_panel('problems')", "Problems"),
@@ -86,7 +88,7 @@ class OverviewScreen(RefreshingScreen[Overview]):
                 yield panel_table("idlest", "Idlest allocated GPUs", gpu_columns)
 
     async def fetch(self) -> Overview:
-        return await self.app.client.overview()
+        return await shell(self.app).client.overview()
 
     def show(self, data: Overview) -> None:
         self.query_one("#totals", Static).update(_totals(data, wide=self._wide()))
@@ -107,7 +109,7 @@ class OverviewScreen(RefreshingScreen[Overview]):
         shown = f", first {PROBLEM_LIMIT}" if len(problems) > PROBLEM_LIMIT else ""
         table.border_title = f"Problems ({len(problems)}{shown})"
         self._problems = list(problems[:PROBLEM_LIMIT])
-        rows = [
+        rows: list[tuple[Text | str, ...]] = [
             (
                 fmt.severity(p.severity.value),
                 literal(p.kind),
@@ -180,20 +182,20 @@ class OverviewScreen(RefreshingScreen[Overview]):
         index = event.cursor_row
         table_id = event.data_table.id
         if table_id == "tenants" and index < len(self._tenants):
-            self.app.action_show_tenant(self._tenants[index])
+            shell(self.app).action_show_tenant(self._tenants[index])
         elif table_id == "problems" and index < len(self._problems):
             self._open_problem(self._problems[index])
         elif table_id in ("hottest", "idlest"):
             gpus = self._hottest if table_id == "hottest" else self._idlest
             if index < len(gpus):
-                self.app.action_show_node(gpus[index].node)
+                shell(self.app).action_show_node(gpus[index].node)
 
     def _open_problem(self, problem: Problem) -> None:
         target = problem_target(problem)
         if target is None:
             return
         if target[0] == "node":
-            self.app.action_show_node(target[1])
+            shell(self.app).action_show_node(target[1])
         else:
             self.run_worker(
                 self._open_workload(target[1], target[2]), group="drill", exit_on_error=False
@@ -202,13 +204,13 @@ class OverviewScreen(RefreshingScreen[Overview]):
     async def _open_workload(self, namespace: str, name: str) -> None:
         """Problems name ``namespace/name`` only: ask the backend for the workload's kind."""
         try:
-            page = await self.app.client.workloads(q=name, limit=50)
+            page = await shell(self.app).client.workloads(q=name, limit=50)
         except BackendError as err:  # the banner says it; nothing to open
-            self.app.report_backend_error(err)
+            shell(self.app).report_backend_error(err)
             return
         for w in page.items:
             if w.name == name and namespace in (w.namespace, w.tenant):
-                self.app.action_show_workload(w.namespace, w.kind.value, w.name)
+                shell(self.app).action_show_workload(w.namespace, w.kind.value, w.name)
                 return
         message = f"workload {clean(namespace)}/{clean(name)} not found"
         self.notify(message, severity="warning", markup=False)  # names are untrusted

@@ -8,8 +8,7 @@ flight, so a slow backend is not hammered and never cancels its own answers.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, ClassVar, Generic, TypeVar
 
 from textual import events
@@ -22,9 +21,9 @@ from textual.widgets.data_table import RowKey
 from textual.worker import Worker, WorkerState
 
 from opsconsole.client import BackendError
+from opsconsole.shell import shell
 
 T = TypeVar("T")
-DEFAULT_INTERVAL = 2.0
 
 
 class RefreshingScreen(Screen[None], Generic[T]):
@@ -50,16 +49,14 @@ class RefreshingScreen(Screen[None], Generic[T]):
     def action_focus_panel(self, panel: str) -> None:
         self.query_one(f"#{panel}", DataTable).focus()
 
-    # -- time and settings, from the app when it provides them ------------------------------------
+    # -- time and settings, from the shell ---------------------------------------------------------
 
     def now(self) -> float:
-        """The app's clock (frozen in tests and screenshots), else the wall clock."""
-        clock: Callable[[], float] = getattr(self.app, "clock", time.time)
-        return clock()
+        """The app's clock (frozen in tests and screenshots)."""
+        return shell(self.app).clock()
 
     def refresh_interval(self) -> float:
-        settings = getattr(self.app, "settings", None)
-        return float(getattr(settings, "refresh_interval", DEFAULT_INTERVAL) or DEFAULT_INTERVAL)
+        return shell(self.app).settings.refresh_interval
 
     # -- the refresh cycle ----------------------------------------------------------------------
 
@@ -95,18 +92,12 @@ class RefreshingScreen(Screen[None], Generic[T]):
             data = await self.fetch()
         except BackendError as err:
             self.error = err
-            report_error: Callable[[BackendError], Any] | None = getattr(
-                self.app, "report_backend_error", None
-            )
-            if report_error is not None:
-                report_error(err)
+            shell(self.app).report_backend_error(err)
             return
         self.data = data
         self.error = None
         self.show(data)
-        report_ok: Callable[[], Any] | None = getattr(self.app, "report_backend_ok", None)
-        if report_ok is not None:
-            report_ok()
+        shell(self.app).report_backend_ok()
 
 
 def refill(table: DataTable[Any], rows: list[tuple[Any, ...]], limit: int = 500) -> None:

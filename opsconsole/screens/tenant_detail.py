@@ -19,6 +19,7 @@ from textual.widgets import DataTable, Static
 from backend.schemas import Gpu, Page, Tenant, Workload
 from opsconsole import format as fmt
 from opsconsole.screens.refreshing import Body, DetailScreen, panel_table, refill
+from opsconsole.shell import shell
 from opsconsole.text import clean, literal
 
 ROW_LIMIT = 200  # a tenant with more shows the first 200 and says so; the lists have the rest
@@ -71,7 +72,7 @@ class TenantDetailScreen(DetailScreen[TenantView]):
             )
 
     async def fetch(self) -> TenantView:
-        client = self.app.client
+        client = shell(self.app).client
         tenant, workloads, gpus = await asyncio.gather(
             client.tenant(self.tenant_name),
             client.workloads(tenant=self.tenant_name, limit=ROW_LIMIT),
@@ -143,9 +144,9 @@ class TenantDetailScreen(DetailScreen[TenantView]):
         index = event.cursor_row
         if event.data_table.id == "workloads" and index < len(self._workloads):
             w = self._workloads[index]
-            self.app.action_show_workload(w.namespace, w.kind.value, w.name)
+            shell(self.app).action_show_workload(w.namespace, w.kind.value, w.name)
         elif event.data_table.id == "gpus" and index < len(self._gpus):
-            self.app.action_show_node(self._gpus[index].node)
+            shell(self.app).action_show_node(self._gpus[index].node)
 
 
 def _header(t: Tenant) -> Text:

@@ -9,6 +9,7 @@ from rich.text import Text
 from backend.schemas import Page, Tenant
 from opsconsole import format as fmt
 from opsconsole.screens.listing import ListScreen
+from opsconsole.shell import shell
 from opsconsole.widgets.virtual_table import Column
 
 
@@ -44,10 +45,10 @@ class TenantsScreen(ListScreen):
     async def fetch_page(
         self, offset: int, limit: int, q: str | None, sort: str | None
     ) -> Page[Any]:
-        return await self.app.client.tenants(q=q, sort=sort, offset=offset, limit=limit)  # type: ignore[attr-defined]
+        return await shell(self.app).client.tenants(q=q, sort=sort, offset=offset, limit=limit)
 
     def heading(self) -> Text:
         return Text("Tenants", style="bold")
 
     def open_item(self, item: Tenant) -> None:
-        self.app.action_show_tenant(item.name)  # type: ignore[attr-defined]
+        shell(self.app).action_show_tenant(item.name)

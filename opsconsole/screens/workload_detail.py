@@ -15,9 +15,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Static
 
-from backend.schemas import PodSummary, Revision, WorkloadDetail, WorkloadKind
+from backend.schemas import PodSummary, Revision, WorkloadDetail
 from opsconsole import format as fmt
 from opsconsole.screens.refreshing import Body, DetailScreen, panel_table, refill
+from opsconsole.shell import shell
 from opsconsole.text import clean, literal
 
 EVENT_LIMIT = 50
@@ -66,7 +67,7 @@ class WorkloadDetailScreen(DetailScreen[WorkloadDetail]):
             )
 
     async def fetch(self) -> WorkloadDetail:
-        return await self.app.client.workload(
+        return await shell(self.app).client.workload(
             self.workload_namespace, self.workload_kind, self.workload_name
         )
 
@@ -142,7 +143,7 @@ class WorkloadDetailScreen(DetailScreen[WorkloadDetail]):
         if event.data_table.id == "pods" and index < len(self._pods):
             node = self._pods[index].node
             if node:
-                self.app.action_show_node(node)
+                shell(self.app).action_show_node(node)
             else:
                 self.notify("pod is not scheduled on a node", severity="warning")
 
@@ -190,23 +191,17 @@ def _traffic(r: Revision) -> Text:
 
 def _canary(w: WorkloadDetail, width: int) -> Text | None:
     """Two lines, latest and previous revision, each with its traffic share as a bar."""
-    if w.kind != WorkloadKind.INFERENCE_SERVICE:
+    split = w.traffic
+    if split is None or not split.revisions:
         return None
-    routed = [r for r in w.revisions if r.traffic_percent is not None]
-    latest = next((r for r in routed if r.tag == "latest"), None) or next(
-        (r for r in routed if r.current), None
-    )
-    previous = next((r for r in routed if r is not latest), None)
-    percent = latest.traffic_percent if latest and latest.traffic_percent is not None else None
-    if percent is None:
-        percent = w.canary_percent
-    if percent is None:
-        return None
-    rows = [("latest", latest.revision if latest else w.revision, percent, "bold cyan")]
-    prev_share = previous.traffic_percent if previous else None
-    if prev_share is None:
-        prev_share = 100 - percent
-    rows.append(("prev", previous.revision if previous else None, prev_share, ""))
+    latest = next((r for r in split.revisions if r.latest), None)
+    previous = next((r for r in split.revisions if not r.latest), None)
+    latest_share = latest.percent if latest else 100 - (previous.percent if previous else 0)
+    prev_share = previous.percent if previous else 100 - latest_share
+    rows = [
+        ("latest", latest.revision if latest else None, latest_share, "bold cyan"),
+        ("prev", previous.revision if previous else None, prev_share, ""),
+    ]
     names = [clean(name) if name else "?" for _, name, _, _ in rows]
     name_width = max(len(n) for n in names)
     out = Text()

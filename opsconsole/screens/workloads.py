@@ -9,6 +9,7 @@ from rich.text import Text
 from backend.schemas import Page, Workload, WorkloadKind
 from opsconsole import format as fmt
 from opsconsole.screens.listing import ListScreen
+from opsconsole.shell import shell
 from opsconsole.text import literal
 from opsconsole.widgets.virtual_table import Column
 
@@ -72,7 +73,7 @@ class WorkloadsScreen(ListScreen):
     async def fetch_page(
         self, offset: int, limit: int, q: str | None, sort: str | None
     ) -> Page[Any]:
-        client = self.app.client  # type: ignore[attr-defined]
+        client = shell(self.app).client
         return await client.workloads(
             tenant=self.tenant, q=q, sort=sort, offset=offset, limit=limit
         )
@@ -85,4 +86,4 @@ class WorkloadsScreen(ListScreen):
         return title
 
     def open_item(self, item: Workload) -> None:
-        self.app.action_show_workload(item.namespace, item.kind.value, item.name)  # type: ignore[attr-defined]
+        shell(self.app).action_show_workload(item.namespace, item.kind.value, item.name)

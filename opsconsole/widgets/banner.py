@@ -9,7 +9,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
-from opsconsole.connection import ConnectionState
+from opsconsole.shell import shell
 from opsconsole.text import literal
 
 
@@ -37,8 +37,7 @@ class ConnectionBanner(Widget):
         self.update_state()
 
     def message(self) -> str | None:
-        state: ConnectionState | None = getattr(self.app, "connection", None)
-        return state.banner() if state is not None else None
+        return shell(self.app).connection.banner()
 
     def update_state(self) -> None:
         """Show or hide, and redraw the counting ages (re-laid out: the text may wrap)."""

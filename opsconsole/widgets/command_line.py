@@ -16,14 +16,11 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Input, Static
 
-from opsconsole.commands import NameLookup, complete
+from opsconsole.commands import complete
+from opsconsole.shell import shell
 from opsconsole.text import literal
 
 MAX_HINTS = 12
-
-
-async def _no_names(kind: str, prefix: str) -> list[str]:
-    return []
 
 
 class CommandInput(Input):
@@ -112,9 +109,8 @@ class CommandLine(Vertical):
 
     @work(exclusive=True, exit_on_error=False, group="command-complete")
     async def complete_line(self) -> None:
-        lookup: NameLookup = getattr(self.app, "lookup_names", _no_names)
         try:
-            result = await complete(self.input.value, lookup)
+            result = await complete(self.input.value, shell(self.app).lookup_names)
         except Exception:  # the backend may be down: complete nothing, say nothing
             return
         self.input.value = result.line

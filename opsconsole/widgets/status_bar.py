@@ -10,6 +10,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from opsconsole.connection import ConnectionState, Link, seconds_str
+from opsconsole.shell import shell
 from opsconsole.text import literal
 
 LINK_STYLES = {
@@ -52,5 +53,4 @@ class StatusBar(Widget):
         self.set_interval(1.0, self.refresh)
 
     def render(self) -> Text:
-        state: ConnectionState | None = getattr(self.app, "connection", None)
-        return status_text(state) if state is not None else Text("")
+        return status_text(shell(self.app).connection)
