@@ -1,0 +1,132 @@
+"""The audit log as the backend's services use it: async, group-committed, never losing an outcome.
+
+``record`` appends and returns the stored record, or raises ``AuditUnavailable``: the change path
+calls it for an intent and refuses the change when it raises (fail closed). Concurrent calls are
+written together in one transaction (group commit), so the log keeps up with many writers at one
+durable commit per batch. ``record_outcome`` never raises: an outcome that cannot be written is
+kept in memory and retried until the database takes it, and ``backlog`` says how many wait, so
+``/readyz`` can report it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from backend.audit.store import AuditStore
+from backend.schemas import AuditEntry, AuditRecord
+
+log = logging.getLogger("opsconsole.audit")
+
+MAX_BATCH = 500
+
+
+class AuditUnavailable(Exception):
+    """The audit log could not be written; the message says why."""
+
+
+@dataclass
+class _Pending:
+    entry: AuditEntry
+    done: asyncio.Future[AuditRecord] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class AuditLog:
+    """Appends to an ``AuditStore`` from async code; one writer task batches the appends."""
+
+    def __init__(self, store: AuditStore, retry_interval: float = 2.0) -> None:
+        self.store = store
+        self.retry_interval = retry_interval
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._backlog: list[AuditEntry] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self.last_error: str | None = None
+
+    @property
+    def backlog(self) -> int:
+        """Outcomes waiting to be written."""
+        return len(self._backlog)
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._write_loop(), name="audit-writer"),
+            asyncio.create_task(self._retry_loop(), name="audit-retry"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop the tasks after one last attempt to write the backlog."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        await self._flush_backlog()
+
+    async def record(self, entry: AuditEntry) -> AuditRecord:
+        """Append ``entry`` durably; ``AuditUnavailable`` if the database refused it."""
+        if not self._tasks:
+            return await self._append_now(entry)
+        pending = _Pending(entry)
+        await self._queue.put(pending)
+        return await pending.done
+
+    async def record_outcome(self, entry: AuditEntry) -> AuditRecord | None:
+        """Append an outcome; if that fails, keep it for the retry loop and return None."""
+        try:
+            return await self.record(entry)
+        except AuditUnavailable:
+            self._backlog.append(entry)
+            log.error("outcome of change %s kept in memory until the database is back",
+                      entry.change_id)
+            return None
+
+    async def _append_now(self, entry: AuditEntry) -> AuditRecord:
+        try:
+            [stored] = await asyncio.to_thread(self.store.append_many, [entry])
+        except Exception as exc:
+            raise self._unavailable(exc) from exc
+        return stored
+
+    def _unavailable(self, exc: Exception) -> AuditUnavailable:
+        self.last_error = f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        return AuditUnavailable(f"the audit log cannot be written ({self.last_error})")
+
+    async def _write_loop(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                stored = await asyncio.to_thread(
+                    self.store.append_many, [p.entry for p in batch]
+                )
+            except Exception as exc:  # every caller of the batch learns why
+                error = self._unavailable(exc)
+                for pending in batch:
+                    if not pending.done.done():
+                        pending.done.set_exception(error)
+                continue
+            self.last_error = None
+            for pending, record in zip(batch, stored, strict=True):
+                if not pending.done.done():
+                    pending.done.set_result(record)
+
+    async def _retry_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.retry_interval)
+            await self._flush_backlog()
+
+    async def _flush_backlog(self) -> None:
+        if not self._backlog:
+            return
+        waiting = list(self._backlog)
+        try:
+            await asyncio.to_thread(self.store.append_many, waiting)
+        except Exception as exc:
+            self._unavailable(exc)
+            return
+        del self._backlog[: len(waiting)]
+        self.last_error = None
+        log.info("wrote %d outcome(s) kept in memory", len(waiting))
