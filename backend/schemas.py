@@ -401,3 +401,67 @@ class ChainVerification(BaseModel):
         None, description="The head the backend last wrote outside its database."
     )
     external_head_error: str | None = None
+
+
+# -- changes ---------------------------------------------------------------------------------------
+
+
+class FieldDiff(BaseModel):
+    """One field that a change sets: its path, and its value before and after (null: absent)."""
+
+    path: str
+    before: object = None
+    after: object = None
+
+
+class PlannedObject(BaseModel):
+    object: str = Field(description="kind/namespace/name")
+    resource_version: str = Field(description="The version the plan read; apply requires it.")
+    fields: list[FieldDiff]
+
+
+class ChangePlan(BaseModel):
+    """What a change will write, exactly; apply it by sending back ``fingerprint``."""
+
+    action: str
+    target: str
+    tenants: list[str]
+    parameters: dict[str, object]
+    objects: list[PlannedObject]
+    diff: list[FieldDiff] = Field(
+        default_factory=list, description="The same change as readable leaf paths."
+    )
+    warnings: list[str] = Field(default_factory=list)
+    noop: str | None = Field(None, description="Why applying would change nothing.")
+    details: dict[str, object] = Field(default_factory=dict)
+    fingerprint: str
+
+
+class ChangeApplied(BaseModel):
+    """How an applied change ended; ``seq`` numbers its outcome in the audit log."""
+
+    change_id: str
+    outcome: AuditOutcome
+    error: str | None = None
+    plan: ChangePlan
+
+
+class RollbackRequest(BaseModel):
+    to_revision: int = Field(0, ge=0, description="0: the previous revision, as kubectl does.")
+
+
+class RollbackApply(RollbackRequest):
+    fingerprint: str = Field(min_length=64, max_length=64)
+    reason: str = Field(max_length=1000)
+
+
+class ChangeRefused(BaseModel):
+    """An apply that wrote nothing or did not finish: why, and where to look."""
+
+    detail: str
+    change_id: str | None = Field(None, description="The change's id in the audit log.")
+    plan: ChangePlan | None = Field(None, description="The new plan, when the old one is stale.")
+
+
+OPERATOR_HEADER = "X-Opsconsole-Operator"
+SSH_CLIENT_HEADER = "X-Opsconsole-Ssh-Client"

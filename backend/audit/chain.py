@@ -44,7 +44,9 @@ CHAINED_FIELDS = (
 
 def canonical_json(fields: dict[str, Any]) -> bytes:
     """The bytes that are hashed: exactly ``CHAINED_FIELDS``, keys sorted, compact UTF-8."""
-    return orjson.dumps({name: fields[name] for name in CHAINED_FIELDS}, option=orjson.OPT_SORT_KEYS)
+    return orjson.dumps(
+        {name: fields[name] for name in CHAINED_FIELDS}, option=orjson.OPT_SORT_KEYS
+    )
 
 
 def record_hash(prev_hash: str, fields: dict[str, Any]) -> str:

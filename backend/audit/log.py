@@ -13,13 +13,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from backend.audit.store import AuditStore
-from backend.schemas import AuditEntry, AuditRecord
+from backend.schemas import AuditEntry, AuditFilter, AuditRecord, ChainHead, ChainVerification
 
 log = logging.getLogger("opsconsole.audit")
 
 MAX_BATCH = 500
+
+
+class HeadStore(Protocol):
+    """Where the chain's head is kept outside the database (see ``backend.changes.head``)."""
+
+    def write(self, head: ChainHead) -> None: ...
+
+    def read(self) -> ChainHead | None: ...
 
 
 class AuditUnavailable(Exception):
@@ -37,8 +46,12 @@ class _Pending:
 class AuditLog:
     """Appends to an ``AuditStore`` from async code; one writer task batches the appends."""
 
-    def __init__(self, store: AuditStore, retry_interval: float = 2.0) -> None:
+    def __init__(
+        self, store: AuditStore, head: HeadStore | None = None, retry_interval: float = 2.0
+    ) -> None:
         self.store = store
+        self.head = head
+        self.head_error: str | None = None
         self.retry_interval = retry_interval
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._backlog: list[AuditEntry] = []
@@ -78,8 +91,9 @@ class AuditLog:
             return await self.record(entry)
         except AuditUnavailable:
             self._backlog.append(entry)
-            log.error("outcome of change %s kept in memory until the database is back",
-                      entry.change_id)
+            log.error(
+                "outcome of change %s kept in memory until the database is back", entry.change_id
+            )
             return None
 
     async def _append_now(self, entry: AuditEntry) -> AuditRecord:
@@ -90,7 +104,9 @@ class AuditLog:
         return stored
 
     def _unavailable(self, exc: Exception) -> AuditUnavailable:
-        self.last_error = f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        self.last_error = (
+            f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        )
         return AuditUnavailable(f"the audit log cannot be written ({self.last_error})")
 
     async def _write_loop(self) -> None:
@@ -99,9 +115,7 @@ class AuditLog:
             while len(batch) < MAX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                stored = await asyncio.to_thread(
-                    self.store.append_many, [p.entry for p in batch]
-                )
+                stored = await asyncio.to_thread(self.store.append_many, [p.entry for p in batch])
             except Exception as exc:  # every caller of the batch learns why
                 error = self._unavailable(exc)
                 for pending in batch:
@@ -130,3 +144,64 @@ class AuditLog:
         del self._backlog[: len(waiting)]
         self.last_error = None
         log.info("wrote %d outcome(s) kept in memory", len(waiting))
+
+    # -- the head outside the database -----------------------------------------------------------
+    async def publish_head(self) -> None:
+        """Write the chain's head outside the database; a failure is kept for ``/readyz``."""
+        if self.head is None:
+            return
+        try:
+            head = await asyncio.to_thread(self.store.head)
+            if head is not None:
+                await asyncio.to_thread(self.head.write, head)
+        except Exception as exc:
+            self.head_error = f"{exc.__class__.__name__}: {exc}"
+            log.error("writing the audit head outside the database failed: %s", self.head_error)
+        else:
+            self.head_error = None
+
+    # -- reads -----------------------------------------------------------------------------------
+    async def search(
+        self, where: AuditFilter, limit: int, before_seq: int | None = None
+    ) -> tuple[list[AuditRecord], int | None]:
+        return await asyncio.to_thread(self.store.search, where, limit, before_seq)
+
+    async def get(self, seq: int) -> AuditRecord | None:
+        return await asyncio.to_thread(self.store.get, seq)
+
+    async def verify(self) -> ChainVerification:
+        """The chain from record 1, then its end compared with the head kept outside."""
+        result = await asyncio.to_thread(self.store.verify)
+        if self.head is None:
+            return result
+        try:
+            external = await asyncio.to_thread(self.head.read)
+        except Exception as exc:
+            result.external_head_error = f"the head outside the database is unreadable: {exc}"
+            return result
+        result.external_head = external
+        if external is None or not result.ok:
+            return result
+        return await asyncio.to_thread(compare_with_head, self.store, result, external)
+
+
+def compare_with_head(
+    store: AuditStore, result: ChainVerification, external: ChainHead
+) -> ChainVerification:
+    """Truncation and a rewritten end show here: the database must still hold the record the
+    external head names, with the same hash."""
+    verified = result.head.seq if result.head else 0
+    if external.seq > verified:
+        result.ok = False
+        result.broken_at = verified + 1
+        result.problem = (
+            f"records #{verified + 1} to #{external.seq} are missing: the database ends at "
+            f"#{verified} but the head kept outside it is #{external.seq}"
+        )
+        return result
+    record = store.get(external.seq)
+    if record is None or record.hash != external.hash:
+        result.ok = False
+        result.broken_at = external.seq
+        result.problem = f"record #{external.seq} differs from the head kept outside the database"
+    return result

@@ -121,9 +121,7 @@ class AuditStore:
             and_(outcome.c.change_id == RECORDS.c.change_id, outcome.c.stage == "outcome")
         )
         query = (
-            select(RECORDS)
-            .where(RECORDS.c.stage == "intent", ~finished)
-            .order_by(RECORDS.c.seq)
+            select(RECORDS).where(RECORDS.c.stage == "intent", ~finished).order_by(RECORDS.c.seq)
         )
         with self.engine.connect() as conn:
             return [AuditRecord.model_validate(_fields(r)) for r in conn.execute(query)]
