@@ -216,7 +216,7 @@ def test_paging_with_a_tiny_page_visits_every_record_once(store: AuditStore) -> 
     seen: list[int] = []
     cursor: int | None = None
     while True:
-        page, cursor = store.search(AuditFilter(), limit=2, before_seq=cursor)
+        page, cursor = store.search(AuditFilter(), limit=2, cursor=cursor)
         seen += [r.seq for r in page]
         if cursor is None:
             break
@@ -226,7 +226,7 @@ def test_paging_with_a_tiny_page_visits_every_record_once(store: AuditStore) -> 
     assert ([r.seq for r in page], cursor) == ([9, 6, 3], None)  # exactly full: no next
     page, cursor = store.search(AuditFilter(tenant="t1"), limit=3)
     assert ([r.seq for r in page], cursor) == ([10, 7, 4], 4)
-    page, cursor = store.search(AuditFilter(tenant="t1"), limit=3, before_seq=cursor)
+    page, cursor = store.search(AuditFilter(tenant="t1"), limit=3, cursor=cursor)
     assert ([r.seq for r in page], cursor) == ([1], None)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 
@@ -46,8 +46,9 @@ async def search_audit(
     q: Annotated[str | None, Query(max_length=200, description="Free text.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None,
+    order: Annotated[Literal["newest", "oldest"], Query()] = "newest",
 ) -> AuditPage:
-    """Newest first; ``next`` continues with older records."""
+    """Newest first (or oldest first, for exports); ``next`` continues where the page ended."""
     where = AuditFilter(
         actor=actor,
         action=action,
@@ -59,7 +60,9 @@ async def search_audit(
         until=until,
         text=q,
     )
-    records, after = await audit.search(where, limit, int(cursor) if cursor else None)
+    records, after = await audit.search(
+        where, limit, int(cursor) if cursor else None, oldest_first=order == "oldest"
+    )
     return AuditPage(items=records, next=str(after) if after is not None else None)
 
 

@@ -162,9 +162,9 @@ class AuditLog:
 
     # -- reads -----------------------------------------------------------------------------------
     async def search(
-        self, where: AuditFilter, limit: int, before_seq: int | None = None
+        self, where: AuditFilter, limit: int, cursor: int | None = None, oldest_first: bool = False
     ) -> tuple[list[AuditRecord], int | None]:
-        return await asyncio.to_thread(self.store.search, where, limit, before_seq)
+        return await asyncio.to_thread(self.store.search, where, limit, cursor, oldest_first)
 
     async def get(self, seq: int) -> AuditRecord | None:
         return await asyncio.to_thread(self.store.get, seq)

@@ -127,18 +127,33 @@ class AuditStore:
             return [AuditRecord.model_validate(_fields(r)) for r in conn.execute(query)]
 
     def search(
-        self, where: AuditFilter, limit: int, before_seq: int | None = None
+        self,
+        where: AuditFilter,
+        limit: int,
+        cursor: int | None = None,
+        oldest_first: bool = False,
     ) -> tuple[list[AuditRecord], int | None]:
-        """Newest first; ``before_seq`` continues a previous page. Returns (records, next)."""
+        """Newest first (or oldest first); ``cursor`` is the previous page's ``next``.
+        Returns (records, next), next None on the last page."""
+        seq = RECORDS.c.seq
         query = select(RECORDS).where(*self._conditions(where))
-        if before_seq is not None:
-            query = query.where(RECORDS.c.seq < before_seq)
-        query = query.order_by(RECORDS.c.seq.desc()).limit(limit + 1)
+        if cursor is not None:
+            query = query.where(seq > cursor if oldest_first else seq < cursor)
+        query = query.order_by(seq if oldest_first else seq.desc()).limit(limit + 1)
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         records = [AuditRecord.model_validate(_fields(r)) for r in rows[:limit]]
         more = len(rows) > limit
         return records, (records[-1].seq if more and records else None)
+
+    def export(self, where: AuditFilter, batch: int = 5000) -> Iterator[AuditRecord]:
+        """Every matching record, oldest first, read in batches."""
+        cursor: int | None = None
+        while True:
+            records, cursor = self.search(where, batch, cursor, oldest_first=True)
+            yield from records
+            if cursor is None:
+                return
 
     def _conditions(self, where: AuditFilter) -> list[Any]:
         c = RECORDS.c
@@ -172,24 +187,6 @@ class AuditStore:
         if "*" not in pattern:
             return column == pattern
         return column.like(glob_to_like(pattern), escape="\\")
-
-    def export(self, where: AuditFilter, batch: int = 5000) -> Iterator[AuditRecord]:
-        """Every matching record, oldest first, streamed in batches."""
-        after = 0
-        while True:
-            query = (
-                select(RECORDS)
-                .where(RECORDS.c.seq > after, *self._conditions(where))
-                .order_by(RECORDS.c.seq)
-                .limit(batch)
-            )
-            with self.engine.connect() as conn:
-                rows = conn.execute(query).all()
-            for row in rows:
-                yield AuditRecord.model_validate(_fields(row))
-            if len(rows) < batch:
-                return
-            after = rows[-1][0]
 
     # -- verify ----------------------------------------------------------------------------------
     def verify(self, batch: int = 20_000) -> ChainVerification:
