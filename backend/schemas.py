@@ -309,6 +309,14 @@ class Overview(BaseModel):
 # -- audit -----------------------------------------------------------------------------------------
 
 
+class FieldDiff(BaseModel):
+    """One field that a change sets: its path, and its value before and after (null: absent)."""
+
+    path: str
+    before: object = None
+    after: object = None
+
+
 class AuditStage(StrEnum):
     INTENT = "intent"
     OUTCOME = "outcome"
@@ -376,6 +384,12 @@ class AuditFilter(BaseModel):
     text: str | None = Field(None, description="Case-insensitive substring of any text field.")
 
 
+class AuditRecordDetail(AuditRecord):
+    """One record with what it changed, leaf by leaf."""
+
+    diff: list[FieldDiff] = Field(default_factory=list)
+
+
 class AuditPage(BaseModel):
     """A page of audit records, newest first (no total: counting a million rows per page is not
     worth its cost)."""
@@ -401,17 +415,10 @@ class ChainVerification(BaseModel):
         None, description="The head the backend last wrote outside its database."
     )
     external_head_error: str | None = None
+    checked_at: str | None = Field(None, description="When this verification ran (UTC).")
 
 
 # -- changes ---------------------------------------------------------------------------------------
-
-
-class FieldDiff(BaseModel):
-    """One field that a change sets: its path, and its value before and after (null: absent)."""
-
-    path: str
-    before: object = None
-    after: object = None
 
 
 class PlannedObject(BaseModel):

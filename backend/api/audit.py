@@ -9,12 +9,13 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 
 from backend.api.deps import get_audit
 from backend.api.protocols import AuditQueries
+from backend.audit.diff import record_diff
 from backend.schemas import (
     ApiErrorBody,
     AuditFilter,
     AuditOutcome,
     AuditPage,
-    AuditRecord,
+    AuditRecordDetail,
     ChainVerification,
 )
 
@@ -68,13 +69,21 @@ async def search_audit(
 
 @router.get("/audit/verify", response_model=ChainVerification)
 async def verify_audit(audit: AuditDep) -> ChainVerification:
-    """Walk the whole chain and compare its end with the head kept outside the database."""
+    """Walk the whole chain now and compare its end with the head kept outside the database."""
     return await audit.verify()
 
 
-@router.get("/audit/{seq}", response_model=AuditRecord, responses=ERRORS)
-async def audit_record(audit: AuditDep, seq: Annotated[int, Path(ge=1)]) -> AuditRecord:
+@router.get("/audit/chain", response_model=ChainVerification)
+async def chain_state(audit: AuditDep) -> ChainVerification:
+    """The backend's latest check of the chain (``checked_at``), kept current in the background:
+    cheap enough for a screen to show all the time."""
+    return audit.chain or await audit.verify()
+
+
+@router.get("/audit/{seq}", response_model=AuditRecordDetail, responses=ERRORS)
+async def audit_record(audit: AuditDep, seq: Annotated[int, Path(ge=1)]) -> AuditRecordDetail:
+    """One record, with what it changed leaf by leaf."""
     record = await audit.get(seq)
     if record is None:
         raise HTTPException(404, f"audit record #{seq} does not exist")
-    return record
+    return AuditRecordDetail(**record.model_dump(), diff=record_diff(record.before, record.after))

@@ -47,11 +47,21 @@ class AuditLog:
     """Appends to an ``AuditStore`` from async code; one writer task batches the appends."""
 
     def __init__(
-        self, store: AuditStore, head: HeadStore | None = None, retry_interval: float = 2.0
+        self,
+        store: AuditStore,
+        head: HeadStore | None = None,
+        retry_interval: float = 2.0,
+        verify_interval: float = 30.0,
+        full_verify_every: int = 20,
     ) -> None:
+        """The chain is checked every ``verify_interval`` seconds: the new records each time,
+        the whole chain every ``full_verify_every`` rounds (and at start)."""
         self.store = store
         self.head = head
         self.head_error: str | None = None
+        self.verify_interval = verify_interval
+        self.full_verify_every = full_verify_every
+        self.chain: ChainVerification | None = None
         self.retry_interval = retry_interval
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._backlog: list[AuditEntry] = []
@@ -67,6 +77,7 @@ class AuditLog:
         self._tasks = [
             asyncio.create_task(self._write_loop(), name="audit-writer"),
             asyncio.create_task(self._retry_loop(), name="audit-retry"),
+            asyncio.create_task(self._verify_loop(), name="audit-verify"),
         ]
 
     async def stop(self) -> None:
@@ -86,9 +97,12 @@ class AuditLog:
         return await pending.done
 
     async def record_outcome(self, entry: AuditEntry) -> AuditRecord | None:
-        """Append an outcome; if that fails, keep it for the retry loop and return None."""
+        """Append an outcome and publish the new head; if the append fails, keep the outcome
+        for the retry loop and return None."""
         try:
-            return await self.record(entry)
+            stored = await self.record(entry)
+            await self.publish_head()
+            return stored
         except AuditUnavailable:
             self._backlog.append(entry)
             log.error(
@@ -144,6 +158,7 @@ class AuditLog:
         del self._backlog[: len(waiting)]
         self.last_error = None
         log.info("wrote %d outcome(s) kept in memory", len(waiting))
+        await self.publish_head()
 
     # -- the head outside the database -----------------------------------------------------------
     async def publish_head(self) -> None:
@@ -169,9 +184,27 @@ class AuditLog:
     async def get(self, seq: int) -> AuditRecord | None:
         return await asyncio.to_thread(self.store.get, seq)
 
-    async def verify(self) -> ChainVerification:
-        """The chain from record 1, then its end compared with the head kept outside."""
-        result = await asyncio.to_thread(self.store.verify)
+    async def verify(self, start: ChainHead | None = None) -> ChainVerification:
+        """The chain from record 1 (or on from ``start``, verified before), then its end compared
+        with the head kept outside. The result is kept as ``chain``."""
+        result = await asyncio.to_thread(self.store.verify, 20_000, start)
+        result = await self._compare_head(result)
+        self.chain = result
+        return result
+
+    async def _verify_loop(self) -> None:
+        rounds = 0
+        while True:
+            known = self.chain
+            full = rounds % self.full_verify_every == 0 or known is None or not known.ok
+            try:
+                await self.verify(None if full or known is None else known.head)
+            except Exception:  # the database may be down; the next round tries again
+                log.exception("verifying the audit chain failed")
+            rounds += 1
+            await asyncio.sleep(self.verify_interval)
+
+    async def _compare_head(self, result: ChainVerification) -> ChainVerification:
         if self.head is None:
             return result
         try:

@@ -189,9 +189,10 @@ class AuditStore:
         return column.like(glob_to_like(pattern), escape="\\")
 
     # -- verify ----------------------------------------------------------------------------------
-    def verify(self, batch: int = 20_000) -> ChainVerification:
-        """Walk the chain from the first record; stop at the first one that does not hold."""
-        expected_seq, prev_hash = 1, GENESIS_HASH
+    def verify(self, batch: int = 20_000, start: ChainHead | None = None) -> ChainVerification:
+        """Walk the chain from the first record (or on from ``start``, a head verified before);
+        stop at the first record that does not hold."""
+        expected_seq, prev_hash = (start.seq + 1, start.hash) if start else (1, GENESIS_HASH)
         seq_at, hash_at = COLUMNS.index("seq"), COLUMNS.index("hash")
         with self.engine.connect() as conn:
             while True:
@@ -210,12 +211,15 @@ class AuditStore:
                             head=ChainHead(seq=expected_seq - 1, hash=prev_hash),
                             broken_at=expected_seq,
                             problem=problem,
+                            checked_at=utc_timestamp(),
                         )
                     expected_seq, prev_hash = expected_seq + 1, row[hash_at]
                 if len(rows) < batch:
                     break
         head = ChainHead(seq=expected_seq - 1, hash=prev_hash) if expected_seq > 1 else None
-        return ChainVerification(ok=True, records=expected_seq - 1, head=head)
+        return ChainVerification(
+            ok=True, records=expected_seq - 1, head=head, checked_at=utc_timestamp()
+        )
 
     @staticmethod
     def _check(row: Any, expected_seq: int, prev_hash: str, seq_at: int) -> str | None:

@@ -187,7 +187,6 @@ class ChangePath:
             **{f"{ref} (after)": rv for ref, rv in _written_versions(result.written).items()},
         }
         await self.audit.record_outcome(entry)
-        await self.audit.publish_head()
 
     def _update_cache(self, obj: JsonObject) -> None:
         if self.cache_update is not None:

@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-from backend.changes.diff import readable_diff
+from backend.audit.diff import record_diff
 from backend.changes.plan import Plan
 from backend.schemas import ChangePlan, FieldDiff, PlannedObject
 
 
-def _dotted(pointer: str) -> str:
-    """``/spec/template`` -> ``spec.template``."""
-    return pointer.strip("/").replace("/", ".").replace("~1", "/").replace("~0", "~")
-
-
 def plan_view(plan: Plan) -> ChangePlan:
-    diff: list[FieldDiff] = []
-    for obj in plan.objects:
-        prefix = f"{obj.ref}: " if len(plan.objects) > 1 else ""
-        before = {_dotted(f.path): f.before for f in obj.fields}
-        after = {_dotted(f.path): f.after for f in obj.fields}
-        diff += [
-            FieldDiff(path=prefix + d.path, before=d.before, after=d.after)
-            for d in readable_diff(before, after)
-        ]
     return ChangePlan(
         action=plan.action,
         target=plan.target,
@@ -35,7 +21,10 @@ def plan_view(plan: Plan) -> ChangePlan:
             )
             for o in plan.objects
         ],
-        diff=diff,
+        diff=record_diff(
+            [o.as_record("before") for o in plan.objects],
+            [o.as_record("after") for o in plan.objects],
+        ),
         warnings=plan.warnings,
         noop=plan.noop,
         details=plan.details,

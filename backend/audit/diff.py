@@ -38,3 +38,32 @@ def readable_diff(before: Any, after: Any) -> list[FieldDiff]:
         for p in paths
         if old.get(p) != new.get(p)
     ]
+
+
+def record_diff(before: Any, after: Any) -> list[FieldDiff]:
+    """What an audit record changed. A change's records hold, per object, the fields it set
+    (``[{"object": ..., "fields": {path: value}}]``); anything else is compared as it is."""
+    if _per_object(before) and _per_object(after) and len(before) == len(after):
+        diff: list[FieldDiff] = []
+        for old, new in zip(before, after, strict=True):
+            prefix = f"{old['object']}: " if len(before) > 1 else ""
+            diff += [
+                FieldDiff(path=prefix + d.path, before=d.before, after=d.after)
+                for d in readable_diff(_dotted(old["fields"]), _dotted(new["fields"]))
+            ]
+        return diff
+    return readable_diff(before, after)
+
+
+def _per_object(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(v, dict) and "object" in v and isinstance(v.get("fields"), dict) for v in value
+    )
+
+
+def _dotted(fields: dict[str, Any]) -> dict[str, Any]:
+    """JSON-pointer keys (``/spec/template``) as readable paths (``spec.template``)."""
+    return {
+        k.strip("/").replace("/", ".").replace("~1", "/").replace("~0", "~"): v
+        for k, v in fields.items()
+    }
