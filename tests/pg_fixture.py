@@ -69,6 +69,7 @@ class PgServer:
 
     bin_dir: Path
     root: Path
+    fsync: bool = False  # tests need no durability; benchmarks of durable writes do
     port: int = 0
 
     @property
@@ -97,7 +98,7 @@ class PgServer:
         _run(_as_postgres_user([*initdb, "-A", "trust", "-E", "UTF8", "--no-sync"]), "initdb")
 
     def start(self) -> None:
-        options = f"-p {self.port} -h 127.0.0.1 -k {self.root} -F"
+        options = f"-p {self.port} -h 127.0.0.1 -k {self.root}" + ("" if self.fsync else " -F")
         pg_ctl = [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir)]
         command = [*pg_ctl, "-l", str(self.root / "log"), "-o", options, "-w", "-t", "30", "start"]
         _run(_as_postgres_user(command), "pg_ctl start")

@@ -7,12 +7,11 @@ import multiprocessing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import orjson
 import pytest
 import sqlalchemy as sa
 
-from backend.audit.chain import GENESIS_HASH, record_hash
-from backend.audit.store import JSON_FIELDS, AuditStore
+from backend.audit.chain import GENESIS_HASH, JSON_FIELDS, record_hash, stored_json
+from backend.audit.store import AuditStore
 from backend.db.engine import create_db_engine
 from backend.db.migrate import upgrade
 from backend.schemas import AuditEntry, AuditFilter
@@ -135,16 +134,12 @@ def test_a_forged_row_inserted_in_the_middle_is_found(store: AuditStore) -> None
     fields["hash"] = record_hash(forged.hash, fields)  # a forger who knows the scheme
     columns = ", ".join(fields)
     values = ", ".join(f":{k}" for k in fields)
-    row = {k: (_json(v) if k in JSON_FIELDS else v) for k, v in fields.items()}
+    row = {k: (stored_json(v) if k in JSON_FIELDS else v) for k, v in fields.items()}
     sql(store, f"INSERT INTO audit_record ({columns}) VALUES ({values})", **row)
     result = store.verify()
     # The forged record chains onto #3, but the old #4 (now #5) no longer follows it.
     assert (result.ok, result.broken_at) == (False, 5)
     assert "does not follow" in (result.problem or "")
-
-
-def _json(value: object) -> str:
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def test_truncating_the_newest_rows_leaves_a_shorter_valid_chain(store: AuditStore) -> None:

@@ -17,13 +17,19 @@ import orjson
 from sqlalchemy import Engine, and_, exists, insert, or_, select, text
 from sqlalchemy.engine import Connection
 
-from backend.audit.chain import GENESIS_HASH, record_hash
+from backend.audit.chain import (
+    GENESIS_HASH,
+    JSON_FIELDS,
+    SORTED_FIELDS,
+    record_hash,
+    stored_json,
+    stored_row_hash,
+)
 from backend.audit.tables import AuditRecordRow, AuditTenantRow
 from backend.schemas import AuditEntry, AuditFilter, AuditRecord, ChainHead, ChainVerification
 
 RECORDS = AuditRecordRow.__table__  # type: ignore[attr-defined]
 TENANTS = AuditTenantRow.__table__  # type: ignore[attr-defined]
-JSON_FIELDS = ("tenants", "parameters", "before", "after", "resource_versions")
 COLUMNS = [c.name for c in RECORDS.columns]
 # Any constant works; it names the lock that serializes appends across processes.
 PG_APPEND_LOCK = 0x6F7073636F6E73  # "opscons"
@@ -32,10 +38,6 @@ PG_APPEND_LOCK = 0x6F7073636F6E73  # "opscons"
 def utc_timestamp(moment: datetime | None = None) -> str:
     """``2026-11-30T10:00:00.000000Z``: fixed width, so text order is time order."""
     return (moment or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _dump(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def _fields(row: Any) -> dict[str, Any]:
@@ -79,7 +81,9 @@ class AuditStore:
                 fields = entry.model_dump(mode="json")
                 fields.update(seq=seq, prev_hash=prev_hash, at=utc_timestamp())
                 fields["hash"] = prev_hash = record_hash(prev_hash, fields)
-                rows.append({k: (_dump(v) if k in JSON_FIELDS else v) for k, v in fields.items()})
+                rows.append(
+                    {k: (stored_json(v) if k in JSON_FIELDS else v) for k, v in fields.items()}
+                )
                 tenant_rows += [{"tenant": t, "seq": seq} for t in sorted(set(entry.tenants))]
                 stored.append(AuditRecord.model_validate(fields))
             conn.execute(insert(RECORDS), rows)
@@ -193,17 +197,18 @@ class AuditStore:
         """Walk the chain from the first record (or on from ``start``, a head verified before);
         stop at the first record that does not hold."""
         expected_seq, prev_hash = (start.seq + 1, start.hash) if start else (1, GENESIS_HASH)
-        seq_at, hash_at = COLUMNS.index("seq"), COLUMNS.index("hash")
+        columns = [RECORDS.c.seq, RECORDS.c.prev_hash, RECORDS.c.hash]
+        columns += [RECORDS.c[name] for name in SORTED_FIELDS]
         with self.engine.connect() as conn:
             while True:
                 rows = conn.execute(
-                    select(RECORDS)
+                    select(*columns)
                     .where(RECORDS.c.seq >= expected_seq)
                     .order_by(RECORDS.c.seq)
                     .limit(batch)
                 ).all()
                 for row in rows:
-                    problem = self._check(row, expected_seq, prev_hash, seq_at)
+                    problem = _check(row, expected_seq, prev_hash)
                     if problem:
                         return ChainVerification(
                             ok=False,
@@ -213,7 +218,7 @@ class AuditStore:
                             problem=problem,
                             checked_at=utc_timestamp(),
                         )
-                    expected_seq, prev_hash = expected_seq + 1, row[hash_at]
+                    expected_seq, prev_hash = expected_seq + 1, row[2]
                 if len(rows) < batch:
                     break
         head = ChainHead(seq=expected_seq - 1, hash=prev_hash) if expected_seq > 1 else None
@@ -221,13 +226,15 @@ class AuditStore:
             ok=True, records=expected_seq - 1, head=head, checked_at=utc_timestamp()
         )
 
-    @staticmethod
-    def _check(row: Any, expected_seq: int, prev_hash: str, seq_at: int) -> str | None:
-        if row[seq_at] != expected_seq:
-            return f"record #{expected_seq} is missing (the next record is #{row[seq_at]})"
-        fields = _fields(row)
-        if fields["prev_hash"] != prev_hash:
-            return f"record #{expected_seq} does not follow record #{expected_seq - 1}"
-        if record_hash(prev_hash, fields) != fields["hash"]:
-            return f"record #{expected_seq} was altered: its hash does not match its contents"
-        return None
+
+def _check(row: Any, expected_seq: int, prev_hash: str) -> str | None:
+    """Why ``row`` (seq, prev_hash, hash, then the chained fields in key order) is not the record
+    the chain expects next; None when it is."""
+    seq, stored_prev, stored_hash = row[0], row[1], row[2]
+    if seq != expected_seq:
+        return f"record #{expected_seq} is missing (the next record is #{seq})"
+    if stored_prev != prev_hash:
+        return f"record #{expected_seq} does not follow record #{expected_seq - 1}"
+    if stored_row_hash(prev_hash, tuple(row[3:])) != stored_hash:
+        return f"record #{expected_seq} was altered: its hash does not match its contents"
+    return None
