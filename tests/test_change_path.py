@@ -14,7 +14,7 @@ import pytest
 from backend.audit.log import AuditLog, AuditUnavailable
 from backend.audit.store import AuditStore
 from backend.changes.head import ConfigMapHead
-from backend.changes.kube import ClusterClient, Conflict, KubeError, ObjectRef
+from backend.changes.kube import ClusterClient, Conflict, KubeError, ObjectRef, Unreachable
 from backend.changes.path import ChangePath
 from backend.changes.plan import FieldChange, ObjectChange, Plan
 from backend.changes.request import Actor, ChangeDenied, ChangeInvalid, StalePlan
@@ -430,3 +430,27 @@ async def test_an_outcome_that_cannot_be_written_is_kept_and_retried(
         await audit.stop()
         for name in ("left", "right"):
             cluster.core.patch_namespaced_config_map(name, NS, {"data": {"gpus": "4"}})
+
+
+async def test_a_write_whose_answer_is_lost_is_checked_and_put_back(
+    cluster: Cluster, path: ChangePath
+) -> None:
+    """The API server applied the patch but the answer never came: the path looks, sees the
+    write landed, and puts it back rather than leaving half a change."""
+
+    class LostAnswer(ClusterClient):
+        lost = False
+
+        def patch(self, ref: ObjectRef, body: Any, patch_type: str) -> dict[str, Any]:
+            answer = super().patch(ref, body, patch_type)
+            if not self.lost:
+                self.lost = True
+                raise Unreachable(0, "Unreachable", "the API server did not answer (timed out)")
+            return answer
+
+    params = {"left": 2, "right": 2}
+    plan = await path.plan("test.configmaps", params, ALICE)
+    path.cluster = LostAnswer(cluster.api)
+    result = await path.apply("test.configmaps", params, plan.fingerprint, "r", ALICE)
+    assert result.outcome == AuditOutcome.REVERTED
+    assert (cluster.config("left"), cluster.config("right")) == ("4", "4")

@@ -13,8 +13,8 @@ from typing import Any
 from urllib.parse import quote
 
 import orjson
+import urllib3
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 JsonObject = dict[str, Any]
 PATCH_TYPES = {
@@ -71,15 +71,19 @@ class Conflict(KubeError):
     """409: the object changed since it was read (or already exists)."""
 
 
-def _error(exc: ApiException) -> KubeError:
+class Unreachable(KubeError):
+    """No answer (refused, reset, timed out): a write may or may not have happened."""
+
+
+def _error(status: int, http_reason: str | None, data: bytes | None) -> KubeError:
+    """The API server's ``Status`` answer as an exception."""
     try:
-        body = orjson.loads(exc.body or b"{}")
+        body = orjson.loads(data or b"{}")
     except orjson.JSONDecodeError:
         body = {}
     if not isinstance(body, dict):
         body = {}
-    status = int(exc.status or 0)
-    message = str(body.get("message") or exc.reason or "request failed")
+    message = str(body.get("message") or http_reason or "request failed")
     reason = str(body.get("reason") or "")
     cls = Conflict if status == 409 else KubeError
     return cls(status, reason, message)
@@ -123,21 +127,24 @@ class ClusterClient:
         headers = {"Accept": "application/json"}
         if content_type:
             headers["Content-Type"] = content_type
+        method, url, headers, body, _ = self.api_client.param_serialize(
+            method,
+            path,
+            query_params=query or [],
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
         try:
             response = self.api_client.call_api(
-                path,
-                method,
-                query_params=query or [],
-                header_params=headers,
-                body=body,
-                auth_settings=["BearerToken"],
-                _return_http_data_only=True,
-                _preload_content=False,
-                _request_timeout=self.timeout,
+                method, url, header_params=headers, body=body, _request_timeout=self.timeout
             )
-        except ApiException as exc:
-            raise _error(exc) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise Unreachable(0, "Unreachable", f"the API server did not answer ({exc})") from exc
         try:
-            return orjson.loads(response.data)
+            data = response.read()
         finally:
-            response.release_conn()
+            response.response.release_conn()
+        if response.status >= 400:
+            raise _error(response.status, response.reason, data)
+        return orjson.loads(data)

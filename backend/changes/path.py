@@ -150,6 +150,15 @@ class ChangePath:
             change_id, AuditOutcome.SUCCEEDED, plan, written=[o for _, o in written]
         )
 
+    async def _landed(self, change: ObjectChange) -> JsonObject | None:
+        """The object, if it holds the change's values now; None if not or if unreadable."""
+        try:
+            obj = await asyncio.to_thread(self.cluster.get, change.ref)
+        except KubeError:
+            return None
+        values = [_at_pointer(obj, f.path) for f in change.fields]
+        return obj if values == [f.after for f in change.fields] else None
+
     async def _undo(
         self,
         plan: Plan,
