@@ -452,5 +452,5 @@ async def test_a_write_whose_answer_is_lost_is_checked_and_put_back(
     plan = await path.plan("test.configmaps", params, ALICE)
     path.cluster = LostAnswer(cluster.api)
     result = await path.apply("test.configmaps", params, plan.fingerprint, "r", ALICE)
-    assert result.outcome == AuditOutcome.REVERTED
+    assert result.outcome == AuditOutcome.REVERTED, result.error
     assert (cluster.config("left"), cluster.config("right")) == ("4", "4")

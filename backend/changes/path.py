@@ -142,6 +142,11 @@ class ChangePath:
                 obj = await asyncio.to_thread(
                     self.cluster.patch, change.ref, change.patch(), "json"
                 )
+            except Unreachable as exc:  # it may have landed: look before putting things back
+                landed = await self._landed(change)
+                if landed is not None:
+                    written.append((change, landed))
+                return await self._undo(plan, change_id, written, change, exc)
             except KubeError as exc:
                 return await self._undo(plan, change_id, written, change, exc)
             written.append((change, obj))
