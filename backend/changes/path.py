@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from backend.audit.log import AuditLog
-from backend.changes.kube import ClusterClient, JsonObject, KubeError, ObjectRef
+from backend.changes.kube import ClusterClient, JsonObject, KubeError, ObjectRef, Unreachable
 from backend.changes.plan import FieldChange, ObjectChange, Plan
 from backend.changes.request import Actor, ChangeDenied, ChangeInvalid, StalePlan
 from backend.schemas import AuditEntry, AuditOutcome, AuditRecord, AuditStage
