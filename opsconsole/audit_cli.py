@@ -52,7 +52,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     export.add_argument("--output", choices=["jsonl", "csv"], default="jsonl")
 
 
-def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
     try:
         if args.audit_command == "verify" and args.database:
             return _report(_verify_database(args.database), args.output, out)

@@ -10,7 +10,9 @@ from typing import Any
 
 import kubernetes
 import pytest
+import sqlalchemy as sa
 
+from backend.audit.chain import record_hash
 from backend.audit.log import AuditLog, AuditUnavailable
 from backend.audit.store import AuditStore
 from backend.changes.head import ConfigMapHead
@@ -123,7 +125,10 @@ async def path(
     cluster: Cluster, tmp_path: Path, cache_seen: list[dict[str, Any]]
 ) -> AsyncIterator[ChangePath]:
     client = ClusterClient(cluster.api)
-    audit = AuditLog(make_store(tmp_path), head=ConfigMapHead(client, "opsconsole"))
+    head = ConfigMapHead(
+        client, "opsconsole", name=f"head-{tmp_path.name}"[:63].lower().replace("_", "-")
+    )
+    audit = AuditLog(make_store(tmp_path), head=head)
     await audit.start()
     change_path = ChangePath(
         [DeploymentUndo(), SetConfigMaps()], client, audit, cache_update=cache_seen.append
@@ -188,7 +193,8 @@ async def test_apply_rolls_back_and_records_intent_then_outcome(
     assert outcome.resource_versions[f"deployment/{NS}/llm (after)"] == written_rv
     # The cache got the object the API server returned; the head went outside the database.
     assert [o["metadata"]["resourceVersion"] for o in cache_seen] == [written_rv]
-    head = ConfigMapHead(ClusterClient(cluster.api), "opsconsole").read()
+    assert path.audit.head is not None
+    head = path.audit.head.read()
     assert head is not None and head.seq == outcome.seq and head.hash == outcome.hash
     assert (await path.audit.verify()).ok
     # Undo of the undo returns to the start, as kubectl's does.
@@ -454,3 +460,47 @@ async def test_a_write_whose_answer_is_lost_is_checked_and_put_back(
     result = await path.apply("test.configmaps", params, plan.fingerprint, "r", ALICE)
     assert result.outcome == AuditOutcome.REVERTED, result.error
     assert (cluster.config("left"), cluster.config("right")) == ("4", "4")
+
+
+async def test_truncation_is_caught_by_the_head_kept_in_the_cluster(
+    cluster: Cluster, path: ChangePath
+) -> None:
+    for gpus in (5, 6):
+        params = {"left": gpus, "right": gpus}
+        plan = await path.plan("test.configmaps", params, ALICE)
+        await path.apply("test.configmaps", params, plan.fingerprint, "r", ALICE)
+    assert (await path.audit.verify()).ok
+    with path.audit.store.engine.begin() as conn:  # the newest change's records vanish
+        conn.execute(sa.text("DELETE FROM audit_tenant WHERE seq > 2"))
+        conn.execute(sa.text("DELETE FROM audit_record WHERE seq > 2"))
+    assert path.audit.store.verify().ok  # the chain alone cannot tell
+    result = await path.audit.verify()
+    assert (result.ok, result.broken_at) == (False, 3)
+    assert "records #3 to #4 are missing" in (result.problem or "")
+    assert path.audit.chain == result  # what the console shows
+    for name in ("left", "right"):
+        cluster.core.patch_namespaced_config_map(name, NS, {"data": {"gpus": "4"}})
+
+
+async def test_a_rewritten_end_is_caught_by_the_head_kept_in_the_cluster(
+    cluster: Cluster, path: ChangePath
+) -> None:
+    params = {"left": 7, "right": 7}
+    plan = await path.plan("test.configmaps", params, ALICE)
+    await path.apply("test.configmaps", params, plan.fingerprint, "r", ALICE)
+    last = path.audit.store.get(2)
+    assert last is not None
+    fields = last.model_dump(mode="json")
+    fields["reason"] = "nothing happened"
+    forged = record_hash(last.prev_hash, fields)  # a forger who knows the scheme
+    with path.audit.store.engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE audit_record SET reason = :r, hash = :h WHERE seq = 2"),
+            {"r": "nothing happened", "h": forged},
+        )
+    assert path.audit.store.verify().ok
+    result = await path.audit.verify()
+    assert (result.ok, result.broken_at) == (False, 2)
+    assert "differs from the head kept outside" in (result.problem or "")
+    for name in ("left", "right"):
+        cluster.core.patch_namespaced_config_map(name, NS, {"data": {"gpus": "4"}})

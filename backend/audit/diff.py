@@ -51,7 +51,7 @@ def record_diff(before: Any, after: Any) -> list[FieldDiff]:
                 FieldDiff(path=prefix + d.path, before=d.before, after=d.after)
                 for d in readable_diff(_dotted(old["fields"]), _dotted(new["fields"]))
             ]
-        return diff
+        return sorted(diff, key=lambda d: d.path)  # the same order however the record is kept
     return readable_diff(before, after)
 
 
