@@ -19,7 +19,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Generic, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 API_PREFIX = "/api/v1"
 
@@ -329,3 +329,171 @@ class Overview(BaseModel):
     idlest: list[Gpu] = Field(description="Allocated GPUs with the lowest utilization.")
     problems: list[Problem]
     freshness: DataFreshness
+
+
+# -- audit -----------------------------------------------------------------------------------------
+
+
+class FieldDiff(BaseModel):
+    """One field that a change sets: its path, and its value before and after (null: absent)."""
+
+    path: str
+    before: object = None
+    after: object = None
+
+
+class AuditStage(StrEnum):
+    INTENT = "intent"
+    OUTCOME = "outcome"
+
+
+class AuditOutcome(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    REVERTED = "reverted"
+    DENIED = "denied"
+    INVALID = "invalid"
+
+
+class AuditEntry(BaseModel):
+    """What a change records: who, from where, what, why, before and after, and how it ended."""
+
+    change_id: str = Field(description="Links a change's intent and outcome.")
+    stage: AuditStage
+    actor: str
+    role: str
+    source_address: str | None = Field(None, description="The client's address, as seen.")
+    ssh_client: str | None = Field(None, description="The operator's SSH client (SSH_CONNECTION).")
+    user_agent: str | None = None
+    action: str = Field(description="quota.set, quota.transfer, rollout.undo, isvc.rollback, ...")
+    target: str = Field(description="What was changed, e.g. deployment/ns/name or tenant/a.")
+    tenants: list[str] = Field(default_factory=list, description="Tenants the change affects.")
+    reason: str = ""
+    parameters: dict[str, object] = Field(default_factory=dict)
+    before: object = None
+    after: object = None
+    outcome: AuditOutcome | None = Field(None, description="Null on an intent.")
+    error: str | None = None
+    resource_versions: dict[str, str] = Field(
+        default_factory=dict, description="The resourceVersion of each object read or written."
+    )
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        """NUL becomes U+FFFD: PostgreSQL text cannot hold it, and every other character is kept
+        literally (the console strips control characters when it shows them)."""
+        return value.replace("\x00", "\ufffd") if type(value) is str else value
+
+
+class AuditRecord(AuditEntry):
+    """A stored record: numbered, timed and chained."""
+
+    seq: int = Field(description="1, 2, 3, ... with no gaps.")
+    at: str = Field(description="UTC with microseconds: 2026-11-30T10:00:00.000000Z.")
+    prev_hash: str
+    hash: str = Field(description="SHA-256(prev_hash ‖ canonical JSON of the record).")
+
+
+class AuditFilter(BaseModel):
+    """Filters of ``GET /api/v1/audit``; ``*`` in action and target matches anything."""
+
+    actor: str | None = None
+    action: str | None = None
+    tenant: str | None = None
+    target: str | None = None
+    outcome: AuditOutcome | None = None
+    change_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    text: str | None = Field(None, description="Case-insensitive substring of any text field.")
+
+
+class AuditRecordDetail(AuditRecord):
+    """One record with what it changed, leaf by leaf."""
+
+    diff: list[FieldDiff] = Field(default_factory=list)
+
+
+class AuditPage(BaseModel):
+    """A page of audit records, newest first (no total: counting a million rows per page is not
+    worth its cost)."""
+
+    items: list[AuditRecord]
+    next: str | None = None
+
+
+class ChainHead(BaseModel):
+    seq: int
+    hash: str
+
+
+class ChainVerification(BaseModel):
+    """``GET /api/v1/audit/verify``: the chain from record 1, and the head kept outside."""
+
+    ok: bool
+    records: int = Field(description="Records verified before the first problem (or all).")
+    head: ChainHead | None = None
+    broken_at: int | None = Field(None, description="The first record where the chain breaks.")
+    problem: str | None = None
+    external_head: ChainHead | None = Field(
+        None, description="The head the backend last wrote outside its database."
+    )
+    external_head_error: str | None = None
+    checked_at: str | None = Field(None, description="When this verification ran (UTC).")
+
+
+# -- changes ---------------------------------------------------------------------------------------
+
+
+class PlannedObject(BaseModel):
+    object: str = Field(description="kind/namespace/name")
+    resource_version: str = Field(description="The version the plan read; apply requires it.")
+    fields: list[FieldDiff]
+
+
+class ChangePlan(BaseModel):
+    """What a change will write, exactly; apply it by sending back ``fingerprint``."""
+
+    action: str
+    target: str
+    tenants: list[str]
+    parameters: dict[str, object]
+    objects: list[PlannedObject]
+    diff: list[FieldDiff] = Field(
+        default_factory=list, description="The same change as readable leaf paths."
+    )
+    warnings: list[str] = Field(default_factory=list)
+    noop: str | None = Field(None, description="Why applying would change nothing.")
+    details: dict[str, object] = Field(default_factory=dict)
+    fingerprint: str
+
+
+class ChangeApplied(BaseModel):
+    """How an applied change ended; ``seq`` numbers its outcome in the audit log."""
+
+    change_id: str
+    outcome: AuditOutcome
+    error: str | None = None
+    plan: ChangePlan
+
+
+class RollbackRequest(BaseModel):
+    to_revision: int = Field(0, ge=0, description="0: the previous revision, as kubectl does.")
+
+
+class RollbackApply(RollbackRequest):
+    fingerprint: str = Field(min_length=64, max_length=64)
+    reason: str = Field(max_length=1000)
+
+
+class ChangeRefused(BaseModel):
+    """An apply that wrote nothing or did not finish: why, and where to look."""
+
+    detail: str
+    change_id: str | None = Field(None, description="The change's id in the audit log.")
+    plan: ChangePlan | None = Field(None, description="The new plan, when the old one is stale.")
+
+
+OPERATOR_HEADER = "X-Opsconsole-Operator"
+SSH_CLIENT_HEADER = "X-Opsconsole-Ssh-Client"

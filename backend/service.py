@@ -15,6 +15,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from backend.audit.log import AuditLog
+from backend.audit.store import AuditStore
+from backend.changes.head import ConfigMapHead
+from backend.changes.kube import ClusterClient
+from backend.changes.path import ChangePath
+from backend.changes.rollout import DeploymentUndo
 from backend.cluster.cache import CacheOptions, ClusterCache
 from backend.cluster.kubeconfig import ClusterAccess, load_cluster_access
 from backend.db.engine import Database, redact
@@ -64,7 +70,11 @@ class Backend:
             hot_temperature_c=settings.hot_temperature_c,
         )
         self.model: FleetModel = self._build(self.cache.snapshot(), self._telemetry_snapshot)
+        self.cluster = ClusterClient(self.access.api_client)
+        self.audit: AuditLog | None = None  # from start(), when the database is there
+        self.changes: ChangePath | None = None
         self._model_task: asyncio.Task[None] | None = None
+        self._recovery_task: asyncio.Task[None] | None = None
         self._started = False
 
     # -- telemetry -----------------------------------------------------------------------------
@@ -99,6 +109,7 @@ class Backend:
         """Migrate the database, start watching and scraping; returns before the first sync."""
         await asyncio.to_thread(upgrade, self.settings.database_url)
         self.database = Database(self.settings.database_url)
+        await self._start_changes(self.database)
         await self.cache.start()
         if self.settings.telemetry_mode != "off":
             try:
@@ -115,7 +126,43 @@ class Backend:
             self.settings.telemetry_mode,
         )
 
+    async def _start_changes(self, database: Database) -> None:
+        """The audit log and the change path; unfinished changes are finished in the background
+        (the API server may not answer yet)."""
+        head = ConfigMapHead(self.cluster, self.settings.audit_namespace)
+        self.audit = AuditLog(AuditStore(database.engine), head=head)
+        await self.audit.start()
+        self.changes = ChangePath(
+            [DeploymentUndo()], self.cluster, self.audit, cache_update=self.cache.upsert
+        )
+        self._recovery_task = asyncio.create_task(self._recover(), name="change-recovery")
+
+    async def _recover(self) -> None:
+        assert self.changes is not None
+        delay = 1.0
+        while True:
+            try:
+                for result in await self.changes.recover():
+                    log.warning(
+                        "change %s, interrupted by a restart, finished: %s (%s)",
+                        result.change_id,
+                        result.outcome.value,
+                        result.error or "",
+                    )
+                return
+            except Exception as exc:  # the API server or the database is not there yet
+                log.error("finishing interrupted changes failed, retrying: %s", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
     async def stop(self) -> None:
+        for task in (self._recovery_task,):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._recovery_task = None
+        if self.audit is not None:
+            await self.audit.stop()
         if self._model_task is not None:
             self._model_task.cancel()
             await asyncio.gather(self._model_task, return_exceptions=True)
@@ -205,11 +252,17 @@ class Backend:
         )
 
     def not_ready_reason(self) -> str | None:
-        """None once the cluster cache has listed every kind; what it waits for before."""
-        if self.cache.synced:
-            return None
-        waiting = ", ".join(self.cache.pending_kinds()) or "the first list"
-        return f"cluster cache not synced yet: waiting for {waiting}"
+        """None once the cluster cache has listed every kind and every audit record is written;
+        what is missing otherwise."""
+        if not self.cache.synced:
+            waiting = ", ".join(self.cache.pending_kinds()) or "the first list"
+            return f"cluster cache not synced yet: waiting for {waiting}"
+        if self.audit is not None and self.audit.backlog:
+            return (
+                f"audit log: {self.audit.backlog} outcome(s) kept in memory, not yet written "
+                f"({self.audit.last_error})"
+            )
+        return None
 
     def object_counts(self) -> Mapping[str, int]:
         """Cached objects per kind."""

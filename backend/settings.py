@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     scrape_interval: float = Field(15.0, gt=0)
     history_length: int = Field(60, ge=1)
     model_debounce: float = Field(0.5, ge=0)
+    audit_namespace: str = Field(
+        "opsconsole",
+        description="The backend's own namespace: the audit head's ConfigMap is kept there.",
+    )
     idle_utilization_percent: float = 5.0
     hot_temperature_c: float = 85.0
 

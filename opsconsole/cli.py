@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
+from opsconsole import audit_cli
+
 
 def _add_sandbox_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -59,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     _add_sandbox_parser(sub)
     _add_serve_parser(sub)
+    audit_cli.add_parser(sub)
     return parser
 
 
@@ -68,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from backend.sandbox.server import main as sandbox_main
 
         return sandbox_main(args)
+    if args.command == "audit":
+        return audit_cli.run(args)
     if args.command == "serve":
         from backend.main import main as serve_main
 

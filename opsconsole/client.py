@@ -16,11 +16,22 @@ from pydantic import BaseModel, ValidationError
 
 from backend.schemas import (
     API_PREFIX,
+    OPERATOR_HEADER,
+    SSH_CLIENT_HEADER,
+    AuditFilter,
+    AuditPage,
+    AuditRecord,
     BackendInfo,
+    ChainVerification,
+    ChangeApplied,
+    ChangePlan,
+    ChangeRefused,
     Gpu,
     Node,
     Overview,
     Page,
+    RollbackApply,
+    RollbackRequest,
     Tenant,
     Workload,
     WorkloadDetail,
@@ -32,10 +43,13 @@ M = TypeVar("M", bound=BaseModel)
 class BackendError(Exception):
     """The backend answered with an error, or with something that is not the wire contract."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, status: int | None = None, refused: ChangeRefused | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
+        self.refused = refused  # for a change: its audit id, and the new plan when stale
 
 
 class BackendUnavailable(BackendError):
@@ -50,6 +64,14 @@ def _segment(value: str) -> str:
 def _params(**values: Any) -> dict[str, Any]:
     """Query parameters without the ones left unset."""
     return {key: value for key, value in values.items() if value is not None and value != ""}
+
+
+def _refusal(response: httpx.Response) -> ChangeRefused | None:
+    """A change's refusal (its id, a new plan), when the answer is one."""
+    try:
+        return ChangeRefused.model_validate_json(response.content)
+    except ValidationError:
+        return None
 
 
 def _detail(response: httpx.Response) -> str:
@@ -74,22 +96,44 @@ class BackendClient:
         *,
         timeout: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        operator: str | None = None,
+        ssh_client: str | None = None,
     ) -> None:
+        """``operator`` and ``ssh_client`` (the session's ``SSH_CONNECTION``) go with every
+        request, so that the audit log says who acted and from where."""
         self.base_url = base_url.rstrip("/")
+        headers = {"accept": "application/json"}
+        if operator:
+            headers[OPERATOR_HEADER] = operator
+        if ssh_client:
+            headers[SSH_CLIENT_HEADER] = ssh_client
         self._http = httpx.AsyncClient(
             base_url=self.base_url + API_PREFIX,
             timeout=timeout,
             transport=transport,
-            headers={"accept": "application/json"},
+            headers=headers,
         )
 
     async def aclose(self) -> None:
         await self._http.aclose()
 
     async def _get(self, path: str, model: type[M], params: dict[str, Any] | None = None) -> M:
-        """GET ``path`` and parse the answer into ``model``, mapping every failure to ours."""
+        return await self._request("GET", path, model, params=params)
+
+    async def _post(self, path: str, model: type[M], body: BaseModel) -> M:
+        return await self._request("POST", path, model, body=body.model_dump(mode="json"))
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        model: type[M],
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+    ) -> M:
+        """Send one request and parse the answer into ``model``, mapping every failure to ours."""
         try:
-            response = await self._http.get(path, params=params)
+            response = await self._http.request(method, path, params=params, json=body)
         except httpx.TimeoutException as exc:
             raise BackendUnavailable(f"backend timed out on {path}") from exc
         except httpx.ConnectError as exc:
@@ -100,6 +144,7 @@ class BackendClient:
             raise BackendError(
                 f"backend error {response.status_code}: {_detail(response)}",
                 status=response.status_code,
+                refused=_refusal(response) if method == "POST" else None,
             )
         try:
             return model.model_validate_json(response.content)
@@ -180,3 +225,48 @@ class BackendClient:
             node=node, tenant=tenant, q=q, idle=idle_param, sort=sort, offset=offset, limit=limit
         )
         return await self._get("/gpus", Page[Gpu], params)
+
+    # -- audit -----------------------------------------------------------------------------------
+    async def audit(
+        self,
+        where: AuditFilter | None = None,
+        *,
+        limit: int = 100,
+        cursor: str | None = None,
+        oldest_first: bool = False,
+    ) -> AuditPage:
+        filters = (where or AuditFilter()).model_dump(mode="json", exclude_none=True)
+        filters["q"] = filters.pop("text", None)
+        order = "oldest" if oldest_first else None
+        params = _params(**filters, limit=limit, cursor=cursor, order=order)
+        return await self._get("/audit", AuditPage, params)
+
+    async def audit_record(self, seq: int) -> AuditRecord:
+        return await self._get(f"/audit/{seq}", AuditRecord)
+
+    async def audit_verify(self) -> ChainVerification:
+        return await self._get("/audit/verify", ChainVerification)
+
+    # -- rollbacks -------------------------------------------------------------------------------
+    def _rollback_path(self, namespace: str, kind: str, name: str, step: str) -> str:
+        return f"/workloads/{_segment(namespace)}/{_segment(kind)}/{_segment(name)}/rollback/{step}"
+
+    async def rollback_plan(
+        self, namespace: str, kind: str, name: str, to_revision: int = 0
+    ) -> ChangePlan:
+        body = RollbackRequest(to_revision=to_revision)
+        return await self._post(
+            self._rollback_path(namespace, kind, name, "plan"), ChangePlan, body
+        )
+
+    async def rollback_apply(
+        self, namespace: str, kind: str, name: str, plan: ChangePlan, reason: str
+    ) -> ChangeApplied:
+        to_revision = plan.parameters.get("to_revision", 0)
+        body = RollbackApply(
+            to_revision=to_revision if isinstance(to_revision, int) else 0,
+            fingerprint=plan.fingerprint,
+            reason=reason,
+        )
+        path = self._rollback_path(namespace, kind, name, "apply")
+        return await self._post(path, ChangeApplied, body)

@@ -34,6 +34,7 @@ class LiveCluster:
     backend_url: str
     sandbox_url: str
     kubeconfig: Path
+    database_url: str
 
 
 class _ClusterThread:
@@ -44,10 +45,11 @@ class _ClusterThread:
         from backend.settings import Settings
 
         self.sandbox = SandboxThread(workdir / "kubeconfig", **sandbox_args)
+        database_url = f"sqlite:///{workdir / 'opsconsole.db'}"
         settings = Settings(
             kubeconfig=self.sandbox.kubeconfig_path,
             port=0,
-            database_url=f"sqlite:///{workdir / 'opsconsole.db'}",
+            database_url=database_url,
             scrape_interval=1.0,
             history_length=HISTORY,
             model_debounce=0.1,
@@ -58,7 +60,9 @@ class _ClusterThread:
         except BaseException:
             self.sandbox.close()
             raise
-        self.cluster = LiveCluster(url, self.sandbox.url, self.sandbox.kubeconfig_path)
+        self.cluster = LiveCluster(
+            url, self.sandbox.url, self.sandbox.kubeconfig_path, database_url
+        )
 
     def _on_loop(self, coroutine: Coroutine[object, object, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self.sandbox.loop).result(timeout=120)

@@ -65,8 +65,16 @@ def _as_postgres_user(cmd: list[str]) -> list[str]:
 
 @dataclass
 class PgServer:
-    port: int
-    data_dir: Path
+    """A PostgreSQL server in a temp dir on 127.0.0.1; tests may stop and start it again."""
+
+    bin_dir: Path
+    root: Path
+    fsync: bool = False  # tests need no durability; benchmarks of durable writes do
+    port: int = 0
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
@@ -82,6 +90,24 @@ class PgServer:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
+    def init(self) -> None:
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+        self.port = _free_port()
+        initdb = [str(self.bin_dir / "initdb"), "-D", str(self.data_dir), "-U", "postgres"]
+        _run(_as_postgres_user([*initdb, "-A", "trust", "-E", "UTF8", "--no-sync"]), "initdb")
+
+    def start(self) -> None:
+        options = f"-p {self.port} -h 127.0.0.1 -k {self.root}" + ("" if self.fsync else " -F")
+        pg_ctl = [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir)]
+        command = [*pg_ctl, "-l", str(self.root / "log"), "-o", options, "-w", "-t", "30", "start"]
+        _run(_as_postgres_user(command), "pg_ctl start")
+
+    def stop(self) -> None:
+        """Stop at once, as a crashed or killed server would."""
+        command = [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "immediate"]
+        subprocess.run(_as_postgres_user([*command, "-w", "stop"]), capture_output=True, timeout=60)
+
 
 def _run(cmd: list[str], what: str) -> None:
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
@@ -89,8 +115,7 @@ def _run(cmd: list[str], what: str) -> None:
         raise RuntimeError(f"{what} failed ({result.returncode}): {result.stderr or result.stdout}")
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
+def _new_server() -> Iterator[PgServer]:
     bin_dir = find_pg_bin()
     if bin_dir is None:
         message = (
@@ -100,58 +125,26 @@ def pg_server() -> Iterator[PgServer]:
         if os.environ.get("CI"):
             pytest.fail(message + " — CI must install postgresql")
         pytest.skip(message)
-    root = Path(tempfile.mkdtemp(prefix="opsconsole-pg-"))
-    data_dir = root / "data"
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres", "postgres")
-    port = _free_port()
-    _run(
-        _as_postgres_user(
-            [
-                str(bin_dir / "initdb"),
-                "-D",
-                str(data_dir),
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--no-sync",
-            ]
-        ),
-        "initdb",
-    )
-    options = f"-p {port} -h 127.0.0.1 -k {root} -F"
-    _run(
-        _as_postgres_user(
-            [
-                str(bin_dir / "pg_ctl"),
-                "-D",
-                str(data_dir),
-                "-l",
-                str(root / "log"),
-                "-o",
-                options,
-                "-w",
-                "-t",
-                "30",
-                "start",
-            ]
-        ),
-        "pg_ctl start",
-    )
+    server = PgServer(bin_dir, Path(tempfile.mkdtemp(prefix="opsconsole-pg-")))
     try:
-        yield PgServer(port, data_dir)
+        server.init()
+        server.start()
+        yield server
     finally:
-        subprocess.run(
-            _as_postgres_user(
-                [str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-m", "immediate", "-w", "stop"]
-            ),
-            capture_output=True,
-            timeout=60,
-        )
-        shutil.rmtree(root, ignore_errors=True)
+        server.stop()
+        shutil.rmtree(server.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One server for the session; tests get their own database on it."""
+    yield from _new_server()
+
+
+@pytest.fixture
+def private_pg() -> Iterator[PgServer]:
+    """A server of the test's own, which it may stop and start."""
+    yield from _new_server()
 
 
 @pytest.fixture

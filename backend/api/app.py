@@ -14,6 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from backend.api.audit import router as audit_router
+from backend.api.changes import router as changes_router
 from backend.api.deps import get_source
 from backend.api.metrics import ApiMetrics, MetricsMiddleware
 from backend.api.protocols import ServedSource
@@ -104,4 +106,6 @@ def create_app(source: ServedSource) -> FastAPI:
     _probes(app, metrics)
     app.include_router(_info_router(), prefix=API_PREFIX)
     app.include_router(fleet_router, prefix=API_PREFIX)
+    app.include_router(audit_router, prefix=API_PREFIX)
+    app.include_router(changes_router, prefix=API_PREFIX)
     return app

@@ -7,10 +7,20 @@ protocols, and so does the tests' in-memory source, so the same routes serve bot
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
+from backend.changes.path import ChangeResult
+from backend.changes.plan import Plan
+from backend.changes.request import Actor
 from backend.fleet.model import FleetModel
-from backend.schemas import BackendInfo, DataFreshness
+from backend.schemas import (
+    AuditFilter,
+    AuditRecord,
+    BackendInfo,
+    ChainHead,
+    ChainVerification,
+    DataFreshness,
+)
 
 
 class FleetSource(Protocol):
@@ -34,8 +44,47 @@ class ModelBuilds(Protocol):
     def last_duration(self) -> float: ...
 
 
+class AuditQueries(Protocol):
+    """The audit log's reads (``backend.audit.log.AuditLog``)."""
+
+    @property
+    def chain(self) -> ChainVerification | None:
+        """The latest check of the chain, kept current in the background."""
+        ...
+
+    async def search(
+        self, where: AuditFilter, limit: int, cursor: int | None = None, oldest_first: bool = False
+    ) -> tuple[list[AuditRecord], int | None]: ...
+
+    async def get(self, seq: int) -> AuditRecord | None: ...
+
+    async def verify(self, start: ChainHead | None = None) -> ChainVerification: ...
+
+
+class ChangeRunner(Protocol):
+    """The change path (``backend.changes.path.ChangePath``): plan, then apply."""
+
+    async def plan(self, action: str, parameters: Mapping[str, Any], actor: Actor) -> Plan: ...
+
+    async def apply(
+        self,
+        action: str,
+        parameters: Mapping[str, Any],
+        fingerprint: str,
+        reason: str,
+        actor: Actor,
+    ) -> ChangeResult: ...
+
+
 class ServedSource(FleetSource, Protocol):
-    """Everything the app serves: the fleet, ``/info``, ``/readyz`` and ``/metrics``."""
+    """Everything the app serves: the fleet, ``/info``, ``/readyz`` and ``/metrics``; the audit
+    log and the change path where the source has them (None: those routes answer 503)."""
+
+    @property
+    def audit(self) -> AuditQueries | None: ...
+
+    @property
+    def changes(self) -> ChangeRunner | None: ...
 
     @property
     def model_stats(self) -> ModelBuilds: ...

@@ -237,6 +237,15 @@ class ClusterCache:
         )
         return orjson.loads(resp.data).get("gitVersion")
 
+    def upsert(self, obj: JsonObject) -> None:
+        """Take an object the backend itself just wrote (the API server's answer), so that the
+        next read shows the change without waiting for the watch to bring it. On the loop."""
+        spec = next((s for s in KIND_SPECS.values() if s.kind == obj.get("kind")), None)
+        if spec is None or spec.name not in self._objects:
+            return
+        slimmed = slim(obj, str(obj.get("apiVersion") or ""), spec.kind)
+        self._apply(spec.name, "MODIFIED", object_key(slimmed), slimmed)
+
     # -- applying changes (event loop; called by the watch threads through post()) ------------
     def post(self, fn: Callable[..., None], *args: Any) -> None:
         """Run ``fn(*args)`` on the loop; from any thread. Dropped once the loop is gone."""

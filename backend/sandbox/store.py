@@ -75,6 +75,7 @@ NAMESPACE = _rt("", "v1", "Namespace", "namespaces", False, "ns")
 NODE = _rt("", "v1", "Node", "nodes", False, "no")
 POD = _rt("", "v1", "Pod", "pods", True, "po")
 EVENT = _rt("", "v1", "Event", "events", True, "ev")
+CONFIG_MAP = _rt("", "v1", "ConfigMap", "configmaps", True, "cm")
 RESOURCE_QUOTA = _rt("", "v1", "ResourceQuota", "resourcequotas", True, "quota")
 DEPLOYMENT = _rt("apps", "v1", "Deployment", "deployments", True, "deploy")
 REPLICA_SET = _rt("apps", "v1", "ReplicaSet", "replicasets", True, "rs")
@@ -92,6 +93,7 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
     NODE,
     POD,
     EVENT,
+    CONFIG_MAP,
     RESOURCE_QUOTA,
     DEPLOYMENT,
     REPLICA_SET,

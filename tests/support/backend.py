@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import httpx
 
 from backend.api.app import create_app
+from backend.audit.log import AuditLog
+from backend.changes.path import ChangePath
 from backend.fleet.inputs import ClusterObjects, TelemetryLike
 from backend.fleet.model import FleetModel, build_fleet_model
 from backend.schemas import BackendInfo, DataFreshness
@@ -41,6 +43,8 @@ class InMemorySource:
         self.model: FleetModel | None = build_fleet_model(cluster, telemetry, now=now)
         self.model_stats = BuildStats()
         self._counts = {kind: len(objects) for kind, objects in cluster.items()}
+        self.audit: AuditLog | None = None  # tests of the Audit screen give it one
+        self.changes: ChangePath | None = None
 
     def freshness(self) -> DataFreshness:
         return DataFreshness(

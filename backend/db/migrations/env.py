@@ -6,6 +6,7 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
+import backend.audit.tables  # noqa: F401  (the models the migrations create)
 from backend.db.engine import create_db_engine
 
 config = context.config

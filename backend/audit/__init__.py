@@ -1,0 +1,1 @@
+"""The audit log: hash-chained records of every change, and their verification."""

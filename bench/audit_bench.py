@@ -1,0 +1,216 @@
+"""``make bench-audit``: the audit log at 1,000,000 records, on SQLite and on PostgreSQL.
+
+For each database: load N realistic records, then measure a filtered page (50 records, newest
+first) for each kind of filter, a full verification of the chain (records/s), and durable
+appends from concurrent writers: several processes, each with many concurrent changes going
+through ``AuditLog`` (group commit), on a fresh database, fsync on. Medians (and p95) of repeated
+runs; results in ``results/audit.json``. PostgreSQL runs on loopback from Debian's binaries, with
+fsync on, as tests do it but durable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import random
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from backend.audit.log import AuditLog
+from backend.audit.store import AuditStore
+from backend.db.engine import create_db_engine
+from backend.db.migrate import upgrade
+from backend.schemas import AuditEntry, AuditFilter
+from tests.pg_fixture import PgServer, find_pg_bin
+
+RESULTS = Path(__file__).with_name("results") / "audit.json"
+ACTIONS = ("quota.set", "quota.transfer", "rollout.undo", "isvc.rollback", "isvc.promote")
+OUTCOMES = ("succeeded", "succeeded", "succeeded", "failed", "reverted", "denied", "invalid")
+
+
+def realistic_entry(rng: random.Random, n: int) -> AuditEntry:
+    tenant = f"team-{rng.randrange(200):03d}"
+    action = rng.choice(ACTIONS)
+    stage = "intent" if n % 2 == 0 else "outcome"
+    return AuditEntry(
+        change_id=f"{n // 2:032x}",
+        stage=stage,  # type: ignore[arg-type]
+        actor=f"operator-{rng.randrange(50):02d}",
+        role="operator",
+        source_address=f"10.0.{rng.randrange(256)}.{rng.randrange(256)}",
+        ssh_client=f"10.1.2.{rng.randrange(256)} {rng.randrange(30000, 60000)} 10.0.0.1 22",
+        user_agent="opsconsole/0.1.0",
+        action=action,
+        target=f"deployment/{tenant}/model-{rng.randrange(20)}",
+        tenants=[tenant],
+        reason=f"rebalance after incident INC-{rng.randrange(100000)}: p99 above SLO",
+        parameters={"gpus": rng.randrange(1, 16), "model": "a100"},
+        before=[{"object": f"clusterqueue/{tenant}", "fields": {"/spec/nominal": 8}}],
+        after=[{"object": f"clusterqueue/{tenant}", "fields": {"/spec/nominal": 12}}],
+        outcome=None if stage == "intent" else rng.choice(OUTCOMES),  # type: ignore[arg-type]
+        resource_versions={f"clusterqueue/{tenant}": str(rng.randrange(10**7))},
+    )
+
+
+def fill(store: AuditStore, count: int, batch: int = 5000) -> float:
+    """Append ``count`` records; the rate (records/s)."""
+    rng = random.Random(1)
+    start = time.perf_counter()
+    for first in range(0, count, batch):
+        store.append_many(
+            [realistic_entry(rng, n) for n in range(first, min(count, first + batch))]
+        )
+    return count / (time.perf_counter() - start)
+
+
+def page_timings(store: AuditStore, runs: int) -> dict[str, dict[str, float]]:
+    """A 50-record page for each kind of filter: median and p95 in milliseconds."""
+    now = datetime.now(UTC)
+    filters = {
+        "none": AuditFilter(),
+        "actor": AuditFilter(actor="operator-07"),
+        "action glob": AuditFilter(action="quota.*"),
+        "tenant": AuditFilter(tenant="team-042"),
+        "outcome": AuditFilter(outcome="denied"),
+        "target": AuditFilter(target="deployment/team-042/model-3"),
+        "last hour": AuditFilter(since=now - timedelta(hours=1)),
+        "actor + action + outcome": AuditFilter(
+            actor="operator-07", action="rollout.undo", outcome="failed"
+        ),
+        "free text": AuditFilter(text="INC-4242"),
+        "page 100 (cursor)": AuditFilter(),
+    }
+    out = {}
+    for name, where in filters.items():
+        cursor = None
+        if name == "page 100 (cursor)":
+            cursor = store.head().seq - 50 * 100  # type: ignore[union-attr]
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            store.search(where, 50, cursor)
+            times.append((time.perf_counter() - start) * 1000)
+        times.sort()
+        out[name] = {
+            "median_ms": round(statistics.median(times), 2),
+            "p95_ms": round(times[int(len(times) * 0.95) - 1], 2),
+        }
+    return out
+
+
+def _writer(url: str, worker: int, tasks: int, per_task: int) -> None:
+    async def main() -> None:
+        audit = AuditLog(AuditStore(create_db_engine(url)), verify_interval=3600)
+        await audit.start()
+        rng = random.Random(worker)
+
+        async def one(task: int) -> None:
+            for i in range(per_task):
+                await audit.record(realistic_entry(rng, worker * 10**6 + task * 1000 + i))
+
+        await asyncio.gather(*(one(t) for t in range(tasks)))
+        await audit.stop()
+
+    asyncio.run(main())
+
+
+def concurrent_appends(url: str, processes: int, tasks: int, per_task: int) -> dict[str, Any]:
+    upgrade(url)
+    ctx = multiprocessing.get_context("spawn")
+    workers = [
+        ctx.Process(target=_writer, args=(url, w, tasks, per_task)) for w in range(processes)
+    ]
+    start = time.perf_counter()
+    for proc in workers:
+        proc.start()
+    for proc in workers:
+        proc.join()
+    elapsed = time.perf_counter() - start
+    total = processes * tasks * per_task
+    result = AuditStore(create_db_engine(url)).verify()
+    return {
+        "writers": f"{processes} processes x {tasks} concurrent changes",
+        "appends": total,
+        "appends_per_s": round(total / elapsed),
+        "chain_ok": result.ok and result.records == total,
+    }
+
+
+def measure(url: str, fresh_url: str, records: int, runs: int, processes: int) -> dict[str, Any]:
+    upgrade(url)
+    store = AuditStore(create_db_engine(url))
+    load_rate = fill(store, records)
+    pages = page_timings(store, runs)
+    start = time.perf_counter()
+    verified = store.verify()
+    verify_s = time.perf_counter() - start
+    return {
+        "records": records,
+        "bulk_load_per_s": round(load_rate),
+        "pages": pages,
+        "verify_s": round(verify_s, 2),
+        "verify_per_s": round(verified.records / verify_s),
+        "verify_ok": verified.ok,
+        "concurrent": concurrent_appends(
+            fresh_url, processes=processes, tasks=128 // processes, per_task=40
+        ),
+    }
+
+
+@contextmanager
+def durable_postgres() -> Iterator[PgServer]:
+    bin_dir = find_pg_bin()
+    if bin_dir is None:
+        raise SystemExit("PostgreSQL binaries not found: install postgresql")
+    server = PgServer(bin_dir, Path(tempfile.mkdtemp(prefix="opsconsole-bench-pg-")), fsync=True)
+    try:
+        server.init()
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.root, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.audit_bench")
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="both")
+    args = parser.parse_args(argv)
+    results: dict[str, Any] = {}
+    workdir = Path(tempfile.mkdtemp(prefix="opsconsole-bench-audit-", dir="/var/tmp"))
+    try:
+        if args.database in ("sqlite", "both"):
+            results["sqlite"] = measure(
+                f"sqlite:///{workdir / 'audit.db'}",
+                f"sqlite:///{workdir / 'appends.db'}",
+                args.records,
+                args.runs,
+                processes=1,  # a SQLite file serves one backend; its writers are its changes
+            )
+            print(json.dumps({"sqlite": results["sqlite"]}, indent=2), flush=True)
+        if args.database in ("postgresql", "both"):
+            with durable_postgres() as pg:
+                results["postgresql"] = measure(
+                    pg.create_database(), pg.create_database(), args.records, args.runs, 4
+                )
+            print(json.dumps({"postgresql": results["postgresql"]}, indent=2), flush=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
