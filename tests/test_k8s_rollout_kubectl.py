@@ -8,6 +8,7 @@ refusals must be the product's, word for word.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -21,6 +22,8 @@ from backend.k8s.rollout import RollbackError, plan_undo, with_resource_version
 from tests.support.sandbox import SandboxThread
 
 KUBECTL = shutil.which("kubectl")
+if KUBECTL is None and os.environ.get("CI"):
+    raise RuntimeError("kubectl is not installed: CI must install it (.ci/run does)")
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
 
 BY_KUBECTL, BY_PRODUCT = "via-kubectl", "via-product"

@@ -1,0 +1,58 @@
+"""Rules of the code's shape that the import contracts (``make lint``) cannot state: no import
+cycles anywhere, and no Kubernetes write outside the change path (and the sandbox, which is a
+cluster of its own)."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import grimp
+
+ROOT = Path(__file__).resolve().parent.parent
+# The kubernetes client's methods that change objects (``patch_namespaced_deployment``,
+# ``create_cluster_custom_object``, ``delete_collection_namespaced_pod``, ``patch_node``, ...)
+# and its raw request methods.
+WRITE_CALL = re.compile(
+    r"^(create|patch|replace|delete)_(namespaced_|cluster_custom_object|collection_|namespace|node)"
+    r"|^call_api$|^param_serialize$"
+)
+ALLOWED_WRITERS = ("backend/changes/", "backend/sandbox/")
+
+
+def test_no_import_cycles() -> None:
+    graph = grimp.build_graph("backend", "opsconsole", exclude_type_checking_imports=True)
+    cycles = [
+        f"{module} -> {imported}"
+        for module in sorted(graph.modules)
+        for imported in sorted(graph.find_modules_directly_imported_by(module))
+        if graph.chain_exists(importer=imported, imported=module)
+    ]
+    assert cycles == []
+
+
+def _write_calls(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    return [
+        f"{path.relative_to(ROOT)}:{node.lineno} {node.func.attr}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and WRITE_CALL.search(node.func.attr)
+    ]
+
+
+def test_only_the_change_path_writes_to_kubernetes() -> None:
+    calls = []
+    for path in sorted((ROOT / "backend").rglob("*.py")):
+        relative = path.relative_to(ROOT).as_posix()
+        if not relative.startswith(ALLOWED_WRITERS):
+            calls += _write_calls(path)
+    assert calls == []
+
+
+def test_the_write_scan_finds_a_write(tmp_path: Path) -> None:
+    """The scan above would see a write, were one added."""
+    sample = ROOT / "backend" / "changes" / "kube.py"
+    assert any("param_serialize" in call for call in _write_calls(sample))
