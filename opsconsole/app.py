@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -96,7 +97,11 @@ class OpsConsoleApp(App[None]):
         self.settings = settings
         self.clock = clock
         self.client = BackendClient(
-            backend_url, timeout=settings.request_timeout, transport=transport
+            backend_url,
+            timeout=settings.request_timeout,
+            transport=transport,
+            operator=settings.operator,
+            ssh_client=os.environ.get("SSH_CONNECTION"),  # where the operator connects from
         )
         self.connection = ConnectionState(
             backend_url=backend_url, operator=settings.operator, sandbox=sandbox, clock=clock

@@ -20,7 +20,7 @@ from backend.schemas import (
     SSH_CLIENT_HEADER,
     AuditFilter,
     AuditPage,
-    AuditRecord,
+    AuditRecordDetail,
     BackendInfo,
     ChainVerification,
     ChangeApplied,
@@ -38,6 +38,7 @@ from backend.schemas import (
 )
 
 M = TypeVar("M", bound=BaseModel)
+CHANGE_TIMEOUT = 60.0  # a plan or apply waits for the API server; longer than a read
 
 
 class BackendError(Exception):
@@ -117,11 +118,19 @@ class BackendClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _get(self, path: str, model: type[M], params: dict[str, Any] | None = None) -> M:
-        return await self._request("GET", path, model, params=params)
+    async def _get(
+        self,
+        path: str,
+        model: type[M],
+        params: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> M:
+        return await self._request("GET", path, model, params=params, timeout=timeout)
 
     async def _post(self, path: str, model: type[M], body: BaseModel) -> M:
-        return await self._request("POST", path, model, body=body.model_dump(mode="json"))
+        """A change: the backend plans or applies it, which may take a few API calls."""
+        body_json = body.model_dump(mode="json")
+        return await self._request("POST", path, model, body=body_json, timeout=CHANGE_TIMEOUT)
 
     async def _request(
         self,
@@ -130,10 +139,12 @@ class BackendClient:
         model: type[M],
         params: dict[str, Any] | None = None,
         body: Any = None,
+        timeout: float | None = None,
     ) -> M:
         """Send one request and parse the answer into ``model``, mapping every failure to ours."""
+        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
         try:
-            response = await self._http.request(method, path, params=params, json=body)
+            response = await self._http.request(method, path, params=params, json=body, **extra)
         except httpx.TimeoutException as exc:
             raise BackendUnavailable(f"backend timed out on {path}") from exc
         except httpx.ConnectError as exc:
@@ -241,11 +252,16 @@ class BackendClient:
         params = _params(**filters, limit=limit, cursor=cursor, order=order)
         return await self._get("/audit", AuditPage, params)
 
-    async def audit_record(self, seq: int) -> AuditRecord:
-        return await self._get(f"/audit/{seq}", AuditRecord)
+    async def audit_record(self, seq: int) -> AuditRecordDetail:
+        return await self._get(f"/audit/{seq}", AuditRecordDetail)
 
     async def audit_verify(self) -> ChainVerification:
-        return await self._get("/audit/verify", ChainVerification)
+        """Verify the whole chain now (slow on a big log)."""
+        return await self._get("/audit/verify", ChainVerification, timeout=120.0)
+
+    async def audit_chain(self) -> ChainVerification:
+        """The backend's latest check of the chain (cheap)."""
+        return await self._get("/audit/chain", ChainVerification)
 
     # -- rollbacks -------------------------------------------------------------------------------
     def _rollback_path(self, namespace: str, kind: str, name: str, step: str) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 
 from textual.screen import Screen
 
+from opsconsole.screens.audit import AuditScreen
 from opsconsole.screens.gpus import GpusScreen, NodesScreen
 from opsconsole.screens.listing import ListScreen
 from opsconsole.screens.node_detail import NodeDetailScreen
@@ -42,7 +43,7 @@ class View:
     key: str | None = None
     """The key that opens it from anywhere."""
     arg: str | None = None
-    """What its argument names ("tenant" or "node"), which is what Tab completes."""
+    """What its argument is ("tenant" or "node", which Tab completes; "filter": free text)."""
     drill_down: bool = False
     """Its argument is required, and it opens on top of the current screen instead of replacing
     the view on top of the overview."""
@@ -82,6 +83,15 @@ VIEWS: tuple[View, ...] = (
         key="3",
         arg="tenant",
         keys_group=LIST_KEYS,
+    ),
+    View(
+        "audit",
+        "Audit log",
+        AuditScreen,
+        AuditScreen,
+        help="who changed what, when and why; a filter if given",
+        key="5",
+        arg="filter",
     ),
     View("nodes", "Nodes", NodesScreen, lambda _: NodesScreen(), help="GPU nodes"),
     View(

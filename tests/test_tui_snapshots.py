@@ -39,6 +39,8 @@ SCREEN_NAMES = [
     "inferenceservice",
     "node",
     "help",
+    "audit",
+    "rollback",
 ]
 
 

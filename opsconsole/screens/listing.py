@@ -8,7 +8,7 @@ interval while the screen is visible, keeping the old rows on screen until new o
 from __future__ import annotations
 
 import time
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from rich.text import Text
 from textual.actions import SkipAction
@@ -26,6 +26,13 @@ from opsconsole.widgets.virtual_table import Column, VirtualTable
 FILTER_DEBOUNCE = 0.1  # the server is asked at most this often while the operator types
 
 
+@runtime_checkable
+class Filtered(Protocol):
+    """A screen with a ``FilterInput``: Esc in the input clears its filter."""
+
+    def clear_filter(self) -> None: ...
+
+
 class FilterInput(Input):
     """The ``/`` filter line; Esc clears it and gives the keyboard back to the table."""
 
@@ -35,7 +42,7 @@ class FilterInput(Input):
 
     def action_dismiss(self) -> None:
         screen = self.screen
-        if isinstance(screen, ListScreen):
+        if isinstance(screen, Filtered):
             screen.clear_filter()
 
 

@@ -17,7 +17,9 @@ from textual.widgets import DataTable, Static
 
 from backend.schemas import PodSummary, Revision, WorkloadDetail
 from opsconsole import format as fmt
+from opsconsole.screens.audit import AuditScreen
 from opsconsole.screens.refreshing import Body, DetailScreen, panel_table, refill
+from opsconsole.screens.rollback import RollbackScreen
 from opsconsole.shell import shell
 from opsconsole.text import clean, literal
 
@@ -35,6 +37,8 @@ class WorkloadDetailScreen(DetailScreen[WorkloadDetail]):
         Binding("v", "focus_panel('revisions')", "Revisions"),
         Binding("o", "focus_panel('pods')", "Pods"),
         Binding("e", "focus_panel('events')", "Events"),
+        Binding("u", "rollback", "Roll back"),
+        Binding("h", "history", "History"),
     ]
 
     def __init__(self, namespace: str, kind: str, name: str) -> None:
@@ -138,8 +142,29 @@ class WorkloadDetailScreen(DetailScreen[WorkloadDetail]):
         table.border_title = f"Recent events ({len(data.events)})"
         refill(table, rows or [(Text("none", style="dim"), "", "", "", "", "")])
 
+    def action_rollback(self, to_revision: int = 0) -> None:
+        """Roll back to the previous revision (or ``to_revision``) after a review."""
+        screen = RollbackScreen(
+            self.workload_namespace, self.workload_kind, self.workload_name, to_revision
+        )
+        self.app.push_screen(screen, self._rolled_back)
+
+    def _rolled_back(self, applied: bool | None) -> None:
+        if applied:
+            self.load(force=True)  # follow the rollout
+
+    def action_history(self) -> None:
+        """The audit log of changes to this workload."""
+        target = f"{self.workload_kind.lower()}/{self.workload_namespace}/{self.workload_name}"
+        self.app.push_screen(AuditScreen(f"target:{target}"))
+
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         index = event.cursor_row
+        if event.data_table.id == "revisions" and self.data is not None:
+            revisions = self.data.revisions
+            if index < len(revisions) and revisions[index].revision.isdigit():
+                self.action_rollback(int(revisions[index].revision))
+            return
         if event.data_table.id == "pods" and index < len(self._pods):
             node = self._pods[index].node
             if node:

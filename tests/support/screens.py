@@ -20,6 +20,7 @@ from opsconsole.app import OpsConsoleApp
 from opsconsole.client import BackendClient, BackendError
 from opsconsole.screens.help import HelpScreen
 from opsconsole.screens.refreshing import RefreshingScreen
+from opsconsole.screens.rollback import RollbackScreen
 from opsconsole.settings import ConsoleSettings
 
 FROZEN = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -124,9 +125,16 @@ def screens(subjects: Subjects) -> dict[str, Callable[[OpsConsoleApp], None]]:
     if subjects.tenant:
         tenant = subjects.tenant
         out["tenant"] = lambda app: app.action_show_tenant(tenant)
+    out["audit"] = lambda app: app.action_goto("audit")
     if subjects.workload:
         workload = subjects.workload
         out["workload"] = lambda app: app.action_show_workload(*workload)
+
+        def rollback(app: OpsConsoleApp) -> None:
+            app.action_show_workload(*workload)
+            app.push_screen(RollbackScreen(*workload))
+
+        out["rollback"] = rollback
     if subjects.inference_service:
         isvc = subjects.inference_service
         out["inferenceservice"] = lambda app: app.action_show_workload(*isvc)
@@ -147,7 +155,9 @@ async def settle(pilot: Pilot[None], timeout: float = 10.0) -> None:
         await pilot.pause(0.05)
         top = app.screen_stack[-2] if isinstance(app.screen, HelpScreen) else app.screen
         footers = top.query(Footer)
-        has_data = not isinstance(top, RefreshingScreen) or top.data is not None
+        has_data = (not isinstance(top, RefreshingScreen) or top.data is not None) and (
+            not isinstance(top, RollbackScreen) or top.plan is not None
+        )
         tables = top.query(DataTable)
         measured = all(t.virtual_size.height >= t.row_count + int(t.show_header) for t in tables)
         if has_data and measured and app.connection.info is not None and footers.first().children:
