@@ -109,11 +109,26 @@ async def run(args: argparse.Namespace) -> int:
             subjects = await pick_subjects(client)
         finally:
             await client.aclose()
-        for name, navigate in screens(subjects).items():
+        pictures = screens(subjects)
+        audit = pictures.pop("audit")
+        for name, navigate in pictures.items():
             for size in SIZES:
-                path = await shoot(target, name, navigate, size, out, args.theme)
-                print(path)
+                print(await shoot(target, name, navigate, size, out, args.theme))
+        if not args.backend and subjects.release:  # our own sandbox: something to audit
+            await roll_back(target, subjects.release)
+        for size in SIZES:
+            print(await shoot(target, "audit", audit, size, out, args.theme))
     return 0
+
+
+async def roll_back(target: Target, release: tuple[str, str, str]) -> None:
+    """One rollback through the backend, so that the audit log has a change to show."""
+    client = BackendClient(target.url, transport=target.transport, timeout=30.0, operator="alice")
+    try:
+        plan = await client.rollback_plan(*release)
+        await client.rollback_apply(*release, plan, "p99 latency doubled after the rollout")
+    finally:
+        await client.aclose()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,8 +30,31 @@ def _value(value: object) -> Text:
     return literal(value if isinstance(value, str) else json.dumps(value, sort_keys=True))
 
 
-def diff_rows(diff: list[FieldDiff]) -> list[tuple[Text, Text, Text]]:
-    return [(literal(d.path), _value(d.before), _value(d.after)) for d in diff]
+# Prefixes every field of a pod template shares: the rest says what changes.
+SHORT_PATHS = (
+    ("spec.template.spec.", ""),
+    ("spec.template.metadata.", "template."),
+    ("metadata.annotations.", "annotations."),
+)
+
+
+def short_path(path: str) -> str:
+    """``spec.template.spec.containers[vllm].image`` -> ``containers[vllm].image``."""
+    for prefix, replacement in SHORT_PATHS:
+        if path.startswith(prefix):
+            return replacement + path.removeprefix(prefix)
+    return path
+
+
+def diff_rows(diff: list[FieldDiff]) -> list[tuple[Text, Text]]:
+    """One row per field: which, and ``now → after``."""
+    rows = []
+    for d in diff:
+        change = _value(d.before)
+        change.append(" → ", style="bold")
+        change.append_text(_value(d.after))
+        rows.append((literal(short_path(d.path)), change))
+    return rows
 
 
 class RollbackScreen(ModalScreen[bool]):
@@ -63,7 +86,7 @@ class RollbackScreen(ModalScreen[bool]):
             dialog.border_title = literal(f"Roll back {self.kind} {self.namespace}/{self.name_}")
             yield Static(Text("Planning the rollback…", style="dim"), id="plan-summary")
             table: DataTable[Text] = DataTable(id="plan-diff", cursor_type="row")
-            table.add_columns("FIELD", "NOW", "AFTER ROLLBACK")
+            table.add_columns("FIELD", "NOW → AFTER ROLLBACK")
             yield table
             yield Input(placeholder="reason (required; recorded in the audit log)", id="reason")
             yield Static("", id="plan-error")

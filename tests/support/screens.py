@@ -13,9 +13,10 @@ from datetime import UTC, datetime
 
 import httpx
 from textual.pilot import Pilot
+from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer
 
-from backend.schemas import WorkloadKind
+from backend.schemas import WorkloadKind, WorkloadStatus
 from opsconsole.app import OpsConsoleApp
 from opsconsole.client import BackendClient, BackendError
 from opsconsole.screens.help import HelpScreen
@@ -64,6 +65,7 @@ class Subjects:
     workload: tuple[str, str, str] | None
     inference_service: tuple[str, str, str] | None
     node: str | None
+    release: tuple[str, str, str] | None = None  # a Deployment that can be rolled back
 
 
 async def wait_ready(client: BackendClient) -> None:
@@ -101,6 +103,16 @@ async def pick_subjects(client: BackendClient) -> Subjects:
         ),
     )
     workload = next(((w.namespace, w.kind.value, w.name) for w in ranked), None)
+    release = next(
+        (
+            (w.namespace, w.kind.value, w.name)
+            for w in ranked
+            if w.kind == WorkloadKind.DEPLOYMENT
+            and w.status != WorkloadStatus.PAUSED
+            and int(w.revision or 0) >= 2
+        ),
+        None,
+    )
     isvc = next(
         (
             (w.namespace, w.kind.value, w.name)
@@ -113,7 +125,7 @@ async def pick_subjects(client: BackendClient) -> Subjects:
     if node is None:
         nodes = await client.nodes(limit=1)
         node = nodes.items[0].name if nodes.items else None
-    return Subjects(tenant, workload, isvc, node)
+    return Subjects(tenant, workload, isvc, node, release)
 
 
 def screens(subjects: Subjects) -> dict[str, Callable[[OpsConsoleApp], None]]:
@@ -129,10 +141,12 @@ def screens(subjects: Subjects) -> dict[str, Callable[[OpsConsoleApp], None]]:
     if subjects.workload:
         workload = subjects.workload
         out["workload"] = lambda app: app.action_show_workload(*workload)
+    if subjects.release:
+        release = subjects.release
 
         def rollback(app: OpsConsoleApp) -> None:
-            app.action_show_workload(*workload)
-            app.push_screen(RollbackScreen(*workload))
+            app.action_show_workload(*release)
+            app.push_screen(RollbackScreen(*release))
 
         out["rollback"] = rollback
     if subjects.inference_service:
@@ -154,7 +168,9 @@ async def settle(pilot: Pilot[None], timeout: float = 10.0) -> None:
     while time.monotonic() < deadline:
         await pilot.pause(0.05)
         top = app.screen_stack[-2] if isinstance(app.screen, HelpScreen) else app.screen
-        footers = top.query(Footer)
+        # A dialog has no footer of its own: the screen under it shows the keys.
+        chrome = app.screen_stack[-2] if isinstance(top, ModalScreen) else top
+        footers = chrome.query(Footer)
         has_data = (not isinstance(top, RefreshingScreen) or top.data is not None) and (
             not isinstance(top, RollbackScreen) or top.plan is not None
         )
