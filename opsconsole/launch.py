@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -65,10 +66,11 @@ class EmbeddedCluster:
         self._thread = threading.Thread(target=self._start_children, daemon=True)
         self._thread.start()
 
-    def _spawn(self, *args: str) -> subprocess.Popen[bytes]:
+    def _spawn(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it for its lifetime
         child = subprocess.Popen(
             [sys.executable, "-m", "opsconsole", *args],
+            env={**os.environ, **(env or {})},
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -105,6 +107,8 @@ class EmbeddedCluster:
             str(self.kubeconfig),
             "--port",
             str(self.backend_port),
+            # The sandbox is new every time: so is its audit log, apart from a real backend's.
+            env={"OPSCONSOLE_DATABASE_URL": f"sqlite:///{self.workdir / 'opsconsole.db'}"},
         )
         # PR_SET_PDEATHSIG fires when the *thread* that forked a child ends, not the process:
         # this thread must live as long as the children should.
@@ -122,9 +126,7 @@ class EmbeddedCluster:
                 child.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 child.kill()
-        with contextlib.suppress(OSError):
-            self.kubeconfig.unlink(missing_ok=True)
-            self.workdir.rmdir()
+        shutil.rmtree(self.workdir, ignore_errors=True)  # kubeconfig and the sandbox's database
 
 
 def run_console(args: argparse.Namespace) -> int:
