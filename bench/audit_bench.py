@@ -19,8 +19,6 @@ import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,7 +28,7 @@ from backend.audit.store import AuditStore
 from backend.db.engine import create_db_engine
 from backend.db.migrate import upgrade
 from backend.schemas import AuditEntry, AuditFilter
-from tests.pg_fixture import PgServer, find_pg_bin
+from tests.pg_fixture import running_server
 
 RESULTS = Path(__file__).with_name("results") / "audit.json"
 ACTIONS = ("quota.set", "quota.transfer", "rollout.undo", "isvc.rollback", "isvc.promote")
@@ -166,21 +164,6 @@ def measure(url: str, fresh_url: str, records: int, runs: int, processes: int) -
     }
 
 
-@contextmanager
-def durable_postgres() -> Iterator[PgServer]:
-    bin_dir = find_pg_bin()
-    if bin_dir is None:
-        raise SystemExit("PostgreSQL binaries not found: install postgresql")
-    server = PgServer(bin_dir, Path(tempfile.mkdtemp(prefix="opsconsole-bench-pg-")), fsync=True)
-    try:
-        server.init()
-        server.start()
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(server.root, ignore_errors=True)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.audit_bench")
     parser.add_argument("--records", type=int, default=1_000_000)
@@ -200,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(json.dumps({"sqlite": results["sqlite"]}, indent=2), flush=True)
         if args.database in ("postgresql", "both"):
-            with durable_postgres() as pg:
+            with running_server(fsync=True) as pg:
                 results["postgresql"] = measure(
                     pg.create_database(), pg.create_database(), args.records, args.runs, 4
                 )

@@ -10,6 +10,7 @@ binaries the tests are skipped with the reason, unless ``CI`` is set: CI must ru
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
@@ -115,17 +116,16 @@ def _run(cmd: list[str], what: str) -> None:
         raise RuntimeError(f"{what} failed ({result.returncode}): {result.stderr or result.stdout}")
 
 
-def _new_server() -> Iterator[PgServer]:
+@contextlib.contextmanager
+def running_server(fsync: bool = False) -> Iterator[PgServer]:
+    """A new server for as long as the block runs (``fsync``: durable, for benchmarks)."""
     bin_dir = find_pg_bin()
     if bin_dir is None:
-        message = (
+        raise RuntimeError(
             "PostgreSQL binaries (initdb, pg_ctl) not found in PATH, /usr/local/bin or "
             + str(DEBIAN_ROOT)
         )
-        if os.environ.get("CI"):
-            pytest.fail(message + " — CI must install postgresql")
-        pytest.skip(message)
-    server = PgServer(bin_dir, Path(tempfile.mkdtemp(prefix="opsconsole-pg-")))
+    server = PgServer(bin_dir, Path(tempfile.mkdtemp(prefix="opsconsole-pg-")), fsync=fsync)
     try:
         server.init()
         server.start()
@@ -133,6 +133,16 @@ def _new_server() -> Iterator[PgServer]:
     finally:
         server.stop()
         shutil.rmtree(server.root, ignore_errors=True)
+
+
+def _new_server() -> Iterator[PgServer]:
+    if find_pg_bin() is None:
+        message = "PostgreSQL binaries (initdb, pg_ctl) not found"
+        if os.environ.get("CI"):
+            pytest.fail(message + " — CI must install postgresql")
+        pytest.skip(message)
+    with running_server() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

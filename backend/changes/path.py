@@ -213,11 +213,7 @@ class ChangePath:
         return AuditEntry(
             change_id=change_id,
             stage=stage,
-            actor=actor.name,
-            role=actor.role,
-            source_address=actor.source_address,
-            ssh_client=actor.ssh_client,
-            user_agent=actor.user_agent,
+            **_who(actor),
             action=plan.action,
             target=plan.target,
             tenants=plan.tenants,
@@ -252,11 +248,7 @@ class ChangePath:
             entry = AuditEntry(
                 change_id=change_id or uuid.uuid4().hex,
                 stage=AuditStage.OUTCOME,
-                actor=actor.name,
-                role=actor.role,
-                source_address=actor.source_address,
-                ssh_client=actor.ssh_client,
-                user_agent=actor.user_agent,
+                **_who(actor),
                 action=action,
                 target=_target_of(parameters),
                 reason=reason,
@@ -327,6 +319,17 @@ class ChangePath:
         failed = KubeError(0, "Interrupted", error)
         result = await self._undo(plan, change_id, landed, plan.objects[len(landed)], failed)
         return result
+
+
+def _who(actor: Actor) -> dict[str, Any]:
+    """The audit record's fields that say who acted and from where."""
+    return {
+        "actor": actor.name,
+        "role": actor.role,
+        "source_address": actor.source_address,
+        "ssh_client": actor.ssh_client,
+        "user_agent": actor.user_agent,
+    }
 
 
 def _written_versions(objects: list[JsonObject]) -> dict[str, str]:
