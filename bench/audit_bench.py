@@ -41,7 +41,7 @@ def realistic_entry(rng: random.Random, n: int) -> AuditEntry:
     stage = "intent" if n % 2 == 0 else "outcome"
     return AuditEntry(
         change_id=f"{n // 2:032x}",
-        stage=stage,  # type: ignore[arg-type]
+        stage=stage,
         actor=f"operator-{rng.randrange(50):02d}",
         role="operator",
         source_address=f"10.0.{rng.randrange(256)}.{rng.randrange(256)}",
@@ -54,7 +54,7 @@ def realistic_entry(rng: random.Random, n: int) -> AuditEntry:
         parameters={"gpus": rng.randrange(1, 16), "model": "a100"},
         before=[{"object": f"clusterqueue/{tenant}", "fields": {"/spec/nominal": 8}}],
         after=[{"object": f"clusterqueue/{tenant}", "fields": {"/spec/nominal": 12}}],
-        outcome=None if stage == "intent" else rng.choice(OUTCOMES),  # type: ignore[arg-type]
+        outcome=None if stage == "intent" else rng.choice(OUTCOMES),
         resource_versions={f"clusterqueue/{tenant}": str(rng.randrange(10**7))},
     )
 
@@ -91,7 +91,9 @@ def page_timings(store: AuditStore, runs: int) -> dict[str, dict[str, float]]:
     for name, where in filters.items():
         cursor = None
         if name == "page 100 (cursor)":
-            cursor = store.head().seq - 50 * 100  # type: ignore[union-attr]
+            head = store.head()
+            assert head is not None, "the store was filled first"
+            cursor = head.seq - 50 * 100
         times = []
         for _ in range(runs):
             start = time.perf_counter()

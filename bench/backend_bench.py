@@ -240,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
                 backend.wait()
         result["sync_s"] = [round(s, 2) for s in syncs]
         result["sync_median_s"] = round(statistics.median(syncs), 2)
+        assert backend is not None, "--sync-runs starts the backend at least once"
         result["rss_after_sync_mib"] = round(rss_mib(backend.pid), 1)
         telemetry = wait_for_telemetry(url)
         result["first_telemetry_round_s"] = None if telemetry is None else round(telemetry, 2)

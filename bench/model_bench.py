@@ -16,8 +16,10 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -25,6 +27,7 @@ from backend.fleet import build_fleet_model
 
 MODELS = ("NVIDIA-H100-80GB-HBM3", "NVIDIA-A100-SXM4-80GB", "NVIDIA-L40S")
 TS = "2026-11-28T10:00:00Z"
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -364,9 +367,11 @@ class FleetBuilder:
         return snap
 
 
-def _time(fn, repeat: int) -> tuple[float, float, object]:
-    """Median wall and CPU seconds of ``fn`` (CPU time is what a shared machine cannot inflate)."""
-    walls, cpus, result = [], [], None
+def _time(fn: Callable[[], T], repeat: int) -> tuple[float, float, T]:
+    """Median wall and CPU seconds of ``fn`` (CPU time is what a shared machine cannot inflate);
+    ``repeat`` is at least 1."""
+    walls: list[float] = []
+    cpus: list[float] = []
     for _ in range(repeat):
         wall, cpu = time.perf_counter(), time.process_time()
         result = fn()

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -60,6 +61,7 @@ class FrameClock:
                         self.hits[name] = (time.perf_counter(), time.process_time())
             original(screen, renderable)
 
+        # Wrapping the private method is the point: it is where a frame is composed.
         app._display = display  # type: ignore[method-assign]
 
     def expect(self, **ready: Callable[[], bool]) -> None:
@@ -94,6 +96,20 @@ def rows_ready(screen: ListScreen) -> bool:
     return all(table.item_at(row) is not None for row in range(top, last))
 
 
+def cursor_on(screen: ListScreen, row: int) -> bool:
+    return screen.table.cursor == row
+
+
+def settled_on(screen: ListScreen, row: int) -> bool:
+    """The cursor on ``row`` and every visible row loaded."""
+    return cursor_on(screen, row) and rows_ready(screen)
+
+
+def filtered_by(screen: ListScreen, query: str) -> bool:
+    """The list filtered by ``query`` and every visible row loaded."""
+    return (screen.table.query_text or "") == query and rows_ready(screen)
+
+
 class Sample(NamedTuple):
     wall: float  # seconds from the key press to the frame
     cpu: float  # CPU seconds this process spent meanwhile (independent of other load)
@@ -120,7 +136,7 @@ async def first_frame(url: str, transport_factory: Callable[[], Any], runs: int)
         start, start_cpu = time.perf_counter(), time.process_time()
         app = make_app(url, transport_factory())
         frames = FrameClock(app)
-        frames.expect(done=lambda a=app: overview_ready(a))
+        frames.expect(done=partial(overview_ready, app))
         async with app.run_test(size=SIZE) as pilot:
             times.append(await framed(pilot, frames, start, start_cpu))
     return times
@@ -144,15 +160,15 @@ async def list_latencies(
         for _ in range(presses):
             target = min((table.total or 1) - 1, table.cursor + table._rows_height())
             frames.expect(
-                done=lambda t=target: table.cursor == t,
-                data=lambda t=target: table.cursor == t and rows_ready(screen),
+                done=partial(cursor_on, screen, target),
+                data=partial(settled_on, screen, target),
             )
             start, start_cpu = time.perf_counter(), time.process_time()
             await pilot.press("pagedown")
             out["pagedown"].append(await framed(pilot, frames, start, start_cpu))
             out["pagedown_data"].append(await framed(pilot, frames, start, start_cpu, "data"))
         for _ in range(presses):
-            frames.expect(done=lambda t=table.cursor + 1: table.cursor == t)
+            frames.expect(done=partial(cursor_on, screen, table.cursor + 1))
             start, start_cpu = time.perf_counter(), time.process_time()
             await pilot.press("down")
             out["down"].append(await framed(pilot, frames, start, start_cpu))
@@ -162,7 +178,7 @@ async def list_latencies(
             typed += char
             await asyncio.sleep(0.12)  # typing pace: each keystroke sends its own query
             query = typed.strip()
-            frames.expect(done=lambda q=query: (table.query_text or "") == q and rows_ready(screen))
+            frames.expect(done=partial(filtered_by, screen, query))
             start, start_cpu = time.perf_counter(), time.process_time()
             await pilot.press(char)
             out["filter"].append(await framed(pilot, frames, start, start_cpu))

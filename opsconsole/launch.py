@@ -156,8 +156,13 @@ def run_console(args: argparse.Namespace) -> int:
         backend_url = embedded.backend_url
     previous_hup = signal.getsignal(signal.SIGHUP)
     if embedded is not None:
-        # The terminal went away: stop the children before we go.
-        signal.signal(signal.SIGHUP, lambda *_: (embedded.stop(), os._exit(129)))
+
+        def hang_up(*_: object) -> None:
+            """The terminal went away: stop the children before we go."""
+            embedded.stop()
+            os._exit(129)
+
+        signal.signal(signal.SIGHUP, hang_up)
     try:
         app = OpsConsoleApp(settings, backend_url=backend_url, sandbox=embedded is not None)
         app.run()

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -24,7 +25,7 @@ HEADERS = {
 
 
 @pytest.fixture(scope="module")
-def api(mutable_cluster: LiveCluster) -> httpx.Client:
+def api(mutable_cluster: LiveCluster) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=mutable_cluster.backend_url, timeout=30.0, headers=HEADERS) as http:
         yield http
 
@@ -110,6 +111,7 @@ def test_apply_rolls_back_shows_at_once_and_is_audited(
         kubernetes.config.new_client_from_config(str(mutable_cluster.kubeconfig))
     )
     head = core.read_namespaced_config_map("opsconsole-audit-head", "opsconsole").data
+    assert head is not None
     assert head["sequence"] == str(outcome["seq"]) and head["hash"] == outcome["hash"]
 
 

@@ -6,6 +6,8 @@ tests/test_fleet_model.py; answers are checked against the schemas.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -24,6 +26,8 @@ from backend.schemas import (
 )
 from tests.support.backend import InMemorySource
 from tests.test_fleet_model import fleet_cluster, fleet_telemetry
+
+P = TypeVar("P", bound=Page)
 
 
 def _app(model: FleetModel | None) -> FastAPI:
@@ -52,13 +56,14 @@ async def get(client: httpx.AsyncClient, path: str, **params) -> httpx.Response:
     return await client.get(API_PREFIX + path, params=params)
 
 
-async def page(client: httpx.AsyncClient, path: str, item: type, **params) -> Page:
+async def page(client: httpx.AsyncClient, path: str, page_type: type[P], **params) -> P:
+    """One page of a list, as ``page_type`` (``Page[Item]``)."""
     response = await get(client, path, **params)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/json"
     body = response.json()
     assert set(body) == {"items", "total", "next"}
-    return Page[item].model_validate(body)
+    return page_type.model_validate(body)
 
 
 # -- shapes --------------------------------------------------------------------------------------
@@ -73,14 +78,14 @@ async def test_overview(client):
 
 
 async def test_every_list_answers_a_page(client):
-    assert [t.name for t in (await page(client, "/tenants", Tenant)).items] == [
+    assert [t.name for t in (await page(client, "/tenants", Page[Tenant])).items] == [
         "team-a",
         "team-b",
         "team-c",
     ]
-    assert (await page(client, "/workloads", Workload)).total == 9
-    assert (await page(client, "/nodes", Node)).total == 4
-    gpus = await page(client, "/gpus", Gpu)
+    assert (await page(client, "/workloads", Page[Workload])).total == 9
+    assert (await page(client, "/nodes", Page[Node])).total == 4
+    gpus = await page(client, "/gpus", Page[Gpu])
     assert gpus.total == 20 and gpus.next is None
     for gpu in gpus.items:  # every GPU has node, index, uuid, model and utilization (or null)
         assert gpu.node and gpu.uuid and gpu.model and gpu.index >= 0
@@ -114,60 +119,60 @@ async def test_single_objects(client):
 
 
 async def test_workload_filters(client):
-    team_a = await page(client, "/workloads", Workload, tenant="team-a")
+    team_a = await page(client, "/workloads", Page[Workload], tenant="team-a")
     assert {w.tenant for w in team_a.items} == {"team-a"} and team_a.total == 5
-    jobs = await page(client, "/workloads", Workload, kind="job")
+    jobs = await page(client, "/workloads", Page[Workload], kind="job")
     assert {w.kind.value for w in jobs.items} == {"Job"} and jobs.total == 3
-    pending = await page(client, "/workloads", Workload, status="Pending")
+    pending = await page(client, "/workloads", Page[Workload], status="Pending")
     assert {w.name for w in pending.items} == {"whisper", "finetune"}
-    assert (await page(client, "/workloads", Workload, namespace="team-c")).total == 1
-    assert (await page(client, "/workloads", Workload, q="LLAMA")).total == 1
-    both = await page(client, "/workloads", Workload, tenant="team-a", kind="deployment")
+    assert (await page(client, "/workloads", Page[Workload], namespace="team-c")).total == 1
+    assert (await page(client, "/workloads", Page[Workload], q="LLAMA")).total == 1
+    both = await page(client, "/workloads", Page[Workload], tenant="team-a", kind="deployment")
     assert {w.name for w in both.items} == {"llama-70b", "mistral", "whisper"}
 
 
 async def test_gpu_and_node_filters(client):
-    assert (await page(client, "/gpus", Gpu, node="node-2")).total == 8
-    assert (await page(client, "/gpus", Gpu, tenant="team-c")).total == 2
-    assert (await page(client, "/gpus", Gpu, namespace="team-a")).total == 8
-    assert (await page(client, "/gpus", Gpu, model="NVIDIA H100 80GB HBM3")).total == 16
-    idle = await page(client, "/gpus", Gpu, idle="true")
+    assert (await page(client, "/gpus", Page[Gpu], node="node-2")).total == 8
+    assert (await page(client, "/gpus", Page[Gpu], tenant="team-c")).total == 2
+    assert (await page(client, "/gpus", Page[Gpu], namespace="team-a")).total == 8
+    assert (await page(client, "/gpus", Page[Gpu], model="NVIDIA H100 80GB HBM3")).total == 16
+    idle = await page(client, "/gpus", Page[Gpu], idle="true")
     assert [g.uuid for g in idle.items] == ["GPU-n1-1"]
-    assert (await page(client, "/gpus", Gpu, idle="false")).total == 19
-    assert (await page(client, "/gpus", Gpu, q="gpu-n3")).total == 2
-    assert (await page(client, "/nodes", Node, gpu_model="NVIDIA-A100-SXM4-80GB")).total == 1
-    assert (await page(client, "/nodes", Node, q="node")).total == 3
-    assert (await page(client, "/tenants", Tenant, q="team-a-dev")).total == 1
+    assert (await page(client, "/gpus", Page[Gpu], idle="false")).total == 19
+    assert (await page(client, "/gpus", Page[Gpu], q="gpu-n3")).total == 2
+    assert (await page(client, "/nodes", Page[Node], gpu_model="NVIDIA-A100-SXM4-80GB")).total == 1
+    assert (await page(client, "/nodes", Page[Node], q="node")).total == 3
+    assert (await page(client, "/tenants", Page[Tenant], q="team-a-dev")).total == 1
 
 
 async def test_sort_descending_with_nulls_last(client):
-    gpus = (await page(client, "/gpus", Gpu, sort="-utilization", limit=1000)).items
+    gpus = (await page(client, "/gpus", Page[Gpu], sort="-utilization", limit=1000)).items
     values = [g.utilization for g in gpus]
     known = [v for v in values if v is not None]
     assert known == sorted(known, reverse=True) and values[len(known) :] == [None] * (
         len(values) - len(known)
     )
-    tenants = (await page(client, "/tenants", Tenant, sort="-gpu_used")).items
+    tenants = (await page(client, "/tenants", Page[Tenant], sort="-gpu_used")).items
     assert tenants[0].name == "team-a"
-    assert (await page(client, "/nodes", Node, sort="-name")).items[0].name == "node-3"
+    assert (await page(client, "/nodes", Page[Node], sort="-name")).items[0].name == "node-3"
 
 
 async def test_offset_limit_and_cursor_walk_every_row_once(client):
-    first = await page(client, "/gpus", Gpu, limit=7, sort="uuid")
+    first = await page(client, "/gpus", Page[Gpu], limit=7, sort="uuid")
     assert len(first.items) == 7 and first.total == 20 and first.next
     seen = [g.uuid for g in first.items]
     cursor = first.next
     while cursor:
-        nxt = await page(client, "/gpus", Gpu, limit=7, sort="uuid", cursor=cursor)
+        nxt = await page(client, "/gpus", Page[Gpu], limit=7, sort="uuid", cursor=cursor)
         seen += [g.uuid for g in nxt.items]
         cursor = nxt.next
     assert len(seen) == 20 == len(set(seen))
     assert seen == [
-        g.uuid for g in (await page(client, "/gpus", Gpu, sort="uuid", limit=1000)).items
+        g.uuid for g in (await page(client, "/gpus", Page[Gpu], sort="uuid", limit=1000)).items
     ]
-    jump = await page(client, "/gpus", Gpu, sort="uuid", offset=18, limit=5)
+    jump = await page(client, "/gpus", Page[Gpu], sort="uuid", offset=18, limit=5)
     assert [g.uuid for g in jump.items] == seen[18:] and jump.next is None
-    beyond = await page(client, "/gpus", Gpu, offset=500)
+    beyond = await page(client, "/gpus", Page[Gpu], offset=500)
     assert beyond.items == [] and beyond.total == 20 and beyond.next is None
 
 

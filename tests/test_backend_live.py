@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -16,7 +16,7 @@ from tests.conftest import LiveCluster
 
 
 @pytest.fixture(scope="module")
-def api(live_cluster: LiveCluster) -> httpx.Client:
+def api(live_cluster: LiveCluster) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=live_cluster.backend_url, timeout=10.0) as http:
         yield http
 
@@ -94,6 +94,7 @@ def test_workloads_releases_and_revisions(api: httpx.Client) -> None:
     assert str(numbers[0]) == detail.revision
 
     canary = next(w for w in workloads if w.canary_percent not in (None, 100))
+    assert canary.canary_percent is not None
     isvc = WorkloadDetail.model_validate(
         api.get(f"/api/v1/workloads/{canary.namespace}/inferenceservice/{canary.name}").json()
     )
@@ -146,7 +147,7 @@ def test_changes_through_kubernetes_show_up(mutable_cluster: LiveCluster) -> Non
             },
         },
     }
-    apps.create_namespaced_deployment(namespace, body)
+    apps.create_namespaced_deployment(namespace, k8s.V1Deployment.model_validate(body))
     path = f"/api/v1/workloads/{namespace}/deployment/e2e-probe"
     _eventually(
         lambda: http.get(path).status_code == 200 and http.get(path).json()["revision"] == "1"
@@ -179,6 +180,7 @@ def test_quota_change_through_kueue_shows_up(mutable_cluster: LiveCluster) -> No
     queue = custom.get_cluster_custom_object(
         "kueue.x-k8s.io", "v1beta2", "clusterqueues", tenant["cluster_queue"]
     )
+    assert isinstance(queue, dict)
     resources = queue["spec"]["resourceGroups"][0]["flavors"][0]["resources"]
     gpu = next(r for r in resources if r["name"] == "nvidia.com/gpu")
     gpu["nominalQuota"] = int(gpu["nominalQuota"]) + 4

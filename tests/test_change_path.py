@@ -46,7 +46,7 @@ def release(apps: kubernetes.client.AppsV1Api, image: str, cause: str) -> None:
     if apps.list_namespaced_deployment(NS).items:
         apps.patch_namespaced_deployment("llm", NS, body)
     else:
-        apps.create_namespaced_deployment(NS, body)
+        apps.create_namespaced_deployment(NS, kubernetes.client.V1Deployment.model_validate(body))
 
 
 class Cluster:
@@ -57,20 +57,20 @@ class Cluster:
         self.api = running.api_client()
         self.core = kubernetes.client.CoreV1Api(self.api)
         self.apps = kubernetes.client.AppsV1Api(self.api)
-        self.core.create_namespace(
-            {"metadata": {"name": NS, "labels": {"opsconsole.io/tenant": "a"}}}
-        )
-        self.core.create_namespace({"metadata": {"name": "opsconsole"}})
+        for name, labels in ((NS, {"opsconsole.io/tenant": "a"}), ("opsconsole", None)):
+            meta = kubernetes.client.V1ObjectMeta(name=name, labels=labels)
+            self.core.create_namespace(kubernetes.client.V1Namespace(metadata=meta))
         for n, image in enumerate(("vllm:0.5", "vllm:0.6", "vllm:0.7-bad"), start=1):
             release(self.apps, image, f"release {n}")
             self.settle()
         for name in ("left", "right"):
-            self.core.create_namespaced_config_map(
-                NS, {"metadata": {"name": name}, "data": {"gpus": "4"}}
+            config_map = kubernetes.client.V1ConfigMap(
+                metadata=kubernetes.client.V1ObjectMeta(name=name), data={"gpus": "4"}
             )
+            self.core.create_namespaced_config_map(NS, config_map)
 
     def settle(self) -> None:
-        self.running.call(self.running.sandbox.controllers.settle)
+        self.running.settle()
 
     def deployment(self) -> dict[str, Any]:
         return self.api.sanitize_for_serialization(self.apps.read_namespaced_deployment("llm", NS))
@@ -79,7 +79,9 @@ class Cluster:
         return self.deployment()["spec"]["template"]["spec"]["containers"][0]["image"]
 
     def config(self, name: str) -> str:
-        return self.core.read_namespaced_config_map(name, NS).data["gpus"]
+        data = self.core.read_namespaced_config_map(name, NS).data
+        assert data is not None
+        return data["gpus"]
 
 
 @pytest.fixture(scope="module")
@@ -184,6 +186,7 @@ async def test_apply_rolls_back_and_records_intent_then_outcome(
     assert outcome.ssh_client == ALICE.ssh_client and outcome.source_address == "127.0.0.1"
     assert outcome.action == "rollout.undo" and outcome.tenants == ["a"]
     assert outcome.parameters["fingerprint"] == plan.fingerprint
+    assert isinstance(outcome.before, list) and isinstance(outcome.after, list)
     [before] = outcome.before
     assert before["fields"]["/spec/template"]["spec"]["containers"][0]["image"] == "vllm:0.7-bad"
     assert (

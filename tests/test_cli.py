@@ -59,7 +59,9 @@ def test_sandbox_command_serves_a_cluster_for_any_client(tmp_path: Path) -> None
         api = k8s_config.new_client_from_config(config_file=str(kubeconfig))
         nodes = k8s.CoreV1Api(api).list_node().items
         assert len(nodes) >= 12
-        assert all(n.metadata.labels.get("nvidia.com/gpu.product") for n in nodes)
+        for node in nodes:
+            assert node.metadata is not None and node.metadata.labels is not None
+            assert node.metadata.labels.get("nvidia.com/gpu.product")
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0

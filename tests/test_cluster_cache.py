@@ -40,8 +40,8 @@ async def eventually(predicate: Callable[[], bool], what: str, deadline: float =
         await asyncio.sleep(0.02)
 
 
-def gpu_pod(name: str, namespace: str = "team-a") -> dict:
-    return {
+def gpu_pod(name: str, namespace: str = "team-a") -> client.V1Pod:
+    manifest = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
@@ -63,6 +63,11 @@ def gpu_pod(name: str, namespace: str = "team-a") -> dict:
             "volumes": [{"name": "v", "emptyDir": {}}],
         },
     }
+    return client.V1Pod.model_validate(manifest)
+
+
+def namespace(name: str) -> client.V1Namespace:
+    return client.V1Namespace(metadata=client.V1ObjectMeta(name=name))
 
 
 @pytest.fixture
@@ -91,7 +96,7 @@ def core(access: ClusterAccess) -> client.CoreV1Api:
 
 async def test_first_sync_lists_every_kind_and_slims(access: ClusterAccess) -> None:
     api = core(access)
-    await asyncio.to_thread(api.create_namespace, {"metadata": {"name": "team-a"}})
+    await asyncio.to_thread(api.create_namespace, namespace("team-a"))
     await asyncio.to_thread(api.create_namespaced_pod, "team-a", gpu_pod("p0"))
     c = ClusterCache(access, options=FAST)
     assert not c.synced
@@ -123,7 +128,7 @@ async def test_changes_through_the_api_reach_the_cache(
     cache: ClusterCache, access: ClusterAccess
 ) -> None:
     api = core(access)
-    await asyncio.to_thread(api.create_namespace, {"metadata": {"name": "team-a"}})
+    await asyncio.to_thread(api.create_namespace, namespace("team-a"))
     await asyncio.to_thread(api.create_namespaced_pod, "team-a", gpu_pod("p1"))
     await eventually(lambda: ("team-a", "p1") in cache.objects("pods"), "the new pod")
 
@@ -151,7 +156,8 @@ async def test_changes_through_the_api_reach_the_cache(
             },
         },
     }
-    await asyncio.to_thread(apps.create_namespaced_deployment, "team-a", deployment)
+    body = client.V1Deployment.model_validate(deployment)
+    await asyncio.to_thread(apps.create_namespaced_deployment, "team-a", body)
     await eventually(lambda: ("team-a", "web") in cache.objects("deployments"), "the deployment")
 
     await asyncio.to_thread(api.delete_namespaced_pod, "p1", "team-a")
@@ -179,10 +185,10 @@ async def test_expired_watch_relists(tmp_path: Path) -> None:
     try:
         assert await c.wait_synced(DEADLINE)
         api = core(access)
-        await asyncio.to_thread(api.create_namespace, {"metadata": {"name": "team-a"}})
+        await asyncio.to_thread(api.create_namespace, namespace("team-a"))
         await asyncio.to_thread(api.create_namespaced_pod, "team-a", gpu_pod("p2"))
         await eventually(lambda: ("team-a", "p2") in c.objects("pods"), "the pod")
-        await asyncio.to_thread(api.create_namespace, {"metadata": {"name": "team-b"}})
+        await asyncio.to_thread(api.create_namespace, namespace("team-b"))
         sandbox.store.compact()
         await eventually(lambda: c.watch_restarts >= 1, "a restart after 410")
         # Relisted, not emptied, and still following changes.
@@ -199,7 +205,7 @@ async def test_reconnects_after_the_server_restarts(tmp_path: Path) -> None:
     await first.start()
     port = int(first.url.rsplit(":", 1)[1])
     access = load_cluster_access(first.write_kubeconfig(tmp_path / "kubeconfig"))
-    await asyncio.to_thread(core(access).create_namespace, {"metadata": {"name": "old-team"}})
+    await asyncio.to_thread(core(access).create_namespace, namespace("old-team"))
     c = ClusterCache(access, options=FAST)
     await c.start()
     second: Sandbox | None = None
@@ -212,7 +218,7 @@ async def test_reconnects_after_the_server_restarts(tmp_path: Path) -> None:
         # A new server (new storage) on the same address: the cache relists from scratch.
         second = Sandbox(fleet="empty", controllers=False, port=port)
         await second.start()
-        await asyncio.to_thread(core(access).create_namespace, {"metadata": {"name": "new-team"}})
+        await asyncio.to_thread(core(access).create_namespace, namespace("new-team"))
         await eventually(
             lambda: (
                 ("", "new-team") in c.objects("namespaces")

@@ -1168,15 +1168,15 @@ def test_malformed_and_missing_fields_do_not_crash():
             "u": Sample(uuid="u", gpu=0, node=None, utilization=None, last_xid=None),
             "v": Sample(
                 uuid="v",
-                gpu="x",  # type: ignore[arg-type]
+                gpu="x",
                 node="n",
-                utilization="abc",  # type: ignore[arg-type]
+                utilization="abc",
                 temperature_c=float("nan"),
-                power_watts=True,  # type: ignore[arg-type]
-                pod=7,  # type: ignore[arg-type]
+                power_watts=True,
+                pod=7,
             ),
         },
-        history={"u": None, "v": ["x", 1, None, 2.5]},  # type: ignore[dict-item]
+        history={"u": None, "v": ["x", 1, None, 2.5]},
     )
     model = build_fleet_model(_junk_cluster(), junk_samples)
     weird = next(g for g in model.gpus.items if g.uuid == "v")
@@ -1199,7 +1199,7 @@ def test_malformed_and_missing_fields_do_not_crash():
 
 def test_empty_inputs_and_wrong_container_types():
     assert len(build_fleet_model({}, None).workloads) == 0
-    assert len(build_fleet_model({"pods": None, "nodes": []}, None).nodes) == 0  # type: ignore[dict-item]
+    assert len(build_fleet_model({"pods": None, "nodes": []}, None).nodes) == 0
 
 
 def test_build_does_not_mutate_its_inputs():

@@ -75,7 +75,8 @@ def test_field_values() -> None:
     """Fields hold strings, or bare numbers when a manifest was written by hand."""
     assert quantity_value("500m") == Fraction(1, 2)
     assert quantity_value(4) == 4 and quantity_value(0.25) == Fraction(1, 4)
-    for bad in (None, True, "junk", float("nan"), float("inf"), [], {}):
+    bad_values: tuple[object, ...] = (None, True, "junk", float("nan"), float("inf"), [], {})
+    for bad in bad_values:
         assert quantity_value(bad) is None
 
 

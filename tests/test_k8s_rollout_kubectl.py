@@ -45,7 +45,7 @@ class Cluster:
         self.core = kubernetes.client.CoreV1Api(self.client)
 
     def settle(self) -> None:
-        self.running.call(self.running.sandbox.controllers.settle)
+        self.running.settle()
 
     def release(self, namespace: str, image: str, annotations: dict[str, str]) -> None:
         """Create the Deployment or change its image, as an operator would."""
@@ -63,7 +63,9 @@ class Cluster:
         if self.apps.list_namespaced_deployment(namespace).items:
             self.apps.patch_namespaced_deployment("web", namespace, body)
         else:
-            self.apps.create_namespaced_deployment(namespace, body)
+            self.apps.create_namespaced_deployment(
+                namespace, kubernetes.client.V1Deployment.model_validate(body)
+            )
         self.settle()
 
     def both(self, image: str, annotations: dict[str, str]) -> None:
@@ -124,7 +126,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     try:
         cluster = Cluster(running)
         for namespace in (BY_KUBECTL, BY_PRODUCT):
-            cluster.core.create_namespace({"metadata": {"name": namespace}})
+            meta = kubernetes.client.V1ObjectMeta(name=namespace)
+            cluster.core.create_namespace(kubernetes.client.V1Namespace(metadata=meta))
         yield cluster
     finally:
         running.close()

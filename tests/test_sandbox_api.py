@@ -8,7 +8,8 @@ import json
 import time
 import urllib.error
 import urllib.request
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import kubernetes
@@ -32,6 +33,7 @@ KSERVE = ("serving.kserve.io", "v1beta1")
 
 def status_of(exc: ApiException) -> dict[str, Any]:
     """The ``Status`` body of a failed call, checked to be one."""
+    assert exc.body is not None
     body = json.loads(exc.body)
     assert body["kind"] == "Status"
     assert body["apiVersion"] == "v1"
@@ -41,11 +43,11 @@ def status_of(exc: ApiException) -> dict[str, Any]:
 
 
 def make_namespace(api: k8s.ApiClient, name: str) -> str:
-    k8s.CoreV1Api(api).create_namespace({"metadata": {"name": name}})
+    k8s.CoreV1Api(api).create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name)))
     return name
 
 
-def pod_body(name: str, labels: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
+def pod_manifest(name: str, labels: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -54,9 +56,16 @@ def pod_body(name: str, labels: dict[str, str] | None = None, **spec: Any) -> di
     }
 
 
-def deployment_body(name: str, replicas: int = 2, labels: dict[str, str] | None = None) -> dict:
+def pod_body(name: str, labels: dict[str, str] | None = None, **spec: Any) -> k8s.V1Pod:
+    """``pod_manifest`` as the client's model (the client turns a dict body into it anyway)."""
+    return k8s.V1Pod.model_validate(pod_manifest(name, labels, **spec))
+
+
+def deployment_body(
+    name: str, replicas: int = 2, labels: dict[str, str] | None = None
+) -> k8s.V1Deployment:
     labels = labels or {"app": name}
-    return {
+    manifest = {
         "metadata": {"name": name},
         "spec": {
             "replicas": replicas,
@@ -76,6 +85,41 @@ def deployment_body(name: str, replicas: int = 2, labels: dict[str, str] | None 
             },
         },
     }
+    return k8s.V1Deployment.model_validate(manifest)
+
+
+class Meta(Protocol):
+    @property
+    def name(self) -> str | None: ...
+
+
+class Named(Protocol):
+    """An object of the typed clients (which declare every field optional)."""
+
+    @property
+    def metadata(self) -> Meta | None: ...
+
+
+def names_of(objects: Iterable[Named]) -> list[str]:
+    """The names of listed objects, in order; each must have one."""
+    names = []
+    for obj in objects:
+        assert obj.metadata is not None and obj.metadata.name is not None
+        names.append(obj.metadata.name)
+    return names
+
+
+def pod_spec(deploy: k8s.V1Deployment) -> k8s.V1PodSpec:
+    """A Deployment's pod template spec (every stored Deployment has one)."""
+    assert deploy.spec is not None and deploy.spec.template.spec is not None
+    return deploy.spec.template.spec
+
+
+def list_version(core: k8s.CoreV1Api, ns: str) -> str | None:
+    """The resourceVersion of a list of the namespace's pods: where a watch from now starts."""
+    listed = core.list_namespaced_pod(ns)
+    assert listed.metadata is not None
+    return listed.metadata.resource_version
 
 
 def http_get(url: str) -> tuple[int, str, bytes]:
@@ -99,7 +143,8 @@ def test_discovery(kube: k8s.ApiClient, sandbox_thread: SandboxThread) -> None:
     assert not core["nodes"].namespaced
     assert "pods/status" in core and "pods/proxy" in core
     groups = {g.name: g for g in k8s.ApisApi(kube).get_api_versions().groups}
-    assert groups["kueue.x-k8s.io"].preferred_version.version == "v1beta2"
+    preferred = groups["kueue.x-k8s.io"].preferred_version
+    assert preferred is not None and preferred.version == "v1beta2"
     assert set(groups) >= {"apps", "batch", "serving.kserve.io"}
     apps = {r.name: r for r in k8s.AppsV1Api(kube).get_api_resources().resources}
     assert apps["deployments"].kind == "Deployment" and apps["deployments"].short_names == [
@@ -141,10 +186,11 @@ def test_core_crud(kube: k8s.ApiClient) -> None:
     ns = make_namespace(kube, "crud")
     created = core.create_namespaced_pod(ns, pod_body("web-0", {"app": "web"}))
     meta = created.metadata
+    assert meta is not None and created.status is not None
     assert meta.uid and meta.resource_version and meta.creation_timestamp
     assert meta.namespace == ns and created.status.phase == "Pending"
     got = core.read_namespaced_pod("web-0", ns)
-    assert got.metadata.uid == meta.uid
+    assert got.metadata is not None and got.metadata.uid == meta.uid
 
     with pytest.raises(ApiException) as err:
         core.create_namespaced_pod(ns, pod_body("web-0"))
@@ -153,15 +199,15 @@ def test_core_crud(kube: k8s.ApiClient) -> None:
     assert body["message"] == 'pods "web-0" already exists'
     assert body["details"] == {"name": "web-0", "group": "", "kind": "pods"}
 
-    replaced = core.replace_namespaced_pod(
-        "web-0", ns, {**pod_body("web-0", {"app": "web", "v": "2"})}
-    )
+    replaced = core.replace_namespaced_pod("web-0", ns, pod_body("web-0", {"app": "web", "v": "2"}))
+    assert replaced.metadata is not None and replaced.metadata.labels is not None
     assert replaced.metadata.labels["v"] == "2"
+    assert replaced.metadata.resource_version is not None
     assert int(replaced.metadata.resource_version) > int(meta.resource_version)
     assert replaced.metadata.uid == meta.uid
 
     deleted = core.delete_namespaced_pod("web-0", ns)
-    assert deleted.metadata.name == "web-0"
+    assert deleted.metadata is not None and deleted.metadata.name == "web-0"
     with pytest.raises(ApiException) as err:
         core.read_namespaced_pod("web-0", ns)
     body = status_of(err.value)
@@ -176,35 +222,39 @@ def test_core_crud(kube: k8s.ApiClient) -> None:
 def test_namespace_in_body_must_match_path(kube: k8s.ApiClient) -> None:
     core = k8s.CoreV1Api(kube)
     ns = make_namespace(kube, "mismatch")
-    body = pod_body("p")
+    body = pod_manifest("p")
     body["metadata"]["namespace"] = "default"
     with pytest.raises(ApiException) as err:
-        core.create_namespaced_pod(ns, body)
+        core.create_namespaced_pod(ns, k8s.V1Pod.model_validate(body))
     assert err.value.status == 400 and status_of(err.value)["reason"] == "BadRequest"
 
 
 def test_generate_name_and_dry_run(kube: k8s.ApiClient) -> None:
     core = k8s.CoreV1Api(kube)
     ns = make_namespace(kube, "gen")
-    body = pod_body("")
+    body = pod_manifest("")
     body["metadata"] = {"generateName": "worker-"}
-    pod = core.create_namespaced_pod(ns, body)
+    pod = core.create_namespaced_pod(ns, k8s.V1Pod.model_validate(body))
+    assert pod.metadata is not None and pod.metadata.name is not None
     assert pod.metadata.name.startswith("worker-") and len(pod.metadata.name) == 12
     dry = core.create_namespaced_pod(ns, pod_body("ghost"), dry_run="All")
-    assert dry.metadata.name == "ghost"
-    assert [p.metadata.name for p in core.list_namespaced_pod(ns).items] == [pod.metadata.name]
+    assert dry.metadata is not None and dry.metadata.name == "ghost"
+    assert names_of(core.list_namespaced_pod(ns).items) == [pod.metadata.name]
 
 
 def test_apps_and_batch_crud(kube: k8s.ApiClient) -> None:
     apps, batch = k8s.AppsV1Api(kube), k8s.BatchV1Api(kube)
     ns = make_namespace(kube, "workloads")
     dep = apps.create_namespaced_deployment(ns, deployment_body("llm"))
+    assert dep.metadata is not None and dep.spec is not None
     assert dep.metadata.generation == 1 and dep.spec.replicas == 2
     dep.spec.replicas = 3
     dep = apps.replace_namespaced_deployment("llm", ns, dep)
+    assert dep.metadata is not None and dep.spec is not None
     assert dep.spec.replicas == 3 and dep.metadata.generation == 2
-    assert [d.metadata.name for d in apps.list_namespaced_deployment(ns).items] == ["llm"]
-    assert apps.delete_namespaced_deployment("llm", ns)["metadata"]["name"] == "llm"
+    assert names_of(apps.list_namespaced_deployment(ns).items) == ["llm"]
+    deleted = apps.delete_namespaced_deployment("llm", ns)
+    assert isinstance(deleted, dict) and deleted["metadata"]["name"] == "llm"
 
     job = {
         "metadata": {"name": "train"},
@@ -217,10 +267,12 @@ def test_apps_and_batch_crud(kube: k8s.ApiClient) -> None:
             }
         },
     }
-    created = batch.create_namespaced_job(ns, job)
+    created = batch.create_namespaced_job(ns, k8s.V1Job.model_validate(job))
     assert created.kind == "Job" and created.api_version == "batch/v1"
-    assert batch.read_namespaced_job("train", ns).metadata.uid == created.metadata.uid
-    assert [j.metadata.name for j in batch.list_job_for_all_namespaces().items] == ["train"]
+    assert created.metadata is not None
+    read = batch.read_namespaced_job("train", ns)
+    assert read.metadata is not None and read.metadata.uid == created.metadata.uid
+    assert names_of(batch.list_job_for_all_namespaces().items) == ["train"]
 
 
 def test_custom_objects(kube: k8s.ApiClient) -> None:
@@ -246,18 +298,22 @@ def test_custom_objects(kube: k8s.ApiClient) -> None:
         },
     }
     created = custom.create_cluster_custom_object(*KUEUE, "clusterqueues", cq)
+    assert isinstance(created, dict)
     assert created["metadata"]["uid"] and "namespace" not in created["metadata"]
     patched = custom.patch_cluster_custom_object(
         *KUEUE, "clusterqueues", "team-a", {"metadata": {"labels": {"tier": "gold"}}}
     )
+    assert isinstance(patched, dict)
     assert patched["metadata"]["labels"] == {"opsconsole.io/tenant": "team-a", "tier": "gold"}
     listed = custom.list_cluster_custom_object(*KUEUE, "clusterqueues", label_selector="tier=gold")
+    assert isinstance(listed, dict)
     assert [o["metadata"]["name"] for o in listed["items"]] == ["team-a"]
     assert listed["kind"] == "ClusterQueueList"
 
     lq = {"metadata": {"name": "default"}, "spec": {"clusterQueue": "team-a"}}
     custom.create_namespaced_custom_object(*KUEUE, ns, "localqueues", lq)
     got = custom.get_namespaced_custom_object(*KUEUE, ns, "localqueues", "default")
+    assert isinstance(got, dict)
     assert got["kind"] == "LocalQueue" and got["metadata"]["namespace"] == ns
 
     isvc = {
@@ -290,7 +346,7 @@ def test_custom_objects(kube: k8s.ApiClient) -> None:
         )
     assert err.value.status == 415
     deleted = custom.delete_namespaced_custom_object(*KSERVE, ns, "inferenceservices", "chat")
-    assert deleted["metadata"]["name"] == "chat"
+    assert isinstance(deleted, dict) and deleted["metadata"]["name"] == "chat"
 
 
 # -- validation ----------------------------------------------------------------------------------
@@ -346,7 +402,8 @@ def test_invalid_objects_are_422(kube: k8s.ApiClient) -> None:
     with pytest.raises(ApiException) as err:
         apps.patch_namespaced_deployment("ok", ns, {"spec": {"replicas": -3}})
     assert err.value.status == 422
-    assert apps.read_namespaced_deployment("ok", ns).spec.replicas == 2
+    unchanged = apps.read_namespaced_deployment("ok", ns).spec
+    assert unchanged is not None and unchanged.replicas == 2
     with pytest.raises(ApiException) as err:
         apps.patch_namespaced_deployment(
             "ok",
@@ -379,9 +436,7 @@ def test_label_selectors(kube: k8s.ApiClient) -> None:
         core.create_namespaced_pod(ns, pod_body(name, labels))
 
     def names(selector: str) -> list[str]:
-        return [
-            p.metadata.name for p in core.list_namespaced_pod(ns, label_selector=selector).items
-        ]
+        return names_of(core.list_namespaced_pod(ns, label_selector=selector).items)
 
     assert names("app=web") == ["a", "b"]
     assert names("app==web,tier=back") == ["b"]
@@ -408,7 +463,7 @@ def test_field_selectors(kube: k8s.ApiClient) -> None:
             items = core.list_pod_for_all_namespaces(field_selector=selector).items
         else:
             items = core.list_namespaced_pod(ns, field_selector=selector).items
-        return [p.metadata.name for p in items]
+        return names_of(items)
 
     assert names("spec.nodeName=node-1") == ["on-n1"]
     assert names("status.phase=Running") == ["on-n2"]
@@ -427,21 +482,25 @@ def test_paging_with_limit_and_continue(kube: k8s.ApiClient, sandbox_thread: San
     for i in range(25):
         core.create_namespaced_pod(ns, pod_body(f"p-{i:02d}", {"even": str(i % 2 == 0).lower()}))
     first = core.list_namespaced_pod(ns, limit=10)
+    assert first.metadata is not None
     assert len(first.items) == 10 and first.metadata.remaining_item_count == 15
-    seen = [p.metadata.name for p in first.items]
+    seen = names_of(first.items)
     token = first.metadata._continue
     while token:
         page = core.list_namespaced_pod(ns, limit=10, _continue=token)
+        assert page.metadata is not None
         assert page.metadata.resource_version == first.metadata.resource_version
-        seen += [p.metadata.name for p in page.items]
+        seen += names_of(page.items)
         token = page.metadata._continue
     assert seen == [f"p-{i:02d}" for i in range(25)]
 
     even = core.list_namespaced_pod(ns, limit=5, label_selector="even=true")
+    assert even.metadata is not None
     assert len(even.items) == 5 and even.metadata._continue
     rest = core.list_namespaced_pod(
         ns, limit=100, label_selector="even=true", _continue=even.metadata._continue
     )
+    assert rest.metadata is not None
     assert len(rest.items) == 8 and not rest.metadata._continue
 
     with pytest.raises(ApiException) as err:
@@ -483,11 +542,12 @@ def test_patch_types_and_conflicts(kube: k8s.ApiClient) -> None:
             }
         },
     )
-    containers = {c.name: c for c in patched.spec.template.spec.containers}
+    containers = {c.name: c for c in pod_spec(patched).containers}
     assert containers["server"].image == "registry.local/server:2"
     assert containers["sidecar"].image == "registry.local/sidecar:1"
-    assert [(e.name, e.value) for e in containers["server"].env] == [("A", "1"), ("B", "3")]
-    assert patched.metadata.generation == 2
+    env = containers["server"].env
+    assert env is not None and [(e.name, e.value) for e in env] == [("A", "1"), ("B", "3")]
+    assert patched.metadata is not None and patched.metadata.generation == 2
 
     # JSON merge patch replaces lists wholesale.
     merged = apps.patch_namespaced_deployment(
@@ -499,7 +559,8 @@ def test_patch_types_and_conflicts(kube: k8s.ApiClient) -> None:
         },
         _content_type="application/merge-patch+json",
     )
-    assert [c.name for c in merged.spec.template.spec.containers] == ["only"]
+    assert [c.name for c in pod_spec(merged).containers] == ["only"]
+    assert merged.metadata is not None and merged.metadata.annotations is not None
     assert merged.metadata.annotations["kubernetes.io/change-cause"] == "v3"
 
     # JSON patch (a list body), including a passing and a failing test op.
@@ -512,6 +573,7 @@ def test_patch_types_and_conflicts(kube: k8s.ApiClient) -> None:
             {"op": "add", "path": "/metadata/labels", "value": {"stage": "production"}},
         ],
     )
+    assert jp.spec is not None and jp.metadata is not None
     assert jp.spec.replicas == 4 and jp.metadata.labels == {"stage": "production"}
     with pytest.raises(ApiException) as err:
         apps.patch_namespaced_deployment(
@@ -520,6 +582,7 @@ def test_patch_types_and_conflicts(kube: k8s.ApiClient) -> None:
     assert err.value.status == 422
 
     # A stale resourceVersion in a patch or a PUT is 409 Conflict.
+    assert dep.metadata is not None
     stale = dep.metadata.resource_version
     with pytest.raises(ApiException) as err:
         apps.patch_namespaced_deployment(
@@ -529,6 +592,7 @@ def test_patch_types_and_conflicts(kube: k8s.ApiClient) -> None:
     assert err.value.status == 409 and body["reason"] == "Conflict"
     assert body["message"].startswith('Operation cannot be fulfilled on deployments.apps "svc"')
     current = apps.read_namespaced_deployment("svc", ns)
+    assert current.metadata is not None and current.spec is not None
     ok = apps.patch_namespaced_deployment(
         "svc",
         ns,
@@ -537,7 +601,7 @@ def test_patch_types_and_conflicts(kube: k8s.ApiClient) -> None:
             "spec": {"replicas": 1},
         },
     )
-    assert ok.spec.replicas == 1
+    assert ok.spec is not None and ok.spec.replicas == 1
     current.spec.replicas = 5
     with pytest.raises(ApiException) as err:
         apps.replace_namespaced_deployment("svc", ns, current)
@@ -557,16 +621,20 @@ def test_status_subresource(kube: k8s.ApiClient) -> None:
     after = apps.patch_namespaced_deployment_status(
         "svc", ns, {"status": {"readyReplicas": 2, "replicas": 2}}
     )
+    assert after.status is not None and after.metadata is not None
     assert after.status.ready_replicas == 2 and after.metadata.generation == 1
     # Writing the main resource keeps the status; writing status keeps the spec.
     main = apps.patch_namespaced_deployment(
         "svc", ns, {"spec": {"replicas": 3}, "status": {"readyReplicas": 0}}
     )
+    assert main.spec is not None and main.status is not None
     assert main.spec.replicas == 3 and main.status.ready_replicas == 2
     read = apps.read_namespaced_deployment_status("svc", ns)
+    assert read.spec is not None and read.status is not None
     read.spec.replicas = 9
     read.status.ready_replicas = 3
     replaced = apps.replace_namespaced_deployment_status("svc", ns, read)
+    assert replaced.spec is not None and replaced.status is not None
     assert replaced.spec.replicas == 3 and replaced.status.ready_replicas == 3
 
 
@@ -575,7 +643,7 @@ def test_delete_namespace_removes_its_objects(kube: k8s.ApiClient) -> None:
     ns = make_namespace(kube, "doomed")
     core.create_namespaced_pod(ns, pod_body("p"))
     deleted = core.delete_namespace(ns)
-    assert deleted["metadata"]["name"] == ns
+    assert isinstance(deleted, dict) and deleted["metadata"]["name"] == ns
     assert core.list_pod_for_all_namespaces(field_selector=f"metadata.namespace={ns}").items == []
 
 
@@ -606,7 +674,7 @@ def test_watch_streams_changes(kube: k8s.ApiClient) -> None:
 def test_watch_resumes_from_resource_version(kube: k8s.ApiClient) -> None:
     core = k8s.CoreV1Api(kube)
     ns = make_namespace(kube, "resume")
-    listed = core.list_namespaced_pod(ns)
+    start = list_version(core, ns)
     core.create_namespaced_pod(ns, pod_body("late"))
     core.patch_namespaced_pod_status("late", ns, {"status": {"phase": "Running"}})
     events = [
@@ -614,7 +682,7 @@ def test_watch_resumes_from_resource_version(kube: k8s.ApiClient) -> None:
         for e in Watch().stream(
             core.list_namespaced_pod,
             ns,
-            resource_version=listed.metadata.resource_version,
+            resource_version=start,
             timeout_seconds=1,
         )
     ]
@@ -626,7 +694,7 @@ def test_watch_expired_resource_version_is_410(
 ) -> None:
     core = k8s.CoreV1Api(kube)
     ns = make_namespace(kube, "expired")
-    old = core.list_namespaced_pod(ns).metadata.resource_version
+    old = list_version(core, ns)
     core.create_namespaced_pod(ns, pod_body("p"))
     sandbox_thread.call(sandbox_thread.sandbox.store.compact)
     with pytest.raises(ApiException) as err:
@@ -661,6 +729,7 @@ def test_watch_bookmarks_and_streaming_list(sandbox_thread: SandboxThread) -> No
 def test_closed_watch_releases_its_queue(sandbox_thread: SandboxThread) -> None:
     store = sandbox_thread.sandbox.store
     url = urlsplit(sandbox_thread.url)
+    assert url.hostname is not None
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
     conn.request("GET", "/api/v1/namespaces?watch=1")
     response = conn.getresponse()
@@ -680,9 +749,9 @@ def test_closed_watch_releases_its_queue(sandbox_thread: SandboxThread) -> None:
 def test_pod_proxy(kube: k8s.ApiClient, sandbox_thread: SandboxThread) -> None:
     core = k8s.CoreV1Api(kube)
     ns = make_namespace(kube, "gpu-operator")
-    exporter = pod_body("nvidia-dcgm-exporter-abc", {"app": "nvidia-dcgm-exporter"})
+    exporter = pod_manifest("nvidia-dcgm-exporter-abc", {"app": "nvidia-dcgm-exporter"})
     exporter["spec"]["containers"][0]["ports"] = [{"name": "metrics", "containerPort": 9400}]
-    core.create_namespaced_pod(ns, exporter)
+    core.create_namespaced_pod(ns, k8s.V1Pod.model_validate(exporter))
     calls: list[tuple[str, str, str]] = []
 
     def handler(pod: dict, port: str, path: str) -> tuple[int, str, bytes]:
@@ -732,11 +801,15 @@ async def test_aio_client(sandbox_thread: SandboxThread) -> None:
     )
     async with aio_client.ApiClient(configuration) as api:
         core = aio_client.CoreV1Api(api)
-        await core.create_namespace({"metadata": {"name": "aio"}})
-        version = (await core.list_namespaced_pod("aio")).metadata.resource_version
-        await core.create_namespaced_pod("aio", pod_body("async-pod", {"app": "aio"}))
+        meta = aio_client.V1ObjectMeta(name="aio")
+        await core.create_namespace(aio_client.V1Namespace(metadata=meta))
+        listed = await core.list_namespaced_pod("aio")
+        assert listed.metadata is not None
+        version = listed.metadata.resource_version
+        pod = aio_client.V1Pod.model_validate(pod_manifest("async-pod", {"app": "aio"}))
+        await core.create_namespaced_pod("aio", pod)
         pods = await core.list_namespaced_pod("aio", label_selector="app=aio")
-        assert [p.metadata.name for p in pods.items] == ["async-pod"]
+        assert names_of(pods.items) == ["async-pod"]
         events = []
         async with aio_watch.Watch() as watch:
             async for event in watch.stream(
@@ -765,7 +838,7 @@ def test_kubeconfig_shape(sandbox_thread: SandboxThread) -> None:
 def test_watch_with_selector_sees_objects_enter_and_leave(kube: k8s.ApiClient) -> None:
     core = k8s.CoreV1Api(kube)
     ns = make_namespace(kube, "transitions")
-    start = core.list_namespaced_pod(ns).metadata.resource_version
+    start = list_version(core, ns)
     core.create_namespaced_pod(ns, pod_body("p", {"role": "idle"}))
     core.patch_namespaced_pod("p", ns, {"metadata": {"labels": {"role": "serving"}}})
     core.patch_namespaced_pod("p", ns, {"metadata": {"labels": {"role": "idle"}}})
@@ -788,7 +861,7 @@ def test_watch_with_selector_sees_objects_enter_and_leave(kube: k8s.ApiClient) -
 
 
 def test_strategic_merge_directives() -> None:
-    target = {
+    target: dict[str, Any] = {
         "metadata": {"finalizers": ["a"], "labels": {"x": "1"}},
         "spec": {"containers": [{"name": "a", "image": "1"}, {"name": "b", "image": "1"}]},
     }
@@ -818,9 +891,12 @@ def test_strategic_merge_directives() -> None:
 def test_selector_parsing() -> None:
     pod = {"metadata": {"name": "p", "labels": {"a": "1", "b": "2"}}, "spec": {"x": True}}
     assert parse_label_selector("") is None
-    assert parse_label_selector("a in (1, 3), b notin (3), !c")(pod)
-    assert not parse_label_selector("a=1,b!=2")(pod)
-    assert parse_field_selector("spec.x=true,metadata.name!=q")(pod)
+    in_set = parse_label_selector("a in (1, 3), b notin (3), !c")
+    assert in_set is not None and in_set(pod)
+    not_equal = parse_label_selector("a=1,b!=2")
+    assert not_equal is not None and not not_equal(pod)
+    fields = parse_field_selector("spec.x=true,metadata.name!=q")
+    assert fields is not None and fields(pod)
     for bad in ("a=(", "a in (1", "=x", "a=b c"):
         with pytest.raises(ApiError):
             parse_label_selector(bad)
@@ -851,10 +927,12 @@ def test_delete_preconditions(kube: k8s.ApiClient) -> None:
     with pytest.raises(ApiException) as err:
         core.delete_namespaced_pod("p", ns, body=stale)
     assert err.value.status == 409 and status_of(err.value)["reason"] == "Conflict"
+    assert pod.metadata is not None
     fresh = k8s.V1DeleteOptions(
         preconditions=k8s.V1Preconditions(resource_version=pod.metadata.resource_version)
     )
-    assert core.delete_namespaced_pod("p", ns, body=fresh).metadata.name == "p"
+    gone = core.delete_namespaced_pod("p", ns, body=fresh)
+    assert gone.metadata is not None and gone.metadata.name == "p"
 
 
 def test_scale_subresource(kube: k8s.ApiClient) -> None:
@@ -862,13 +940,17 @@ def test_scale_subresource(kube: k8s.ApiClient) -> None:
     ns = make_namespace(kube, "scaling")
     apps.create_namespaced_deployment(ns, deployment_body("svc"))
     scale = apps.read_namespaced_deployment_scale("svc", ns)
+    assert scale.spec is not None and scale.status is not None
     assert scale.spec.replicas == 2 and scale.status.selector == "app=svc"
     patched = apps.patch_namespaced_deployment_scale("svc", ns, {"spec": {"replicas": 5}})
-    assert patched.spec.replicas == 5
-    assert apps.read_namespaced_deployment("svc", ns).spec.replicas == 5
+    assert patched.spec is not None and patched.spec.replicas == 5
+    spec = apps.read_namespaced_deployment("svc", ns).spec
+    assert spec is not None and spec.replicas == 5
     scale = apps.read_namespaced_deployment_scale("svc", ns)
+    assert scale.spec is not None
     scale.spec.replicas = 1
-    assert apps.replace_namespaced_deployment_scale("svc", ns, scale).spec.replicas == 1
+    replaced = apps.replace_namespaced_deployment_scale("svc", ns, scale)
+    assert replaced.spec is not None and replaced.spec.replicas == 1
     with pytest.raises(ApiException) as err:  # the read Scale's resourceVersion is stale now
         apps.replace_namespaced_deployment_scale("svc", ns, scale)
     assert err.value.status == 409
@@ -906,17 +988,16 @@ def test_table_output_for_kubectl(kube: k8s.ApiClient, sandbox_thread: SandboxTh
 def test_resource_quota_admission_is_403(kube: k8s.ApiClient) -> None:
     core = k8s.CoreV1Api(kube)
     ns = make_namespace(kube, "quota")
-    core.create_namespaced_resource_quota(
-        ns, {"metadata": {"name": "gpu-quota"}, "spec": {"hard": {"requests.nvidia.com/gpu": "1"}}}
-    )
+    quota = {"metadata": {"name": "gpu-quota"}, "spec": {"hard": {"requests.nvidia.com/gpu": "1"}}}
+    core.create_namespaced_resource_quota(ns, k8s.V1ResourceQuota.model_validate(quota))
     gpu = {"limits": {"nvidia.com/gpu": "1"}, "requests": {"nvidia.com/gpu": "1"}}
-    first = pod_body("gpu-0")
+    first = pod_manifest("gpu-0")
     first["spec"]["containers"][0]["resources"] = gpu
-    core.create_namespaced_pod(ns, first)
-    second = pod_body("gpu-1")
+    core.create_namespaced_pod(ns, k8s.V1Pod.model_validate(first))
+    second = pod_manifest("gpu-1")
     second["spec"]["containers"][0]["resources"] = gpu
     with pytest.raises(ApiException) as err:
-        core.create_namespaced_pod(ns, second)
+        core.create_namespaced_pod(ns, k8s.V1Pod.model_validate(second))
     body = status_of(err.value)
     assert err.value.status == 403 and body["reason"] == "Forbidden"
     assert body["message"].startswith('pods "gpu-1" is forbidden: exceeded quota: gpu-quota')
@@ -942,8 +1023,10 @@ def test_kueue_webhook_suspends_and_gates_queued_workloads(kube: k8s.ApiClient) 
             }
         },
     }
-    assert batch.create_namespaced_job(ns, job).spec.suspend is True
+    suspended = batch.create_namespaced_job(ns, k8s.V1Job.model_validate(job)).spec
+    assert suspended is not None and suspended.suspend is True
     pod = core.create_namespaced_pod(ns, pod_body("solo", queued))
+    assert pod.spec is not None and pod.spec.scheduling_gates is not None
     assert [g.name for g in pod.spec.scheduling_gates] == ["kueue.x-k8s.io/admission"]
     plain = core.create_namespaced_pod(ns, pod_body("plain"))
-    assert not plain.spec.scheduling_gates
+    assert plain.spec is not None and not plain.spec.scheduling_gates

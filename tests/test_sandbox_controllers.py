@@ -582,8 +582,11 @@ def test_revision_sequence_over_http(tmp_path: Path) -> None:
     try:
         api = kubernetes.client.AppsV1Api(running.api_client())
         core = kubernetes.client.CoreV1Api(api.api_client)
-        core.create_namespace({"metadata": {"name": NS}})
-        api.create_namespaced_deployment(NS, deployment_body("web", "a", "ca"))
+        core.create_namespace(
+            kubernetes.client.V1Namespace(metadata=kubernetes.client.V1ObjectMeta(name=NS))
+        )
+        body = kubernetes.client.V1Deployment.model_validate(deployment_body("web", "a", "ca"))
+        api.create_namespaced_deployment(NS, body)
         _wait_for_revision(api, "1")
         for number, (image, cause) in enumerate(
             (("b", "cb"), ("c", "cc"), ("a", "back to a"), ("b", "b again")), start=2
@@ -597,14 +600,16 @@ def test_revision_sequence_over_http(tmp_path: Path) -> None:
             api.patch_namespaced_deployment("web", NS, patch)
             _wait_for_revision(api, str(number))
         sets = api.list_namespaced_replica_set(NS).items
-        seen = {
-            rs.spec.template.spec.containers[0].image: (
-                rs.metadata.annotations[REVISION_ANNOTATION],
-                rs.metadata.annotations.get(REVISION_HISTORY_ANNOTATION),
-                rs.metadata.annotations.get(CHANGE_CAUSE_ANNOTATION),
+        seen = {}
+        for rs in sets:
+            assert rs.spec is not None and rs.spec.template is not None
+            assert rs.spec.template.spec is not None
+            annotations = _annotations(rs)
+            seen[rs.spec.template.spec.containers[0].image] = (
+                annotations[REVISION_ANNOTATION],
+                annotations.get(REVISION_HISTORY_ANNOTATION),
+                annotations.get(CHANGE_CAUSE_ANNOTATION),
             )
-            for rs in sets
-        }
         assert seen == {
             "c": ("3", None, "cc"),
             "a": ("4", "1", "back to a"),
@@ -618,22 +623,30 @@ def test_revision_sequence_over_http(tmp_path: Path) -> None:
         owned = api.api_client.sanitize_for_serialization(sets)
         undo = plan_undo(deploy, owned, to_revision=3)
         assert undo.patch is not None
-        patch = with_resource_version(undo.patch, deploy["metadata"]["resourceVersion"])
-        api.patch_namespaced_deployment("web", NS, patch)
+        undo_patch = with_resource_version(undo.patch, deploy["metadata"]["resourceVersion"])
+        api.patch_namespaced_deployment("web", NS, undo_patch)
         _wait_for_revision(api, "6")
-        reused = api.read_namespaced_replica_set(undo.target["metadata"]["name"], NS)
-        assert reused.metadata.annotations[REVISION_ANNOTATION] == "6"
-        assert reused.metadata.annotations[REVISION_HISTORY_ANNOTATION] == "3"
-        assert reused.metadata.annotations[CHANGE_CAUSE_ANNOTATION] == "cc"
+        reused = _annotations(api.read_namespaced_replica_set(undo.target["metadata"]["name"], NS))
+        assert reused[REVISION_ANNOTATION] == "6"
+        assert reused[REVISION_HISTORY_ANNOTATION] == "3"
+        assert reused[CHANGE_CAUSE_ANNOTATION] == "cc"
         assert len(api.list_namespaced_replica_set(NS).items) == 3
     finally:
         running.close()
 
 
-def _wait_for_revision(api: object, revision: str, timeout: float = 20.0) -> None:
+def _annotations(rs: kubernetes.client.V1ReplicaSet) -> dict[str, str]:
+    assert rs.metadata is not None and rs.metadata.annotations is not None
+    return rs.metadata.annotations
+
+
+def _wait_for_revision(
+    api: kubernetes.client.AppsV1Api, revision: str, timeout: float = 20.0
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        deploy = api.read_namespaced_deployment("web", NS)  # type: ignore[attr-defined]
+        deploy = api.read_namespaced_deployment("web", NS)
+        assert deploy.metadata is not None
         if (deploy.metadata.annotations or {}).get(REVISION_ANNOTATION) == revision:
             return
         time.sleep(0.05)

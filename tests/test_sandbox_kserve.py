@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -84,8 +85,8 @@ def _node(name: str) -> dict:
     }
 
 
-def _spec(**kw) -> InferenceServiceSpec:
-    values = {
+def _spec(**kw: Any) -> InferenceServiceSpec:
+    values: dict[str, Any] = {
         "namespace": NS,
         "name": "chat",
         "tenant": NS,

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -24,6 +25,7 @@ from backend.sandbox.server import Sandbox
 from backend.service import Backend
 from backend.settings import Settings
 from backend.telemetry.discovery import exporter_pods, selector_predicate
+from backend.telemetry.scrape import TelemetryCollector
 
 DEADLINE = 15.0
 REPO = Path(__file__).resolve().parents[1]
@@ -43,8 +45,8 @@ async def eventually(predicate: Callable[[], object], what: str, deadline: float
         await asyncio.sleep(0.05)
 
 
-def settings_for(kubeconfig: Path, tmp_path: Path, **extra: object) -> Settings:
-    values: dict[str, object] = {
+def settings_for(kubeconfig: Path, tmp_path: Path, **extra: Any) -> Settings:
+    values: dict[str, Any] = {
         "kubeconfig": kubeconfig,
         "port": 0,
         "database_url": f"sqlite:///{tmp_path / 'db' / 'opsconsole.db'}",
@@ -183,7 +185,10 @@ async def test_cluster_changes_reach_the_rest_api(
     async with httpx.AsyncClient(base_url=url) as http:
         assert (await http.get("/api/v1/tenants/team-x")).status_code == 404
         builds = backend.model_stats.builds
-        await asyncio.to_thread(client.CoreV1Api(access.api_client).create_namespace, namespace)
+        await asyncio.to_thread(
+            client.CoreV1Api(access.api_client).create_namespace,
+            client.V1Namespace.model_validate(namespace),
+        )
         await eventually(
             lambda: _status(http, "/api/v1/tenants/team-x", 200), "the new tenant in the API"
         )
@@ -326,6 +331,7 @@ async def test_scrape_targets_per_mode(tmp_path: Path) -> None:
     def targets(mode: str, **extra: object) -> list:
         backend = Backend(settings_for(kubeconfig, tmp_path, telemetry_mode=mode, **extra), access)
         backend.cache._replace("pods", dict(pods))
+        assert isinstance(backend.telemetry, TelemetryCollector)
         return backend.telemetry.targets()
 
     (proxy,) = targets("proxy")

@@ -348,7 +348,7 @@ def test_random_garbage_never_crashes_and_both_paths_agree() -> None:
             for _ in range(rng.randrange(1, 4)):
                 chars[rng.randrange(len(chars))] = rng.choice(alphabet)
             text = "".join(chars)
-        outcomes = []
+        outcomes: list[object] = []
         for fast in (True, False):
             try:
                 outcomes.append(parse_dcgm(text, now=1.0, fast=fast))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 import httpx
+import pytest
 
 from opsconsole.app import OpsConsoleApp
 from opsconsole.screens.overview import OverviewScreen
@@ -19,7 +20,13 @@ from opsconsole.widgets.banner import ConnectionBanner
 from opsconsole.widgets.command_line import CommandLine
 from opsconsole.widgets.virtual_table import VirtualTable
 from tests.support.backend import FleetBackend
-from tests.support.console import FakeClock, make_app, screen_text, wait_for
+from tests.support.console import (
+    FakeClock,
+    make_app,
+    record_notifications,
+    screen_text,
+    wait_for,
+)
 
 
 def banner_shown(app) -> bool:
@@ -62,6 +69,7 @@ async def test_backend_down_later_keeps_the_last_data_browsable() -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("3")
         await wait_for(pilot, lambda: isinstance(app.screen, WorkloadsScreen))
+        assert isinstance(app.screen, WorkloadsScreen)
         table = app.screen.table
         await wait_for(pilot, lambda: table.total == 300)
         assert not banner_shown(app)
@@ -110,7 +118,9 @@ async def test_server_errors_show_the_detail() -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("2")
         await wait_for(pilot, lambda: isinstance(app.screen, TenantsScreen))
-        await wait_for(pilot, lambda: app.screen.table.total == 6)
+        assert isinstance(app.screen, TenantsScreen)
+        table = app.screen.table
+        await wait_for(pilot, lambda: table.total == 6)
         fake.mode = "error"
         await pilot.press("r")
         await wait_for(pilot, lambda: banner_shown(app))
@@ -133,12 +143,12 @@ async def test_malformed_answers_show_a_banner() -> None:
         assert app.is_running
 
 
-async def test_unknown_names_are_a_notification_not_a_banner() -> None:
+async def test_unknown_names_are_a_notification_not_a_banner(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     fake = FleetBackend()
     app = make_app(fake)
-    messages: list[str] = []
-    notify = app.notify
-    app.notify = lambda message, **kw: (messages.append(message), notify(message, **kw))
+    messages = record_notifications(app, monkeypatch)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, OverviewScreen))
         app.run_command_line("tenant no-such-team")
@@ -154,7 +164,9 @@ async def test_a_failing_endpoint_keeps_its_banner_while_info_answers() -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("2")
         await wait_for(pilot, lambda: isinstance(app.screen, TenantsScreen))
-        await wait_for(pilot, lambda: app.screen.table.total == 6)
+        assert isinstance(app.screen, TenantsScreen)
+        table = app.screen.table
+        await wait_for(pilot, lambda: table.total == 6)
         fake.failing_paths = {"/api/v1/tenants"}
         await pilot.press("r")
         await wait_for(pilot, lambda: banner_shown(app))

@@ -19,7 +19,7 @@ from opsconsole.screens.workloads import WorkloadsScreen
 from opsconsole.widgets.command_line import CommandLine
 from opsconsole.widgets.virtual_table import VirtualTable
 from tests.support.backend import FleetBackend
-from tests.support.console import make_app, screen_text, wait_for
+from tests.support.console import make_app, record_notifications, screen_text, wait_for
 
 
 def loaded(app) -> bool:
@@ -70,6 +70,7 @@ async def test_command_line_runs_commands_with_arguments() -> None:
         await type_command(pilot, "workloads team-b", keys=True)
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, WorkloadsScreen))
+        assert isinstance(app.screen, WorkloadsScreen)
         assert app.screen.tenant == "team-b"
         await wait_for(pilot, lambda: loaded(app))
         assert fake.requests[-1].url.params["tenant"] == "team-b"
@@ -80,6 +81,7 @@ async def test_command_line_runs_commands_with_arguments() -> None:
         await type_command(pilot, "gpus gpu-node-0002")
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, GpusScreen) and loaded(app))
+        assert isinstance(app.screen, GpusScreen)
         assert app.screen.node == "gpu-node-0002"
         await type_command(pilot, "nodes")
         await pilot.press("enter")
@@ -107,6 +109,7 @@ async def test_tab_completes_commands_and_names() -> None:
         await wait_for(pilot, lambda: line.input.value == "workloads team-c1")
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, WorkloadsScreen))
+        assert isinstance(app.screen, WorkloadsScreen)
         assert app.screen.tenant == "team-c1"
 
         await type_command(pilot, "gpus gpu-n")
@@ -116,13 +119,11 @@ async def test_tab_completes_commands_and_names() -> None:
         assert "gpu-node-0003" in screen_text(app)
 
 
-async def test_unknown_and_wrong_commands_only_notify() -> None:
+async def test_unknown_and_wrong_commands_only_notify(monkeypatch: pytest.MonkeyPatch) -> None:
     app = make_app(FleetBackend())
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, OverviewScreen))
-        messages: list[str] = []
-        notify = app.notify
-        app.notify = lambda message, **kw: (messages.append(message), notify(message, **kw))
+        messages = record_notifications(app, monkeypatch)
         for command in ("frobnicate", "help me", "tenant", "t"):
             await type_command(pilot, command)
             await pilot.press("enter")
@@ -158,6 +159,7 @@ async def test_enter_drills_down_and_escape_goes_back() -> None:
         assert app.screen.name == "team-b" or "team-b" in screen_text(app)
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, TenantsScreen))
+        assert isinstance(app.screen, TenantsScreen)
         assert app.screen.table.cursor == 1  # the list is as it was left
 
         await open_view(pilot, "3", WorkloadsScreen)
@@ -170,6 +172,7 @@ async def test_enter_drills_down_and_escape_goes_back() -> None:
         await wait_for(pilot, lambda: isinstance(app.screen, NodesScreen) and loaded(app))
         await pilot.press("down", "g")
         await wait_for(pilot, lambda: isinstance(app.screen, GpusScreen) and loaded(app))
+        assert isinstance(app.screen, GpusScreen)
         assert app.screen.node == "gpu-node-0001"
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, NodeDetailScreen))
@@ -185,6 +188,7 @@ async def test_filter_is_sent_to_the_server_and_only_matches_are_shown() -> None
     async with app.run_test(size=(80, 24)) as pilot:
         await open_view(pilot, "3", WorkloadsScreen)
         await pilot.press("slash", *"model-0004")
+        assert isinstance(app.screen, WorkloadsScreen)
         table = app.screen.table
         await wait_for(pilot, lambda: table.query_text == "model-0004" and table.total == 10)
         assert fake.requests[-1].url.params["q"] == "model-0004"
@@ -208,6 +212,7 @@ async def test_sort_key_cycles_the_server_sort() -> None:
     app = make_app(fake)
     async with app.run_test(size=(80, 24)) as pilot:
         await open_view(pilot, "2", TenantsScreen)
+        assert isinstance(app.screen, TenantsScreen)
         table = app.screen.table
         assert table.sort == "name"
         await pilot.press("s")
@@ -291,6 +296,7 @@ async def test_huge_list_fetches_only_the_pages_in_view() -> None:
     app = make_app(fake)
     async with app.run_test(size=(80, 24)) as pilot:
         await open_view(pilot, "3", WorkloadsScreen)
+        assert isinstance(app.screen, WorkloadsScreen)
         table = app.screen.table
         assert table.total == 20_000 and table.virtual_size.height == 20_001
         await pilot.press("end")

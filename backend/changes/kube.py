@@ -8,6 +8,7 @@ own ``Status`` message, ``Conflict`` for 409.
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -120,7 +121,7 @@ class ClusterClient:
         self,
         method: str,
         path: str,
-        query: list[tuple[str, str]] | None = None,
+        query: builtins.list[tuple[str, str]] | None = None,
         body: Any = None,
         content_type: str | None = None,
     ) -> JsonObject:

@@ -25,9 +25,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 import orjson
+import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -232,8 +233,13 @@ class ClusterCache:
             delay = min(delay * 2, self.options.backoff_max)
 
     def _read_version(self) -> str | None:
-        resp = client.VersionApi(self.api_client).get_code(
-            _preload_content=False, _request_timeout=(self.options.connect_timeout, 30)
+        # Without preloading, the client answers the raw HTTP response; its annotation names only
+        # the decoded model.
+        resp = cast(
+            urllib3.BaseHTTPResponse,
+            client.VersionApi(self.api_client).get_code(
+                _preload_content=False, _request_timeout=(self.options.connect_timeout, 30)
+            ),
         )
         return orjson.loads(resp.data).get("gitVersion")
 
@@ -378,11 +384,12 @@ class _KindWatcher:
     def _call(self, version: str, **params: Any) -> Any:
         if self._stop.is_set():
             raise _Stopped
-        if self.spec.api is None:
+        method = self.spec.method
+        if self.spec.api is None or method is None:
             return self._api.list_cluster_custom_object(
                 self.spec.group, version, self.spec.name, _preload_content=False, **params
             )
-        return getattr(self._api, self.spec.method)(_preload_content=False, **params)
+        return getattr(self._api, method)(_preload_content=False, **params)
 
     def _list_version(self) -> Iterator[str]:
         """The API version to use: the one that worked last, then the others in order."""

@@ -15,7 +15,6 @@ from typing import Any
 
 from backend.fleet.index import ClusterIndex, Obj
 from backend.fleet.objects import (
-    annotations,
     conditions,
     count,
     created,
@@ -24,6 +23,7 @@ from backend.fleet.objects import (
     labels,
     mapping,
     name_of,
+    object_annotations,
     optional_count,
     owner_named,
     pod_phase,
@@ -75,7 +75,7 @@ def workload_detail(record: WorkloadRecord, index: ClusterIndex) -> WorkloadDeta
 
 
 def deployment_revisions(record: WorkloadRecord) -> list[Revision]:
-    current = text(annotations(record.obj).get(REVISION_ANNOTATION))
+    current = text(object_annotations(record.obj).get(REVISION_ANNOTATION))
     numbered = [(_rs_revision(rs), rs) for rs in record.replicasets]
     numbered.sort(key=lambda item: (item[0], name_of(item[1])), reverse=True)
     if current is None and numbered:
@@ -98,11 +98,11 @@ def deployment_revisions(record: WorkloadRecord) -> list[Revision]:
 
 
 def _rs_revision(rs: Obj) -> int:
-    return revision_number(annotations(rs).get(REVISION_ANNOTATION))
+    return revision_number(object_annotations(rs).get(REVISION_ANNOTATION))
 
 
 def _change_cause(obj: Obj) -> str | None:
-    cause = text(annotations(obj).get(CHANGE_CAUSE_ANNOTATION))
+    cause = text(object_annotations(obj).get(CHANGE_CAUSE_ANNOTATION))
     return None if not cause or cause == "<none>" else cause
 
 

@@ -15,33 +15,57 @@ ClusterObjects = Mapping[str, Mapping[tuple[str, str], Mapping[str, Any]]]
 
 
 class GpuSampleLike(Protocol):
-    """One GPU's latest DCGM/NVML reading (``backend.telemetry.GpuSample``)."""
+    """One GPU's latest DCGM/NVML reading (``backend.telemetry.GpuSample``).
 
-    uuid: str
-    gpu: int
-    node: str | None
-    model_name: str | None
-    mig_profile: str | None
-    utilization: float | None
-    engine_active: float | None
-    fb_used_mib: float | None
-    fb_free_mib: float | None
-    power_watts: float | None
-    temperature_c: float | None
-    memory_temperature_c: float | None
-    sm_clock_mhz: float | None
-    last_xid: int | None
-    pod: str | None
-    namespace: str | None
-    sampled_at: float
+    Members are read-only properties: the model only reads them, so any object exposing these
+    values (a dataclass field, a frozen field, a property) fits.
+    """
+
+    @property
+    def uuid(self) -> str: ...
+    @property
+    def gpu(self) -> int: ...
+    @property
+    def node(self) -> str | None: ...
+    @property
+    def model_name(self) -> str | None: ...
+    @property
+    def mig_profile(self) -> str | None: ...
+    @property
+    def utilization(self) -> float | None: ...
+    @property
+    def engine_active(self) -> float | None: ...
+    @property
+    def fb_used_mib(self) -> float | None: ...
+    @property
+    def fb_free_mib(self) -> float | None: ...
+    @property
+    def power_watts(self) -> float | None: ...
+    @property
+    def temperature_c(self) -> float | None: ...
+    @property
+    def memory_temperature_c(self) -> float | None: ...
+    @property
+    def sm_clock_mhz(self) -> float | None: ...
+    @property
+    def last_xid(self) -> int | None: ...
+    @property
+    def pod(self) -> str | None: ...
+    @property
+    def namespace(self) -> str | None: ...
+    @property
+    def sampled_at(self) -> float: ...
 
 
 class TelemetryLike(Protocol):
-    """A telemetry snapshot (``backend.telemetry.TelemetrySnapshot``)."""
+    """A telemetry snapshot (``backend.telemetry.TelemetrySnapshot``), read-only like it."""
 
-    samples: Mapping[str, GpuSampleLike]
-    history: Mapping[str, Sequence[float | None]]
-    completed_at: float | None
+    @property
+    def samples(self) -> Mapping[str, GpuSampleLike]: ...
+    @property
+    def history(self) -> Mapping[str, Sequence[float | None]]: ...
+    @property
+    def completed_at(self) -> float | None: ...
 
 
 class NoTelemetry:

@@ -62,7 +62,7 @@ def labels(obj: Any) -> Mapping[str, Any]:
     return mapping(meta(obj).get("labels"))
 
 
-def annotations(obj: Any) -> Mapping[str, Any]:
+def object_annotations(obj: Any) -> Mapping[str, Any]:
     return mapping(meta(obj).get("annotations"))
 
 

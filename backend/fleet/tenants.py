@@ -145,5 +145,5 @@ def _resource_quota(
     pending = sum(r.quota_pending_gpus for r in records)
     if not found:
         return {"quota_mode": QuotaMode.NONE, "gpu_pending": pending, "quotas": []}
-    quota = TenantQuota(gpu_model=ANY_MODEL, nominal=hard, used=used, pending=pending)
-    return {"quota_mode": QuotaMode.RESOURCE_QUOTA, "gpu_pending": pending, "quotas": [quota]}
+    total = TenantQuota(gpu_model=ANY_MODEL, nominal=hard, used=used, pending=pending)
+    return {"quota_mode": QuotaMode.RESOURCE_QUOTA, "gpu_pending": pending, "quotas": [total]}

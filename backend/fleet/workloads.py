@@ -22,7 +22,6 @@ from backend.conventions import (
 from backend.fleet import kueue
 from backend.fleet.index import ClusterIndex, Obj, ObjectKey
 from backend.fleet.objects import (
-    annotations,
     condition,
     condition_true,
     containers,
@@ -33,6 +32,7 @@ from backend.fleet.objects import (
     mapping,
     name_of,
     namespace_of,
+    object_annotations,
     optional_count,
     owners,
     pod_gated_by_kueue,
@@ -161,9 +161,9 @@ def _quota_message(
         message = f"{len(gated)} pod(s) waiting for Kueue admission{where}"
         return message, sum(index.gpus_of(p) for p in gated)
     for key in keys:
-        message = _quota_refusal_event(index, key)
-        if message:
-            return message, 0
+        refusal = _quota_refusal_event(index, key)
+        if refusal:
+            return refusal, 0
     return None, 0
 
 
@@ -275,7 +275,7 @@ def _deployment(obj: Obj, index: ClusterIndex) -> WorkloadRecord:
     row.update(
         status=row_status,
         message=message,
-        revision=text(annotations(obj).get(REVISION_ANNOTATION)),
+        revision=text(object_annotations(obj).get(REVISION_ANNOTATION)),
     )
     pending_gpus = _fill_replicas_and_gpus(row, index, facts, desired, template_spec, quota_gpus)
     return WorkloadRecord(Workload(**row), obj, pods, replicasets, pending_gpus)

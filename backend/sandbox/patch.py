@@ -96,7 +96,8 @@ def strategic_merge_patch(target: Any, patch: Any) -> Any:
         elif isinstance(value, list) and key in MERGE_KEYS:
             result[key] = _merge_list(result.get(key), value, MERGE_KEYS[key])
         elif isinstance(value, list) and key in MERGE_SCALAR_LISTS:
-            old = result.get(key) if isinstance(result.get(key), list) else []
+            current = result.get(key)
+            old = current if isinstance(current, list) else []
             result[key] = old + [v for v in value if v not in old]
         else:
             result[key] = strategic_merge_patch(result.get(key), value)

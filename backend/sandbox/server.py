@@ -58,7 +58,7 @@ class Sandbox:
         self.clock = Clock(frozen_time)
         self.store = Store(clock=self.clock.rfc3339)
         self.api = KubeApi(self.store, bookmark_seconds=bookmark_seconds, now=self.clock.now)
-        self.controllers: Any | None = None
+        self.controllers: Controllers | None = None
         self.url = ""
         self._http: ServedApp | None = None
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import builtins
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -396,7 +397,7 @@ class Store:
         """Call ``listener`` synchronously after every change (controllers use this)."""
         self._listeners.append(listener)
 
-    def events_since(self, rt: ResourceType, resource_version: int) -> list[WatchEvent]:
+    def events_since(self, rt: ResourceType, resource_version: int) -> builtins.list[WatchEvent]:
         """Changes of a type after ``resource_version``; 410 if that version was compacted."""
         table = self._tables[rt]
         if resource_version < table.compacted_through:

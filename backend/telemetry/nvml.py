@@ -157,10 +157,9 @@ class NvmlCollector(RoundCollector):
             device = _Device(pynvml.nvmlDeviceGetHandleByIndex(index))
         except pynvml.NVMLError:
             return [self._unreadable(index, now)]
-        uuid = device.read(pynvml.nvmlDeviceGetUUID)
+        uuid = _text(device.read(pynvml.nvmlDeviceGetUUID))
         if uuid is None:
             return [self._unreadable(index, now)]
-        uuid = _text(uuid)
         self._uuids[index] = uuid
         gpu = self._identity(device, index, uuid, now)
         if device.lost:

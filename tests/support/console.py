@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
+import pytest
 from textual.pilot import Pilot
 
 from opsconsole.app import OpsConsoleApp
@@ -53,6 +55,19 @@ def make_app(
 def screen_text(app: OpsConsoleApp) -> str:
     """The characters on the terminal right now, one line per row."""
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+def record_notifications(app: OpsConsoleApp, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The messages of the app's notifications from now on (they are still shown)."""
+    messages: list[str] = []
+    notify = app.notify
+
+    def record(message: str, **kwargs: Any) -> None:
+        messages.append(message)
+        notify(message, **kwargs)
+
+    monkeypatch.setattr(app, "notify", record)
+    return messages
 
 
 async def wait_for(pilot: Pilot[None], predicate: Callable[[], object], what: str = "") -> None:

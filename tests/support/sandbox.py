@@ -60,6 +60,12 @@ class SandboxThread:
 
         return asyncio.run_coroutine_threadsafe(wrapper(), self.loop).result(timeout=30)
 
+    def settle(self) -> None:
+        """Let the controllers finish every pending change."""
+        controllers = self.sandbox.controllers
+        assert controllers is not None, "this sandbox runs without controllers"
+        self.call(controllers.settle)
+
     def api_client(self) -> kubernetes.client.ApiClient:
         """A sync ``ApiClient`` configured from the written kubeconfig, as kubectl users do."""
         configuration = kubernetes.client.Configuration()

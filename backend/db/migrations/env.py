@@ -36,7 +36,10 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    engine = create_db_engine(config.get_main_option("sqlalchemy.url"))
+    url = config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise RuntimeError("no sqlalchemy.url in the alembic configuration")
+    engine = create_db_engine(url)
     try:
         with engine.begin() as conn:
             _run(conn)

@@ -73,7 +73,7 @@ def _replicas(obj: JsonObject) -> int:
     return 1 if value is None else int(value)
 
 
-def _resolve_percent(value: object, total: int, round_up: bool) -> int:
+def _resolve_percent(value: int | str | None, total: int, round_up: bool) -> int:
     if isinstance(value, str) and value.endswith("%"):
         share = int(value[:-1]) * total / 100
         return math.ceil(share) if round_up else math.floor(share)
@@ -232,11 +232,11 @@ class DeploymentController:
             if new_rs is None and not paused:
                 new_rs = self._create_new(deploy, new_revision)
             scaled = self._scale(deploy, new_rs, olds, paused)
-        olds = [
+        refreshed = [
             self.ctx.store.find(REPLICA_SET, rs["metadata"]["namespace"], rs["metadata"]["name"])
             for rs in olds
         ]
-        olds = [rs for rs in olds if rs is not None]
+        olds = [rs for rs in refreshed if rs is not None]
         if new_rs is not None:
             new_rs = self.ctx.store.find(
                 REPLICA_SET, new_rs["metadata"]["namespace"], new_rs["metadata"]["name"]

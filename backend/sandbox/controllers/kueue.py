@@ -195,7 +195,8 @@ class Demand:
 
 
 def demand_of(wl: JsonObject) -> Demand:
-    count, per_pod, selector = 0, 0, {}
+    count, per_pod = 0, 0
+    selector: dict[str, str] = {}
     for ps in (wl.get("spec") or {}).get("podSets") or ():
         count += int(ps.get("count", 1))
         spec = (ps.get("template") or {}).get("spec") or {}
