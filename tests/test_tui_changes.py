@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from textual.pilot import Pilot
 from textual.widgets import Button, DataTable, Input
 
 from backend.schemas import WorkloadKind
@@ -40,6 +41,16 @@ def console(cluster: LiveCluster) -> OpsConsoleApp:
     return OpsConsoleApp(settings, backend_url=cluster.backend_url)
 
 
+async def open_rollback(pilot: Pilot[None], app: OpsConsoleApp) -> RollbackScreen:
+    """Press ``u`` and wait for the dialog's plan."""
+    await pilot.press("u")
+    await wait_for(pilot, lambda: isinstance(app.screen, RollbackScreen))
+    modal = app.screen
+    assert isinstance(modal, RollbackScreen)
+    await wait_for(pilot, lambda: modal.plan is not None, "the plan")
+    return modal
+
+
 async def test_rollback_from_the_workload_detail_and_its_history(
     mutable_cluster: LiveCluster, release: tuple[str, str, str, str]
 ) -> None:
@@ -53,11 +64,7 @@ async def test_rollback_from_the_workload_detail_and_its_history(
         await wait_for(pilot, lambda: detail.data is not None, "the workload")
 
         # u: the plan, with Cancel focused; Cancel leaves everything as it was.
-        await pilot.press("u")
-        await wait_for(pilot, lambda: isinstance(app.screen, RollbackScreen))
-        modal = app.screen
-        assert isinstance(modal, RollbackScreen)
-        await wait_for(pilot, lambda: modal.plan is not None, "the plan")
+        modal = await open_rollback(pilot, app)
         assert app.focused is modal.query_one("#cancel", Button)
         text = screen_text(app)
         assert f"revision {revision} → revision" in text
@@ -66,11 +73,7 @@ async def test_rollback_from_the_workload_detail_and_its_history(
         await wait_for(pilot, lambda: app.screen is detail, "back on the detail")
 
         # Again: no reason, no rollback; with one, the rollback is applied.
-        await pilot.press("u")
-        await wait_for(pilot, lambda: isinstance(app.screen, RollbackScreen))
-        modal = app.screen
-        assert isinstance(modal, RollbackScreen)
-        await wait_for(pilot, lambda: modal.plan is not None, "the plan")
+        modal = await open_rollback(pilot, app)
         await pilot.click("#apply")
         await wait_for(pilot, lambda: "A reason is required." in screen_text(app))
         assert app.focused is modal.query_one("#reason", Input)

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, and_, exists, insert, or_, select, text
 from sqlalchemy.engine import Connection
+from sqlmodel import SQLModel
 
 from backend.audit.chain import (
     GENESIS_HASH,
@@ -28,8 +29,8 @@ from backend.audit.chain import (
 from backend.audit.tables import AuditRecordRow, AuditTenantRow
 from backend.schemas import AuditEntry, AuditFilter, AuditRecord, ChainHead, ChainVerification
 
-RECORDS = AuditRecordRow.__table__  # type: ignore[attr-defined]
-TENANTS = AuditTenantRow.__table__  # type: ignore[attr-defined]
+RECORDS = SQLModel.metadata.tables[AuditRecordRow.__tablename__]
+TENANTS = SQLModel.metadata.tables[AuditTenantRow.__tablename__]
 COLUMNS = [c.name for c in RECORDS.columns]
 # Any constant works; it names the lock that serializes appends across processes.
 PG_APPEND_LOCK = 0x6F7073636F6E73  # "opscons"

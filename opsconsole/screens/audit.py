@@ -203,7 +203,7 @@ class AuditScreen(RefreshingScreen[AuditView]):
 
     def action_verify(self) -> None:
         self.notify("verifying the whole chain…", markup=False)
-        self.run_worker(self._verify, group="verify", exclusive=True, exit_on_error=False)
+        self.run_worker(self._verify(), group="verify", exclusive=True, exit_on_error=False)
 
     async def _verify(self) -> None:
         try:
@@ -214,8 +214,10 @@ class AuditScreen(RefreshingScreen[AuditView]):
         if self.data is not None:
             self.data.chain = chain
         self._update_title()
-        severity = "information" if chain.ok else "error"
-        self.notify(chain_text(chain).plain, severity=severity, markup=False)
+        if chain.ok:
+            self.notify(chain_text(chain).plain, markup=False)
+        else:
+            self.notify(chain_text(chain).plain, severity="error", markup=False)
 
 
 def _value(value: object) -> Text:
