@@ -1,8 +1,8 @@
 """``python -m bench.screenshots``: SVGs of every console screen at 80×24 and 160×48.
 
 Without ``--backend`` it starts a ``demo`` sandbox (seed 7, frozen clock) and a backend on it in
-this process, so the pictures are reproducible; ``--fake`` uses the tests' fixed fake fleet
-instead (no sandbox needed). Files are named ``<screen>-<W>x<H>.svg`` in ``--out``
+this process, so the pictures are reproducible; ``--fake`` serves the tests' detail fleet through
+the real backend app instead (no sandbox, no sockets). Files are named ``<screen>-<W>x<H>.svg`` in ``--out``
 (``screenshots/`` by default). The subjects of the detail screens (a tenant, a workload, an
 InferenceService, a node) are picked from the backend's own overview, so any fleet works.
 """
@@ -20,6 +20,8 @@ from pathlib import Path
 
 from opsconsole.app import OpsConsoleApp
 from opsconsole.client import BackendClient
+from tests.support.backend import FleetBackend
+from tests.support.detail_fleet import NOW, detail_fleet
 from tests.support.screens import (
     DISPLAY_URL,
     FROZEN,
@@ -63,11 +65,9 @@ async def sandbox_target(fleet: str, seed: int) -> AsyncIterator[Target]:
 
 @contextlib.asynccontextmanager
 async def fake_target() -> AsyncIterator[Target]:
-    from tests.tui_fleet import NOW, FleetFake  # the tests' fixed fleet
-
-    yield Target(
-        url="http://fake-backend:8080", clock=lambda: NOW, transport=FleetFake().transport()
-    )
+    """The real backend app over the tests' detail fleet, in this process, with its clock."""
+    transport = FleetBackend(detail_fleet()).transport()
+    yield Target(url="http://fake-backend:8080", clock=lambda: NOW, transport=transport)
 
 
 @contextlib.asynccontextmanager
@@ -114,7 +114,7 @@ async def run(args: argparse.Namespace) -> int:
         for name, navigate in pictures.items():
             for size in SIZES:
                 print(await shoot(target, name, navigate, size, out, args.theme))
-        if not args.backend and subjects.release:  # our own sandbox: something to audit
+        if target.sandbox and subjects.release:  # our own sandbox: something to audit
             await roll_back(target, subjects.release)
         for size in SIZES:
             print(await shoot(target, "audit", audit, size, out, args.theme))
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.screenshots", description=__doc__)
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--backend", help="URL of a running backend (default: embedded sandbox)")
-    source.add_argument("--fake", action="store_true", help="use the tests' fixed fake fleet")
+    source.add_argument("--fake", action="store_true", help="use the tests' detail fleet")
     parser.add_argument("--fleet", default="demo", choices=["demo", "large"])
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--theme", default="opsconsole-dark")

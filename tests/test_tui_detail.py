@@ -1,4 +1,5 @@
-"""Pilot tests of the overview, detail and help screens against the fixed fake fleet.
+"""Pilot tests of the overview, detail and help screens against the real backend app serving
+``detail_fleet()`` (cluster objects and telemetry turned into screens by the real fleet model).
 
 Each screen runs in ``HarnessApp`` (the shell's interface, recording drill-downs) so that what a
 screen asks the app to open can be asserted; one test drives the real ``OpsConsoleApp`` through a
@@ -13,6 +14,7 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable, Static
 
+from backend.fleet.model import build_fleet_model
 from backend.schemas import Problem, ProblemSeverity
 from opsconsole import format as fmt
 from opsconsole.screens.help import HelpScreen
@@ -20,7 +22,17 @@ from opsconsole.screens.node_detail import NodeDetailScreen
 from opsconsole.screens.overview import OverviewScreen, problem_target
 from opsconsole.screens.tenant_detail import TenantDetailScreen
 from opsconsole.screens.workload_detail import WorkloadDetailScreen
-from tests.tui_fleet import HOSTILE, HOSTILE_POD, NOW, FleetFake, HarnessApp, overview
+from tests.support import objects as k8s
+from tests.support.backend import FleetBackend
+from tests.support.console import HarnessApp
+from tests.support.detail_fleet import (
+    HOSTILE,
+    HOSTILE_POD,
+    NO_NODE_FITS,
+    NOW,
+    detail_fleet,
+    queued_job,
+)
 
 SIZE = (120, 40)
 
@@ -69,10 +81,18 @@ async def test_overview_shows_fleet_and_drills_down() -> None:
         screen = app.screen
         assert isinstance(screen, OverviewScreen)
         totals = static_text(app, "#totals").plain
-        assert "Nodes 3/4 ready" in totals and "8130 W" in totals
+        assert "Nodes 3/4 ready" in totals and "7352 W" in totals  # the samples' sum
         problems = screen.query_one("#problems", DataTable)
-        assert column(problems, 2)[:2] == ["team-a/llama-70b", "h100-node-02/gpu2"]
-        assert problems.border_title == "Problems (5)"
+        # critical first (a node down, an XID), then warnings; by kind and subject within each
+        assert column(problems, 2) == [
+            "a100-node-01",
+            "h100-node-02/gpu2",
+            "team-a/llama-70b",
+            "team-b/x[bold]y",
+            "h100-node-01/gpu3",
+            "team-a/finetune-7",
+        ]
+        assert problems.border_title == "Problems (6)"
         tenants = screen.query_one("#tenants", DataTable)
         team_a = cells(tenants, 0)
         assert team_a[0] == "team-a" and "18/16 +2 borrowed" in team_a[1]
@@ -80,19 +100,19 @@ async def test_overview_shows_fleet_and_drills_down() -> None:
         assert cells(tenants, 3)[0] == HOSTILE  # shown literally, not as markup
         models = screen.query_one("#models", DataTable)
         assert column(models, 0) == [
-            "NVIDIA-H100-80GB-HBM3",
             "NVIDIA-A100-SXM4-40GB",
+            "NVIDIA-H100-80GB-HBM3",
             "NVIDIA-L4",
         ]
-        assert "Degraded 1" in static_text(app, "#statuses").plain
+        assert "Degraded 2" in static_text(app, "#statuses").plain
         hottest = screen.query_one("#hottest", DataTable)
         assert cells(hottest, 0)[:3] == ["h100-node-01/gpu3", "H100-80GB-HBM3", "91°C"]
 
         await select_row(app, pilot, "tenants", 3)
         await select_row(app, pilot, "problems", 1)  # xid on a GPU -> its node
-        await select_row(app, pilot, "problems", 4)  # node not ready
+        await select_row(app, pilot, "problems", 0)  # node not ready
         await select_row(app, pilot, "hottest", 0)
-        await select_row(app, pilot, "problems", 0)  # degraded: looks up the workload's kind
+        await select_row(app, pilot, "problems", 2)  # degraded: looks up the workload's kind
         for _ in range(50):
             if len(app.calls) >= 5:
                 break
@@ -107,7 +127,7 @@ async def test_overview_shows_fleet_and_drills_down() -> None:
 
 
 async def test_overview_keeps_last_data_on_backend_error() -> None:
-    fake = FleetFake()
+    fake = FleetBackend(detail_fleet())
     app = HarnessApp(OverviewScreen, fake)
     async with app.run_test(size=(80, 24)) as pilot:
         await loaded(pilot, app)
@@ -116,7 +136,7 @@ async def test_overview_keeps_last_data_on_backend_error() -> None:
         await loaded(pilot, app, oks=2)
         assert len(app.errors) == 1 and app.errors[0].status == 500
         problems = app.screen.query_one("#problems", DataTable)
-        assert problems.row_count == 5  # the last good data is still browsable
+        assert problems.row_count == 6  # the last good data is still browsable
         fake.mode = "down"
         await pilot.press("r")
         for _ in range(50):
@@ -128,7 +148,7 @@ async def test_overview_keeps_last_data_on_backend_error() -> None:
 
 
 async def test_overview_backend_down_at_start_shows_no_crash() -> None:
-    fake = FleetFake()
+    fake = FleetBackend(detail_fleet())
     fake.mode = "malformed"
     app = HarnessApp(OverviewScreen, fake)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -138,19 +158,21 @@ async def test_overview_backend_down_at_start_shows_no_crash() -> None:
         fake.mode = "ok"
         await pilot.press("r")
         await loaded(pilot, app)
-        assert app.screen.query_one("#problems", DataTable).row_count == 5
+        assert app.screen.query_one("#problems", DataTable).row_count == 6
 
 
 async def test_problem_about_a_missing_workload_notifies_literally() -> None:
-    fake = FleetFake()
-    gone = Problem(
-        severity=ProblemSeverity.WARNING, kind="pending", subject="team-a/x[bold]gone", message=""
-    )
-    fake.overview = lambda: overview(fake.gpus).model_copy(update={"problems": [gone]})
+    fleet = detail_fleet()
+    k8s.add(fleet.cluster, *queued_job("x[bold]gone", "team-a"))
+    fake = FleetBackend(fleet)
     app = HarnessApp(OverviewScreen, fake)
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot, app)
-        await select_row(app, pilot, "problems", 0)
+        subjects = column(app.screen.query_one("#problems", DataTable), 2)
+        # The Job is deleted between the overview and the drill-down's lookup of its kind.
+        after = detail_fleet()
+        fake.source.model = build_fleet_model(after.cluster, after.telemetry(), now=NOW)
+        await select_row(app, pilot, "problems", subjects.index("team-a/x[bold]gone"))
         for _ in range(50):
             if app._notifications:
                 break
@@ -189,7 +211,7 @@ async def test_tenant_detail_quota_workloads_gpus() -> None:
         assert "14/12 +2 borrowed 4 pending" in h100[2]
         assert h100[5] == "4" and h100[6] == "∞"
         workloads = screen.query_one("#workloads", DataTable)
-        assert column(workloads, 2) == ["llama-70b", "finetune-7"]
+        assert column(workloads, 2) == ["llama-70b", "finetune-7", "train-big"]
         assert cells(workloads, 1)[6] == "N/A"  # a job without a model label
         gpus = screen.query_one("#gpus", DataTable)
         assert gpus.row_count == 14 and gpus.border_title == "GPUs (14)"
@@ -215,7 +237,7 @@ async def test_workload_detail_revisions_pods_events() -> None:
         await loaded(pilot, app)
         screen = app.screen
         header = static_text(app, "#header").plain
-        assert "Degraded" in header and "CrashLoopBackOff" in header
+        assert "Degraded" in header and NO_NODE_FITS in header  # why a replica is missing
         assert "team-a-queue" in header and "replicas 2/3" in header
         assert not screen.query_one("#canary").display  # a Deployment has no traffic split
         revisions = screen.query_one("#revisions", DataTable)
@@ -226,6 +248,7 @@ async def test_workload_detail_revisions_pods_events() -> None:
         pods = screen.query_one("#pods", DataTable)
         assert cells(pods, 2)[1:4] == ["N/A", "Pending", "no"]
         events = screen.query_one("#events", DataTable)
+        assert column(events, 1) == ["BackOff", "ScalingReplicaSet"]  # newest first
         warning = events.get_row_at(0)[0]
         assert warning.plain == "Warning" and "yellow" in str(warning.style)
         await select_row(app, pilot, "pods", 1)
@@ -310,7 +333,7 @@ async def test_drill_down_chain_in_the_real_app() -> None:
     from opsconsole.app import OpsConsoleApp
     from opsconsole.settings import ConsoleSettings
 
-    fake = FleetFake()
+    fake = FleetBackend(detail_fleet())
     app = OpsConsoleApp(
         ConsoleSettings(backend="http://fake", operator="tester", refresh_interval=3600),
         backend_url="http://fake",

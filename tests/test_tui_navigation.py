@@ -73,7 +73,7 @@ async def test_command_line_runs_commands_with_arguments() -> None:
         assert isinstance(app.screen, WorkloadsScreen)
         assert app.screen.tenant == "team-b"
         await wait_for(pilot, lambda: loaded(app))
-        assert fake.requests[-1].url.params["tenant"] == "team-b"
+        assert fake.last_params("/workloads")["tenant"] == "team-b"
         text = screen_text(app)
         assert "Workloads of team-b" in text
         assert "team-a" not in text.split("Workloads of team-b", 1)[1]
@@ -191,7 +191,7 @@ async def test_filter_is_sent_to_the_server_and_only_matches_are_shown() -> None
         assert isinstance(app.screen, WorkloadsScreen)
         table = app.screen.table
         await wait_for(pilot, lambda: table.query_text == "model-0004" and table.total == 10)
-        assert fake.requests[-1].url.params["q"] == "model-0004"
+        assert fake.last_params("/workloads")["q"] == "model-0004"
         text = screen_text(app)
         shown = [f"model-{i:05d}" for i in range(60) if f"model-{i:05d}" in text]
         assert shown == [f"model-{i:05d}" for i in range(40, 50)]
@@ -216,9 +216,9 @@ async def test_sort_key_cycles_the_server_sort() -> None:
         table = app.screen.table
         assert table.sort == "name"
         await pilot.press("s")
-        await wait_for(pilot, lambda: fake.requests[-1].url.params.get("sort") == "gpu_quota")
+        await wait_for(pilot, lambda: fake.last_params("/tenants").get("sort") == "gpu_quota")
         await pilot.press("S")
-        await wait_for(pilot, lambda: fake.requests[-1].url.params.get("sort") == "-gpu_quota")
+        await wait_for(pilot, lambda: fake.last_params("/tenants").get("sort") == "-gpu_quota")
         assert "QUOTA▼" in screen_text(app)
 
 

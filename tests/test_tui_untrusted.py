@@ -68,7 +68,7 @@ async def test_hostile_names_are_shown_literally_everywhere() -> None:
 
         # The filter shows what was typed, literally, and sends it as data.
         await pilot.press("slash", *"[b")
-        await wait_for(pilot, lambda: fake.requests[-1].url.params.get("q") == "[b")
+        await wait_for(pilot, lambda: fake.last_params("/gpus").get("q") == "[b")
         await wait_for(pilot, lambda: "filter [b" in screen_text(app))
         await pilot.press("escape")
 

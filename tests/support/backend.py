@@ -78,6 +78,19 @@ class FleetBackend:
         self.failing_paths: set[str] = set()  # these answer 500 whatever the mode
         self.requests: list[httpx.Request] = []
 
+    def last_request(self, path: str) -> httpx.Request:
+        """The newest request for ``/api/v1<path>`` (the console's health polls of ``/info``
+        may come after it)."""
+        wanted = "/api/v1" + path
+        return next(r for r in reversed(self.requests) if r.url.path == wanted)
+
+    def last_params(self, path: str) -> httpx.QueryParams:
+        """The query parameters of ``last_request(path)``; empty before any."""
+        try:
+            return self.last_request(path).url.params
+        except StopIteration:
+            return httpx.QueryParams()
+
     @classmethod
     def generated(cls, **sizes: int) -> FleetBackend:
         """Over ``generated_fleet(**sizes)``."""

@@ -1,17 +1,28 @@
-"""Helpers for the console's pilot tests: an app on the fake backend, screen text, waiting."""
+"""Helpers for the console's pilot tests: an app on the fake backend, one screen in a harness,
+screen text, waiting."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, ClassVar
 
 import pytest
+from textual.app import App
+from textual.binding import Binding, BindingType
 from textual.pilot import Pilot
+from textual.screen import Screen
 
 from opsconsole.app import OpsConsoleApp
+from opsconsole.client import BackendClient, BackendError
+from opsconsole.screens.node_detail import NodeDetailScreen
+from opsconsole.screens.tenant_detail import TenantDetailScreen
+from opsconsole.screens.workload_detail import WorkloadDetailScreen
 from opsconsole.settings import ConsoleSettings
+from opsconsole.themes import register_themes
 from tests.support.backend import FleetBackend
+from tests.support.detail_fleet import NOW, detail_fleet
 
 START = 1_800_000_000.0  # a fixed clock: ages on screen are deterministic
 
@@ -78,3 +89,64 @@ async def wait_for(pilot: Pilot[None], predicate: Callable[[], object], what: st
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or predicate}")
         await pilot.pause(0.02)
+
+
+class HarnessApp(App[None]):
+    """A minimal app with the shell's interface (client, clock, reports, drill-down actions).
+
+    It records drill-downs instead of navigating unless ``navigate`` is set, so tests can assert
+    what was asked for; screens are pushed like the shell does. The backend defaults to the real
+    one over ``detail_fleet()``, and the clock is that fleet's ``NOW``.
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "back", "Back")]
+
+    def __init__(
+        self,
+        screen_factory: Callable[[], Screen[Any]],
+        fake: FleetBackend | None = None,
+        *,
+        navigate: bool = False,
+    ) -> None:
+        super().__init__()
+        self.fake = fake or FleetBackend(detail_fleet())
+        self.client = BackendClient("http://fake", transport=self.fake.transport(), timeout=1.0)
+        self.clock: Callable[[], float] = lambda: NOW
+        self.settings = SimpleNamespace(refresh_interval=3600.0)
+        self.screen_factory = screen_factory
+        self.navigate = navigate
+        self.errors: list[BackendError] = []
+        self.oks = 0
+        self.calls: list[tuple[str, ...]] = []
+        register_themes(self)
+
+    def on_mount(self) -> None:
+        self.push_screen(self.screen_factory())
+
+    async def action_back(self) -> None:
+        if len(self.screen_stack) > 2:
+            self.pop_screen()
+
+    def report_backend_ok(self) -> None:
+        self.oks += 1
+
+    def report_backend_error(self, error: BackendError) -> None:
+        self.errors.append(error)
+
+    def action_show_tenant(self, name: str) -> None:
+        self.calls.append(("tenant", name))
+        if self.navigate:
+            self.push_screen(TenantDetailScreen(name))
+
+    def action_show_workload(self, namespace: str, kind: str, name: str) -> None:
+        self.calls.append(("workload", namespace, kind, name))
+        if self.navigate:
+            self.push_screen(WorkloadDetailScreen(namespace, kind, name))
+
+    def action_show_node(self, name: str) -> None:
+        self.calls.append(("node", name))
+        if self.navigate:
+            self.push_screen(NodeDetailScreen(name))
+
+    async def on_unmount(self) -> None:
+        await self.client.aclose()

@@ -100,15 +100,6 @@ def _workload(i: int, ns: str, kind: str) -> k8s.Obj:
     return job(name, ns, gpus=gpus, labels=labels)
 
 
-def _pod(name: str, ns: str, node: str) -> k8s.Obj:
-    return {
-        "kind": "Pod",
-        "metadata": k8s.meta(name, ns, CREATED),
-        "spec": {"nodeName": node, **k8s.template(1, H100, "registry.local/llm:1")["spec"]},
-        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
-    }
-
-
 def generated_fleet(
     *, tenants: int = 6, workloads: int = 30, nodes: int = 4, gpus_per_node: int = 8
 ) -> Fleet:
@@ -137,7 +128,8 @@ def _sample_gpu(fleet: Fleet, node: str, index: int, i: int, tenants: list[str])
     ns = tenants[i % len(tenants)] if tenants and i % 3 else None
     pod = f"pod-{i}" if ns else None
     if ns and pod:
-        fleet.cluster.setdefault("pods", {})[(ns, pod)] = _pod(pod, ns, node)
+        template = k8s.template(1, H100, "registry.local/llm:1")
+        k8s.add(fleet.cluster, k8s.pod(pod, ns, CREATED, template, node=node, status=k8s.running()))
     uuid = f"GPU-{i:08x}-0000-0000-0000-000000000000"
     fleet.samples[uuid] = GpuSample(
         uuid=uuid,
