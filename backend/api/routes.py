@@ -32,7 +32,7 @@ router = APIRouter(tags=["fleet"])
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ApiErrorBody, "description": "Unknown name"},
     422: {"model": ApiErrorBody, "description": "Malformed parameter"},
-    503: {"model": ApiErrorBody, "description": "The fleet model is not built yet"},
+    503: {"model": ApiErrorBody, "description": "No fleet data yet (the cluster never synced)"},
 }
 
 SourceDep = Annotated[FleetSource, Depends(get_source)]
@@ -60,9 +60,11 @@ def _json(body: bytes) -> Response:
 
 
 def _model(source: FleetSource) -> FleetModel:
+    """The model, or 503 with the reason there is none yet (an empty fleet is not a healthy one)."""
     model = source.model
     if model is None:
-        raise HTTPException(503, "the fleet model is not built yet")
+        why = source.freshness().cluster_problem or "the fleet model is being built"
+        raise HTTPException(503, f"no fleet data yet: {why}")
     return model
 
 
