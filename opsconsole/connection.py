@@ -156,7 +156,9 @@ class ConnectionState:
 
 def _telemetry_trouble(freshness: DataFreshness) -> str:
     """``telemetry: 2 of 12 sources failing — http://…: HTTP 500 (+1 more); GPU data 40 s old``."""
-    text = f"telemetry: {freshness.telemetry_errors} of {freshness.telemetry_sources} sources failing"
+    text = (
+        f"telemetry: {freshness.telemetry_errors} of {freshness.telemetry_sources} sources failing"
+    )
     if freshness.telemetry_failures:
         first = freshness.telemetry_failures[0]
         more = freshness.telemetry_errors - 1

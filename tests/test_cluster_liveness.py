@@ -35,8 +35,10 @@ def sandbox_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], P
     """``opsconsole sandbox`` as a process of its own, so that it can be stopped (SIGSTOP)."""
     kubeconfig = tmp_path / "kubeconfig"
     child = subprocess.Popen(
-        [sys.executable, "-m", "opsconsole", "sandbox", "--fleet", "empty", "--port", "0"]
-        + ["--kubeconfig-out", str(kubeconfig)],
+        [
+            *(sys.executable, "-m", "opsconsole", "sandbox", "--fleet", "empty", "--port", "0"),
+            *("--kubeconfig-out", str(kubeconfig)),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -135,7 +137,10 @@ async def test_a_refusing_api_server_means_503_with_the_reason_not_an_empty_flee
     settings = settings_for(kubeconfig, tmp_path)
     backend = Backend(settings, cache_options=CacheOptions(backoff_initial=0.05, backoff_max=0.2))
     try:
-        async with RunningBackend(settings, backend) as url, httpx.AsyncClient(base_url=url) as http:
+        async with (
+            RunningBackend(settings, backend) as url,
+            httpx.AsyncClient(base_url=url) as http,
+        ):
             await eventually(lambda: backend.cache.watch_restarts > 13, "every kind refused")
             for path in FLEET_PATHS:
                 answer = await http.get(path)

@@ -58,7 +58,9 @@ async def test_a_stale_cluster_is_a_banner_distinct_from_an_unreachable_backend(
 async def test_a_backend_that_never_synced_shows_why_instead_of_an_empty_fleet() -> None:
     fake = FleetBackend()
     fake.source.model = None
-    problem = "cluster not synced yet: 0 of 13 kinds listed, waiting for pods: HTTP 401 Unauthorized"
+    problem = (
+        "cluster not synced yet: 0 of 13 kinds listed, waiting for pods: HTTP 401 Unauthorized"
+    )
     fake.source.freshness = lambda: DataFreshness(  # type: ignore[method-assign]
         synced=False,
         cluster_problem=problem,
