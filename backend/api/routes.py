@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.responses import Response
+from starlette.convertors import Convertor, register_url_convertor
 
 from backend.api.deps import get_source
 from backend.api.protocols import FleetSource
@@ -27,6 +28,20 @@ from backend.schemas import (
     WorkloadDetail,
 )
 
+
+class _NameConvertor(Convertor[str]):
+    """The rest of the path, whatever it holds: names are untrusted and may contain anything."""
+
+    regex = r"[\s\S]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("name", _NameConvertor())
 router = APIRouter(tags=["fleet"])
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -101,7 +116,7 @@ async def tenants(
     return _page(_model(source).tenants, q=q, sort=sort, offset=offset, limit=limit, cursor=cursor)
 
 
-@router.get("/tenants/{name}", response_model=Tenant, responses=ERRORS)
+@router.get("/tenants/{name:name}", response_model=Tenant, responses=ERRORS)
 async def tenant(source: SourceDep, name: Annotated[str, Path(max_length=253)]) -> Response:
     return _one(_model(source).tenant(name), f'tenant "{name}"')
 
@@ -134,7 +149,9 @@ async def workloads(
     )
 
 
-@router.get("/workloads/{namespace}/{kind}/{name}", response_model=WorkloadDetail, responses=ERRORS)
+@router.get(
+    "/workloads/{namespace}/{kind}/{name:name}", response_model=WorkloadDetail, responses=ERRORS
+)
 async def workload(
     source: SourceDep,
     namespace: Annotated[str, Path(max_length=253)],
@@ -175,7 +192,7 @@ async def nodes(
     )
 
 
-@router.get("/nodes/{name}", response_model=Node, responses=ERRORS)
+@router.get("/nodes/{name:name}", response_model=Node, responses=ERRORS)
 async def node(source: SourceDep, name: Annotated[str, Path(max_length=253)]) -> Response:
     return _one(_model(source).node(name), f'node "{name}"')
 
