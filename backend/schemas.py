@@ -43,6 +43,27 @@ class ApiErrorBody(BaseModel):
 # -- freshness and identity ----------------------------------------------------------------------
 
 
+class KindFreshness(BaseModel):
+    """One watched kind of cluster object: whether the backend's copy of it is current."""
+
+    kind: str = Field(description="The plural, e.g. pods.")
+    state: str = Field(
+        description="pending (never listed) | live | stale (listed, but the API server has not "
+        "confirmed it lately) | absent (API not served) | forbidden."
+    )
+    age_seconds: float | None = Field(
+        None, description="Seconds since the data was last confirmed current; 0 while live."
+    )
+    error: str | None = Field(None, description="Why the last list or watch failed, if it did.")
+
+
+class TelemetryFailure(BaseModel):
+    """A telemetry source whose last scrape failed."""
+
+    source: str = Field(description="The exporter's URL, or nvml.")
+    error: str
+
+
 class DataFreshness(BaseModel):
     """How old the backend's picture of the fleet is; clients show it in their status bar."""
 
@@ -50,12 +71,21 @@ class DataFreshness(BaseModel):
     cluster_age_seconds: float | None = Field(
         None, description="Seconds since the last confirmed contact with the Kubernetes API."
     )
+    cluster_problem: str | None = Field(
+        None,
+        description="Why the cluster data is not current (not synced yet, or the API server "
+        "stopped answering); null while it is.",
+    )
+    kinds: list[KindFreshness] = Field(default_factory=list, description="Per watched kind.")
     telemetry_age_seconds: float | None = Field(
-        None, description="Seconds since the newest complete round of GPU telemetry."
+        None, description="Seconds since the newest round of GPU telemetry that read something."
     )
     watch_restarts: int = 0
     telemetry_sources: int = Field(0, description="Exporters (or NVML hosts) scraped.")
     telemetry_errors: int = Field(0, description="Sources whose last scrape failed.")
+    telemetry_failures: list[TelemetryFailure] = Field(
+        default_factory=list, description="The failed sources and why (at most 20)."
+    )
 
 
 class BackendInfo(BaseModel):

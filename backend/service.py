@@ -2,7 +2,9 @@
 
 ``Backend`` composes the parts and keeps ``model`` (an immutable FleetModel) current: a background
 task rebuilds it in a worker thread when the cache or the telemetry changed, at most once per
-``model_debounce`` seconds, so that every read request is answered from precomputed data. It is
+``model_debounce`` seconds, so that every read request is answered from precomputed data. There
+is no model until one was built from every kind's first list: before that, an empty fleet would
+read as a healthy one. It is
 what ``backend.api`` serves (through its protocols); ``backend.main`` assembles and serves it.
 """
 
@@ -21,13 +23,13 @@ from backend.changes.head import ConfigMapHead
 from backend.changes.kube import ClusterClient
 from backend.changes.path import ChangePath
 from backend.changes.rollout import DeploymentUndo
-from backend.cluster.cache import CacheOptions, ClusterCache
+from backend.cluster.cache import LIVE, PENDING, STALE, CacheOptions, ClusterCache, KindHealth
 from backend.cluster.kubeconfig import ClusterAccess, load_cluster_access
 from backend.db.engine import Database, redact
 from backend.db.migrate import upgrade
 from backend.fleet.model import FleetModel, build_fleet_model
 from backend.fleet.nodes import GpuRules
-from backend.schemas import BackendInfo, DataFreshness
+from backend.schemas import BackendInfo, DataFreshness, KindFreshness, TelemetryFailure
 from backend.settings import Settings
 from backend.telemetry.base import TelemetrySnapshot, TelemetryUnavailable
 from backend.telemetry.discovery import ExporterDiscovery, tls_context, url_targets
@@ -69,7 +71,7 @@ class Backend:
             idle_utilization_percent=settings.idle_utilization_percent,
             hot_temperature_c=settings.hot_temperature_c,
         )
-        self.model: FleetModel = self._build(self.cache.snapshot(), self._telemetry_snapshot)
+        self._model: FleetModel | None = None  # built from every kind's first list, then kept
         self.cluster = ClusterClient(self.access.api_client)
         self.audit: AuditLog | None = None  # from start(), when the database is there
         self.changes: ChangePath | None = None
@@ -175,6 +177,11 @@ class Backend:
         self._started = False
 
     # -- the fleet model -----------------------------------------------------------------------
+    @property
+    def model(self) -> FleetModel | None:
+        """The newest model; None until one was built from a synced cache."""
+        return self._model
+
     def _inputs_version(self) -> tuple[int, int]:
         return self.cache.version, self.telemetry.version
 
@@ -205,6 +212,8 @@ class Backend:
 
     async def rebuild_model(self) -> None:
         """Build a new model from the current inputs; keep the old one if building fails."""
+        if not self.cache.synced:  # a partial fleet would read as a healthy one
+            return
         cluster = self.cache.snapshot()  # on the loop: a consistent copy
         telemetry = self.telemetry.snapshot()
         start = time.perf_counter()
@@ -214,7 +223,7 @@ class Backend:
             self.model_stats.failures += 1
             log.exception("building the fleet model failed; keeping the previous one")
             return
-        self.model = model
+        self._model = model
         self._telemetry_snapshot = telemetry
         stats = self.model_stats
         stats.builds += 1
@@ -224,21 +233,24 @@ class Backend:
     # -- answers -------------------------------------------------------------------------------
     def freshness(self) -> DataFreshness:
         now = time.time()
-        cache, tele = self.cache, self._telemetry_snapshot
-        if cache.live:
-            cluster_age: float | None = 0.0
-        elif cache.last_contact is not None:
-            cluster_age = max(0.0, now - cache.last_contact)
-        else:
-            cluster_age = None
+        health = self.cache.kind_health(now)
+        ages = [h.age for h in health.values() if h.state in (LIVE, STALE) and h.age is not None]
+        tele = self._telemetry_snapshot
         tele_age = None if tele.completed_at is None else max(0.0, now - tele.completed_at)
+        failures = [TelemetryFailure(source=k, error=v) for k, v in tele.failures.items()]
         return DataFreshness(
-            synced=cache.synced,
-            cluster_age_seconds=cluster_age,
+            synced=self.cache.synced,
+            cluster_age_seconds=max(ages) if ages else None,
+            cluster_problem=cluster_problem(health),
+            kinds=[
+                KindFreshness(kind=kind, state=h.state, age_seconds=h.age, error=h.error)
+                for kind, h in health.items()
+            ],
             telemetry_age_seconds=tele_age,
-            watch_restarts=cache.watch_restarts,
+            watch_restarts=self.cache.watch_restarts,
             telemetry_sources=tele.sources,
             telemetry_errors=tele.errors,
+            telemetry_failures=failures[:20],
         )
 
     def info(self) -> BackendInfo:
@@ -252,11 +264,13 @@ class Backend:
         )
 
     def not_ready_reason(self) -> str | None:
-        """None once the cluster cache has listed every kind and every audit record is written;
-        what is missing otherwise."""
-        if not self.cache.synced:
-            waiting = ", ".join(self.cache.pending_kinds()) or "the first list"
-            return f"cluster cache not synced yet: waiting for {waiting}"
+        """None once the fleet model was built from every kind's first list, the cluster data is
+        current and every audit record is written; what is missing otherwise."""
+        problem = cluster_problem(self.cache.kind_health())
+        if problem is not None:
+            return problem
+        if self._model is None:
+            return "building the fleet model from the first full list"
         if self.audit is not None and self.audit.backlog:
             return (
                 f"audit log: {self.audit.backlog} outcome(s) kept in memory, not yet written "
@@ -267,3 +281,29 @@ class Backend:
     def object_counts(self) -> Mapping[str, int]:
         """Cached objects per kind."""
         return self.cache.counts()
+
+
+def _names(kinds: list[str], shown: int = 4) -> str:
+    """``pods, nodes, events, jobs +9 more``."""
+    more = f" +{len(kinds) - shown} more" if len(kinds) > shown else ""
+    return ", ".join(kinds[:shown]) + more
+
+
+def cluster_problem(health: Mapping[str, KindHealth]) -> str | None:
+    """Why the cluster data is not current, in an operator's words; None when it is."""
+    pending = [kind for kind, h in health.items() if h.state == PENDING]
+    stale = [kind for kind, h in health.items() if h.state == STALE]
+    if pending:
+        errors = sorted({h.error for kind, h in health.items() if kind in pending and h.error})
+        why = f": {'; '.join(errors)}" if errors else ""
+        done = len(health) - len(pending)
+        return (
+            f"cluster not synced yet: {done} of {len(health)} kinds listed, "
+            f"waiting for {_names(pending)}{why}"
+        )
+    if stale:
+        age = max(health[kind].age or 0.0 for kind in stale)
+        errors = sorted({h.error for kind, h in health.items() if kind in stale and h.error})
+        why = f": {'; '.join(errors)}" if errors else ""
+        return f"cluster data stale for {age:.0f} s ({_names(stale)}){why}"
+    return None

@@ -32,7 +32,7 @@ from textual.widgets import Footer
 
 from opsconsole.client import BackendClient, BackendError, BackendUnavailable
 from opsconsole.commands import CommandError, ConsoleCommands, parse
-from opsconsole.connection import ConnectionState
+from opsconsole.connection import ConnectionState, Startup
 from opsconsole.screens.help import HelpScreen
 from opsconsole.screens.listing import ListScreen
 from opsconsole.screens.node_detail import NodeDetailScreen
@@ -92,7 +92,9 @@ class OpsConsoleApp(App[None]):
         sandbox: bool = False,
         clock: Callable[[], float] = time.time,
         transport: httpx.AsyncBaseTransport | None = None,
+        startup: Callable[[], Startup] | None = None,
     ) -> None:
+        """``startup``: the embedded cluster's progress, when the console started one."""
         super().__init__()
         self.settings = settings
         self.clock = clock
@@ -104,7 +106,11 @@ class OpsConsoleApp(App[None]):
             ssh_client=os.environ.get("SSH_CONNECTION"),  # where the operator connects from
         )
         self.connection = ConnectionState(
-            backend_url=backend_url, operator=settings.operator, sandbox=sandbox, clock=clock
+            backend_url=backend_url,
+            operator=settings.operator,
+            sandbox=sandbox,
+            clock=clock,
+            startup=startup,
         )
         self._wake_health = asyncio.Event()
         register_themes(self)
@@ -138,7 +144,8 @@ class OpsConsoleApp(App[None]):
             except Exception as error:  # BackendError, or a bug: neither may stop the poll
                 failure = error if isinstance(error, BackendError) else BackendError(str(error))
                 delay = min(self.backoff_max, self.backoff_first * 2**self.connection.failures)
-                self.connection.failures += 1
+                if self.connection.starting() is None:  # a backend on its way: no backoff
+                    self.connection.failures += 1
                 self.connection.next_retry = self.clock() + delay
                 self.report_backend_error(failure, from_health=True)
             else:

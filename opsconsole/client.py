@@ -58,8 +58,11 @@ class BackendUnavailable(BackendError):
 
 
 def _segment(value: str) -> str:
-    """A path segment with every reserved character escaped (names are untrusted)."""
-    return quote(value, safe="")
+    """A path segment with every reserved character escaped (names are untrusted): ``/`` as
+    ``%2F``, and a name made only of dots as ``%2E``s, since ``.`` and ``..`` would otherwise be
+    removed from the URL as dot-segments before it is sent."""
+    encoded = quote(value, safe="")
+    return encoded.replace(".", "%2E") if set(value) <= {"."} else encoded
 
 
 def _params(**values: Any) -> dict[str, Any]:

@@ -2,7 +2,10 @@
 
 The status bar and the banner are drawn from this state, so they always agree, and the age of
 the data is computed honestly: time since the last good answer plus how old the backend's own
-picture of the cluster was at that moment.
+picture of the cluster was at that moment. Three troubles are told apart: the backend does not
+answer (or answers errors); the backend answers but its cluster data is not current (never
+synced, or the API server stopped confirming it); telemetry sources fail. While the console's own
+embedded sandbox and backend start, it says so instead of calling the backend unreachable.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from backend.schemas import BackendInfo
+from backend.schemas import BackendInfo, DataFreshness
 
 
 class Link(StrEnum):
@@ -19,6 +22,23 @@ class Link(StrEnum):
     CONNECTED = "connected"
     UNREACHABLE = "unreachable"
     ERROR = "error"
+    STARTING = "starting"
+
+
+@dataclass(frozen=True)
+class Startup:
+    """How the console's own embedded cluster is doing: what it is at, or why it failed."""
+
+    stage: str
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Notice:
+    """The banner's text and how bad it is: info, warning or error."""
+
+    text: str
+    level: str
 
 
 def seconds_str(seconds: float) -> str:
@@ -46,6 +66,7 @@ class ConnectionState:
     next_retry: float | None = None  # clock() of the next reconnect attempt
     failures: int = field(default=0)
     error_from_health: bool = False
+    startup: Callable[[], Startup] | None = None  # the embedded cluster's progress, if any
 
     def ok(self) -> None:
         self.link = Link.CONNECTED
@@ -74,13 +95,74 @@ class ConnectionState:
             age += max(0.0, freshness.cluster_age_seconds)
         return age
 
+    def starting(self) -> Startup | None:
+        """The embedded cluster's progress until the first good answer; None after, or when the
+        console was pointed at a backend."""
+        if self.startup is None or self.last_ok is not None:
+            return None
+        return self.startup()
+
+    def shown_link(self) -> Link:
+        """The link as the status bar says it: "starting" rather than "unreachable" while the
+        embedded backend is still on its way."""
+        progress = self.starting()
+        if progress is not None and progress.error is None and self.link is not Link.CONNECTED:
+            return Link.STARTING
+        return self.link
+
     def banner(self) -> str | None:
         """The banner's line, or ``None`` while everything is fine."""
-        if self.link in (Link.CONNECTED, Link.CONNECTING):
+        notice = self.notice()
+        return None if notice is None else notice.text
+
+    def notice(self) -> Notice | None:
+        """What the banner says, most urgent trouble first; ``None`` while everything is fine."""
+        progress = self.starting()
+        if progress is not None and progress.error is not None:
+            return Notice(progress.error, "error")
+        if progress is not None and self.link is not Link.CONNECTED:
+            return Notice(f"{progress.stage} — no data yet", "info")
+        if self.link in (Link.UNREACHABLE, Link.ERROR):
+            return Notice(self._link_trouble(), "error")
+        freshness = self.info.freshness if self.info else None
+        if freshness is None:
             return None
+        lines = []
+        if freshness.cluster_problem:
+            lines.append(self._cluster_trouble(freshness.cluster_problem, freshness.synced))
+        if freshness.telemetry_errors:
+            lines.append(_telemetry_trouble(freshness))
+        if not lines:
+            return None
+        syncing = not freshness.synced and not any(k.error for k in freshness.kinds)
+        quiet = syncing and not freshness.telemetry_errors  # first sync, nothing wrong yet
+        return Notice("\n".join(lines), "info" if quiet else "warning")
+
+    def _link_trouble(self) -> str:
         parts = [self.error or "backend unreachable"]
         age = self.data_age()
         parts.append("no data yet" if age is None else f"showing data from {seconds_str(age)} ago")
         if self.next_retry is not None:
             parts.append(f"retrying in {seconds_str(self.next_retry - self.clock())}")
         return " — ".join(parts)
+
+    def _cluster_trouble(self, problem: str, synced: bool) -> str:
+        if not synced:
+            return f"no fleet data yet — {problem}"
+        age = self.data_age()
+        shown = "" if age is None else f" — showing cluster data from {seconds_str(age)} ago"
+        return f"cluster data is not current: {problem}{shown}"
+
+
+def _telemetry_trouble(freshness: DataFreshness) -> str:
+    """``telemetry: 2 of 12 sources failing — http://…: HTTP 500 (+1 more); GPU data 40 s old``."""
+    text = (
+        f"telemetry: {freshness.telemetry_errors} of {freshness.telemetry_sources} sources failing"
+    )
+    if freshness.telemetry_failures:
+        first = freshness.telemetry_failures[0]
+        more = freshness.telemetry_errors - 1
+        text += f" — {first.source}: {first.error}" + (f" (+{more} more)" if more else "")
+    if freshness.telemetry_age_seconds is not None:
+        text += f"; GPU data {seconds_str(freshness.telemetry_age_seconds)} old"
+    return text

@@ -2,8 +2,10 @@
 
 With no backend configured, ``opsconsole`` runs ``opsconsole sandbox`` and ``opsconsole serve`` as
 child processes of its own and points the console at them, so that a newcomer sees a living fleet
-with one command. The console appears at once and shows "connecting" until the backend answers:
-the children start in a background thread while the first frame is drawn.
+with one command. The console appears at once and says what is happening (starting the sandbox,
+then the backend, then syncing) until the first data arrives: the children start in a background
+thread while the first frame is drawn. A child that exits is reported with the last line it wrote
+(its own error message); each child writes to its own log file.
 
 Children never outlive the console: they are terminated on exit and on Ctrl-C, and on Linux they
 also receive SIGTERM from the kernel if the console dies abruptly (the terminal goes away).
@@ -26,6 +28,8 @@ import time
 from pathlib import Path
 
 from platformdirs import user_state_dir
+
+from opsconsole.connection import Startup
 
 _PR_SET_PDEATHSIG = 1
 
@@ -53,11 +57,12 @@ class EmbeddedCluster:
         self.kubeconfig = self.workdir / "kubeconfig"
         self.backend_port = free_port()
         self.backend_url = f"http://127.0.0.1:{self.backend_port}"
-        log_dir = Path(user_state_dir("opsconsole"))
-        log_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path = log_dir / "embedded.log"
+        self.log_dir = Path(user_state_dir("opsconsole"))
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.stage = "starting the sandbox"
         self.error: str | None = None
         self._children: list[subprocess.Popen[bytes]] = []
+        self._logs: dict[int, Path] = {}  # child pid -> its log file
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
 
@@ -66,8 +71,13 @@ class EmbeddedCluster:
         self._thread = threading.Thread(target=self._start_children, daemon=True)
         self._thread.start()
 
+    def progress(self) -> Startup:
+        """What the embedded cluster is doing, or why it failed (the console's banner)."""
+        return Startup(self.stage, self.error)
+
     def _spawn(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it for its lifetime
+        path = self.log_dir / f"embedded-{args[0]}.log"
+        log = open(path, "wb")  # noqa: SIM115 - the child owns it for its lifetime
         child = subprocess.Popen(
             [sys.executable, "-m", "opsconsole", *args],
             env={**os.environ, **(env or {})},
@@ -79,7 +89,17 @@ class EmbeddedCluster:
         )
         log.close()
         self._children.append(child)
+        self._logs[child.pid] = path
         return child
+
+    def _failed(self, what: str, child: subprocess.Popen[bytes]) -> str:
+        """``the embedded backend exited (code 1): OSError: [Errno 98] …; log: <path>``."""
+        path = self._logs[child.pid]
+        code = child.poll()
+        status = "did not start in time" if code is None else f"exited (code {code})"
+        lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+        last = next((line.strip() for line in reversed(lines) if line.strip()), "")
+        return f"the embedded {what} {status}" + (f": {last}" if last else "") + f"; log: {path}"
 
     def _start_children(self) -> None:
         sandbox = self._spawn(
@@ -98,10 +118,11 @@ class EmbeddedCluster:
             if self._stopping.is_set():
                 return
             if sandbox.poll() is not None or time.monotonic() > deadline:
-                self.error = f"the embedded sandbox did not start; see {self.log_path}"
+                self.error = self._failed("sandbox", sandbox)
                 return
             time.sleep(0.05)
-        self._spawn(
+        self.stage = "starting the backend"
+        backend = self._spawn(
             "serve",
             "--kubeconfig",
             str(self.kubeconfig),
@@ -111,8 +132,13 @@ class EmbeddedCluster:
             env={"OPSCONSOLE_DATABASE_URL": f"sqlite:///{self.workdir / 'opsconsole.db'}"},
         )
         # PR_SET_PDEATHSIG fires when the *thread* that forked a child ends, not the process:
-        # this thread must live as long as the children should.
-        self._stopping.wait()
+        # this thread must live as long as the children should. It watches them meanwhile.
+        while not self._stopping.wait(0.2):
+            for what, child in (("sandbox", sandbox), ("backend", backend)):
+                if child.poll() is not None and not self._stopping.is_set():
+                    self.error = self._failed(what, child)
+                    self._stopping.wait()
+                    return
 
     def stop(self) -> None:
         """Terminate the children (SIGTERM, then SIGKILL after a grace period)."""
@@ -164,7 +190,12 @@ def run_console(args: argparse.Namespace) -> int:
 
         signal.signal(signal.SIGHUP, hang_up)
     try:
-        app = OpsConsoleApp(settings, backend_url=backend_url, sandbox=embedded is not None)
+        app = OpsConsoleApp(
+            settings,
+            backend_url=backend_url,
+            sandbox=embedded is not None,
+            startup=embedded.progress if embedded is not None else None,
+        )
         app.run()
         return app.return_code or 0
     except KeyboardInterrupt:

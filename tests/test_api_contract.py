@@ -223,7 +223,7 @@ async def test_no_model_yet_is_503():
     async with _client(None) as empty:
         response = await get(empty, "/tenants")
     assert response.status_code == 503
-    assert response.json() == {"detail": "the fleet model is not built yet"}
+    assert response.json() == {"detail": "no fleet data yet: the fleet model is being built"}
 
 
 async def test_empty_model_answers_empty_pages():

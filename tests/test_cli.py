@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -89,7 +90,7 @@ def test_embedded_cluster_starts_and_cleans_up() -> None:
             except httpx.HTTPError:
                 pass
             assert embedded.error is None, embedded.error
-            assert time.monotonic() < deadline, f"backend never ready; see {embedded.log_path}"
+            assert time.monotonic() < deadline, f"backend never ready; see {embedded.log_dir}"
             time.sleep(0.1)
         children = list(embedded._children)
         assert len(children) == 2
@@ -97,6 +98,29 @@ def test_embedded_cluster_starts_and_cleans_up() -> None:
         embedded.stop()
     assert all(child.poll() is not None for child in children)
     assert not embedded.kubeconfig.exists()
+
+
+def test_an_embedded_child_that_fails_is_reported_with_its_own_message() -> None:
+    embedded = EmbeddedCluster(fleet="empty", seed=2)
+    with socket.socket() as taken:  # someone else holds the backend's port
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.bind(("127.0.0.1", embedded.backend_port))
+        taken.listen()
+        assert embedded.progress().stage == "starting the sandbox"
+        embedded.start()
+        try:
+            deadline = time.monotonic() + 90
+            while embedded.error is None:
+                assert time.monotonic() < deadline, "the failure was never reported"
+                time.sleep(0.1)
+        finally:
+            embedded.stop()
+    progress = embedded.progress()
+    assert progress.stage == "starting the backend"
+    assert progress.error is not None
+    assert progress.error.startswith("the embedded backend exited (code ")
+    assert "address already in use" in progress.error.lower(), progress.error
+    assert "embedded-serve.log" in progress.error
 
 
 def test_console_without_a_terminal_says_so_instead_of_spinning() -> None:

@@ -8,9 +8,11 @@ import json
 import httpx
 import pytest
 
+from backend.conventions import TENANT_LABEL
 from backend.schemas import Gpu, Tenant, WorkloadKind
 from opsconsole.client import BackendClient, BackendError, BackendUnavailable
 from tests.support.backend import FleetBackend
+from tests.support.fleets import generated_fleet
 
 
 def client_for(handler, timeout: float = 5.0) -> BackendClient:
@@ -126,3 +128,15 @@ async def test_timeout_is_unavailable() -> None:
     client = BackendClient("http://backend", timeout=0.05, transport=fake.transport())
     with pytest.raises(BackendUnavailable, match="timed out"):
         await asyncio.wait_for(client.nodes(), 5)
+
+
+@pytest.mark.parametrize(
+    "name", ["a/b", "..", ".", "x?y#z", "50%2F", "team a", "line\nbreak", "t\u202e/../x"]
+)
+async def test_a_tenant_whose_name_is_no_valid_path_segment_still_opens(name: str) -> None:
+    fleet = generated_fleet(tenants=2, workloads=2, nodes=1)
+    fleet.cluster["namespaces"][("", "team-a")]["metadata"]["labels"][TENANT_LABEL] = name
+    client = BackendClient("http://backend", transport=FleetBackend(fleet).transport())
+    tenant = await client.tenant(name)
+    assert tenant.name == name
+    assert tenant.namespaces == ["team-a"]

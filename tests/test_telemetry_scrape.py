@@ -122,6 +122,29 @@ async def test_failing_exporter_keeps_its_last_samples_which_age(exporters: Expo
     assert first.history["GPU-node-a-0"] == (10.0,)
 
 
+async def test_a_round_where_every_exporter_failed_keeps_the_age_and_names_them(
+    exporters: Exporters,
+) -> None:
+    exporters.responses["/a"] = (200, exporter_text("node-a", 10))
+    targets = [exporters.target("/a"), exporters.target("/b")]
+    exporters.responses["/b"] = (200, exporter_text("node-b", 10))
+    collector = TelemetryCollector(lambda: targets, history_length=3)
+    try:
+        await collector.scrape_once()
+        read_at = collector.snapshot().completed_at
+        exporters.responses["/a"] = (500, "boom")
+        exporters.responses["/b"] = (503, "unavailable")
+        await asyncio.sleep(0.05)
+        await collector.scrape_once()
+    finally:
+        await collector.stop()
+    snapshot = collector.snapshot()
+    assert snapshot.completed_at == read_at  # nothing was read: the data is as old as before
+    assert (snapshot.sources, snapshot.errors) == (2, 2)
+    assert "500" in snapshot.failures[f"{exporters.url}/a"]
+    assert "503" in snapshot.failures[f"{exporters.url}/b"]
+
+
 async def test_history_is_a_ring_buffer(exporters: Exporters) -> None:
     targets = [exporters.target("/a")]
     collector = TelemetryCollector(lambda: targets, history_length=3)

@@ -40,7 +40,10 @@ def hostile_backend() -> FleetBackend:
 
 def test_clean_strips_every_control_character() -> None:
     assert clean(ESCAPED) == "pod[31mred[0m2J"
-    assert clean("a\tb\nc\x00d\x7fe\x85f") == "abcdef"
+    assert clean("a\tb\nc\x00d\x7fe\x85f") == "a b cde f"
+    assert clean("line1\n\n\tline2") == "line1 line2"
+    assert clean("a\u200d" * 3 + "\u202eevil\u2066x\u2069\ufeff") == "aaaevilx"
+    assert clean("é 日本 \u00a0 ok") == "é 日本 ok"
     assert clean(None) == "" and clean(42) == "42"
     assert literal("[bold]x[/]").plain == "[bold]x[/]"
     assert literal("[red]x", style="green").spans == [] and literal("y", "green").style == "green"

@@ -77,11 +77,14 @@ def _probes(app: FastAPI, metrics: ApiMetrics) -> None:
 
     @app.get("/readyz", tags=["probes"], responses={503: {"model": ApiErrorBody}})
     async def readyz(request: Request) -> Response:
-        """200 once the cluster cache has listed every kind; 503 with the reason before."""
-        reason = (await get_source(request)).not_ready_reason()
+        """200 while the fleet data is built from every kind and current; 503 with the reason
+        otherwise. Both say each watched kind's state (live, stale, pending, absent, forbidden)."""
+        source = await get_source(request)
+        reason = source.not_ready_reason()
+        kinds = {k.kind: k.state for k in source.freshness().kinds}
         if reason is None:
-            return JSONResponse({"status": "ready"})
-        return JSONResponse({"detail": reason}, status_code=503)
+            return JSONResponse({"status": "ready", "kinds": kinds})
+        return JSONResponse({"detail": reason, "kinds": kinds}, status_code=503)
 
     @app.get("/metrics", tags=["probes"], include_in_schema=False)
     async def prometheus_metrics() -> Response:

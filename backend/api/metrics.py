@@ -121,15 +121,16 @@ def route_template(scope: dict) -> str:
     regex = getattr(route, "path_regex", None)
     if not own or regex is None:
         return UNMATCHED
+    template = getattr(route, "path_format", own)  # without convertors: {name}, not {name:name}
     path: str = scope.get("path", "")
     if regex.match(path):
-        return own
+        return template
     start = path.find("/", 1)
     while start != -1:
         if regex.match(path[start:]):
-            return path[:start] + own
+            return path[:start] + template
         start = path.find("/", start + 1)
-    return own
+    return template
 
 
 class MetricsMiddleware:

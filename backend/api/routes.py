@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.responses import Response
+from starlette.convertors import Convertor, register_url_convertor
 
 from backend.api.deps import get_source
 from backend.api.protocols import FleetSource
@@ -27,12 +28,26 @@ from backend.schemas import (
     WorkloadDetail,
 )
 
+
+class _NameConvertor(Convertor[str]):
+    """The rest of the path, whatever it holds: names are untrusted and may contain anything."""
+
+    regex = r"[\s\S]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("name", _NameConvertor())
 router = APIRouter(tags=["fleet"])
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ApiErrorBody, "description": "Unknown name"},
     422: {"model": ApiErrorBody, "description": "Malformed parameter"},
-    503: {"model": ApiErrorBody, "description": "The fleet model is not built yet"},
+    503: {"model": ApiErrorBody, "description": "No fleet data yet (the cluster never synced)"},
 }
 
 SourceDep = Annotated[FleetSource, Depends(get_source)]
@@ -60,9 +75,11 @@ def _json(body: bytes) -> Response:
 
 
 def _model(source: FleetSource) -> FleetModel:
+    """The model, or 503 with the reason there is none yet (an empty fleet is not a healthy one)."""
     model = source.model
     if model is None:
-        raise HTTPException(503, "the fleet model is not built yet")
+        why = source.freshness().cluster_problem or "the fleet model is being built"
+        raise HTTPException(503, f"no fleet data yet: {why}")
     return model
 
 
@@ -99,7 +116,7 @@ async def tenants(
     return _page(_model(source).tenants, q=q, sort=sort, offset=offset, limit=limit, cursor=cursor)
 
 
-@router.get("/tenants/{name}", response_model=Tenant, responses=ERRORS)
+@router.get("/tenants/{name:name}", response_model=Tenant, responses=ERRORS)
 async def tenant(source: SourceDep, name: Annotated[str, Path(max_length=253)]) -> Response:
     return _one(_model(source).tenant(name), f'tenant "{name}"')
 
@@ -132,7 +149,9 @@ async def workloads(
     )
 
 
-@router.get("/workloads/{namespace}/{kind}/{name}", response_model=WorkloadDetail, responses=ERRORS)
+@router.get(
+    "/workloads/{namespace}/{kind}/{name:name}", response_model=WorkloadDetail, responses=ERRORS
+)
 async def workload(
     source: SourceDep,
     namespace: Annotated[str, Path(max_length=253)],
@@ -173,7 +192,7 @@ async def nodes(
     )
 
 
-@router.get("/nodes/{name}", response_model=Node, responses=ERRORS)
+@router.get("/nodes/{name:name}", response_model=Node, responses=ERRORS)
 async def node(source: SourceDep, name: Annotated[str, Path(max_length=253)]) -> Response:
     return _one(_model(source).node(name), f'node "{name}"')
 

@@ -12,6 +12,12 @@ connection failure waits (exponential backoff, capped, jittered) and relists, wh
 with an API server whose storage was replaced. A kind whose API is not served (404: Kueue or KServe
 not installed) or not allowed (403) is marked so, counts as synced, and is checked again only
 after ``absent_retry`` seconds.
+
+An open watch proves nothing about a hung API server (a stopped process keeps its sockets open),
+so each kind's data counts as current only while the server confirms it: a watch line (an event
+or a bookmark, which servers send when asked with ``allowWatchBookmarks``) or, when a stream has
+been quiet for ``probe_interval``, a cheap ``GET /version``. A kind with no confirmation for
+``stale_after`` seconds is stale, and says so, until the server answers again.
 """
 
 from __future__ import annotations
@@ -95,6 +101,17 @@ WATCHED: tuple[str, ...] = tuple(KIND_SPECS)
 
 # Kind states, as /readyz and /metrics report them.
 PENDING, LISTED, ABSENT, FORBIDDEN = "pending", "listed", "absent", "forbidden"
+# A listed kind, as its freshness: confirmed current lately, or not.
+LIVE, STALE = "live", "stale"
+
+
+@dataclass(frozen=True)
+class KindHealth:
+    """One kind's freshness: pending | live | stale | absent | forbidden, its age, why not."""
+
+    state: str
+    age: float | None  # seconds since its data was last confirmed current (0 while live)
+    error: str | None
 
 
 class _Expired(Exception):
@@ -116,6 +133,9 @@ class CacheOptions:
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
     absent_retry: float = 300.0
+    probe_interval: float = 3.0  # a quiet stream is confirmed by GET /version this often
+    probe_timeout: float = 4.0
+    stale_after: float = 10.0  # no confirmation for this long: the kind's data is stale
 
 
 class ClusterCache:
@@ -146,7 +166,11 @@ class ClusterCache:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watchers: list[_KindWatcher] = []
         self._streaming: set[str] = set()
-        self._version_task: asyncio.Task[None] | None = None
+        self._contact: dict[str, float] = {}  # kind -> time.time() of its last list or line
+        self._errors: dict[str, str] = {}  # kind -> why its last list or watch failed
+        self._probe_ok: float | None = None  # time.time() of the last answer to the probe
+        self.probe_error: str | None = None  # why the last probe failed
+        self._probe_task: asyncio.Task[None] | None = None
 
     # -- reading (event loop) ------------------------------------------------------------------
     @property
@@ -166,12 +190,30 @@ class ClusterCache:
         """Per kind: pending | listed | absent | forbidden."""
         return dict(self._states)
 
+    def kind_health(self, now: float | None = None) -> dict[str, KindHealth]:
+        """Per kind: whether its data is current. A listed kind is live while its watch is open
+        and the server confirmed it (a line on the stream, or an answer to the probe) within
+        ``stale_after`` seconds: any change would then have arrived, however quiet the cluster."""
+        now = time.time() if now is None else now
+        return {kind: self._health(kind, state, now) for kind, state in self._states.items()}
+
+    def _health(self, kind: str, state: str, now: float) -> KindHealth:
+        error = self._errors.get(kind)
+        if state != LISTED:
+            return KindHealth(state, None, error)
+        seen = self._contact.get(kind, 0.0)
+        if kind in self._streaming and self._probe_ok is not None:
+            seen = max(seen, self._probe_ok)
+        age = max(0.0, now - seen)
+        if kind in self._streaming and age <= self.options.stale_after:
+            return KindHealth(LIVE, 0.0, None)
+        return KindHealth(STALE, age, error or self.probe_error)
+
     @property
     def live(self) -> bool:
-        """Synced, and every listed kind has an open watch stream: any change would arrive now,
-        so the data is current even if the cluster has been quiet for minutes."""
-        listed = {k for k, state in self._states.items() if state == LISTED}
-        return self.synced and listed <= self._streaming
+        """Synced, and every listed kind confirmed current (see ``kind_health``)."""
+        health = self.kind_health().values()
+        return self.synced and all(h.state != STALE for h in health)
 
     def counts(self) -> dict[str, int]:
         return {kind: len(objects) for kind, objects in self._objects.items()}
@@ -204,13 +246,13 @@ class ClusterCache:
             watcher = _KindWatcher(self, spec)
             self._watchers.append(watcher)
             watcher.thread.start()
-        self._version_task = asyncio.create_task(self._fetch_cluster_version())
+        self._probe_task = asyncio.create_task(self._probe_loop(), name="cluster-probe")
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Stop every watch: close their sockets so that blocked reads return, then join."""
         self._stop.set()
-        if self._version_task is not None:
-            self._version_task.cancel()
+        if self._probe_task is not None:
+            self._probe_task.cancel()
         for watcher in self._watchers:
             watcher.interrupt()
         deadline = time.monotonic() + timeout
@@ -221,24 +263,36 @@ class ClusterCache:
                 log.warning("watch thread for %s did not stop in time", watcher.spec.name)
         self._watchers.clear()
 
-    async def _fetch_cluster_version(self) -> None:
-        delay = self.options.backoff_initial
+    async def _probe_loop(self) -> None:
+        """Read the cluster version once, then confirm quiet streams every ``probe_interval``."""
         while not self._stop.is_set():
-            try:
-                self.cluster_version = await asyncio.to_thread(self._read_version)
-                return
-            except Exception as exc:  # any failure: the version is informative only
-                log.debug("cannot read the cluster version yet: %s", exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self.options.backoff_max)
+            if self.cluster_version is None or self._quiet_streams():
+                await self._probe()
+            await asyncio.sleep(self.options.probe_interval)
+
+    def _quiet_streams(self) -> bool:
+        """Whether some open stream brought nothing (no event, no bookmark) for a while."""
+        since = time.time() - self.options.probe_interval
+        return any(self._contact.get(kind, 0.0) < since for kind in self._streaming)
+
+    async def _probe(self) -> None:
+        try:
+            self.cluster_version = await asyncio.to_thread(self._read_version)
+        except Exception as exc:  # refused, reset, timed out: the server is not answering
+            self.probe_error = f"the API server does not answer ({type(exc).__name__})"
+            log.debug("cluster probe failed: %s", exc)
+            return
+        self._probe_ok = time.time()
+        self.probe_error = None
 
     def _read_version(self) -> str | None:
         # Without preloading, the client answers the raw HTTP response; its annotation names only
         # the decoded model.
+        timeout = self.options.probe_timeout
         resp = cast(
             urllib3.BaseHTTPResponse,
             client.VersionApi(self.api_client).get_code(
-                _preload_content=False, _request_timeout=(self.options.connect_timeout, 30)
+                _preload_content=False, _request_timeout=(timeout, timeout)
             ),
         )
         return orjson.loads(resp.data).get("gitVersion")
@@ -269,10 +323,13 @@ class ClusterCache:
         self._states[kind] = state
         if not self._synced.is_set() and PENDING not in self._states.values():
             self._synced.set()
+            self._bump()  # the model builder's cue, even when the last kind was absent
             log.info("cluster cache synced (version %d)", self.version)
 
     def _replace(self, kind: str, objects: dict[Key, JsonObject]) -> None:
         self._objects[kind] = objects
+        self._touch(kind)
+        self._errors.pop(kind, None)
         self._bump()
         self._set_state(kind, LISTED)
 
@@ -281,19 +338,22 @@ class ClusterCache:
             self._objects[kind].pop(key, None)
         else:
             self._objects[kind][key] = obj
+        self._touch(kind)
         self._bump()
 
-    def _touch(self) -> None:
-        self.last_contact = time.time()
+    def _touch(self, kind: str) -> None:
+        self.last_contact = self._contact[kind] = time.time()
 
     def _stream(self, kind: str, is_open: bool) -> None:
         if is_open:
             self._streaming.add(kind)
-            self._touch()
+            self._errors.pop(kind, None)
+            self._touch(kind)
         else:
             self._streaming.discard(kind)
 
     def _unavailable(self, kind: str, state: str) -> None:
+        self._errors.pop(kind, None)
         if self._objects[kind]:
             self._objects[kind] = {}
             self._bump()
@@ -301,6 +361,7 @@ class ClusterCache:
 
     def _restarted(self, kind: str, why: str) -> None:
         self.watch_restarts += 1
+        self._errors[kind] = why
         log.info("watch %s restarting: %s", kind, why)
 
 
@@ -485,7 +546,7 @@ class _KindWatcher:
             raise RuntimeError(f"watch error: {obj.get('message', obj)}")
         resource_version = (obj.get("metadata") or {}).get("resourceVersion")
         if event_type == "BOOKMARK":
-            self.cache.post(self.cache._touch)
+            self.cache.post(self.cache._touch, self.spec.name)
             return resource_version
         if event_type not in ("ADDED", "MODIFIED", "DELETED"):
             return None

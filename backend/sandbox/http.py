@@ -26,6 +26,7 @@ from starlette.routing import Route
 from backend.k8s.names import random_suffix
 from backend.sandbox import discovery
 from backend.sandbox.admission import admit_create
+from backend.sandbox.defaults import apply_defaults
 from backend.sandbox.patch import apply_patch, drop_nulls
 from backend.sandbox.scale import SCALABLE, apply_scale, to_scale
 from backend.sandbox.selectors import (
@@ -44,7 +45,7 @@ from backend.sandbox.store import (
     find_type,
 )
 from backend.sandbox.tables import table, wants_table
-from backend.sandbox.validation import validate, validate_name, validate_update
+from backend.sandbox.validation import check_decoding, validate, validate_name, validate_update
 from backend.sandbox.watch import WatchStream
 
 JsonObject = dict[str, Any]
@@ -393,8 +394,13 @@ class KubeApi:
             meta["name"] = t.name
         return meta
 
+    @staticmethod
+    def _strict(request: Request) -> bool:
+        return request.query_params.get("fieldValidation") == "Strict"
+
     def _create(self, t: Target, obj: JsonObject, request: Request) -> Response:
         drop_nulls(obj)
+        check_decoding(t.rt, obj, self._strict(request))
         meta = self._check_identity(t, obj, for_create=True)
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = self._generate_name(t, meta["generateName"])
@@ -406,6 +412,7 @@ class KubeApi:
         validate_name(t.rt, name)
         if t.rt.namespaced and self.store.find(NAMESPACE, "", t.namespace or "") is None:
             raise ApiError.not_found(NAMESPACE, t.namespace or "")
+        apply_defaults(t.rt, obj)
         validate(t.rt, obj)
         meta.pop("resourceVersion", None)
         meta.pop("uid", None)
@@ -436,6 +443,7 @@ class KubeApi:
 
     def _replace(self, t: Target, obj: JsonObject, request: Request) -> Response:
         drop_nulls(obj)
+        check_decoding(t.rt, obj, self._strict(request))
         self._check_identity(t, obj, for_create=False)
         if t.sub != "status":
             old = self.store.get(t.rt, t.namespace or "", t.name or "")
@@ -454,6 +462,7 @@ class KubeApi:
         if not isinstance(patched, dict):
             raise ApiError(422, "Invalid", "the patched object is not a JSON object")
         drop_nulls(patched)
+        check_decoding(t.rt, patched, self._strict(request))
         meta = patched.get("metadata")
         if not isinstance(meta, dict):
             meta = patched["metadata"] = {}

@@ -193,13 +193,29 @@ class ApiError(Exception):
             f'{rt.kind} "{name}" is invalid: {field_path}: {why}',
             rt=rt,
             name=name,
-            causes=[{"reason": "FieldValueInvalid", "message": why, "field": field_path}],
+            causes=[{"reason": _cause_reason(why), "message": why, "field": field_path}],
             details_kind=rt.kind,
         )
 
     @classmethod
     def bad_request(cls, message: str) -> ApiError:
         return cls(400, "BadRequest", message)
+
+
+_CAUSE_REASONS = {
+    "Required value": "FieldValueRequired",
+    "Unsupported value": "FieldValueNotSupported",
+    "Too long": "FieldValueTooLong",
+    "Forbidden": "FieldValueForbidden",
+    "Duplicate value": "FieldValueDuplicate",
+}
+
+
+def _cause_reason(why: str) -> str:
+    """The cause's ``reason``, as the API server's field.Error types name it."""
+    return next(
+        (r for prefix, r in _CAUSE_REASONS.items() if why.startswith(prefix)), "FieldValueInvalid"
+    )
 
 
 @dataclass

@@ -1,8 +1,11 @@
 """The checks the API server (and the Kueue/KServe webhooks) make before storing an object.
 
-Only what operators can plausibly get wrong through the product is checked: names, replica
-counts, a Deployment's selector against its template, canary percentages and GPU quotas. Each
-failure is the 422 ``Invalid`` Status a real cluster answers, with the same field paths.
+Checked: names, label keys and values, a pod's containers (a Pod, or the template of a
+Deployment, ReplicaSet or Job), replica counts, a Deployment's selector against its template,
+canary percentages and GPU quotas; each failure is the 422 ``Invalid`` Status a real cluster
+answers, with the same field paths and ``causes``. Before that, what a real server refuses while
+decoding the body, as 400 ``BadRequest``: a string where an integer belongs (``"replicas": "3"``)
+and, with ``fieldValidation=Strict``, fields the kind does not have.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from backend.sandbox.store import (
     INFERENCE_SERVICE,
     JOB,
     NAMESPACE,
+    POD,
     REPLICA_SET,
     ApiError,
     ResourceType,
@@ -129,17 +133,101 @@ def _check_inference_service(name: str, spec: JsonObject) -> None:
             )
 
 
+_LABEL_NAME = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
+_LABEL_NAME_RE = re.compile(rf"^{_LABEL_NAME}$")
+
+
+def _label_key_error(key: str) -> str | None:
+    prefix, _, name = key.rpartition("/")
+    if "/" in prefix or (key.count("/") == 1 and not prefix):
+        return (
+            f'Invalid value: "{key}": a qualified name must consist of alphanumeric characters, '
+            "'-', '_' or '.', and must start and end with an alphanumeric character (e.g. "
+            "'MyName',  or 'my.name',  or '123-abc', regex used for validation is "
+            f"'{_LABEL_NAME}') with an optional DNS subdomain prefix and '/' (e.g. "
+            "'example.com/MyName')"
+        )
+    if prefix and (why := _name_error(prefix, label=False)):
+        return why.replace("Invalid value:", "Invalid value:", 1) + " (prefix part)"
+    if not name:
+        return f'Invalid value: "{key}": name part must be non-empty'
+    if len(name) > 63:
+        return f'Invalid value: "{key}": name part must be no more than 63 characters'
+    if not _LABEL_NAME_RE.match(name):
+        return (
+            f'Invalid value: "{key}": name part must consist of alphanumeric characters, '
+            "'-', '_' or '.', and must start and end with an alphanumeric character (e.g. "
+            "'MyName',  or 'my.name',  or '123-abc', regex used for validation is "
+            f"'{_LABEL_NAME}')"
+        )
+    return None
+
+
+def _label_value_error(value: object) -> str | None:
+    if not isinstance(value, str):
+        return f"Invalid value: {value!r}: must be a string"
+    if len(value) > 63:
+        return f'Invalid value: "{value}": must be no more than 63 characters'
+    if value and not _LABEL_NAME_RE.match(value):
+        return (
+            f'Invalid value: "{value}": a valid label must be an empty string or consist of '
+            "alphanumeric characters, '-', '_' or '.', and must start and end with an "
+            "alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used "
+            f"for validation is '(({_LABEL_NAME})?')"
+        )
+    return None
+
+
+def _check_labels(rt: ResourceType, name: str, labels: object, path: str) -> None:
+    if labels is None:
+        return
+    if not isinstance(labels, dict):
+        raise ApiError.invalid(rt, name, path, "Invalid value: must be a map of strings")
+    for key, value in labels.items():
+        why = _label_key_error(str(key)) or _label_value_error(value)
+        if why:
+            raise ApiError.invalid(rt, name, path, why)
+
+
+def _check_pod_spec(rt: ResourceType, name: str, spec: object, path: str) -> None:
+    if not isinstance(spec, dict):
+        raise ApiError.invalid(rt, name, path, "Required value")
+    containers = spec.get("containers")
+    if not containers:
+        raise ApiError.invalid(rt, name, f"{path}.containers", "Required value")
+    for i, container in enumerate(containers):
+        where = f"{path}.containers[{i}]"
+        if not isinstance(container, dict) or not container.get("name"):
+            raise ApiError.invalid(rt, name, f"{where}.name", "Required value")
+        if not container.get("image"):
+            raise ApiError.invalid(rt, name, f"{where}.image", "Required value")
+
+
+def _check_template(rt: ResourceType, name: str, spec: JsonObject) -> None:
+    template = spec.get("template")
+    if not isinstance(template, dict):
+        raise ApiError.invalid(rt, name, "spec.template", "Required value")
+    labels = (template.get("metadata") or {}).get("labels")
+    _check_labels(rt, name, labels, "spec.template.metadata.labels")
+    _check_pod_spec(rt, name, template.get("spec"), "spec.template.spec")
+
+
 def validate(rt: ResourceType, obj: JsonObject) -> None:
     """Raise the 422 a real cluster would answer for ``obj``; return when it is acceptable."""
     name = obj.get("metadata", {}).get("name", "")
+    _check_labels(rt, name, obj.get("metadata", {}).get("labels"), "metadata.labels")
     spec = obj.get("spec") or {}
     if not isinstance(spec, dict):
         raise ApiError.invalid(rt, name, "spec", "Invalid value: must be an object")
-    if rt in (DEPLOYMENT, REPLICA_SET):
+    if rt is POD:
+        _check_pod_spec(rt, name, spec, "spec")
+    elif rt in (DEPLOYMENT, REPLICA_SET):
         _check_non_negative(rt, name, spec, ("replicas", "minReadySeconds"))
         _check_selector(rt, name, spec)
+        _check_template(rt, name, spec)
     elif rt is JOB:
         _check_non_negative(rt, name, spec, ("parallelism", "completions", "backoffLimit"))
+        _check_template(rt, name, spec)
     elif rt is CLUSTER_QUEUE:
         _check_cluster_queue(name, spec)
     elif rt is INFERENCE_SERVICE:
@@ -158,3 +246,98 @@ def validate_update(rt: ResourceType, old: JsonObject, new: JsonObject) -> None:
             raise ApiError.invalid(
                 rt, new["metadata"].get("name", ""), "spec.selector", "field is immutable"
             )
+
+
+# Integer fields of the typed kinds: a string there fails decoding, before any validation.
+_INTEGERS: dict[str, tuple[str, ...]] = {
+    "Deployment": (
+        "replicas",
+        "minReadySeconds",
+        "revisionHistoryLimit",
+        "progressDeadlineSeconds",
+    ),
+    "ReplicaSet": ("replicas", "minReadySeconds"),
+    "Job": ("parallelism", "completions", "backoffLimit", "activeDeadlineSeconds"),
+    "Pod": ("terminationGracePeriodSeconds", "activeDeadlineSeconds"),
+}
+_SPEC_FIELDS: dict[str, frozenset[str]] = {
+    "Deployment": frozenset(
+        [
+            "replicas",
+            "selector",
+            "template",
+            "strategy",
+            "minReadySeconds",
+            "revisionHistoryLimit",
+            "paused",
+            "progressDeadlineSeconds",
+        ]
+    ),
+    "ReplicaSet": frozenset(["replicas", "minReadySeconds", "selector", "template"]),
+    "Job": frozenset(
+        [
+            "parallelism",
+            "completions",
+            "activeDeadlineSeconds",
+            "podFailurePolicy",
+            "successPolicy",
+            "backoffLimit",
+            "backoffLimitPerIndex",
+            "maxFailedIndexes",
+            "selector",
+            "manualSelector",
+            "template",
+            "ttlSecondsAfterFinished",
+            "completionMode",
+            "suspend",
+            "podReplacementPolicy",
+            "managedBy",
+        ]
+    ),
+}
+_TOP_FIELDS = frozenset({"apiVersion", "kind", "metadata", "spec", "status"})
+_META_FIELDS = frozenset(
+    [
+        "name",
+        "generateName",
+        "namespace",
+        "selfLink",
+        "uid",
+        "resourceVersion",
+        "generation",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "labels",
+        "annotations",
+        "ownerReferences",
+        "finalizers",
+        "managedFields",
+    ]
+)
+
+
+def check_decoding(rt: ResourceType, obj: JsonObject, strict: bool) -> None:
+    """The 400 a real server answers while decoding a typed object: a value of the wrong type,
+    or (``fieldValidation=Strict``) a field the kind does not have."""
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        spec = {}
+    for field in _INTEGERS.get(rt.kind, ()):
+        value = spec.get(field)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            go_type = type(value).__name__.replace("str", "string").replace("float", "number")
+            raise ApiError.bad_request(
+                f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: json: '
+                f"cannot unmarshal {go_type} into Go struct field {rt.kind}Spec.spec.{field} "
+                "of type int32"
+            )
+    if strict and rt.kind in _SPEC_FIELDS:
+        unknown = sorted(
+            [f for f in obj if f not in _TOP_FIELDS]
+            + [f"metadata.{f}" for f in obj.get("metadata") or {} if f not in _META_FIELDS]
+            + [f"spec.{f}" for f in spec if f not in _SPEC_FIELDS[rt.kind]]
+        )
+        if unknown:
+            listed = ", ".join(f'unknown field "{f}"' for f in unknown)
+            raise ApiError.bad_request(f"strict decoding error: {listed}")

@@ -30,9 +30,14 @@ class TelemetrySnapshot:
 
     samples: Mapping[str, GpuSample] = field(default_factory=dict)  # by (MIG-aware) uuid
     history: Mapping[str, Sequence[float | None]] = field(default_factory=dict)  # oldest first
-    completed_at: float | None = None  # time.time() of the newest complete round
+    completed_at: float | None = None  # time.time() of the newest round that read something
     sources: int = 0  # exporters (or NVML hosts) in the round
-    errors: int = 0  # of those, how many failed
+    failures: Mapping[str, str] = field(default_factory=dict)  # source -> why it failed
+
+    @property
+    def errors(self) -> int:
+        """Sources whose last scrape failed."""
+        return len(self.failures)
 
 
 class RoundCollector:
@@ -80,19 +85,23 @@ class RoundCollector:
         fresh: set[str],
         *,
         sources: int,
-        errors: int,
+        failures: Mapping[str, str],
         started: float,
     ) -> None:
-        """End a round: extend the history (None for GPUs not read this round), freeze, bump."""
+        """End a round: extend the history (None for GPUs not read this round), freeze, bump.
+
+        A round in which every source failed read nothing: the data's age keeps counting from
+        the last round that read something."""
+        failed_all = sources > 0 and len(failures) >= sources
         for uuid, sample in samples.items():
             self._history.append(uuid, sample.utilization if uuid in fresh else None)
         self._history.retain(samples)
         self._snapshot = TelemetrySnapshot(
             samples=samples,
             history=self._history.freeze(),
-            completed_at=time.time(),
+            completed_at=self._snapshot.completed_at if failed_all else time.time(),
             sources=sources,
-            errors=errors,
+            failures=dict(failures),
         )
         self.last_round_seconds = time.monotonic() - started
         self.version += 1

@@ -89,7 +89,7 @@ class TelemetryCollector(RoundCollector):
         self._by_target = by_target
         self.last_errors = errors
         samples = {gpu.uuid: gpu for gpus in by_target.values() for gpu in gpus}
-        self._publish(samples, fresh, sources=len(targets), errors=len(errors), started=started)
+        self._publish(samples, fresh, sources=len(targets), failures=errors, started=started)
 
     async def _scrape(
         self, target: ScrapeTarget, semaphore: asyncio.Semaphore

@@ -22,6 +22,7 @@ from textual.worker import Worker, WorkerState
 
 from opsconsole.client import BackendError
 from opsconsole.shell import shell
+from opsconsole.text import clip
 
 T = TypeVar("T")
 
@@ -103,7 +104,8 @@ class RefreshingScreen(Screen[None], Generic[T]):
 def refill(table: DataTable[Any], rows: list[tuple[Any, ...]], limit: int = 500) -> None:
     """Replace a small table's rows (at most ``limit``), keeping the cursor's row index.
 
-    Unchanged rows are left alone, so a refresh with the same data does not reset the
+    Cells are clipped to ``CELL_WIDTH`` (one long event message must not widen its column for
+    every row). Unchanged rows are left alone, so a refresh with the same data does not reset the
     operator's horizontal scroll or repaint the table.
     """
     rows = rows[:limit]
@@ -114,7 +116,7 @@ def refill(table: DataTable[Any], rows: list[tuple[Any, ...]], limit: int = 500)
     row = table.cursor_row
     table.clear()
     for index, cells in enumerate(rows):
-        table.add_row(*cells, key=str(index))
+        table.add_row(*(clip(cell) for cell in cells), key=str(index))
     if rows:
         table.move_cursor(row=min(max(row, 0), len(rows) - 1), animate=False)
 

@@ -1,7 +1,9 @@
 """The connection banner: says what failed and how stale the data on screen is.
 
-Hidden while the backend answers; while it does not, it reads e.g. "backend unreachable —
-showing data from 42 s ago — retrying in 4 s", redrawn every second.
+Hidden while all is well; otherwise it reads e.g. "backend unreachable — showing data from 42 s
+ago — retrying in 4 s", or "cluster data is not current: …" when the backend answers but its
+cluster does not, redrawn every second. Its colour says how bad: error, warning, or info (the
+embedded cluster still starting).
 """
 
 from __future__ import annotations
@@ -28,6 +30,14 @@ class ConnectionBanner(Widget):
     ConnectionBanner.-visible {
         display: block;
     }
+    ConnectionBanner.-warning {
+        background: $warning;
+        color: $text;
+    }
+    ConnectionBanner.-info {
+        background: $primary;
+        color: $text;
+    }
     """
 
     _shown: str | None = None
@@ -41,13 +51,17 @@ class ConnectionBanner(Widget):
 
     def update_state(self) -> None:
         """Show or hide, and redraw the counting ages (re-laid out: the text may wrap)."""
-        message = self.message()
+        notice = shell(self.app).connection.notice()
+        message = None if notice is None else notice.text
         self.set_class(message is not None, "-visible")
+        for level in ("warning", "info"):
+            self.set_class(notice is not None and notice.level == level, f"-{level}")
         self.refresh(layout=message != self._shown)
         self._shown = message
 
     def render(self) -> Text:
         # The error text may quote the server's answer: literal, never markup.
-        line = literal(f" ⚠ {self.message() or ''}")
-        line.no_wrap = False  # wraps on a narrow terminal rather than hiding the retry time
-        return line
+        lines = (self.message() or "").split("\n")
+        text = Text("\n").join(literal(f" ⚠ {line}") for line in lines)
+        text.no_wrap = False  # wraps on a narrow terminal rather than hiding the retry time
+        return text

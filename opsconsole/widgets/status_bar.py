@@ -18,6 +18,7 @@ LINK_STYLES = {
     Link.CONNECTED: "green",
     Link.UNREACHABLE: "bold red",
     Link.ERROR: "bold red",
+    Link.STARTING: "yellow",
 }
 
 
@@ -34,7 +35,12 @@ def status_text(state: ConnectionState) -> Text:
     line.append("  data ")
     line.append("–" if age is None else seconds_str(age), style="bold")
     line.append("  ")
-    line.append(f"● {state.link.value}", style=LINK_STYLES[state.link])
+    link = state.shown_link()
+    freshness = state.info.freshness if state.info else None
+    if link is Link.CONNECTED and freshness is not None and freshness.cluster_problem:
+        line.append("● cluster stale" if freshness.synced else "● syncing", style="bold yellow")
+    else:
+        line.append(f"● {link.value}", style=LINK_STYLES[link])
     return line
 
 

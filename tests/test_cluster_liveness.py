@@ -1,0 +1,170 @@
+"""Stale and missing cluster data is never served as a healthy fleet.
+
+A frozen API server (a stopped process keeps its sockets open, so every watch looks fine), an API
+server that refuses the backend from the start, and the moment the backend first says it is ready.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from backend.cluster.cache import CacheOptions
+from backend.main import RunningBackend
+from backend.sandbox.server import Sandbox
+from backend.service import Backend
+from tests.test_service import eventually, settings_for
+
+FLEET_PATHS = ("/api/v1/overview", "/api/v1/tenants", "/api/v1/workloads", "/api/v1/nodes")
+
+
+@pytest.fixture
+def sandbox_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """``opsconsole sandbox`` as a process of its own, so that it can be stopped (SIGSTOP)."""
+    kubeconfig = tmp_path / "kubeconfig"
+    child = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "opsconsole", "sandbox", "--fleet", "empty", "--port", "0"),
+            *("--kubeconfig-out", str(kubeconfig)),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not kubeconfig.exists():
+            assert child.poll() is None, "the sandbox exited"
+            assert time.monotonic() < deadline, "the sandbox did not start"
+            time.sleep(0.05)
+        yield child, kubeconfig
+    finally:
+        os.kill(child.pid, signal.SIGCONT)
+        child.terminate()
+        child.wait(timeout=10)
+
+
+async def test_a_frozen_api_server_is_reported_within_15_s_and_recovers(
+    sandbox_process: tuple[subprocess.Popen[bytes], Path], tmp_path: Path
+) -> None:
+    child, kubeconfig = sandbox_process
+    running = RunningBackend(settings_for(kubeconfig, tmp_path))  # the default timings
+    async with running as url, httpx.AsyncClient(base_url=url, timeout=5) as http:
+        assert running.backend is not None
+        await eventually(lambda: _ready(http), "ready", deadline=30)
+        os.kill(child.pid, signal.SIGSTOP)
+        stopped = time.monotonic()
+        await eventually(lambda: _not_ready(http), "the frozen server noticed", deadline=20)
+        detected = time.monotonic() - stopped
+        assert detected < 15, f"took {detected:.1f} s"
+        answer = await http.get("/readyz")
+        assert "cluster data stale" in answer.json()["detail"]
+        assert set(answer.json()["kinds"].values()) <= {"stale", "absent", "forbidden"}
+        freshness = (await http.get("/api/v1/info")).json()["freshness"]
+        assert "cluster data stale" in freshness["cluster_problem"]
+        assert freshness["cluster_age_seconds"] >= 9
+        pods = next(k for k in freshness["kinds"] if k["kind"] == "pods")
+        assert pods["state"] == "stale" and pods["age_seconds"] >= 9
+        # The fleet stays readable (the data is old, and says so), not an error page.
+        assert (await http.get("/api/v1/overview")).status_code == 200
+
+        os.kill(child.pid, signal.SIGCONT)
+        await eventually(lambda: _ready(http), "recovery once the server answers again")
+        freshness = (await http.get("/api/v1/info")).json()["freshness"]
+        assert freshness["cluster_problem"] is None
+        assert freshness["cluster_age_seconds"] == 0
+        assert {k["state"] for k in freshness["kinds"]} <= {"live", "absent", "forbidden"}
+    print(f"frozen API server detected after {detected:.1f} s")
+
+
+async def _ready(http: httpx.AsyncClient) -> bool:
+    return (await http.get("/readyz")).status_code == 200
+
+
+async def _not_ready(http: httpx.AsyncClient) -> bool:
+    return (await http.get("/readyz")).status_code == 503
+
+
+class _Refusing(BaseHTTPRequestHandler):
+    """An API server that answers every request with one error Status."""
+
+    code = 401
+    reason = "Unauthorized"
+
+    def do_GET(self) -> None:
+        body = json.dumps(
+            {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "status": "Failure",
+                "message": self.reason,
+                "reason": self.reason,
+                "code": self.code,
+            }
+        ).encode()
+        self.send_response(self.code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("code", "reason"), [(401, "Unauthorized"), (503, "Service Unavailable")])
+async def test_a_refusing_api_server_means_503_with_the_reason_not_an_empty_fleet(
+    tmp_path: Path, code: int, reason: str
+) -> None:
+    handler = type("Handler", (_Refusing,), {"code": code, "reason": reason})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    config = Sandbox(fleet="empty").kubeconfig()
+    config["clusters"][0]["cluster"]["server"] = f"http://127.0.0.1:{server.server_port}"
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    settings = settings_for(kubeconfig, tmp_path)
+    backend = Backend(settings, cache_options=CacheOptions(backoff_initial=0.05, backoff_max=0.2))
+    try:
+        async with (
+            RunningBackend(settings, backend) as url,
+            httpx.AsyncClient(base_url=url) as http,
+        ):
+            await eventually(lambda: backend.cache.watch_restarts > 13, "every kind refused")
+            for path in FLEET_PATHS:
+                answer = await http.get(path)
+                assert answer.status_code == 503, path
+                detail = answer.json()["detail"]
+                assert detail.startswith("no fleet data yet: cluster not synced yet"), detail
+                assert f"HTTP {code}" in detail, detail
+            ready = await http.get("/readyz")
+            assert ready.status_code == 503 and f"HTTP {code}" in ready.json()["detail"]
+            assert set(ready.json()["kinds"].values()) == {"pending"}
+            freshness = (await http.get("/api/v1/info")).json()["freshness"]
+            assert f"HTTP {code}" in freshness["cluster_problem"]
+            assert "0 of 13 kinds listed" in freshness["cluster_problem"]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_ready_means_the_model_holds_every_kind(tmp_path: Path) -> None:
+    # A slow model rebuild: readiness must wait for it, not only for the lists.
+    async with Sandbox(fleet="demo", seed=1, controllers=False) as sandbox:
+        kubeconfig = sandbox.write_kubeconfig(tmp_path / "kubeconfig")
+        running = RunningBackend(settings_for(kubeconfig, tmp_path, model_debounce=1.0))
+        async with running as url, httpx.AsyncClient(base_url=url, timeout=10) as http:
+            await eventually(lambda: _ready(http), "ready", deadline=60)
+            page = (await http.get("/api/v1/workloads", params={"kind": "inferenceservice"})).json()
+            assert page["total"] > 0
