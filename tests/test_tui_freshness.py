@@ -48,7 +48,7 @@ async def test_a_stale_cluster_is_a_banner_distinct_from_an_unreachable_backend(
         assert "showing cluster data from 12 s ago" in text
         assert "backend unreachable" not in text
         assert "● cluster stale" in text and "● connected" not in text
-        assert banner(app).has_class("-warning")
+        assert (shown := banner(app)) is not None and shown.has_class("-warning")
 
         fake.source.freshness = fresh  # type: ignore[method-assign]
         await wait_for(pilot, lambda: banner(app) is None, "the banner gone once current")
@@ -110,11 +110,11 @@ async def test_the_embedded_start_says_what_is_happening_then_the_childs_error()
         assert "starting the sandbox — no data yet" in text
         assert "unreachable" not in text
         assert "● starting" in text
-        assert banner(app).has_class("-info")
+        assert (shown := banner(app)) is not None and shown.has_class("-info")
 
         progress = Startup("starting the backend", "the embedded backend exited (code 1): boom")
         await wait_for(pilot, lambda: "exited (code 1): boom" in flat(app), "the child's error")
-        assert not banner(app).has_class("-info")
+        assert (shown := banner(app)) is not None and not shown.has_class("-info")
 
         progress = Startup("starting the backend")
         fake.mode = "ok"
