@@ -84,15 +84,6 @@ VIEWS: tuple[View, ...] = (
         arg="tenant",
         keys_group=LIST_KEYS,
     ),
-    View(
-        "audit",
-        "Audit log",
-        AuditScreen,
-        AuditScreen,
-        help="who changed what, when and why; a filter if given",
-        key="5",
-        arg="filter",
-    ),
     View("nodes", "Nodes", NodesScreen, lambda _: NodesScreen(), help="GPU nodes"),
     View(
         "gpus",
@@ -102,6 +93,15 @@ VIEWS: tuple[View, ...] = (
         help="GPUs, of one node if given",
         key="4",
         arg="node",
+    ),
+    View(
+        "audit",
+        "Audit log",
+        AuditScreen,
+        AuditScreen,
+        help="who changed what, when and why; a filter if given",
+        key="5",
+        arg="filter",
     ),
     View(
         "tenant",
