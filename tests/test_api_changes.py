@@ -106,6 +106,8 @@ def test_apply_rolls_back_shows_at_once_and_is_audited(
 
     verified = api.get("/api/v1/audit/verify").json()
     assert verified["ok"] and verified["head"]["seq"] == outcome["seq"]
+    chain = api.get("/api/v1/audit/chain").json()  # what the console shows: the latest check
+    assert chain["ok"] and chain["checked_at"] >= verified["checked_at"]
     assert verified["external_head"] == verified["head"]
     core = kubernetes.client.CoreV1Api(
         kubernetes.config.new_client_from_config(str(mutable_cluster.kubeconfig))

@@ -50,7 +50,7 @@ OUTCOME_STYLES = {
 @dataclass
 class AuditView:
     page: AuditPage
-    chain: ChainVerification
+    chain: ChainVerification | None  # None: not checked yet
 
 
 def outcome_cell(record: AuditRecord) -> Text:
@@ -63,7 +63,7 @@ def outcome_cell(record: AuditRecord) -> Text:
 def chain_text(chain: ChainVerification | None) -> Text:
     """The chain's state in a few words, coloured so that a broken chain cannot be missed."""
     if chain is None:
-        return Text("chain …", style="dim")
+        return Text("chain: checking…", style="dim")
     if not chain.ok:
         text = Text(f"chain ✗ broken at #{chain.broken_at}", style="bold red")
         if chain.problem:
@@ -134,7 +134,13 @@ class AuditScreen(RefreshingScreen[AuditView]):
         else:
             self.query_error = None
         page = await client.audit(where, limit=self.limit) if where else AuditPage(items=[])
-        return AuditView(page=page, chain=await client.audit_chain())
+        try:
+            chain: ChainVerification | None = await client.audit_chain()
+        except BackendError as err:
+            if err.status != 503:
+                raise
+            chain = None  # the backend's first check of the chain is still running
+        return AuditView(page=page, chain=chain)
 
     def show(self, data: AuditView) -> None:
         self.records = data.page.items
