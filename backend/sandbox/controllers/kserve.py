@@ -234,12 +234,13 @@ class InferenceServiceController:
         tagging = meta.get("annotations", {}).get("serving.kserve.io/enable-tag-routing") == "true"
         host = f"{name}-predictor.{ns}.example.com"
         traffic: list[JsonObject] = []
-        splitting = canary is not None and int(canary) < 100
+        percent = None if canary is None else max(0, min(100, int(canary)))
+        splitting = percent is not None and percent < 100
         # Once the latest ready revision is the rolled-out one (promoted), a canary's remaining
         # traffic goes to the revision rolled out before it: that is how KServe rolls back.
         remaining = previous if splitting and rolled == ready_rev else rolled
-        if ready_rev and splitting and remaining:
-            p = max(0, min(100, int(canary)))
+        if ready_rev and percent is not None and splitting and remaining:
+            p = percent
             traffic = [
                 _target(ready_rev, p, True, "latest", host),
                 _target(remaining, 100 - p, False, "prev", host),
