@@ -236,9 +236,10 @@ class InferenceServiceController:
         traffic: list[JsonObject] = []
         percent = None if canary is None else max(0, min(100, int(canary)))
         splitting = percent is not None and percent < 100
-        # Once the latest ready revision is the rolled-out one (promoted), a canary's remaining
+        # Once the latest revision is ready and rolled out (promoted), a canary's remaining
         # traffic goes to the revision rolled out before it: that is how KServe rolls back.
-        remaining = previous if splitting and rolled == ready_rev else rolled
+        promoted = rolled == ready_rev and ready == latest
+        remaining = previous if splitting and promoted else rolled
         if ready_rev and percent is not None and splitting and remaining:
             p = percent
             traffic = [
