@@ -165,6 +165,28 @@ class WorkloadStatus(StrEnum):
     UNKNOWN = "Unknown"
 
 
+class RolloutProgress(BaseModel):
+    """How far a release's rollout has got, read from its status as ``kubectl rollout status``
+    reads it (Deployments) or from the routed traffic (InferenceServices)."""
+
+    desired: int = Field(0, description="Replicas the spec asks for.")
+    updated: int = Field(0, description="Replicas running the current template.")
+    ready: int = 0
+    available: int = 0
+    latest_traffic_percent: int | None = Field(
+        None, description="InferenceServices: % of requests routed to the latest ready revision."
+    )
+    target_traffic_percent: int | None = Field(
+        None, description="InferenceServices: the % the spec asks for (canaryTrafficPercent)."
+    )
+    done: bool = Field(description="Every replica updated and available / traffic as asked.")
+    stuck: bool = Field(
+        False,
+        description="The rollout passed its progressDeadlineSeconds (ProgressDeadlineExceeded).",
+    )
+    message: str = Field("", description="What it waits for, in kubectl's words.")
+
+
 class Workload(BaseModel):
     """A Deployment, InferenceService or Job, as one row of the workloads table."""
 
@@ -187,6 +209,9 @@ class Workload(BaseModel):
     canary_percent: int | None = Field(None, description="Traffic % to the latest KServe revision.")
     queue: str | None = Field(None, description="Kueue LocalQueue (kueue.x-k8s.io/queue-name).")
     created: datetime | None = None
+    rollout: RolloutProgress | None = Field(
+        None, description="Deployments and InferenceServices: the latest rollout's progress."
+    )
 
 
 class Revision(BaseModel):
@@ -512,9 +537,15 @@ class RollbackRequest(BaseModel):
     to_revision: int = Field(0, ge=0, description="0: the previous revision, as kubectl does.")
 
 
-class RollbackApply(RollbackRequest):
+class ChangeConfirm(BaseModel):
+    """Apply the plan the operator reviewed (its fingerprint), with their reason."""
+
     fingerprint: str = Field(min_length=64, max_length=64)
     reason: str = Field(max_length=1000)
+
+
+class RollbackApply(RollbackRequest, ChangeConfirm):
+    """Apply a reviewed rollback (``to_revision`` as planned)."""
 
 
 class ChangeRefused(BaseModel):

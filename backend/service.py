@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from backend.audit.log import AuditLog
 from backend.audit.store import AuditStore
 from backend.changes.head import ConfigMapHead
+from backend.changes.inference import InferenceServicePromote, InferenceServiceRollback
 from backend.changes.kube import ClusterClient
 from backend.changes.path import ChangePath
 from backend.changes.rollout import DeploymentUndo
@@ -135,7 +136,10 @@ class Backend:
         self.audit = AuditLog(AuditStore(database.engine), head=head)
         await self.audit.start()
         self.changes = ChangePath(
-            [DeploymentUndo()], self.cluster, self.audit, cache_update=self.cache.upsert
+            [DeploymentUndo(), InferenceServiceRollback(), InferenceServicePromote()],
+            self.cluster,
+            self.audit,
+            cache_update=self.cache.upsert,
         )
         self._recovery_task = asyncio.create_task(self._recover(), name="change-recovery")
 

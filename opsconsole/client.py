@@ -24,6 +24,7 @@ from backend.schemas import (
     BackendInfo,
     ChainVerification,
     ChangeApplied,
+    ChangeConfirm,
     ChangePlan,
     ChangeRefused,
     Gpu,
@@ -130,9 +131,9 @@ class BackendClient:
     ) -> M:
         return await self._request("GET", path, model, params=params, timeout=timeout)
 
-    async def _post(self, path: str, model: type[M], body: BaseModel) -> M:
+    async def _post(self, path: str, model: type[M], body: BaseModel | None) -> M:
         """A change: the backend plans or applies it, which may take a few API calls."""
-        body_json = body.model_dump(mode="json")
+        body_json = None if body is None else body.model_dump(mode="json")
         return await self._request("POST", path, model, body=body_json, timeout=CHANGE_TIMEOUT)
 
     async def _request(
@@ -266,17 +267,16 @@ class BackendClient:
         """The backend's latest check of the chain (cheap)."""
         return await self._get("/audit/chain", ChainVerification)
 
-    # -- rollbacks -------------------------------------------------------------------------------
-    def _rollback_path(self, namespace: str, kind: str, name: str, step: str) -> str:
-        return f"/workloads/{_segment(namespace)}/{_segment(kind)}/{_segment(name)}/rollback/{step}"
+    # -- releases: rollback and promote -----------------------------------------------------------
+    def _release_path(self, namespace: str, kind: str, name: str, verb: str, step: str) -> str:
+        return f"/workloads/{_segment(namespace)}/{_segment(kind)}/{_segment(name)}/{verb}/{step}"
 
     async def rollback_plan(
         self, namespace: str, kind: str, name: str, to_revision: int = 0
     ) -> ChangePlan:
         body = RollbackRequest(to_revision=to_revision)
-        return await self._post(
-            self._rollback_path(namespace, kind, name, "plan"), ChangePlan, body
-        )
+        path = self._release_path(namespace, kind, name, "rollback", "plan")
+        return await self._post(path, ChangePlan, body)
 
     async def rollback_apply(
         self, namespace: str, kind: str, name: str, plan: ChangePlan, reason: str
@@ -287,5 +287,17 @@ class BackendClient:
             fingerprint=plan.fingerprint,
             reason=reason,
         )
-        path = self._rollback_path(namespace, kind, name, "apply")
+        path = self._release_path(namespace, kind, name, "rollback", "apply")
+        return await self._post(path, ChangeApplied, body)
+
+    async def promote_plan(self, namespace: str, kind: str, name: str) -> ChangePlan:
+        """All traffic to an InferenceService's latest ready revision: the plan."""
+        path = self._release_path(namespace, kind, name, "promote", "plan")
+        return await self._post(path, ChangePlan, None)
+
+    async def promote_apply(
+        self, namespace: str, kind: str, name: str, plan: ChangePlan, reason: str
+    ) -> ChangeApplied:
+        body = ChangeConfirm(fingerprint=plan.fingerprint, reason=reason)
+        path = self._release_path(namespace, kind, name, "promote", "apply")
         return await self._post(path, ChangeApplied, body)

@@ -815,6 +815,9 @@ def test_statuses_and_messages(model):
     broken = rows["team-b/broken"]
     assert broken.status == WorkloadStatus.DEGRADED
     assert broken.message.startswith("rollout failed:")
+    assert broken.rollout is not None and broken.rollout.stuck and not broken.rollout.done
+    assert broken.rollout.message == 'deployment "broken" exceeded its progress deadline'
+    assert rows["team-a/mistral"].rollout is not None
     assert rows["team-a/train-1"].status == WorkloadStatus.SUCCEEDED
     assert rows["team-b/train-2"].status == WorkloadStatus.RUNNING
     assert rows["team-b/train-2"].gpus == 2
@@ -988,7 +991,10 @@ def test_overview_totals_models_and_problems(model):
     assert (ProblemSeverity.CRITICAL, "xid", "node-1/gpu2") in kinds
     assert (ProblemSeverity.WARNING, "hot", "node-1/gpu3") in kinds
     assert (ProblemSeverity.WARNING, "pending", "team-a/whisper") in kinds
-    assert (ProblemSeverity.CRITICAL, "degraded", "team-b/broken") in kinds
+    # Past its progress deadline: a stuck rollout, flagged as such (no replica ready: critical).
+    assert (ProblemSeverity.CRITICAL, "rollout", "team-b/broken") in kinds
+    stuck = next(p for p in overview.problems if p.subject == "team-b/broken")
+    assert stuck.message.startswith("rollout stuck: exceeded its progress deadline")
     assert overview.freshness.telemetry_sources == 2
 
 

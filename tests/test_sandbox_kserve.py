@@ -255,3 +255,27 @@ def test_scale_to_zero_predictor_is_ready_without_pods(cluster):
     assert cluster.traffic("batch") == [("batch-predictor-00001", 100, "latest")]
     assert _condition(cluster.isvc("batch"), "Ready") == "True"
     assert cluster.running_pods() == {}
+
+
+def test_rollback_after_a_promotion_goes_to_the_revision_rolled_out_before(cluster):
+    cluster.store.create(
+        INFERENCE_SERVICE, inference_service(cluster.clock, _spec(), "s3://models/chat/v1")
+    )
+    cluster.settle()
+    cluster.edit(lambda p: p["model"].update(storageUri="s3://models/chat/v2"))  # promoted at once
+    pred = cluster.predictor()
+    assert pred["latestRolledoutRevision"] == "chat-predictor-00002"
+    assert pred["previousRolledoutRevision"] == "chat-predictor-00001"
+    assert cluster.running_pods() == {"chat-predictor-00002": 2}
+
+    cluster.edit(lambda p: p.update(canaryTrafficPercent=0))
+    assert cluster.traffic() == [
+        ("chat-predictor-00002", 0, "latest"),
+        ("chat-predictor-00001", 100, "prev"),
+    ]
+    assert cluster.running_pods() == {"chat-predictor-00001": 2, "chat-predictor-00002": 2}
+    assert _condition(cluster.isvc(), "Ready") == "True"
+
+    cluster.edit(lambda p: p.pop("canaryTrafficPercent"))  # and forward again
+    assert cluster.traffic() == [("chat-predictor-00002", 100, "latest")]
+    assert cluster.predictor()["previousRolledoutRevision"] == "chat-predictor-00001"

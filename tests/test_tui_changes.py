@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import httpx
+import kubernetes
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import Button, DataTable, Input
@@ -14,6 +15,7 @@ from textual.widgets import Button, DataTable, Input
 from backend.schemas import WorkloadKind
 from opsconsole.app import OpsConsoleApp
 from opsconsole.screens.audit import AuditRecordScreen, AuditScreen
+from opsconsole.screens.overview import OverviewScreen
 from opsconsole.screens.rollback import RollbackScreen
 from opsconsole.screens.workload_detail import WorkloadDetailScreen
 from opsconsole.settings import ConsoleSettings
@@ -41,9 +43,9 @@ def console(cluster: LiveCluster) -> OpsConsoleApp:
     return OpsConsoleApp(settings, backend_url=cluster.backend_url)
 
 
-async def open_rollback(pilot: Pilot[None], app: OpsConsoleApp) -> RollbackScreen:
-    """Press ``u`` and wait for the dialog's plan."""
-    await pilot.press("u")
+async def open_rollback(pilot: Pilot[None], app: OpsConsoleApp, key: str = "u") -> RollbackScreen:
+    """Press ``key`` (``u`` roll back, ``P`` promote) and wait for the dialog's plan."""
+    await pilot.press(key)
     await wait_for(pilot, lambda: isinstance(app.screen, RollbackScreen))
     modal = app.screen
     assert isinstance(modal, RollbackScreen)
@@ -135,3 +137,107 @@ async def test_audit_screen_filters_and_keeps_the_chain_in_view(
         audit.query_one(Input).value = ""
         await pilot.press("enter")
         await wait_for(pilot, lambda: len(audit.records) == everything, "all records again")
+
+
+async def test_an_inference_service_rolled_back_and_promoted_from_its_detail(
+    mutable_cluster: LiveCluster,
+) -> None:
+    with httpx.Client(base_url=mutable_cluster.backend_url, timeout=10) as http:
+        rows = http.get("/api/v1/workloads", params={"kind": "InferenceService"}).json()
+        canary = next(w for w in rows["items"] if w["canary_percent"] == 10)
+        path = f"/api/v1/workloads/{canary['namespace']}/InferenceService/{canary['name']}"
+        latest, previous = (r["revision"] for r in http.get(path).json()["traffic"]["revisions"])
+    app = console(mutable_cluster)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.action_show_workload(canary["namespace"], "InferenceService", canary["name"])
+        await wait_for(pilot, lambda: isinstance(app.screen, WorkloadDetailScreen))
+        detail = app.screen
+        assert isinstance(detail, WorkloadDetailScreen)
+        await wait_for(pilot, lambda: detail.data is not None, "the service")
+        assert f"canary: 10% to {latest}" in screen_text(app)
+
+        # u: the split before and after, Cancel focused; a reason, then applied.
+        modal = await open_rollback(pilot, app)
+        assert app.focused is modal.query_one("#cancel", Button)
+        text = screen_text(app)
+        assert f"all traffic to {previous}" in text and "canaryTrafficPercent 10 → 0" in text
+        table = modal.query_one("#plan-diff", DataTable)
+        assert [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)] == [
+            [latest, "10%", "0%"],
+            [previous, "90%", "100%"],
+        ]
+        modal.query_one("#reason", Input).focus()
+        await pilot.press(*"canary 5xx")
+        await pilot.click("#apply")
+        await wait_for(pilot, lambda: app.screen is detail, "the modal closes once applied")
+        await wait_for(
+            pilot,
+            lambda: f"rolled back: all traffic to {previous}" in screen_text(app),
+            "the rollback followed to its end",
+        )
+
+        # P: promote, through the same confirmation.
+        modal = await open_rollback(pilot, app, "P")
+        assert "Promote InferenceService" in screen_text(app)
+        modal.query_one("#reason", Input).focus()
+        await pilot.press(*"fixed")
+        await pilot.click("#apply")
+        await wait_for(pilot, lambda: app.screen is detail, "the promotion applied")
+        await wait_for(
+            pilot, lambda: f"all traffic to {latest}" in screen_text(app), "the promotion followed"
+        )
+        assert detail.data is not None and detail.data.canary_percent is None
+
+
+def stuck_deployment(cluster: LiveCluster, namespace: str, name: str) -> None:
+    """A Deployment whose pods cannot be scheduled, past its progress deadline in seconds."""
+    labels = {"app": name, "opsconsole.io/model": name}
+    container = {
+        "name": "server",
+        "image": "vllm/vllm-openai:v0.6.3",
+        "resources": {"limits": {"nvidia.com/gpu": "64"}},
+    }
+    body = {
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "progressDeadlineSeconds": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
+        },
+    }
+    client = kubernetes.config.new_client_from_config(str(cluster.kubeconfig))
+    deployment = kubernetes.client.V1Deployment.model_validate(body)
+    kubernetes.client.AppsV1Api(client).create_namespaced_deployment(namespace, deployment)
+
+
+async def test_a_degraded_workload_reaches_its_rollback_from_the_overview(
+    mutable_cluster: LiveCluster, release: tuple[str, str, str, str]
+) -> None:
+    namespace = release[0]
+    stuck_deployment(mutable_cluster, namespace, "stuck-release")
+    app = console(mutable_cluster)
+    async with app.run_test(size=(120, 40)) as pilot:
+        overview = app.screen
+        assert isinstance(overview, OverviewScreen)
+
+        def stuck_problem() -> int | None:
+            problems = overview.data.problems if overview.data else []
+            subjects = [(p.kind, p.subject) for p in problems]
+            wanted = ("rollout", f"{namespace}/stuck-release")
+            return subjects.index(wanted) if wanted in subjects else None
+
+        await wait_for(pilot, lambda: stuck_problem() is not None, "the stuck rollout")
+        index = stuck_problem()
+        assert index is not None
+        await pilot.press("p")  # 1: the problems
+        table = overview.query_one("#problems", DataTable)
+        assert app.focused is table
+        table.move_cursor(row=index)  # (the cursor on it)
+        await pilot.press("enter")  # 2: its detail
+        await wait_for(pilot, lambda: isinstance(app.screen, WorkloadDetailScreen), "the detail")
+        detail = app.screen
+        assert isinstance(detail, WorkloadDetailScreen)
+        assert (detail.workload_namespace, detail.workload_name) == (namespace, "stuck-release")
+        await wait_for(pilot, lambda: "STUCK" in screen_text(app), "the stuck rollout, clearly")
+        await pilot.press("u")  # 3: its rollback
+        await wait_for(pilot, lambda: isinstance(app.screen, RollbackScreen), "the rollback")

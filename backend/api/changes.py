@@ -24,6 +24,7 @@ from backend.schemas import (
     ApiErrorBody,
     AuditOutcome,
     ChangeApplied,
+    ChangeConfirm,
     ChangePlan,
     ChangeRefused,
     RollbackApply,
@@ -42,11 +43,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 ChangesDep = Annotated[ChangeRunner, Depends(get_changes)]
 Segment = Annotated[str, Path(min_length=1, max_length=253)]
 
-ROLLBACK_ACTIONS = {
-    "deployment": "rollout.undo",
-    "deployments": "rollout.undo",
-    "deploy": "rollout.undo",
-}
+# Kinds as kubectl spells them (any case), and what rolling back or promoting one means.
+DEPLOYMENT_KINDS = frozenset({"deployment", "deployments", "deploy"})
+INFERENCE_SERVICE_KINDS = frozenset({"inferenceservice", "inferenceservices", "isvc"})
 
 
 def request_actor(request: Request) -> Actor:
@@ -62,10 +61,26 @@ def request_actor(request: Request) -> Actor:
 
 
 def _rollback_action(kind: str) -> str:
-    action = ROLLBACK_ACTIONS.get(kind.lower())
-    if action is None:
-        raise ChangeInvalid(f"cannot roll back a {kind!r}: deployments only")
-    return action
+    if kind.lower() in DEPLOYMENT_KINDS:
+        return "rollout.undo"
+    if kind.lower() in INFERENCE_SERVICE_KINDS:
+        return "isvc.rollback"
+    raise ChangeInvalid(f"cannot roll back a {kind!r}: deployments and inferenceservices only")
+
+
+def _promote_action(kind: str) -> str:
+    if kind.lower() in INFERENCE_SERVICE_KINDS:
+        return "isvc.promote"
+    raise ChangeInvalid(f"cannot promote a {kind!r}: inferenceservices only")
+
+
+def _rollback_parameters(kind: str, namespace: str, name: str, to_revision: int) -> dict[str, Any]:
+    """An InferenceService's rollback has one target (the previous rolled-out revision)."""
+    if kind.lower() in INFERENCE_SERVICE_KINDS:
+        if to_revision:
+            raise ChangeInvalid("to_revision applies to deployments only")
+        return {"namespace": namespace, "name": name}
+    return {"namespace": namespace, "name": name, "to_revision": to_revision}
 
 
 def _refused(status: int, detail: str, **extra: Any) -> JSONResponse:
@@ -87,6 +102,27 @@ async def _guarded(call: Any) -> Any:
         return _refused(503, f"{exc}; nothing was changed")
 
 
+async def _plan(request: Request, changes: ChangeRunner, action: str, params: Any) -> ChangePlan:
+    return plan_view(await changes.plan(action, params, request_actor(request)))
+
+
+async def _apply(
+    request: Request, changes: ChangeRunner, action: str, params: Any, body: ChangeConfirm
+) -> Any:
+    actor = request_actor(request)
+    result = await changes.apply(action, params, body.fingerprint, body.reason, actor)
+    applied = ChangeApplied(
+        change_id=result.change_id,
+        outcome=result.outcome,
+        error=result.error,
+        plan=plan_view(result.plan),
+    )
+    if result.outcome == AuditOutcome.SUCCEEDED:
+        return applied
+    status = 409 if result.status == 409 else 502
+    return _refused(status, result.error or "the change failed", change_id=result.change_id)
+
+
 @router.post(
     "/workloads/{namespace}/{kind}/{name}/rollback/plan",
     response_model=ChangePlan,
@@ -100,12 +136,14 @@ async def plan_rollback(
     name: Segment,
     body: RollbackRequest,
 ) -> Any:
-    """What rolling back would write (kubectl's target revision, patch and refusals)."""
-    params = {"namespace": namespace, "name": name, "to_revision": body.to_revision}
+    """What rolling back would write: kubectl's target revision, patch and refusals for a
+    Deployment; ``canaryTrafficPercent: 0`` and the split before and after for an
+    InferenceService."""
 
     async def plan() -> ChangePlan:
         action = _rollback_action(kind)
-        return plan_view(await changes.plan(action, params, request_actor(request)))
+        params = _rollback_parameters(kind, namespace, name, body.to_revision)
+        return await _plan(request, changes, action, params)
 
     return await _guarded(plan())
 
@@ -124,21 +162,51 @@ async def apply_rollback(
     body: RollbackApply,
 ) -> Any:
     """Apply the plan whose fingerprint the operator reviewed, with their reason."""
-    params = {"namespace": namespace, "name": name, "to_revision": body.to_revision}
 
     async def apply() -> Any:
         action = _rollback_action(kind)
-        actor = request_actor(request)
-        result = await changes.apply(action, params, body.fingerprint, body.reason, actor)
-        applied = ChangeApplied(
-            change_id=result.change_id,
-            outcome=result.outcome,
-            error=result.error,
-            plan=plan_view(result.plan),
-        )
-        if result.outcome == AuditOutcome.SUCCEEDED:
-            return applied
-        status = 409 if result.status == 409 else 502
-        return _refused(status, result.error or "the change failed", change_id=result.change_id)
+        params = _rollback_parameters(kind, namespace, name, body.to_revision)
+        return await _apply(request, changes, action, params, body)
+
+    return await _guarded(apply())
+
+
+@router.post(
+    "/workloads/{namespace}/{kind}/{name}/promote/plan",
+    response_model=ChangePlan,
+    responses=ERRORS,
+)
+async def plan_promote(
+    request: Request, changes: ChangesDep, namespace: Segment, kind: Segment, name: Segment
+) -> Any:
+    """What promoting an InferenceService's canary would write, with the split before and
+    after (all traffic to the latest ready revision)."""
+
+    async def plan() -> ChangePlan:
+        action = _promote_action(kind)
+        return await _plan(request, changes, action, {"namespace": namespace, "name": name})
+
+    return await _guarded(plan())
+
+
+@router.post(
+    "/workloads/{namespace}/{kind}/{name}/promote/apply",
+    response_model=ChangeApplied,
+    responses=ERRORS,
+)
+async def apply_promote(
+    request: Request,
+    changes: ChangesDep,
+    namespace: Segment,
+    kind: Segment,
+    name: Segment,
+    body: ChangeConfirm,
+) -> Any:
+    """Apply the reviewed promotion, with the operator's reason."""
+
+    async def apply() -> Any:
+        action = _promote_action(kind)
+        params = {"namespace": namespace, "name": name}
+        return await _apply(request, changes, action, params, body)
 
     return await _guarded(apply())

@@ -32,7 +32,7 @@ def namespace_tenants(cluster: ClusterClient, namespace: str) -> list[str]:
     return [tenant] if tenant else []
 
 
-def _string(parameters: Mapping[str, Any], key: str) -> str:
+def required_string(parameters: Mapping[str, Any], key: str) -> str:
     value = parameters.get(key)
     if not isinstance(value, str) or not value:
         raise ChangeInvalid(f"{key} is required")
@@ -52,7 +52,10 @@ class DeploymentUndo:
     action = "rollout.undo"
 
     def plan(self, parameters: Mapping[str, Any], cluster: ClusterClient) -> Plan:
-        namespace, name = _string(parameters, "namespace"), _string(parameters, "name")
+        namespace, name = (
+            required_string(parameters, "namespace"),
+            required_string(parameters, "name"),
+        )
         to_revision = _revision_parameter(parameters)
         ref = deployment_ref(namespace, name)
         try:

@@ -20,12 +20,12 @@ from backend.fleet.objects import (
     created,
     dig,
     first_image,
-    labels,
     mapping,
     name_of,
     object_annotations,
     optional_count,
     owner_named,
+    pod_kserve_revision,
     pod_phase,
     pod_ready,
     pod_restarts,
@@ -49,7 +49,6 @@ from backend.schemas import (
 )
 
 MAX_EVENTS = 50
-KSERVE_REVISION_LABELS = ("serving.knative.dev/revision", "serving.kserve.io/revision")
 
 
 def workload_detail(record: WorkloadRecord, index: ClusterIndex) -> WorkloadDetail:
@@ -149,19 +148,10 @@ def _default_tag(name: str, latest: str | None, predictor: Any) -> str | None:
 def _pods_by_revision(pods: list[Obj]) -> dict[str, list[Obj]]:
     out: dict[str, list[Obj]] = {}
     for pod in pods:
-        revision = _pod_kserve_revision(pod)
+        revision = pod_kserve_revision(pod)
         if revision:
             out.setdefault(revision, []).append(pod)
     return out
-
-
-def _pod_kserve_revision(pod: Obj) -> str | None:
-    pod_labels = labels(pod)
-    for label in KSERVE_REVISION_LABELS:
-        value = text(pod_labels.get(label))
-        if value:
-            return value
-    return None
 
 
 def _pod_summary(pod: Obj, index: ClusterIndex) -> PodSummary:
@@ -179,7 +169,7 @@ def _pod_summary(pod: Obj, index: ClusterIndex) -> PodSummary:
 
 def _pod_revision(pod: Obj, index: ClusterIndex) -> str | None:
     """The KServe revision label first (its pods also have a ReplicaSet), then the RS number."""
-    kserve = _pod_kserve_revision(pod)
+    kserve = pod_kserve_revision(pod)
     if kserve:
         return kserve
     rs_name = owner_named(pod, "ReplicaSet")

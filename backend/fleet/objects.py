@@ -234,3 +234,16 @@ def natural_key(value: str) -> list[Any]:
     parts: list[Any] = _DIGITS.split(value.casefold())
     parts[1::2] = [int(p) for p in parts[1::2]]
     return parts
+
+
+KSERVE_REVISION_LABELS = ("serving.knative.dev/revision", "serving.kserve.io/revision")
+
+
+def pod_kserve_revision(pod: Any) -> str | None:
+    """The KServe (Knative) revision a predictor pod belongs to, from its labels."""
+    pod_labels = labels(pod)
+    for label in KSERVE_REVISION_LABELS:
+        value = text(pod_labels.get(label))
+        if value:
+            return value
+    return None

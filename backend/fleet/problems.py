@@ -2,8 +2,8 @@
 
 Problems are ordered by severity (critical, warning, info), then kind and subject, so the list is
 stable between refreshes. Critical: nodes not ready, GPUs with an XID error, workloads with no
-ready replica. Warning: pending workloads (with the reason), degraded rollouts, failed jobs, hot
-GPUs.
+ready replica. Warning: pending workloads (with the reason), rollouts stuck past their progress
+deadline, degraded rollouts, failed jobs, hot GPUs.
 """
 
 from __future__ import annotations
@@ -55,6 +55,18 @@ def build_problems(
 def _workload_problem(workload: Workload) -> Problem | None:
     subject = f"{workload.namespace}/{workload.name}"
     message = workload.message
+    rollout = workload.rollout
+    if rollout is not None and rollout.stuck:
+        none_ready = workload.ready_replicas == 0 and workload.replicas > 0
+        return Problem(
+            severity=ProblemSeverity.CRITICAL if none_ready else ProblemSeverity.WARNING,
+            kind="rollout",
+            subject=subject,
+            message=(
+                f"rollout stuck: exceeded its progress deadline ({rollout.updated}/"
+                f"{rollout.desired} updated, {rollout.available} available)"
+            ),
+        )
     if workload.status == WorkloadStatus.PENDING:
         return Problem(
             severity=ProblemSeverity.WARNING,

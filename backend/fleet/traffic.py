@@ -30,8 +30,31 @@ def traffic_split(isvc: Obj) -> TrafficSplit | None:
     if observed:
         revisions = sorted(observed, key=lambda r: not r.latest)  # the latest route first
         return TrafficSplit(observed=True, revisions=revisions)
-    revisions = _from_spec(canary_percent(isvc), predictor)
+    return _split_from_spec(canary_percent(isvc), predictor)
+
+
+def _split_from_spec(canary: int | None, predictor: Mapping[str, Any]) -> TrafficSplit | None:
+    revisions = _from_spec(canary, predictor)
     return TrafficSplit(observed=False, revisions=revisions) if revisions else None
+
+
+def planned_split(isvc: Obj, canary: int | None) -> TrafficSplit | None:
+    """The split KServe routes once ``spec.predictor.canaryTrafficPercent`` is ``canary`` (None:
+    removed), from the revisions the status names now: what a rollback or a promotion will do."""
+    return _split_from_spec(canary, mapping(dig(isvc, "status", "components", "predictor")))
+
+
+def previous_rolled_out(isvc: Obj) -> str | None:
+    """The revision a canary's remaining traffic (tag ``prev``) goes to: the rolled-out one, or,
+    once the latest ready revision is the rolled-out one (promoted), the one rolled out before."""
+    return _previous(mapping(dig(isvc, "status", "components", "predictor")))
+
+
+def _previous(predictor: Mapping[str, Any]) -> str | None:
+    rolled_out = text(predictor.get("latestRolledoutRevision"))
+    if rolled_out is not None and rolled_out != _latest_ready(predictor):
+        return rolled_out
+    return text(predictor.get("previousRolledoutRevision"))
 
 
 def canary_percent(isvc: Obj) -> int | None:
@@ -65,10 +88,7 @@ def _from_spec(canary: int | None, predictor: Mapping[str, Any]) -> list[Revisio
     if canary is None or canary == 100:  # promoted: the latest ready becomes the rolled-out one
         name = text(predictor.get("latestReadyRevision")) or rolled_out or latest
         return [RevisionTraffic(revision=name, percent=100, latest=True)] if name else []
-    # The rest goes to the rolled-out revision, or, once the latest is the rolled-out one (a
-    # rollback after a promotion), to the one rolled out before it.
-    previous = rolled_out if rolled_out != latest else None
-    previous = previous or text(predictor.get("previousRolledoutRevision"))
+    previous = _previous(predictor)
     if predictor and previous is None:  # nothing rolled out yet: KServe sends all to the latest
         return [RevisionTraffic(revision=latest, percent=100, latest=True)]
     return [

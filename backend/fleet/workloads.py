@@ -36,6 +36,7 @@ from backend.fleet.objects import (
     optional_count,
     owners,
     pod_gated_by_kueue,
+    pod_kserve_revision,
     pod_phase,
     pod_ready,
     pod_spec_gpu_model,
@@ -44,7 +45,8 @@ from backend.fleet.objects import (
     pod_unschedulable,
     text,
 )
-from backend.fleet.traffic import canary_percent
+from backend.fleet.rollout import deployment_progress, inference_service_progress
+from backend.fleet.traffic import canary_percent, traffic_split
 from backend.k8s.annotations import REVISION_ANNOTATION
 from backend.schemas import Workload, WorkloadKind, WorkloadStatus
 
@@ -276,6 +278,7 @@ def _deployment(obj: Obj, index: ClusterIndex) -> WorkloadRecord:
         status=row_status,
         message=message,
         revision=text(object_annotations(obj).get(REVISION_ANNOTATION)),
+        rollout=deployment_progress(obj),
     )
     pending_gpus = _fill_replicas_and_gpus(row, index, facts, desired, template_spec, quota_gpus)
     return WorkloadRecord(Workload(**row), obj, pods, replicasets, pending_gpus)
@@ -413,12 +416,20 @@ def _inference_service(obj: Obj, index: ClusterIndex) -> WorkloadRecord:
         unschedulable=_first_unschedulable(live),
     )
     canary = canary_percent(obj)
+    latest = text(dig(obj, "status", "components", "predictor", "latestCreatedRevision"))
     row_status, message = _isvc_status(obj, facts, canary)
     row.update(
         status=row_status,
         message=message,
-        revision=text(dig(obj, "status", "components", "predictor", "latestCreatedRevision")),
+        revision=latest,
         canary_percent=canary,
+        rollout=inference_service_progress(
+            obj,
+            traffic_split(obj),
+            desired=desired,
+            ready=facts.ready,
+            updated=sum(1 for p in live if latest and pod_kserve_revision(p) == latest),
+        ),
     )
     pending_gpus = _fill_replicas_and_gpus(row, index, facts, min_replicas, pod_spec, quota_gpus)
     return WorkloadRecord(Workload(**row), obj, pods, [], pending_gpus)

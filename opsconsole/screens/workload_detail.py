@@ -15,11 +15,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Static
 
-from backend.schemas import PodSummary, Revision, WorkloadDetail
+from backend.schemas import PodSummary, Revision, RolloutProgress, WorkloadDetail, WorkloadKind
 from opsconsole import format as fmt
 from opsconsole.screens.audit import AuditScreen
 from opsconsole.screens.refreshing import Body, DetailScreen, panel_table, refill
-from opsconsole.screens.rollback import RollbackScreen
+from opsconsole.screens.rollback import ReleaseAction, RollbackScreen
 from opsconsole.shell import shell
 from opsconsole.text import clean, literal
 
@@ -38,6 +38,7 @@ class WorkloadDetailScreen(DetailScreen[WorkloadDetail]):
         Binding("o", "focus_panel('pods')", "Pods"),
         Binding("e", "focus_panel('events')", "Events"),
         Binding("u", "rollback", "Roll back"),
+        Binding("P", "promote", "Promote"),
         Binding("h", "history", "History"),
     ]
 
@@ -143,9 +144,23 @@ class WorkloadDetailScreen(DetailScreen[WorkloadDetail]):
         refill(table, rows or [(Text("none", style="dim"), "", "", "", "", "")])
 
     def action_rollback(self, to_revision: int = 0) -> None:
-        """Roll back to the previous revision (or ``to_revision``) after a review."""
+        """Roll back to the previous revision (or ``to_revision``) after a review; for an
+        InferenceService, all traffic back to the previous rolled-out revision."""
         screen = RollbackScreen(
             self.workload_namespace, self.workload_kind, self.workload_name, to_revision
+        )
+        self.app.push_screen(screen, self._rolled_back)
+
+    def action_promote(self) -> None:
+        """All traffic to an InferenceService's canary, after a review."""
+        if self.workload_kind.lower() != WorkloadKind.INFERENCE_SERVICE.value.lower():
+            self.notify("promote applies to InferenceServices only", severity="warning")
+            return
+        screen = RollbackScreen(
+            self.workload_namespace,
+            self.workload_kind,
+            self.workload_name,
+            action=ReleaseAction.PROMOTE,
         )
         self.app.push_screen(screen, self._rolled_back)
 
@@ -198,9 +213,30 @@ def _header(w: WorkloadDetail) -> Text:
     out.append_text(fmt.text(w.gpu_model, "dim"))
     out.append("  revision ", style="bold")
     out.append_text(fmt.text(w.revision))
+    if w.rollout is not None:
+        out.append("\nrollout ", style="bold")
+        out.append_text(_rollout(w.rollout))
     if w.images:
         out.append("\nimage ", style="bold")
         out.append_text(literal(", ".join(clean(i) for i in w.images)))
+    return out
+
+
+def _rollout(progress: RolloutProgress) -> Text:
+    """Where the latest rollout stands: done, under way (with its counts), or stuck."""
+    if progress.stuck:
+        out = Text("STUCK ", style="bold red")
+        out.append_text(literal(progress.message, "red"))
+        return out
+    if progress.done:
+        return literal(progress.message, "green")
+    out = Text("in progress ", style="bold yellow")
+    if progress.target_traffic_percent is None:
+        out.append(
+            f"{progress.updated}/{progress.desired} updated, {progress.ready} ready, "
+            f"{progress.available} available  "
+        )
+    out.append_text(literal(progress.message, "dim"))
     return out
 
 

@@ -7,8 +7,9 @@ whose pods are ``<revision>-deployment-<hash>-<suffix>``. The sandbox creates th
 them and mark them ready. This controller then mirrors KServe's status logic:
 
 - ``canaryTrafficPercent: P`` with a rolled-out revision: P% to the latest ready revision (tag
-  ``latest``), 100-P% to ``latestRolledoutRevision`` (tag ``prev``); P = 0 pins the previous
-  revision (rollback).
+  ``latest``), 100-P% to ``latestRolledoutRevision`` (tag ``prev``) — or, once the latest ready
+  revision is the rolled-out one, to ``previousRolledoutRevision``; P = 0 pins that previous
+  revision (rollback, also after a promotion).
 - no ``canaryTrafficPercent`` (or 100): 100% to the latest ready revision, which becomes
   ``latestRolledoutRevision``; the one it replaces becomes ``previousRolledoutRevision``.
 """
@@ -233,11 +234,17 @@ class InferenceServiceController:
         tagging = meta.get("annotations", {}).get("serving.kserve.io/enable-tag-routing") == "true"
         host = f"{name}-predictor.{ns}.example.com"
         traffic: list[JsonObject] = []
-        if ready_rev and canary is not None and int(canary) != 100 and rolled:
-            p = max(0, min(100, int(canary)))
+        percent = None if canary is None else max(0, min(100, int(canary)))
+        splitting = percent is not None and percent < 100
+        # Once the latest revision is ready and rolled out (promoted), a canary's remaining
+        # traffic goes to the revision rolled out before it: that is how KServe rolls back.
+        promoted = rolled == ready_rev and ready == latest
+        remaining = previous if splitting and promoted else rolled
+        if ready_rev and percent is not None and splitting and remaining:
+            p = percent
             traffic = [
                 _target(ready_rev, p, True, "latest", host),
-                _target(rolled, 100 - p, False, "prev", host),
+                _target(remaining, 100 - p, False, "prev", host),
             ]
         elif ready_rev:
             traffic = [_target(ready_rev, 100, True, "latest" if tagging else None, host)]

@@ -1,0 +1,370 @@
+"""KServe canaries rolled back and promoted, rollouts followed and stuck ones flagged, and the
+``opsconsole rollout`` commands — through the backend's HTTP API on a sandbox over real HTTP."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import kubernetes
+import pytest
+
+from opsconsole import rollout_cli
+from opsconsole.cli import main as cli
+from tests.conftest import LiveCluster
+
+HEADERS = {"X-Opsconsole-Operator": "dave", "User-Agent": "pytest-releases"}
+KSERVE = ("serving.kserve.io", "v1beta1", "inferenceservices")
+
+
+@pytest.fixture(scope="module")
+def api(mutable_cluster: LiveCluster) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=mutable_cluster.backend_url, timeout=30.0, headers=HEADERS) as http:
+        yield http
+
+
+@pytest.fixture(scope="module")
+def custom(mutable_cluster: LiveCluster) -> kubernetes.client.CustomObjectsApi:
+    client = kubernetes.config.new_client_from_config(str(mutable_cluster.kubeconfig))
+    return kubernetes.client.CustomObjectsApi(client)
+
+
+@pytest.fixture(scope="module")
+def apps(mutable_cluster: LiveCluster) -> kubernetes.client.AppsV1Api:
+    client = kubernetes.config.new_client_from_config(str(mutable_cluster.kubeconfig))
+    return kubernetes.client.AppsV1Api(client)
+
+
+def services(api: httpx.Client) -> list[dict[str, Any]]:
+    page = api.get("/api/v1/workloads", params={"kind": "InferenceService", "limit": 100})
+    return [
+        api.get(f"/api/v1/workloads/{w['namespace']}/InferenceService/{w['name']}").json()
+        for w in page.json()["items"]
+    ]
+
+
+def url(w: dict[str, Any], verb: str, step: str, kind: str = "isvc") -> str:
+    return f"/api/v1/workloads/{w['namespace']}/{kind}/{w['name']}/{verb}/{step}"
+
+
+def detail_path(w: dict[str, Any]) -> str:
+    return f"/api/v1/workloads/{w['namespace']}/{w['kind']}/{w['name']}"
+
+
+def wait_for(api: httpx.Client, w: dict[str, Any], ok: Callable[[dict], bool], what: str) -> dict:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        detail = api.get(detail_path(w)).json()
+        if ok(detail):
+            return detail
+        time.sleep(0.1)
+    raise AssertionError(f"{what} did not show within 30 s")
+
+
+def shares(split: dict[str, Any] | None) -> list[tuple[str | None, int, bool]]:
+    assert split is not None
+    return [(r["revision"], r["percent"], r["latest"]) for r in split["revisions"]]
+
+
+def routed(detail: dict[str, Any]) -> list[tuple[str | None, int, bool]]:
+    split = detail["traffic"]
+    return shares(split) if split and split["observed"] else []
+
+
+def apply(api: httpx.Client, w: dict, verb: str, plan: dict, reason: str) -> httpx.Response:
+    return api.post(
+        url(w, verb, "apply"), json={"fingerprint": plan["fingerprint"], "reason": reason}
+    )
+
+
+def test_canary_rolled_back_then_promoted(api: httpx.Client) -> None:
+    canary = next(s for s in services(api) if s["canary_percent"] == 10)
+    latest, previous = (r["revision"] for r in canary["traffic"]["revisions"])
+    assert routed(canary) == [(latest, 10, True), (previous, 90, False)]
+    assert canary["rollout"]["done"] and canary["rollout"]["target_traffic_percent"] == 10
+
+    # Roll back: the plan says where the traffic goes, the apply moves it and is on record.
+    answer = api.post(url(canary, "rollback", "plan"), json={})
+    assert answer.status_code == 200, answer.text
+    plan = answer.json()
+    assert plan["action"] == "isvc.rollback" and plan["noop"] is None
+    assert plan["target"] == f"inferenceservice/{canary['namespace']}/{canary['name']}"
+    assert plan["diff"] == [
+        {"path": "spec.predictor.canaryTrafficPercent", "before": 10, "after": 0}
+    ]
+    details = plan["details"]
+    assert details["target_revision"] == previous
+    assert shares(details["traffic_before"]) == [(latest, 10, True), (previous, 90, False)]
+    assert shares(details["traffic_after"]) == [(latest, 0, True), (previous, 100, False)]
+    # The kind as kubectl spells it, any case.
+    for kind in ("InferenceService", "inferenceservices", "ISVC"):
+        assert api.post(url(canary, "rollback", "plan", kind), json={}).json() == plan
+
+    answer = apply(api, canary, "rollback", plan, "canary error rate at 4%")
+    assert answer.status_code == 200, answer.text
+    applied = answer.json()
+    assert applied["outcome"] == "succeeded"
+    after = wait_for(
+        api, canary, lambda d: routed(d) == [(latest, 0, True), (previous, 100, False)], "rollback"
+    )
+    assert after["canary_percent"] == 0
+    after = wait_for(api, canary, lambda d: d["rollout"]["done"], "the rollback's rollout")
+    assert after["rollout"]["message"] == f"rolled back: all traffic to {previous}"
+    records = api.get("/api/v1/audit", params={"change_id": applied["change_id"]}).json()["items"]
+    assert [(r["stage"], r["action"]) for r in records] == [
+        ("outcome", "isvc.rollback"),
+        ("intent", "isvc.rollback"),
+    ]
+    assert records[0]["outcome"] == "succeeded" and records[0]["actor"] == "dave"
+    assert records[0]["reason"] == "canary error rate at 4%"
+    assert records[0]["tenants"] == [canary["tenant"]]
+
+    # Rolling back again changes nothing.
+    again = api.post(url(canary, "rollback", "plan"), json={}).json()
+    assert again["noop"] == f"already rolled back: all traffic goes to {previous}"
+
+    # Promote: everything to the latest ready revision, which becomes the rolled-out one.
+    plan = api.post(url(canary, "promote", "plan")).json()
+    assert plan["action"] == "isvc.promote" and plan["details"]["target_revision"] == latest
+    assert plan["diff"] == [
+        {"path": "spec.predictor.canaryTrafficPercent", "before": 0, "after": None}
+    ]
+    assert shares(plan["details"]["traffic_after"]) == [(latest, 100, True)]
+    assert apply(api, canary, "promote", plan, "fixed upstream").json()["outcome"] == "succeeded"
+    after = wait_for(api, canary, lambda d: routed(d) == [(latest, 100, True)], "promotion")
+    assert after["canary_percent"] is None
+    after = wait_for(api, canary, lambda d: d["rollout"]["done"], "the promotion's rollout")
+    assert after["rollout"]["message"] == f"all traffic to {latest}"
+    assert api.get("/api/v1/audit", params={"action": "isvc.*"}).json()["items"][0]["action"] == (
+        "isvc.promote"
+    )
+
+    # Promoted, it can still be rolled back: to the revision rolled out before the latest.
+    plan = api.post(url(canary, "rollback", "plan"), json={}).json()
+    assert plan["details"]["target_revision"] == previous
+    assert apply(api, canary, "rollback", plan, "regressed again").json()["outcome"] == "succeeded"
+    wait_for(
+        api,
+        canary,
+        lambda d: routed(d) == [(latest, 0, True), (previous, 100, False)],
+        "rollback after the promotion",
+    )
+
+
+def test_refusals_change_nothing(
+    api: httpx.Client, custom: kubernetes.client.CustomObjectsApi
+) -> None:
+    steady = next(s for s in services(api) if s["canary_percent"] is None)
+    answer = api.post(url(steady, "promote", "plan"))
+    assert answer.status_code == 422
+    assert f'inferenceservice "{steady["name"]}" is not in a canary' in answer.json()["detail"]
+    answer = api.post(url(steady, "rollback", "plan"), json={"to_revision": 2})
+    assert (answer.status_code, answer.json()["detail"]) == (
+        422,
+        "to_revision applies to deployments only",
+    )
+    answer = api.post(url(steady, "promote", "plan", "deployment"))
+    assert answer.status_code == 422 and "inferenceservices only" in answer.json()["detail"]
+    answer = api.post(url(steady, "rollback", "plan", "job"), json={})
+    assert answer.status_code == 422 and "cannot roll back a 'job'" in answer.json()["detail"]
+    missing = {**steady, "name": "no-such-service"}
+    assert api.post(url(missing, "rollback", "plan"), json={}).status_code == 422
+
+    # A service with one revision has nothing to roll back to.
+    fresh = {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": "fresh-svc", "namespace": steady["namespace"]},
+        "spec": {
+            "predictor": {
+                "minReplicas": 0,
+                "model": {"modelFormat": {"name": "huggingface"}, "storageUri": "hf://x@1"},
+            }
+        },
+    }
+    custom.create_namespaced_custom_object(*KSERVE[:2], steady["namespace"], KSERVE[2], fresh)
+    new = {"namespace": steady["namespace"], "kind": "InferenceService", "name": "fresh-svc"}
+    wait_for(api, new, lambda d: "revision" in d and d["revision"] is not None, "the new service")
+    answer = api.post(url(new, "rollback", "plan"), json={})
+    assert answer.status_code == 422
+    assert answer.json()["detail"] == (
+        'no previous rolled-out revision for inferenceservice "fresh-svc": nothing to roll back to'
+    )
+    invalid = api.get("/api/v1/audit", params={"action": "isvc.*", "outcome": "invalid"}).json()
+    assert len(invalid["items"]) >= 3
+
+
+def test_a_canary_changed_since_the_plan_is_a_conflict(
+    api: httpx.Client, custom: kubernetes.client.CustomObjectsApi
+) -> None:
+    steady = next(
+        s for s in services(api) if s["canary_percent"] is None and s["name"] != "fresh-svc"
+    )
+    plan = api.post(url(steady, "rollback", "plan"), json={}).json()
+    patch = {"spec": {"predictor": {"canaryTrafficPercent": 50}}}
+    custom.patch_namespaced_custom_object(
+        *KSERVE[:2], steady["namespace"], KSERVE[2], steady["name"], patch
+    )
+    wait_for(api, steady, lambda d: d["canary_percent"] == 50, "the concurrent change")
+    answer = apply(api, steady, "rollback", plan, "too late")
+    assert answer.status_code == 409
+    assert answer.json()["plan"]["diff"][0]["before"] == 50
+    assert api.get(detail_path(steady)).json()["canary_percent"] == 50
+
+
+def test_a_rollout_past_its_deadline_is_stuck(
+    api: httpx.Client, apps: kubernetes.client.AppsV1Api
+) -> None:
+    namespace = services(api)[0]["namespace"]
+    labels = {"app": "too-big", "opsconsole.io/model": "too-big"}
+    body = {
+        "metadata": {"name": "too-big", "labels": labels},
+        "spec": {
+            "replicas": 1,
+            "progressDeadlineSeconds": 1,
+            "selector": {"matchLabels": {"app": "too-big"}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "server",
+                            "image": "vllm/vllm-openai:v0.6.3",
+                            "resources": {"limits": {"nvidia.com/gpu": "64"}},
+                        }
+                    ]
+                },
+            },
+        },
+    }
+    apps.create_namespaced_deployment(
+        namespace, kubernetes.client.V1Deployment.model_validate(body)
+    )
+    w = {"namespace": namespace, "kind": "Deployment", "name": "too-big"}
+    detail = wait_for(api, w, lambda d: d.get("rollout", {}).get("stuck"), "the stuck rollout")
+    assert not detail["rollout"]["done"]
+    assert detail["rollout"]["message"] == 'deployment "too-big" exceeded its progress deadline'
+    problems = api.get("/api/v1/overview").json()["problems"]
+    stuck = next(p for p in problems if p["subject"] == f"{namespace}/too-big")
+    assert stuck["kind"] == "rollout" and stuck["severity"] == "critical"
+    assert stuck["message"].startswith("rollout stuck: exceeded its progress deadline")
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+
+def deployment_with_history(api: httpx.Client) -> dict[str, Any]:
+    page = api.get("/api/v1/workloads", params={"kind": "Deployment", "limit": 200}).json()
+    for row in page["items"]:
+        detail = api.get(detail_path(row)).json()
+        if len(detail["revisions"]) >= 2 and not detail["paused"] and detail["rollout"]["done"]:
+            return detail
+    raise AssertionError("the demo fleet has no Deployment with two revisions")
+
+
+def test_cli_history_undo_and_its_exit_codes(
+    api: httpx.Client,
+    mutable_cluster: LiveCluster,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    backend = ["rollout", "--backend", mutable_cluster.backend_url]
+    release = deployment_with_history(api)
+    target = f"{release['namespace']}/Deploy/{release['name']}"
+    current = int(release["revision"])
+
+    assert cli([*backend, "history", target]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"deployment.apps/{release['name']}"
+    assert lines[1].split() == ["REVISION", "CHANGE-CAUSE"]
+    numbers = [int(line.split()[0]) for line in lines[2:]]
+    assert numbers == sorted(numbers) and numbers[-1] == current
+
+    # Dry run: the plan, nothing changed.
+    assert cli([*backend, "undo", target, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"deployment.apps/{release['name']}: revision {current} → revision ")
+    assert "dry run: nothing was changed" in out
+    # No --yes and no stdin to answer on: refused, nothing changed.
+    assert cli([*backend, "undo", target, "--reason", "bad canary"]) == 1
+    assert "not confirmed; nothing was changed" in capsys.readouterr().err
+    assert api.get(detail_path(release)).json()["revision"] == str(current)
+
+    # Bad usage.
+    assert cli([*backend, "undo", target]) == 2
+    assert "a reason is required" in capsys.readouterr().err
+    assert cli([*backend, "undo", f"{release['namespace']}/pod/x", "--reason", "r"]) == 2
+    assert 'unknown kind "pod"' in capsys.readouterr().err
+    assert cli([*backend, "promote", target, "--reason", "r"]) == 2
+    assert cli([*backend, "history", "just-a-name"]) == 2
+    capsys.readouterr()
+
+    # Someone else changes the Deployment between the plan and the confirmation: conflict.
+    def meanwhile() -> bool:
+        kube = kubernetes.config.new_client_from_config(str(mutable_cluster.kubeconfig))
+        patch = {"metadata": {"annotations": {"team": "someone else"}}}
+        kubernetes.client.AppsV1Api(kube).patch_namespaced_deployment(
+            release["name"], release["namespace"], patch
+        )
+        time.sleep(0.5)  # the watch brings it to the backend
+        return True
+
+    monkeypatch.setattr(rollout_cli, "_confirmed", meanwhile)
+    assert cli([*backend, "undo", target, "--reason", "r"]) == 3
+    captured = capsys.readouterr()
+    assert "the cluster changed since the plan" in captured.out
+    monkeypatch.undo()
+
+    # --yes --wait: applied, then followed. The cluster's GPUs are all taken, so the new pods
+    # cannot start: with a short progress deadline the rollout is reported stuck (exit 1).
+    patch = {"spec": {"progressDeadlineSeconds": 2}}
+    kube = kubernetes.config.new_client_from_config(str(mutable_cluster.kubeconfig))
+    kubernetes.client.AppsV1Api(kube).patch_namespaced_deployment(
+        release["name"], release["namespace"], patch
+    )
+    revision = int(api.get(detail_path(release)).json()["revision"])
+    args = ["undo", target, "--reason", "p99 doubled", "--yes", "--wait", "--timeout", "60"]
+    code = cli([*backend, *args])
+    captured = capsys.readouterr()
+    assert code == 1, captured
+    assert f"deployment.apps/{release['name']} rolled back (audit change " in captured.out
+    assert "Waiting for deployment" in captured.out
+    assert f'deployment "{release["name"]}" exceeded its progress deadline' in captured.err
+    assert api.get(detail_path(release)).json()["revision"] == str(revision + 1)
+
+
+def test_cli_promote_an_inference_service_as_json(
+    api: httpx.Client,
+    custom: kubernetes.client.CustomObjectsApi,
+    mutable_cluster: LiveCluster,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    backend = ["rollout", "--backend", mutable_cluster.backend_url]
+    service = next(
+        s for s in services(api) if s["canary_percent"] is None and len(s["revisions"]) >= 2
+    )
+    target = f"{service['namespace']}/isvc/{service['name']}"
+    patch = {"spec": {"predictor": {"canaryTrafficPercent": 30}}}
+    custom.patch_namespaced_custom_object(
+        *KSERVE[:2], service["namespace"], KSERVE[2], service["name"], patch
+    )
+    wait_for(api, service, lambda d: [p for _, p, _ in routed(d)] == [30, 70], "the canary")
+
+    assert cli([*backend, "history", target, "--output", "json"]) == 0
+    history = json.loads(capsys.readouterr().out)
+    assert sorted(r["traffic_percent"] for r in history if r["traffic_percent"]) == [30, 70]
+
+    args = ["promote", target, "--reason", "canary healthy", "--yes", "--wait", "--output", "json"]
+    code = cli([*backend, *args])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0, report
+    assert report["plan"]["action"] == "isvc.promote"
+    assert report["applied"]["outcome"] == "succeeded"
+    assert report["rollout"]["done"] and report["rollout"]["latest_traffic_percent"] == 100
+
+    assert cli([*backend, "promote", target, "--reason", "again", "--yes"]) == 1
+    assert "is not in a canary" in capsys.readouterr().err
