@@ -151,11 +151,15 @@ class WorkloadDetailScreen(DetailScreen[WorkloadDetail]):
         )
         self.app.push_screen(screen, self._rolled_back)
 
+    def _is_inference_service(self) -> bool:
+        return self.workload_kind.lower() == WorkloadKind.INFERENCE_SERVICE.value.lower()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Promote is offered (and shown in the footer) for InferenceServices only."""
+        return action != "promote" or self._is_inference_service()
+
     def action_promote(self) -> None:
         """All traffic to an InferenceService's canary, after a review."""
-        if self.workload_kind.lower() != WorkloadKind.INFERENCE_SERVICE.value.lower():
-            self.notify("promote applies to InferenceServices only", severity="warning")
-            return
         screen = RollbackScreen(
             self.workload_namespace,
             self.workload_kind,
