@@ -97,8 +97,12 @@ async def test_rollback_from_the_workload_detail_and_its_history(
         await wait_for(pilot, lambda: len(audit.records) == 2, "two records")
         assert [r.stage.value for r in audit.records] == ["outcome", "intent"]
         assert {r.actor for r in audit.records} == {"carol"}
-        text = screen_text(app)
-        assert "chain ✓" in text and "succeeded" in text and "canary regressed" in text
+        await wait_for(
+            pilot,
+            lambda: all(w in screen_text(app) for w in ("chain ✓ ", "succeeded", "canary regr")),
+            "the records and the chain's state",
+        )
+        assert "chain ✓ 0 records" not in screen_text(app)  # checked again after the change
 
         # enter: the record, field by field.
         audit.query_one("#records", DataTable).focus()

@@ -88,9 +88,9 @@ async def test_overview_shows_fleet_and_drills_down() -> None:
             "a100-node-01",
             "h100-node-02/gpu2",
             "team-a/llama-70b",
-            "team-b/x[bold]y",
             "h100-node-01/gpu3",
             "team-a/finetune-7",
+            "team-b/x[bold]y",  # its rollout passed the progress deadline: stuck
         ]
         assert problems.border_title == "Problems (6)"
         tenants = screen.query_one("#tenants", DataTable)

@@ -11,7 +11,9 @@ kept in memory and retried until the database takes it, and ``backlog`` says how
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -62,6 +64,7 @@ class AuditLog:
         self.verify_interval = verify_interval
         self.full_verify_every = full_verify_every
         self.chain: ChainVerification | None = None
+        self._verify_soon = asyncio.Event()  # a change was recorded: check the new records now
         self.retry_interval = retry_interval
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._backlog: list[AuditEntry] = []
@@ -102,6 +105,7 @@ class AuditLog:
         try:
             stored = await self.record(entry)
             await self.publish_head()
+            self._verify_soon.set()  # the chain's state follows the log (new records only)
             return stored
         except AuditUnavailable:
             self._backlog.append(entry)
@@ -193,16 +197,25 @@ class AuditLog:
         return result
 
     async def _verify_loop(self) -> None:
-        rounds = 0
+        """The whole chain at start and every ``full_verify_every`` intervals; in between, only
+        the records added since the last check (each interval, and soon after every change)."""
+        full_every = self.verify_interval * self.full_verify_every
+        last_full = float("-inf")
         while True:
             known = self.chain
-            full = rounds % self.full_verify_every == 0 or known is None or not known.ok
+            full = known is None or not known.ok or time.monotonic() - last_full >= full_every
             try:
                 await self.verify(None if full or known is None else known.head)
+                if full:
+                    last_full = time.monotonic()
             except Exception:  # the database may be down; the next round tries again
                 log.exception("verifying the audit chain failed")
-            rounds += 1
-            await asyncio.sleep(self.verify_interval)
+            with contextlib.suppress(
+                TimeoutError
+            ):  # asyncio.timeout keeps a cancel: wait_for may not
+                async with asyncio.timeout(self.verify_interval):
+                    await self._verify_soon.wait()
+            self._verify_soon.clear()
 
     async def _compare_head(self, result: ChainVerification) -> ChainVerification:
         if self.head is None:

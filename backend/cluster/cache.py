@@ -223,7 +223,8 @@ class ClusterCache:
 
     async def wait_synced(self, timeout: float) -> bool:
         try:
-            await asyncio.wait_for(self._synced.wait(), timeout)
+            async with asyncio.timeout(timeout):  # unlike wait_for, never loses a cancellation
+                await self._synced.wait()
         except TimeoutError:
             return False
         return True
@@ -231,7 +232,8 @@ class ClusterCache:
     async def wait_changed(self, timeout: float) -> bool:
         """Wait for the next applied change (the model builder's wake-up); False on timeout."""
         try:
-            await asyncio.wait_for(self._changed.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._changed.wait()
         except TimeoutError:
             return False
         self._changed.clear()
