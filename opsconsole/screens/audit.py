@@ -82,8 +82,8 @@ def _row(record: AuditRecord) -> tuple[Text, ...]:
         Text(record.at[5:19].replace("T", " ")),
         literal(record.actor, style="bold"),
         literal(record.action),
-        literal(record.target),
         outcome_cell(record),
+        literal(record.target),
         literal(record.error or record.reason, style="dim" if not record.error else "red"),
     )
 
@@ -115,7 +115,7 @@ class AuditScreen(RefreshingScreen[AuditView]):
             id="filter",
         )
         table: DataTable[Any] = DataTable(id="records", cursor_type="row", zebra_stripes=True)
-        table.add_columns("#", "TIME (UTC)", "ACTOR", "ACTION", "TARGET", "RESULT", "REASON")
+        table.add_columns("#", "TIME (UTC)", "ACTOR", "ACTION", "RESULT", "TARGET", "REASON")
         yield table
 
     def on_mount(self) -> None:
