@@ -8,6 +8,7 @@ the cluster goes through ``opsconsole.text.literal``/``clean``.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Sequence
@@ -368,3 +369,11 @@ def _gib_bare(mib: float | None) -> Text:
 
 def _nan(value: float | int) -> bool:
     return isinstance(value, float) and (math.isnan(value) or math.isinf(value))
+
+
+def json_value(value: object) -> Text:
+    """A value of a change (before or after): a string as it is, anything else as compact JSON;
+    absent as a dim dash. Always literal text, on one line."""
+    if value is None:
+        return Text("—", style="dim")
+    return literal(value if isinstance(value, str) else json.dumps(value, sort_keys=True))

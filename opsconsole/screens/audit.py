@@ -10,7 +10,6 @@ screen filtered to it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,6 +21,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Input, Static
 
 from backend.schemas import AuditPage, AuditRecord, AuditRecordDetail, ChainVerification
+from opsconsole import format as fmt
 from opsconsole.audit_query import QueryError, parse_query
 from opsconsole.client import BackendError
 from opsconsole.screens.listing import FilterInput
@@ -226,14 +226,6 @@ class AuditScreen(RefreshingScreen[AuditView]):
             self.notify(chain_text(chain).plain, severity="error", markup=False)
 
 
-def _value(value: object) -> Text:
-    """A before/after value, compact, on one line (the sanitizer keeps it one line)."""
-    if value is None:
-        return Text("—", style="dim")
-    shown = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    return literal(shown)
-
-
 class AuditRecordScreen(DetailScreen[AuditRecordDetail]):
     """One record: who, from where, what, why, the outcome, and the change field by field."""
 
@@ -262,7 +254,13 @@ class AuditRecordScreen(DetailScreen[AuditRecordDetail]):
     def show(self, data: AuditRecordDetail) -> None:
         self.query_one("#header", Static).update(_record_header(data))
         diff = self.query_one("#diff", PanelTable)
-        refill(diff, [(literal(d.path), _value(d.before), _value(d.after)) for d in data.diff])
+        refill(
+            diff,
+            [
+                (literal(d.path), fmt.json_value(d.before), fmt.json_value(d.after))
+                for d in data.diff
+            ],
+        )
         versions = self.query_one("#versions", PanelTable)
         refill(versions, [(literal(k), literal(v)) for k, v in data.resource_versions.items()])
 

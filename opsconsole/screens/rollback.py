@@ -11,7 +11,6 @@ rollout.
 
 from __future__ import annotations
 
-import json
 from enum import StrEnum
 from typing import ClassVar
 
@@ -23,6 +22,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Input, Static
 
 from backend.schemas import ChangePlan, FieldDiff, TrafficSplit
+from opsconsole import format as fmt
 from opsconsole.client import BackendError
 from opsconsole.shell import shell
 from opsconsole.text import literal
@@ -30,12 +30,6 @@ from opsconsole.text import literal
 
 def _percent(value: object) -> str:
     return "unset" if value is None else f"{value}"
-
-
-def _value(value: object) -> Text:
-    if value is None:
-        return Text("—", style="dim")
-    return literal(value if isinstance(value, str) else json.dumps(value, sort_keys=True))
 
 
 # Prefixes every field of a pod template shares: the rest says what changes.
@@ -58,9 +52,9 @@ def diff_rows(diff: list[FieldDiff]) -> list[tuple[Text, Text]]:
     """One row per field: which, and ``now → after``."""
     rows = []
     for d in diff:
-        change = _value(d.before)
+        change = fmt.json_value(d.before)
         change.append(" → ", style="bold")
-        change.append_text(_value(d.after))
+        change.append_text(fmt.json_value(d.after))
         rows.append((literal(short_path(d.path)), change))
     return rows
 
