@@ -176,8 +176,8 @@ async def test_an_inference_service_rolled_back_and_promoted_from_its_detail(
         await wait_for(pilot, lambda: app.screen is detail, "the modal closes once applied")
         await wait_for(
             pilot,
-            lambda: f"rolled back: all traffic to {previous}" in screen_text(app),
-            "the rollback followed to its end",
+            lambda: _all_traffic_to(detail, previous),
+            "the rollback followed until the traffic moved",
         )
 
         # P: promote, through the same confirmation.
@@ -191,6 +191,14 @@ async def test_an_inference_service_rolled_back_and_promoted_from_its_detail(
             pilot, lambda: f"all traffic to {latest}" in screen_text(app), "the promotion followed"
         )
         assert detail.data is not None and detail.data.canary_percent is None
+
+
+def _all_traffic_to(detail: WorkloadDetailScreen, revision: str) -> bool:
+    """Whether the detail on screen shows every request going to ``revision``."""
+    split = detail.data.traffic if detail.data is not None else None
+    return split is not None and any(
+        r.revision == revision and r.percent == 100 for r in split.revisions
+    )
 
 
 def stuck_deployment(cluster: LiveCluster, namespace: str, name: str) -> None:
