@@ -20,11 +20,18 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from backend.audit.log import AuditLog
-from backend.changes.kube import ClusterClient, JsonObject, KubeError, ObjectRef, Unreachable
+from backend.changes.kube import (
+    ClusterClient,
+    Conflict,
+    JsonObject,
+    KubeError,
+    ObjectRef,
+    Unreachable,
+)
 from backend.changes.plan import FieldChange, ObjectChange, Plan
 from backend.changes.request import Actor, ChangeDenied, ChangeInvalid, StalePlan
 from backend.schemas import AuditEntry, AuditOutcome, AuditRecord, AuditStage
@@ -139,9 +146,7 @@ class ChangePath:
         written: list[tuple[ObjectChange, JsonObject]] = []
         for change in plan.objects:
             try:
-                obj = await asyncio.to_thread(
-                    self.cluster.patch, change.ref, change.patch(), "json"
-                )
+                obj = await self._patch(change)
             except Unreachable as exc:  # it may have landed: look before putting things back
                 landed = await self._landed(change)
                 if landed is not None:
@@ -154,6 +159,25 @@ class ChangePath:
         return ChangeResult(
             change_id, AuditOutcome.SUCCEEDED, plan, written=[o for _, o in written]
         )
+
+    async def _patch(self, change: ObjectChange, attempts: int = 3) -> JsonObject:
+        """Send one object's patch. A 409 caused by fields the change does not touch (a
+        controller writing the status, say) is not a conflict with the reviewed change: while
+        the planned fields still hold their reviewed values, the patch is sent again on the
+        object's new resourceVersion. Anything else stays a conflict."""
+        for _ in range(attempts - 1):
+            try:
+                return await asyncio.to_thread(
+                    self.cluster.patch, change.ref, change.patch(), "json"
+                )
+            except Conflict:
+                current = await asyncio.to_thread(self.cluster.get, change.ref)
+                values = [_at_pointer(current, f.path) for f in change.fields]
+                if values != [f.before for f in change.fields]:
+                    raise
+                version = str((current.get("metadata") or {}).get("resourceVersion") or "")
+                change = replace(change, resource_version=version)
+        return await asyncio.to_thread(self.cluster.patch, change.ref, change.patch(), "json")
 
     async def _landed(self, change: ObjectChange) -> JsonObject | None:
         """The object, if it holds the change's values now; None if not or if unreadable."""
