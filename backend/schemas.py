@@ -540,7 +540,7 @@ class RollbackRequest(BaseModel):
 class ChangeConfirm(BaseModel):
     """Apply the plan the operator reviewed (its fingerprint), with their reason."""
 
-    fingerprint: str = Field(min_length=64, max_length=64)
+    fingerprint: str = Field(pattern=r"^[0-9a-f]{64}\.[0-9a-f]{64}$")
     reason: str = Field(max_length=1000)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 from opsconsole.cli import main as cli
 from tests.conftest import LiveCluster
 
+FAKE_FINGERPRINT = "0" * 64 + "." + "0" * 64
 HEADERS = {
     "X-Opsconsole-Operator": "alice",
     "X-Opsconsole-Ssh-Client": "10.9.8.7 50022 10.0.0.1 22",
@@ -67,7 +69,7 @@ def test_plan_shows_kubectls_target_and_a_readable_diff(
     assert plan["details"]["target_revision"] < current
     assert plan["action"] == "rollout.undo"
     assert plan["target"] == f"deployment/{release['namespace']}/{release['name']}"
-    assert len(plan["fingerprint"]) == 64 and plan["noop"] is None
+    assert re.fullmatch(r"[0-9a-f]{64}\.[0-9a-f]{64}", plan["fingerprint"]) and plan["noop"] is None
     paths = [d["path"] for d in plan["diff"]]
     assert any(p.startswith("spec.template.spec.containers[") for p in paths), paths
     # Kind spelled as kubectl accepts it, any case.
@@ -136,15 +138,15 @@ def test_a_stale_plan_answers_409_with_the_new_one(api: httpx.Client, release: d
 @pytest.mark.parametrize(
     ("kind", "name", "body", "status", "words"),
     [
-        ("deployment", None, {"fingerprint": "0" * 64, "reason": " "}, 422, "reason is required"),
-        ("deployment", None, {"to_revision": 999, "fingerprint": "0" * 64, "reason": "r"}, 422,
+        ("deployment", None, {"fingerprint": FAKE_FINGERPRINT, "reason": " "}, 422, "reason is required"),
+        ("deployment", None, {"to_revision": 999, "fingerprint": FAKE_FINGERPRINT, "reason": "r"}, 422,
          "unable to find specified revision 999"),
-        ("deployment", "no-such-release", {"fingerprint": "0" * 64, "reason": "r"}, 422,
+        ("deployment", "no-such-release", {"fingerprint": FAKE_FINGERPRINT, "reason": "r"}, 422,
          "not found"),
-        ("job", None, {"fingerprint": "0" * 64, "reason": "r"}, 422,
+        ("job", None, {"fingerprint": FAKE_FINGERPRINT, "reason": "r"}, 422,
          "deployments and inferenceservices only"),
         ("deployment", None, {"fingerprint": "short", "reason": "r"}, 422, "fingerprint"),
-        ("deployment", None, {"to_revision": -1, "fingerprint": "0" * 64, "reason": "r"}, 422,
+        ("deployment", None, {"to_revision": -1, "fingerprint": FAKE_FINGERPRINT, "reason": "r"}, 422,
          "to_revision"),
     ],
 )  # fmt: skip

@@ -210,7 +210,8 @@ async def test_apply_rolls_back_and_records_intent_then_outcome(
 
 async def test_a_stale_plan_is_refused_and_recorded(cluster: Cluster, path: ChangePath) -> None:
     plan = await path.plan("rollout.undo", UNDO, ALICE)
-    cluster.apps.patch_namespaced_deployment("llm", NS, {"metadata": {"labels": {"x": "y"}}})
+    # The undo writes the annotations: someone else's annotation is a change to what was reviewed.
+    cluster.apps.patch_namespaced_deployment("llm", NS, {"metadata": {"annotations": {"x": "y"}}})
     rv = cluster.deployment()["metadata"]["resourceVersion"]
     with pytest.raises(StalePlan) as caught:
         await path.apply("rollout.undo", UNDO, plan.fingerprint, "why", ALICE)
@@ -219,6 +220,24 @@ async def test_a_stale_plan_is_refused_and_recorded(cluster: Cluster, path: Chan
     [record] = records(path)
     assert (record.stage, record.outcome) == ("outcome", "failed")
     assert "changed since the plan" in (record.error or "")
+
+
+async def test_a_write_outside_the_reviewed_fields_does_not_make_the_plan_stale(
+    cluster: Cluster, path: ChangePath
+) -> None:
+    plan = await path.plan("rollout.undo", UNDO, ALICE)
+    cluster.apps.patch_namespaced_deployment("llm", NS, {"metadata": {"labels": {"x": "y"}}})
+    moved = cluster.deployment()["metadata"]["resourceVersion"]
+    assert moved != plan.objects[0].resource_version
+
+    result = await path.apply("rollout.undo", UNDO, plan.fingerprint, "why", ALICE)
+
+    assert result.outcome == "succeeded"
+    assert result.plan.objects[0].resource_version == moved  # the precondition is the new version
+    intent, outcome = records(path)
+    assert intent.parameters["confirmed_fingerprint"] == plan.fingerprint
+    assert intent.parameters["fingerprint"] == result.plan.fingerprint != plan.fingerprint
+    assert outcome.resource_versions[f"deployment/{NS}/llm"] == moved
 
 
 @pytest.mark.parametrize(
@@ -237,7 +256,7 @@ async def test_invalid_changes_write_nothing_and_are_recorded(
 ) -> None:
     rv = cluster.deployment()["metadata"]["resourceVersion"]
     with pytest.raises(ChangeInvalid, match=message):
-        await path.apply("rollout.undo", parameters, "0" * 64, reason, ALICE)
+        await path.apply("rollout.undo", parameters, "0" * 64 + "." + "0" * 64, reason, ALICE)
     assert cluster.deployment()["metadata"]["resourceVersion"] == rv
     [record] = records(path)
     assert (record.outcome, record.action, record.actor) == ("invalid", "rollout.undo", "alice")

@@ -7,7 +7,9 @@ the same way for all of them:
 
 - Nothing is written unless the intent is on record (``AuditUnavailable`` otherwise).
 - What is applied is what was reviewed: apply re-plans from fresh reads and refuses (``StalePlan``)
-  when the fingerprint differs from the one the operator confirmed.
+  when anything the operator reviewed differs. When only resourceVersions moved (a controller
+  wrote the status), the fresh plan is applied with the fresh versions as preconditions and the
+  record keeps both fingerprints.
 - A change of several objects is all or nothing: when a write fails, the objects already written
   are put back, newest first, and the outcome says ``reverted`` (or ``failed`` with what remains).
 - Denied, invalid and stale attempts are recorded too.
@@ -32,7 +34,7 @@ from backend.changes.kube import (
     ObjectRef,
     Unreachable,
 )
-from backend.changes.plan import FieldChange, ObjectChange, Plan
+from backend.changes.plan import FieldChange, ObjectChange, Plan, reviewed_part
 from backend.changes.request import Actor, ChangeDenied, ChangeInvalid, StalePlan
 from backend.schemas import AuditEntry, AuditOutcome, AuditRecord, AuditStage
 
@@ -126,7 +128,9 @@ class ChangePath:
             await self._refused(actor, action, parameters, AuditOutcome.INVALID, why, reason=reason)
             raise ChangeInvalid(why)
         plan = await self.plan(action, parameters, actor)
-        if plan.fingerprint != fingerprint:
+        if plan.fingerprint != fingerprint and plan.reviewed == reviewed_part(fingerprint):
+            plan.confirmed = fingerprint  # only resourceVersions moved (a status write, say)
+        elif plan.fingerprint != fingerprint:
             error = "the cluster changed since the plan was made; nothing was changed"
             await self._refused(actor, action, parameters, AuditOutcome.FAILED, error, plan, reason)
             raise StalePlan(plan)
@@ -245,6 +249,7 @@ class ChangePath:
             parameters={
                 **plan.parameters,
                 "fingerprint": plan.fingerprint,
+                **({"confirmed_fingerprint": plan.confirmed} if plan.confirmed else {}),
                 "plan": _plan_refs(plan),
             },
             before=[o.as_record("before") for o in plan.objects],

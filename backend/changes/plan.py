@@ -1,8 +1,8 @@
 """A change's plan: the exact fields of the exact objects it will write, before and after.
 
 A plan is data, so that what is applied is what was reviewed: its fingerprint covers the action,
-the parameters, every field's before and after value and the resourceVersion each object had when
-it was read. Each object's patch is derived from its fields (a JSON patch of ``replace``, ``add``
+the parameters, every field's before and after value, the details shown to the reviewer and the
+resourceVersion each object had when it was read. Each object's patch is derived from its fields (a JSON patch of ``replace``, ``add``
 or ``remove`` operations) and carries that resourceVersion, which the API server checks (409 when
 the object changed in between). The revert of an applied change is the same fields, swapped.
 """
@@ -71,26 +71,44 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     noop: str | None = None
     details: dict[str, Any] = field(default_factory=dict)  # kind-specific, for the reviewer
+    confirmed: str | None = None  # the fingerprint confirmed, when only resourceVersions differ
 
     @property
-    def fingerprint(self) -> str:
+    def reviewed(self) -> str:
+        """Digest of what the operator reviews: action, target, parameters, every field's before
+        and after, and the kind's details (target revision, traffic split, ...)."""
         content = {
             "action": self.action,
             "target": self.target,
             "parameters": self.parameters,
             "objects": [
-                {
-                    "ref": o.ref.as_dict(),
-                    "resourceVersion": o.resource_version,
-                    "fields": [[f.path, f.before, f.after] for f in o.fields],
-                }
+                {"ref": o.ref.as_dict(), "fields": [[f.path, f.before, f.after] for f in o.fields]}
                 for o in self.objects
             ],
+            "details": self.details,
         }
-        return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        return _digest(content)
+
+    @property
+    def fingerprint(self) -> str:
+        """``<reviewed>.<resourceVersions>``: what was reviewed, and the object versions read.
+
+        Two parts, because a controller that writes an object's status moves its
+        resourceVersion without touching anything the operator reviewed; apply tells the two
+        apart (``backend.changes.path``)."""
+        return f"{self.reviewed}.{_digest(self.resource_versions())}"
 
     def resource_versions(self) -> dict[str, str]:
         return {str(o.ref): o.resource_version for o in self.objects}
+
+
+def reviewed_part(fingerprint: str) -> str:
+    """The reviewed digest of a fingerprint (the part before the dot)."""
+    return fingerprint.partition(".")[0]
+
+
+def _digest(content: Any) -> str:
+    return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def json_pointer(*parts: str | int) -> str:
