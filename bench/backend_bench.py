@@ -268,6 +268,10 @@ def main(argv: list[str] | None = None) -> int:
 
             print("\nconsole benchmark on the same backend (bench/tui_bench.py):")
             tui_bench.main(["--backend", url])
+            from bench import terminal_bench
+
+            print("\nidle console's terminal output (bench/terminal_bench.py):")
+            terminal_bench.main(["--backend", url])
     finally:
         if backend is not None and not args.keep:
             backend.terminate()

@@ -186,7 +186,7 @@ class OpsConsoleApp(App[None]):
         for banner in self.screen.query(ConnectionBanner):
             banner.update_state()
         for bar in self.screen.query(StatusBar):
-            bar.refresh()
+            bar.update_state()
 
     def on_virtual_table_loaded(self, _event: VirtualTable.Loaded) -> None:
         self.report_backend_ok()

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, cast
 
 from textual.app import App
+from textual.screen import Screen
 
 from opsconsole.client import BackendClient, BackendError
 from opsconsole.connection import ConnectionState
@@ -55,6 +56,13 @@ class ConsoleShell(Protocol):
     async def lookup_names(self, kind: str, prefix: str) -> list[str]:
         """Tenant or node names containing ``prefix``, for completion."""
         ...
+
+
+def on_top(screen: Screen[Any]) -> bool:
+    """Whether ``screen`` is the one the operator sees. Textual's ``Screen.is_current`` also
+    holds for the screen underneath (it may show through), so a refresh timer guarded by it
+    keeps redrawing a hidden screen, and each redraw repaints the visible one in full."""
+    return screen.app.screen is screen
 
 
 def shell(app: App[Any]) -> ConsoleShell:

@@ -32,6 +32,7 @@ from opsconsole.screens.refreshing import (
     RefreshingScreen,
     panel_table,
     refill,
+    update_static,
 )
 from opsconsole.shell import shell
 from opsconsole.text import clean, literal
@@ -161,7 +162,7 @@ class AuditScreen(RefreshingScreen[AuditView]):
             title.append_text(literal(self.query_error, style="bold red"))
         title.append("  ")
         title.append_text(chain_text(self.data.chain if self.data else None))
-        self.query_one("#audit-title", Static).update(title)
+        update_static(self.query_one("#audit-title", Static), title)
 
     # -- keys --------------------------------------------------------------------------------
     def action_filter(self) -> None:
@@ -252,7 +253,7 @@ class AuditRecordScreen(DetailScreen[AuditRecordDetail]):
         return await shell(self.app).client.audit_record(self.seq)
 
     def show(self, data: AuditRecordDetail) -> None:
-        self.query_one("#header", Static).update(_record_header(data))
+        update_static(self.query_one("#header", Static), _record_header(data))
         diff = self.query_one("#diff", PanelTable)
         refill(
             diff,

@@ -19,7 +19,8 @@ from textual.timer import Timer
 from textual.widgets import Input, Static
 
 from backend.schemas import Page
-from opsconsole.shell import shell
+from opsconsole.screens.refreshing import update_static
+from opsconsole.shell import on_top, shell
 from opsconsole.text import literal
 from opsconsole.widgets.virtual_table import Column, VirtualTable
 
@@ -116,7 +117,7 @@ class ListScreen(Screen[None]):
             self.table.reload()
 
     def _tick(self) -> None:
-        if self.is_current:
+        if on_top(self):
             self.table.reload()
 
     def _update_title(self) -> None:
@@ -128,7 +129,7 @@ class ListScreen(Screen[None]):
             title.append_text(literal(table.query_text, style="bold"))
         if table.sort:
             title.append(f"  sort {table.sort}", style="dim")
-        self.query_one("#list-title", Static).update(title)
+        update_static(self.query_one("#list-title", Static), title)
 
     # -- events ------------------------------------------------------------------------------------
 

@@ -16,7 +16,14 @@ from textual.widgets import DataTable, Static
 
 from backend.schemas import Gpu, Node, Page
 from opsconsole import format as fmt
-from opsconsole.screens.refreshing import Body, DetailScreen, panel_table, refill
+from opsconsole.screens.refreshing import (
+    Body,
+    DetailScreen,
+    panel_table,
+    refill,
+    set_count_title,
+    update_static,
+)
 from opsconsole.shell import shell
 from opsconsole.text import clean, literal
 
@@ -60,7 +67,7 @@ class NodeDetailScreen(DetailScreen[NodeView]):
         return NodeView(node, gpus)
 
     def show(self, data: NodeView) -> None:
-        self.query_one("#header", Static).update(_facts(data.node))
+        update_static(self.query_one("#header", Static), _facts(data.node))
         self._gpus = sorted(data.gpus.items, key=lambda g: (g.index, clean(g.mig_profile)))
         width = 30 if self.app.size.width >= 120 else 12
         rows = [
@@ -78,7 +85,7 @@ class NodeDetailScreen(DetailScreen[NodeView]):
             for g in self._gpus
         ]
         table = self.query_one("#gpus", DataTable)
-        table.border_title = f"GPUs ({len(self._gpus)})"
+        set_count_title(table, f"GPUs ({len(self._gpus)})")
         refill(table, rows)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:

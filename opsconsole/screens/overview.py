@@ -18,7 +18,14 @@ from textual.widgets import DataTable, Static
 from backend.schemas import Gpu, Overview, Problem, WorkloadStatus
 from opsconsole import format as fmt
 from opsconsole.client import BackendError
-from opsconsole.screens.refreshing import Body, RefreshingScreen, panel_table, refill
+from opsconsole.screens.refreshing import (
+    Body,
+    RefreshingScreen,
+    panel_table,
+    refill,
+    set_count_title,
+    update_static,
+)
 from opsconsole.shell import shell
 from opsconsole.text import clean, literal
 
@@ -91,10 +98,10 @@ class OverviewScreen(RefreshingScreen[Overview]):
         return await shell(self.app).client.overview()
 
     def show(self, data: Overview) -> None:
-        self.query_one("#totals", Static).update(_totals(data, wide=self._wide()))
+        update_static(self.query_one("#totals", Static), _totals(data, wide=self._wide()))
         self._show_problems(data.problems)
         self._show_models(data)
-        self.query_one("#statuses", Static).update(_statuses(data.workloads_by_status))
+        update_static(self.query_one("#statuses", Static), _statuses(data.workloads_by_status))
         self._show_tenants(data)
         self._hottest = list(data.hottest)
         self._idlest = list(data.idlest)
@@ -107,7 +114,7 @@ class OverviewScreen(RefreshingScreen[Overview]):
     def _show_problems(self, problems: list[Problem]) -> None:
         table = self.query_one("#problems", DataTable)
         shown = f", first {PROBLEM_LIMIT}" if len(problems) > PROBLEM_LIMIT else ""
-        table.border_title = f"Problems ({len(problems)}{shown})"
+        set_count_title(table, f"Problems ({len(problems)}{shown})")
         self._problems = list(problems[:PROBLEM_LIMIT])
         rows: list[tuple[Text | str, ...]] = [
             (

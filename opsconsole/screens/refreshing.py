@@ -11,17 +11,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, ClassVar, Generic, TypeVar
 
+from rich.cells import cell_len
+from rich.text import Text
 from textual import events
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import DataTable
+from textual.visual import VisualType
+from textual.widget import Widget
+from textual.widgets import DataTable, Static
 from textual.widgets.data_table import RowKey
 from textual.worker import Worker, WorkerState
 
 from opsconsole.client import BackendError
-from opsconsole.shell import shell
+from opsconsole.shell import on_top, shell
 from opsconsole.text import clip
 
 T = TypeVar("T")
@@ -70,7 +74,7 @@ class RefreshingScreen(Screen[None], Generic[T]):
             self.load()
 
     def _tick(self) -> None:
-        if self.is_current:
+        if on_top(self):
             self.load()
 
     def action_refresh_now(self) -> None:
@@ -101,18 +105,33 @@ class RefreshingScreen(Screen[None], Generic[T]):
         shell(self.app).report_backend_ok()
 
 
+def update_static(widget: Static, content: VisualType) -> None:
+    """Show ``content`` unless it is already shown: an update re-lays out and repaints, and an
+    idle console must not redraw what did not change (its output goes down an SSH session)."""
+    if widget.content != content:
+        widget.update(content)
+
+
+def set_count_title(widget: Widget, title: str) -> None:
+    """Set a plain border title such as ``Pods (3)`` unless it is already set (setting one
+    repaints the whole widget)."""
+    if widget.border_title != title:
+        widget.border_title = title
+
+
 def refill(table: DataTable[Any], rows: list[tuple[Any, ...]], limit: int = 500) -> None:
     """Replace a small table's rows (at most ``limit``), keeping the cursor's row index.
 
     Cells are clipped to ``CELL_WIDTH`` (one long event message must not widen its column for
     every row). Unchanged rows are left alone, so a refresh with the same data does not reset the
-    operator's horizontal scroll or repaint the table.
+    operator's horizontal scroll or repaint the table, and when only some rows changed (a
+    telemetry tick) only those are repainted.
     """
     rows = rows[:limit]
     if isinstance(table, PanelTable):
-        if table.shown_rows == rows:
+        before, table.shown_rows = table.shown_rows, list(rows)
+        if before == rows or (before is not None and table.replace_cells(before, rows)):
             return
-        table.shown_rows = list(rows)
     row = table.cursor_row
     table.clear()
     for index, cells in enumerate(rows):
@@ -144,6 +163,34 @@ class PanelTable(DataTable[Any]):
     def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
         super()._update_dimensions(new_rows)
         self._clear_caches()
+
+    def replace_cells(self, before: list[tuple[Any, ...]], after: list[tuple[Any, ...]]) -> bool:
+        """Put ``after`` in place of ``before`` and repaint only the rows that differ, when the
+        rows are as many, as long, and fit the columns' widths; False (nothing done) otherwise.
+
+        Textual's ``update_cell`` repaints the whole table for each cell; an idle console's
+        output goes down an SSH session, so a telemetry tick should cost the rows it changed.
+        """
+        widths = [column.content_width for column in self.columns.values()]
+        if len(before) != len(after) or any(
+            len(cells) != len(widths)
+            or any(_width(c) > w for c, w in zip(cells, widths, strict=True))
+            for cells in after
+        ):
+            return False
+        for y, (old, new) in enumerate(zip(before, after, strict=True)):
+            if old != new:
+                row_key = RowKey(str(y))  # ``refill``'s keys
+                for column_key, cell in zip(self.columns, new, strict=True):
+                    self._data[row_key][column_key] = clip(cell)
+                self._update_count += 1  # the key of the rendered-row cache
+                self.refresh_row(y)
+        return True
+
+
+def _width(cell: object) -> int:
+    clipped = clip(cell)
+    return clipped.cell_len if isinstance(clipped, Text) else cell_len(str(clipped))
 
 
 def panel_table(

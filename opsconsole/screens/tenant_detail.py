@@ -19,7 +19,13 @@ from textual.widgets import DataTable, Static
 from backend.schemas import Gpu, Page, Tenant, Workload
 from opsconsole import format as fmt
 from opsconsole.screens.audit import AuditScreen
-from opsconsole.screens.refreshing import Body, DetailScreen, panel_table, refill
+from opsconsole.screens.refreshing import (
+    Body,
+    DetailScreen,
+    panel_table,
+    refill,
+    update_static,
+)
 from opsconsole.shell import shell
 from opsconsole.text import clean, literal
 
@@ -87,7 +93,7 @@ class TenantDetailScreen(DetailScreen[TenantView]):
         return TenantView(tenant, workloads, gpus)
 
     def show(self, data: TenantView) -> None:
-        self.query_one("#header", Static).update(_header(data.tenant))
+        update_static(self.query_one("#header", Static), _header(data.tenant))
         self._show_quotas(data.tenant)
         self._workloads = list(data.workloads.items)
         self._gpus = list(data.gpus.items)

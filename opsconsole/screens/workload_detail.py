@@ -18,7 +18,14 @@ from textual.widgets import DataTable, Static
 from backend.schemas import PodSummary, Revision, RolloutProgress, WorkloadDetail, WorkloadKind
 from opsconsole import format as fmt
 from opsconsole.screens.audit import AuditScreen
-from opsconsole.screens.refreshing import Body, DetailScreen, panel_table, refill
+from opsconsole.screens.refreshing import (
+    Body,
+    DetailScreen,
+    panel_table,
+    refill,
+    set_count_title,
+    update_static,
+)
 from opsconsole.screens.rollback import ReleaseAction, RollbackScreen
 from opsconsole.shell import shell
 from opsconsole.text import clean, literal
@@ -77,12 +84,12 @@ class WorkloadDetailScreen(DetailScreen[WorkloadDetail]):
         )
 
     def show(self, data: WorkloadDetail) -> None:
-        self.query_one("#header", Static).update(_header(data))
+        update_static(self.query_one("#header", Static), _header(data))
         canary = self.query_one("#canary", Static)
         split = _canary(data, 30 if self.app.size.width >= 120 else 10)
         canary.display = split is not None
         if split is not None:
-            canary.update(split)
+            update_static(canary, split)
         self._show_revisions(data.revisions)
         self._pods = list(data.pods)
         self._show_pods(data.pods)
@@ -120,7 +127,7 @@ class WorkloadDetailScreen(DetailScreen[WorkloadDetail]):
             for p in pods
         ]
         table = self.query_one("#pods", DataTable)
-        table.border_title = f"Pods ({len(pods)})"
+        set_count_title(table, f"Pods ({len(pods)})")
         refill(table, rows)
 
     def _show_events(self, data: WorkloadDetail) -> None:
@@ -140,7 +147,7 @@ class WorkloadDetailScreen(DetailScreen[WorkloadDetail]):
                 )
             )
         table = self.query_one("#events", DataTable)
-        table.border_title = f"Recent events ({len(data.events)})"
+        set_count_title(table, f"Recent events ({len(data.events)})")
         refill(table, rows or [(Text("none", style="dim"), "", "", "", "", "")])
 
     def action_rollback(self, to_revision: int = 0) -> None:

@@ -50,13 +50,15 @@ class ConnectionBanner(Widget):
         return shell(self.app).connection.banner()
 
     def update_state(self) -> None:
-        """Show or hide, and redraw the counting ages (re-laid out: the text may wrap)."""
+        """Show or hide, and redraw when the text changes, counting ages included (re-laid out:
+        the text may wrap)."""
         notice = shell(self.app).connection.notice()
         message = None if notice is None else notice.text
         self.set_class(message is not None, "-visible")
         for level in ("warning", "info"):
             self.set_class(notice is not None and notice.level == level, f"-{level}")
-        self.refresh(layout=message != self._shown)
+        if message != self._shown:
+            self.refresh(layout=True)
         self._shown = message
 
     def render(self) -> Text:

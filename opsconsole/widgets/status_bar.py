@@ -1,7 +1,9 @@
 """The status bar: which backend, who is operating, how old the data is, and the link state.
 
-Redrawn from the app's ``ConnectionState`` every second, so the age keeps counting even when no
-answer arrives. Only the URL and operator are outside text; they go in literally.
+Checked against the app's ``ConnectionState`` every second, so the age keeps counting even when no
+answer arrives, and redrawn only when its text changes: while data arrives on time the age reads
+``<5 s`` instead of flickering between 0 and 3 s, so an idle console sends nothing down the wire.
+Only the URL and operator are outside text; they go in literally.
 """
 
 from __future__ import annotations
@@ -22,6 +24,15 @@ LINK_STYLES = {
 }
 
 
+FRESH_AGE = 5.0  # seconds: younger data is shown as fresh, older with its age
+
+
+def _age(age: float | None) -> str:
+    if age is None:
+        return "–"
+    return f"<{seconds_str(FRESH_AGE)}" if age < FRESH_AGE else seconds_str(age)
+
+
 def status_text(state: ConnectionState) -> Text:
     """One line: ``SANDBOX  backend URL  operator  data 3 s  ● connected``."""
     line = Text(no_wrap=True, overflow="ellipsis", end="")
@@ -31,9 +42,8 @@ def status_text(state: ConnectionState) -> Text:
     line.append_text(literal(state.backend_url, style="bold"))
     line.append("  op ")
     line.append_text(literal(state.operator, style="bold"))
-    age = state.data_age()
     line.append("  data ")
-    line.append("–" if age is None else seconds_str(age), style="bold")
+    line.append(_age(state.data_age()), style="bold")
     line.append("  ")
     link = state.shown_link()
     freshness = state.info.freshness if state.info else None
@@ -55,8 +65,16 @@ class StatusBar(Widget):
     }
     """
 
+    _shown: Text | None = None
+
     def on_mount(self) -> None:
-        self.set_interval(1.0, self.refresh)
+        self.set_interval(1.0, self.update_state)
+
+    def update_state(self) -> None:
+        """Redraw when the text would change (a repaint is bytes down the operator's SSH)."""
+        if status_text(shell(self.app).connection) != self._shown:
+            self.refresh()
 
     def render(self) -> Text:
-        return status_text(shell(self.app).connection)
+        self._shown = status_text(shell(self.app).connection)
+        return self._shown

@@ -22,7 +22,7 @@ from rich.text import Text
 from textual import events
 from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
@@ -243,10 +243,18 @@ class VirtualTable(ScrollView, can_focus=True):
         self.post_message(self.Loaded())
 
     def _store_page(self, page: int, answer: Page[Any]) -> None:
-        self._cache[page] = list(answer.items)
-        self._lines.clear()
+        """Keep a page; repaint only the rows that changed when a refresh brings the same rows
+        back (an idle console must not redraw the screen: its output goes down SSH)."""
+        before = self._cache.get(page, self._stale.get(page))
+        items = list(answer.items)
+        self._cache[page] = items
         self._stale.pop(page, None)
         self._trim_cache(page)
+        if answer.total == self.total and before is not None and len(before) == len(items):
+            changed = (i for i, (a, b) in enumerate(zip(before, items, strict=True)) if a != b)
+            self._repaint_rows([page * PAGE_SIZE + i for i in changed])
+            return
+        self._lines.clear()
         if answer.total != self.total:
             first_answer = self.total is None
             self.total = answer.total
@@ -256,6 +264,14 @@ class VirtualTable(ScrollView, can_focus=True):
             if first_answer:
                 self._ensure_visible_pages()  # now the read-ahead can start
         self.refresh()
+
+    def _repaint_rows(self, rows: list[int]) -> None:
+        top = round(self.scroll_offset.y)
+        for row in rows:
+            self._lines.discard((row, False))
+            self._lines.discard((row, True))
+            if top <= row < top + self._rows_height():
+                self.refresh(Region(0, row - top + 1, self.size.width, 1))  # line 0: the header
 
     def _trim_cache(self, around: int) -> None:
         for cache in (self._cache, self._stale):

@@ -46,12 +46,13 @@ def make_app(
     clock: Callable[[], float] | None = None,
     timeout: float = 5.0,
     sandbox: bool = False,
+    refresh_interval: float = 60.0,  # tests refresh explicitly; no timer noise
 ) -> OpsConsoleApp:
     settings = ConsoleSettings(
         backend="http://fake-backend:8080",
         operator="alice",
         theme="opsconsole-dark",
-        refresh_interval=60.0,  # tests refresh explicitly; no timer noise
+        refresh_interval=refresh_interval,
         request_timeout=timeout,
     )
     return OpsConsoleApp(
