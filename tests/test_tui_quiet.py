@@ -52,11 +52,8 @@ async def test_a_refresh_repaints_only_the_rows_that_changed(
         table = app.screen.query_one(VirtualTable)
         await wait_for(pilot, lambda: table.item_at(5) is not None, "the rows")
         await pilot.pause(0.2)
-        row, item = next(
-            (r, table.item_at(r))
-            for r in range(20)
-            if table.item_at(r) is not None and table.item_at(r).kind == "Deployment"
-        )
+        rows = [(r, table.item_at(r)) for r in range(20)]
+        row, item = next((r, i) for r, i in rows if i is not None and i.kind == "Deployment")
         deployment = fleet.cluster["deployments"][(item.namespace, item.name)]
         status = deployment["status"]
         status["readyReplicas"] = status["availableReplicas"] = 0 if status["readyReplicas"] else 2
@@ -109,8 +106,12 @@ async def test_a_panel_repaints_only_the_rows_that_changed(
         await pilot.pause(0.2)
         before = [tenants.get_row_at(y) for y in range(6)]
         # One GPU of team-b becomes busier: team-b's utilization is the only change.
-        uuid, sample = next((u, s) for u, s in fleet.samples.items() if s.namespace == "team-b")
-        fleet.samples[uuid] = replace(sample, utilization=(sample.utilization or 0) + 37)
+        uuid, sample = next(
+            (u, s)
+            for u, s in fleet.samples.items()
+            if s.namespace == "team-b" and s.utilization is not None
+        )
+        fleet.samples[uuid] = replace(sample, utilization=(sample.utilization or 0.0) + 37)
         fake.source.model = build_fleet_model(fleet.cluster, fleet.telemetry(), now=SAMPLED_AT)
 
         repainted: list[tuple[Region, ...]] = []
