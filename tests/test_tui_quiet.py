@@ -89,7 +89,7 @@ async def test_the_status_bar_is_not_redrawn_while_nothing_it_shows_changes(
             now[0] = SAMPLED_AT + seconds
             bar.update_state()
         assert redraws == []
-        now[0] = app.connection.last_ok + 10.0  # stale: the age shows, and counts
+        now[0] = (app.connection.last_ok or SAMPLED_AT) + 10.0  # stale: the age shows
         bar.update_state()
         assert redraws == [1]
 
