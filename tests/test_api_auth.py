@@ -182,8 +182,8 @@ async def test_the_docs_load_nothing_from_elsewhere(fake: FleetBackend) -> None:
 # -- tenant scopes -----------------------------------------------------------------------------
 
 
-async def items(http: httpx.AsyncClient, path: str, **params: object) -> list[dict]:
-    answer = await http.get(path, params={"limit": 1000, **params})
+async def items(http: httpx.AsyncClient, path: str, **params: str) -> list[dict]:
+    answer = await http.get(path, params={"limit": "1000", **params})
     assert answer.status_code == 200, answer.text
     return answer.json()["items"]
 
