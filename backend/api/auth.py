@@ -60,7 +60,7 @@ async def require_actor(request: Request) -> Actor:
         name=identity.operator,
         role=identity.role,
         tenants=identity.tenants,
-        source_address=request.client.host if request.client else None,
+        source_address=address if request.client else None,
         ssh_client=request.headers.get(SSH_CLIENT_HEADER) or None,
         user_agent=request.headers.get("user-agent"),
     )
