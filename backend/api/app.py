@@ -30,7 +30,6 @@ from backend.schemas import API_PREFIX, ApiErrorBody, BackendInfo
 from backend.version import VERSION
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    **AUTH_ERRORS,
     404: {"model": ApiErrorBody},
     422: {"model": ApiErrorBody},
     500: {"model": ApiErrorBody},
@@ -133,5 +132,7 @@ def create_app(
     add_docs_routes(app)
     authenticated = [Depends(require_actor)]
     for router in (_info_router(), identity_router, fleet_router, audit_router, changes_router):
-        app.include_router(router, prefix=API_PREFIX, dependencies=authenticated)
+        app.include_router(
+            router, prefix=API_PREFIX, dependencies=authenticated, responses=AUTH_ERRORS
+        )
     return app

@@ -10,9 +10,10 @@ token being looked at.
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from backend.api.deps import get_source
 from backend.changes.request import Actor
@@ -24,9 +25,7 @@ CHALLENGE = {"WWW-Authenticate": 'Bearer realm="opsconsole"'}
 UNKNOWN_ADDRESS = "unknown"
 
 
-def _bearer(header: str | None) -> str | None:
-    scheme, _, token = (header or "").partition(" ")
-    return (token.strip() or None) if scheme.lower() == "bearer" else None
+BEARER = HTTPBearer(auto_error=False, description="A token from `opsconsole token create`.")
 
 
 def _refuse(limiter: FailureLimiter, address: str, why: str) -> HTTPException:
@@ -34,7 +33,10 @@ def _refuse(limiter: FailureLimiter, address: str, why: str) -> HTTPException:
     return HTTPException(401, f"not authenticated: {why}", headers=CHALLENGE)
 
 
-async def require_actor(request: Request) -> Actor:
+async def require_actor(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+) -> Actor:
     """Who sends this request; 401, 429 or 503 (no token store yet) otherwise."""
     limiter: FailureLimiter = request.app.state.auth_failures
     address = request.client.host if request.client else UNKNOWN_ADDRESS
@@ -49,11 +51,10 @@ async def require_actor(request: Request) -> Actor:
     identities = (await get_source(request)).identities
     if identities is None:
         raise HTTPException(503, "authentication is not available yet: the backend is starting")
-    token = _bearer(request.headers.get("authorization"))
-    if token is None:
+    if credentials is None or not credentials.credentials:
         raise _refuse(limiter, address, "send Authorization: Bearer <token>")
     try:
-        identity = await identities.identify(token)
+        identity = await identities.identify(credentials.credentials)
     except NotAuthenticated as exc:
         raise _refuse(limiter, address, str(exc)) from None
     return Actor(
@@ -67,14 +68,14 @@ async def require_actor(request: Request) -> Actor:
 
 
 ActorDep = Annotated[Actor, Depends(require_actor)]
-AUTH_ERRORS: dict[int | str, dict[str, object]] = {
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ApiErrorBody, "description": "No valid bearer token"},
     429: {"model": ApiErrorBody, "description": "Too many failed authentications"},
 }
 router = APIRouter(tags=["identity"])
 
 
-@router.get("/whoami", response_model=Whoami, responses=AUTH_ERRORS)
+@router.get("/whoami", response_model=Whoami)
 async def whoami(actor: ActorDep) -> Whoami:
     """The operator, role and tenants (null: every tenant) of the caller's token."""
     tenants = None if actor.tenants is None else sorted(actor.tenants)
