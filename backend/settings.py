@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     tls_cert: Path | None = Field(None, description="Serve HTTPS with this certificate (PEM).")
     tls_key: Path | None = Field(None, description="The certificate's private key (PEM).")
     auth_failure_limit: int = Field(
-        20, ge=1, description="Failed authentications per client address within the window."
+        20, ge=1, description="Unknown tokens per client address within the window (then 429)."
     )
     auth_failure_window: float = Field(60.0, gt=0, description="Seconds.")
     token_cache_seconds: float = Field(

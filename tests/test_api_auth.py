@@ -135,23 +135,37 @@ async def test_unknown_expired_and_revoked_tokens_are_refused(fake: FleetBackend
         assert (await http.get("/api/v1/overview")).status_code == 200
 
 
-async def test_failed_authentication_is_rate_limited_per_address(fake: FleetBackend) -> None:
+async def test_unknown_tokens_are_rate_limited_per_address(fake: FleetBackend) -> None:
     clock = Clock()
     app = create_app(
         fake.source, allowed_hosts=["fake"], auth_failures=FailureLimiter(3, 60.0, clock)
     )
-    async with client(fake, "opsc_guess", app) as guessing, client(fake, fake.token, app) as ok:
-        assert (await ok.get("/api/v1/whoami")).status_code == 200
+    past = datetime.now(UTC) - timedelta(days=1)
+    expired, _ = fake.source.tokens.create("erin", "admin", expires=past)
+    fresh = fake.issue("fred", "viewer")
+    async with (
+        client(fake, "opsc_guess", app) as guessing,
+        client(fake, fake.token, app) as working,
+        client(fake, fresh, app) as arriving,
+        client(fake, expired, app) as stale,
+        client(fake, None, app) as anonymous,
+    ):
+        assert (await working.get("/api/v1/whoami")).status_code == 200
+        for _ in range(4):  # known tokens and no token at all are not guesses
+            assert (await stale.get("/api/v1/whoami")).status_code == 401
+            assert (await anonymous.get("/api/v1/whoami")).status_code == 401
         for _ in range(3):
             assert (await guessing.get("/api/v1/whoami")).status_code == 401
         limited = await guessing.get("/api/v1/whoami")
         assert limited.status_code == 429
         assert limited.headers["retry-after"] == "60"
-        # The address is refused whatever it sends, until the window has passed.
-        assert (await ok.get("/api/v1/whoami")).status_code == 429
-        assert (await ok.get("/healthz")).status_code == 200
+        assert "too many unknown tokens" in limited.json()["detail"]
+        # New tokens from the address are not looked at until the window has passed; a token
+        # that worked before keeps working (an operator on the same bastion host).
+        assert (await arriving.get("/api/v1/whoami")).status_code == 429
+        assert (await working.get("/api/v1/whoami")).status_code == 200
         clock.now += 61
-        assert (await ok.get("/api/v1/whoami")).status_code == 200
+        assert (await arriving.get("/api/v1/whoami")).status_code == 200
 
 
 async def test_other_host_names_are_refused(fake: FleetBackend) -> None:

@@ -91,6 +91,10 @@ class Identities(Protocol):
         """Raise ``NotAuthenticated`` for a token that is unknown, revoked or expired."""
         ...
 
+    def seen(self, token: str) -> bool:
+        """Whether the token was found before (it may be let through a rate limit)."""
+        ...
+
 
 class ServedSource(FleetSource, Protocol):
     """Everything the app serves: the fleet, ``/info``, ``/readyz`` and ``/metrics``; the audit

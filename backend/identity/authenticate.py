@@ -22,6 +22,10 @@ class NotAuthenticated(Exception):
     """The token is unknown, revoked or expired; the message says which."""
 
 
+class UnknownToken(NotAuthenticated):
+    """No such token was ever issued (what guessing produces)."""
+
+
 @dataclass(frozen=True)
 class _Cached:
     identity: Identity
@@ -40,6 +44,10 @@ class TokenAuthenticator:
         self.clock = clock
         self._cache: dict[str, _Cached] = {}
 
+    def seen(self, token: str) -> bool:
+        """Whether ``token`` was found in the database before (and is still remembered)."""
+        return token_hash(token) in self._cache
+
     async def identify(self, token: str) -> Identity:
         """The token's identity; ``NotAuthenticated`` when it may not be used."""
         key = token_hash(token)
@@ -53,7 +61,7 @@ class TokenAuthenticator:
                     self._cache.clear()
                 self._cache[key] = _Cached(identity, self.clock())
         if identity is None:
-            raise NotAuthenticated("the token is not known")
+            raise UnknownToken("the token is not known")
         if identity.revoked is not None:
             raise NotAuthenticated(f"the token was revoked at {identity.revoked}")
         if identity.expired():
