@@ -79,13 +79,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _token(argv: list[str]) -> int:
+    from backend.identity.cli import main as token_main
+    from backend.identity.cli import parser as token_parser
+
+    return token_main(token_parser().parse_args(argv))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["token"]:  # its own parser, so that `token --help` is the verbs' help
+        return _token(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "token":
-        from backend.identity.cli import main as token_main
-        from backend.identity.cli import parser as token_parser
-
-        return token_main(token_parser().parse_args(args.token_args))
+        return _token(args.token_args)
     if args.command == "sandbox":
         from backend.sandbox.server import main as sandbox_main
 
