@@ -12,12 +12,15 @@ import logging
 import signal
 import sys
 
+from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 
 from backend.api.app import create_app
+from backend.api.hosts import allowed_host_names
 from backend.cluster.kubeconfig import ClusterAccessError
 from backend.db.engine import redact
 from backend.http_server import ServedApp, bind_socket
+from backend.identity.limiter import FailureLimiter
 from backend.service import Backend
 from backend.settings import Settings
 
@@ -40,7 +43,7 @@ class RunningBackend:
         sock = bind_socket(self.settings.host, self.settings.port)  # a busy port fails first
         await self.backend.start()
         try:
-            self._http = ServedApp(create_app(self.backend))
+            self._http = ServedApp(serve_app(self.settings, self.backend), **tls(self.settings))
             self.url = await self._http.start(sock)
         except BaseException:
             sock.close()
@@ -53,6 +56,22 @@ class RunningBackend:
             await self._http.stop()
         if self.backend is not None:
             await self.backend.stop()
+
+
+def serve_app(settings: Settings, backend: Backend) -> FastAPI:
+    """The app for ``backend``, with the host names and failure limits the settings give."""
+    return create_app(
+        backend,
+        allowed_hosts=allowed_host_names(settings.host, settings.allowed_hosts),
+        auth_failures=FailureLimiter(settings.auth_failure_limit, settings.auth_failure_window),
+    )
+
+
+def tls(settings: Settings) -> dict[str, str]:
+    """uvicorn's TLS options when a certificate is configured."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return {}
+    return {"ssl_certfile": str(settings.tls_cert), "ssl_keyfile": str(settings.tls_key)}
 
 
 async def run_backend(settings: Settings, backend: Backend | None = None) -> None:
@@ -75,7 +94,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     """Environment settings with the command line's flags on top."""
     overrides = {
         key: getattr(args, key)
-        for key in ("kubeconfig", "context", "host", "port")
+        for key in ("kubeconfig", "context", "host", "port", "tls_cert", "tls_key")
         if getattr(args, key, None) is not None
     }
     return Settings(**overrides)

@@ -88,6 +88,16 @@ class DataFreshness(BaseModel):
     )
 
 
+class Whoami(BaseModel):
+    """``GET /api/v1/whoami``: who the backend takes the caller for, from their bearer token."""
+
+    operator: str
+    role: str = Field(description="viewer | operator | admin.")
+    tenants: list[str] | None = Field(
+        None, description="The tenants the token may see and change; null = every tenant."
+    )
+
+
 class BackendInfo(BaseModel):
     """``GET /api/v1/info``: which backend and cluster a client is talking to."""
 

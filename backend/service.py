@@ -30,6 +30,8 @@ from backend.db.engine import Database, redact
 from backend.db.migrate import upgrade
 from backend.fleet.model import FleetModel, build_fleet_model
 from backend.fleet.nodes import GpuRules
+from backend.identity.authenticate import TokenAuthenticator
+from backend.identity.tokens import TokenStore
 from backend.schemas import BackendInfo, DataFreshness, KindFreshness, TelemetryFailure
 from backend.settings import Settings
 from backend.telemetry.base import TelemetrySnapshot, TelemetryUnavailable
@@ -76,6 +78,7 @@ class Backend:
         self.cluster = ClusterClient(self.access.api_client)
         self.audit: AuditLog | None = None  # from start(), when the database is there
         self.changes: ChangePath | None = None
+        self.identities: TokenAuthenticator | None = None  # from start(), like the audit log
         self._model_task: asyncio.Task[None] | None = None
         self._recovery_task: asyncio.Task[None] | None = None
         self._started = False
@@ -112,6 +115,9 @@ class Backend:
         """Migrate the database, start watching and scraping; returns before the first sync."""
         await asyncio.to_thread(upgrade, self.settings.database_url)
         self.database = Database(self.settings.database_url)
+        self.identities = TokenAuthenticator(
+            TokenStore(self.database.engine), cache_seconds=self.settings.token_cache_seconds
+        )
         await self._start_changes(self.database)
         await self.cache.start()
         if self.settings.telemetry_mode != "off":

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import platformdirs
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 TelemetryMode = Literal["proxy", "direct", "urls", "nvml", "off"]
@@ -60,13 +60,33 @@ class Settings(BaseSettings):
     )
     idle_utilization_percent: float = 5.0
     hot_temperature_c: float = 85.0
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names the API answers to besides loopback and the listen address "
+        "(comma-separated; * = any): the Service's DNS name in a cluster.",
+    )
+    tls_cert: Path | None = Field(None, description="Serve HTTPS with this certificate (PEM).")
+    tls_key: Path | None = Field(None, description="The certificate's private key (PEM).")
+    auth_failure_limit: int = Field(
+        20, ge=1, description="Unknown tokens per client address within the window (then 429)."
+    )
+    auth_failure_window: float = Field(60.0, gt=0, description="Seconds.")
+    token_cache_seconds: float = Field(
+        5.0, ge=0, description="How long a token lookup is reused (revocations wait this long)."
+    )
 
-    @field_validator("dcgm_urls", mode="before")
+    @field_validator("dcgm_urls", "allowed_hosts", mode="before")
     @classmethod
-    def _split_urls(cls, value: object) -> object:
+    def _split_list(cls, value: object) -> object:
         """Accept ``a,b`` (the natural form in an environment variable), a JSON list, a list."""
         if isinstance(value, str) and value.lstrip().startswith("["):
             return json.loads(value)
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        return self

@@ -76,12 +76,32 @@ def start_sandbox(fleet: str, workdir: Path) -> tuple[subprocess.Popen[bytes], P
     return proc, kubeconfig, time.perf_counter() - started
 
 
+def issue_token() -> None:
+    """An admin token in the backend's database (``OPSCONSOLE_DATABASE_URL``), made by the
+    command line and left in ``OPSCONSOLE_TOKEN`` for every client here and the console's
+    benchmark."""
+    create = ["token", "create", "--operator", "bench", "--role", "admin", "--output", "json"]
+    made = subprocess.run(
+        [sys.executable, "-m", "opsconsole", *create],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    os.environ["OPSCONSOLE_TOKEN"] = json.loads(made.stdout)["token"]
+
+
+def auth() -> dict[str, str]:
+    return {"Authorization": f"Bearer {os.environ['OPSCONSOLE_TOKEN']}"}
+
+
 def start_backend(kubeconfig: Path, workdir: Path) -> tuple[subprocess.Popen[bytes], str, float]:
     """Start a backend; return it, its URL and the seconds until /readyz said 200."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env_db = f"sqlite:///{workdir / 'bench.db'}"
     os.environ["OPSCONSOLE_DATABASE_URL"] = env_db
+    if "OPSCONSOLE_TOKEN" not in os.environ:
+        issue_token()
     started = time.perf_counter()
     proc = _spawn(
         "serve", "--kubeconfig", str(kubeconfig), "--port", str(port), log=workdir / "backend.log"
@@ -99,7 +119,7 @@ def start_backend(kubeconfig: Path, workdir: Path) -> tuple[subprocess.Popen[byt
 def wait_for_telemetry(url: str, timeout: float = 120.0) -> float | None:
     """Seconds until the backend reports a complete telemetry round, or None."""
     started = time.perf_counter()
-    with httpx.Client(timeout=5.0) as client:
+    with httpx.Client(timeout=5.0, headers=auth()) as client:
         while time.perf_counter() - started < timeout:
             with contextlib.suppress(httpx.HTTPError, KeyError, ValueError):
                 info = client.get(f"{url}/api/v1/info").json()
@@ -131,6 +151,7 @@ async def _load(url: str, path: str, clients: int, requests: int) -> list[float]
     target = httpx.URL(url)
     request = (
         f"GET {path} HTTP/1.1\r\nHost: {target.host}:{target.port}\r\n"
+        f"Authorization: {auth()['Authorization']}\r\n"
         "Accept: application/json\r\n\r\n"
     ).encode()
     latencies: list[float] = []
@@ -172,7 +193,7 @@ def change_visibility(url: str, kubeconfig: Path, runs: int = 5) -> list[float]:
     from kubernetes import config as k8s_config
 
     apps = k8s.AppsV1Api(k8s_config.new_client_from_config(config_file=str(kubeconfig)))
-    with httpx.Client(base_url=url, timeout=10.0) as http:
+    with httpx.Client(base_url=url, timeout=10.0, headers=auth()) as http:
         row = http.get("/api/v1/workloads", params={"kind": "Deployment", "limit": 1}).json()
         namespace, name = row["items"][0]["namespace"], row["items"][0]["name"]
         path = f"/api/v1/workloads/{namespace}/deployment/{name}"
@@ -192,7 +213,7 @@ def change_visibility(url: str, kubeconfig: Path, runs: int = 5) -> list[float]:
 
 def endpoints(url: str) -> list[str]:
     """The read endpoints, with real names taken from the fleet."""
-    with httpx.Client(base_url=url, timeout=10.0) as client:
+    with httpx.Client(base_url=url, timeout=10.0, headers=auth()) as client:
         tenant = client.get("/api/v1/tenants", params={"limit": 1}).json()["items"][0]["name"]
         workload = client.get("/api/v1/workloads", params={"limit": 1}).json()["items"][0]
         node = client.get("/api/v1/nodes", params={"limit": 1}).json()["items"][0]["name"]

@@ -390,9 +390,13 @@ async def _http_pages(model, path: str, requests: int) -> float:
 
     source = InMemorySource({}, None)
     source.model = model
-    app = create_app(source)
+    token, _ = source.tokens.create("bench", "viewer")
+    app = create_app(source, allowed_hosts=["bench"])
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://bench", headers=headers
+    ) as client:
         await client.get(API_PREFIX + path)
         start = time.perf_counter()
         for _ in range(requests):

@@ -20,9 +20,11 @@ from pathlib import Path
 
 from opsconsole.app import OpsConsoleApp
 from opsconsole.client import BackendClient
+from opsconsole.settings import ConsoleSettings
 from tests.support.backend import FleetBackend
 from tests.support.detail_fleet import NOW, detail_fleet
 from tests.support.screens import (
+    DISPLAY_HOST,
     DISPLAY_URL,
     FROZEN,
     SIZES,
@@ -34,6 +36,7 @@ from tests.support.screens import (
     settle,
     wait_ready,
 )
+from tests.support.tokens import issue_token
 
 # -- where the data comes from -------------------------------------------------------------------
 
@@ -53,6 +56,7 @@ async def sandbox_target(fleet: str, seed: int) -> AsyncIterator[Target]:
                 port=0,
                 scrape_interval=1.0,
                 database_url=f"sqlite:///{tmp_path / 'opsconsole.db'}",
+                allowed_hosts=[DISPLAY_HOST],
             )
             async with RunningBackend(settings) as url:
                 yield Target(
@@ -60,19 +64,25 @@ async def sandbox_target(fleet: str, seed: int) -> AsyncIterator[Target]:
                     clock=FROZEN.timestamp,
                     transport=FixedHostTransport(url),
                     sandbox=True,
+                    token=issue_token(settings.database_url, "alice", "admin"),
                 )
 
 
 @contextlib.asynccontextmanager
 async def fake_target() -> AsyncIterator[Target]:
     """The real backend app over the tests' detail fleet, in this process, with its clock."""
-    transport = FleetBackend(detail_fleet()).transport()
-    yield Target(url="http://fake-backend:8080", clock=lambda: NOW, transport=transport)
+    fake = FleetBackend(detail_fleet())
+    yield Target(
+        url="http://fake-backend:8080",
+        clock=lambda: NOW,
+        transport=fake.transport(),
+        token=fake.token,
+    )
 
 
 @contextlib.asynccontextmanager
 async def url_target(url: str) -> AsyncIterator[Target]:
-    yield Target(url=url, clock=time.time)
+    yield Target(url=url, clock=time.time, token=ConsoleSettings().token)
 
 
 async def shoot(
@@ -103,7 +113,9 @@ async def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     async with source as target:
-        client = BackendClient(target.url, transport=target.transport, timeout=10.0)
+        client = BackendClient(
+            target.url, transport=target.transport, timeout=10.0, token=target.token
+        )
         try:
             await wait_ready(client)
             subjects = await pick_subjects(client)
@@ -123,7 +135,9 @@ async def run(args: argparse.Namespace) -> int:
 
 async def roll_back(target: Target, release: tuple[str, str, str]) -> None:
     """One rollback through the backend, so that the audit log has a change to show."""
-    client = BackendClient(target.url, transport=target.transport, timeout=30.0, operator="alice")
+    client = BackendClient(
+        target.url, transport=target.transport, timeout=30.0, operator="alice", token=target.token
+    )
     try:
         plan = await client.rollback_plan(*release)
         await client.rollback_apply(*release, plan, "p99 latency doubled after the rollout")

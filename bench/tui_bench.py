@@ -70,9 +70,11 @@ class FrameClock:
         self.hits = {}
 
 
-def make_app(url: str, transport: httpx.AsyncBaseTransport | None) -> OpsConsoleApp:
+def make_app(
+    url: str, transport: httpx.AsyncBaseTransport | None, token: str | None
+) -> OpsConsoleApp:
     settings = ConsoleSettings(
-        backend=url, operator="bench", refresh_interval=3600.0, request_timeout=10.0
+        backend=url, operator="bench", token=token, refresh_interval=3600.0, request_timeout=10.0
     )
     return OpsConsoleApp(settings, backend_url=url, transport=transport)
 
@@ -129,12 +131,14 @@ def overview_ready(app: OpsConsoleApp) -> bool:
     return isinstance(screen, OverviewScreen) and screen.data is not None
 
 
-async def first_frame(url: str, transport_factory: Callable[[], Any], runs: int) -> list[Sample]:
+async def first_frame(
+    url: str, transport_factory: Callable[[], Any], token: str | None, runs: int
+) -> list[Sample]:
     """App start to the overview drawn with data, ``runs`` times (a fresh app each time)."""
     times = []
     for _ in range(runs):
         start, start_cpu = time.perf_counter(), time.process_time()
-        app = make_app(url, transport_factory())
+        app = make_app(url, transport_factory(), token)
         frames = FrameClock(app)
         frames.expect(done=partial(overview_ready, app))
         async with app.run_test(size=SIZE) as pilot:
@@ -143,10 +147,15 @@ async def first_frame(url: str, transport_factory: Callable[[], Any], runs: int)
 
 
 async def list_latencies(
-    url: str, transport: Any, key: str, screen_type: type[ListScreen], presses: int
+    url: str,
+    transport: Any,
+    token: str | None,
+    key: str,
+    screen_type: type[ListScreen],
+    presses: int,
 ) -> tuple[int, dict[str, list[Sample]]]:
     """Scroll (pagedown, down) and filter keystrokes on one list screen."""
-    app = make_app(url, transport)
+    app = make_app(url, transport, token)
     frames = FrameClock(app)
     out: dict[str, list[Sample]] = {"pagedown": [], "pagedown_data": [], "down": [], "filter": []}
     async with app.run_test(size=SIZE) as pilot:
@@ -231,26 +240,28 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         fake = FleetBackend.generated(
             tenants=40, workloads=args.rows, nodes=args.rows // 8, gpus_per_node=8
         )
-        url = "http://synthetic"
+        url = "http://fake-backend"  # a name the fake backend answers to
+        token: str | None = fake.token
 
         def transport_factory() -> Any:
             return fake.transport()
     else:
         url = args.backend
+        token = ConsoleSettings().token
 
         def transport_factory() -> Any:
             return None
 
     metrics: dict[str, dict[str, float]] = {}
     rows: dict[str, int] = {}
-    first = await first_frame(url, transport_factory, args.starts)
+    first = await first_frame(url, transport_factory, token, args.starts)
     metrics["first frame with data (overview, in-process)"] = summary(first)
     imports = [Sample(import_seconds(), 0.0) for _ in range(3)]
     metrics["console imports (fresh interpreter)"] = summary(imports)
     for key, screen_type in (("3", WorkloadsScreen), ("4", GpusScreen)):
         name = screen_type.__name__.removesuffix("Screen").lower()
         rows[name], found = await list_latencies(
-            url, transport_factory(), key, screen_type, args.presses
+            url, transport_factory(), token, key, screen_type, args.presses
         )
         metrics[f"{name}: pagedown repaint"] = summary(found["pagedown"])
         metrics[f"{name}: pagedown until rows loaded"] = summary(found["pagedown_data"])

@@ -104,6 +104,7 @@ class OpsConsoleApp(App[None]):
             transport=transport,
             operator=settings.operator,
             ssh_client=os.environ.get("SSH_CONNECTION"),  # where the operator connects from
+            token=settings.token,
         )
         self.connection = ConnectionState(
             backend_url=backend_url,

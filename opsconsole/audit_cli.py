@@ -83,7 +83,7 @@ def _verify_database(url: str) -> ChainVerification:
 
 
 async def _run_remote(args: argparse.Namespace, backend: str, out: TextIO) -> int:
-    client = BackendClient(backend, timeout=60.0)
+    client = BackendClient(backend, timeout=60.0, token=ConsoleSettings().token)
     try:
         if args.audit_command == "verify":
             return _report(await client.audit_verify(), args.output, out)

@@ -44,6 +44,18 @@ def _add_serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--context", help="kubeconfig context (default: the current context)")
     p.add_argument("--host", help="listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="listen port (default 8080)")
+    p.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate (PEM)")
+    p.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
+
+
+def _add_token_parser(sub: argparse._SubParsersAction) -> None:
+    """The verbs are the backend's (they work on its database), imported only when used."""
+    p = sub.add_parser(
+        "token",
+        help="create, list and revoke operators' API tokens (in the database directly)",
+        add_help=False,
+    )
+    p.add_argument("token_args", nargs=argparse.REMAINDER, help="create | list | revoke ...")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,13 +73,26 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     _add_sandbox_parser(sub)
     _add_serve_parser(sub)
+    _add_token_parser(sub)
     audit_cli.add_parser(sub)
     rollout_cli.add_parser(sub)
     return parser
 
 
+def _token(argv: list[str]) -> int:
+    from backend.identity.cli import main as token_main
+    from backend.identity.cli import parser as token_parser
+
+    return token_main(token_parser().parse_args(argv))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["token"]:  # its own parser, so that `token --help` is the verbs' help
+        return _token(argv[1:])
     args = build_parser().parse_args(argv)
+    if args.command == "token":
+        return _token(args.token_args)
     if args.command == "sandbox":
         from backend.sandbox.server import main as sandbox_main
 

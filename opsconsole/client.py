@@ -103,11 +103,15 @@ class BackendClient:
         transport: httpx.AsyncBaseTransport | None = None,
         operator: str | None = None,
         ssh_client: str | None = None,
+        token: str | None = None,
     ) -> None:
-        """``operator`` and ``ssh_client`` (the session's ``SSH_CONNECTION``) go with every
-        request, so that the audit log says who acted and from where."""
+        """``token`` (the operator's bearer token) says who acts; ``operator`` and
+        ``ssh_client`` (the session's ``SSH_CONNECTION``) go with every request, so that the
+        audit log says from where."""
         self.base_url = base_url.rstrip("/")
         headers = {"accept": "application/json"}
+        if token:
+            headers["authorization"] = f"Bearer {token}"
         if operator:
             headers[OPERATOR_HEADER] = operator
         if ssh_client:

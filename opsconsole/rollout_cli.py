@@ -124,7 +124,7 @@ def _check_change_arguments(args: argparse.Namespace, target: Target) -> None:
 
 
 async def _run_remote(args: argparse.Namespace, target: Target, backend: str, out: TextIO) -> int:
-    client = BackendClient(backend, timeout=30.0)
+    client = BackendClient(backend, timeout=30.0, token=ConsoleSettings().token)
     try:
         if args.rollout_command == "history":
             detail = await client.workload(target.namespace, target.kind, target.name)

@@ -39,6 +39,7 @@ class ConsoleSettings(BaseSettings):
 
     backend: str | None = Field(None, description="Backend URL; None = embedded sandbox.")
     operator: str = Field(default_factory=_default_operator)
+    token: str | None = Field(None, description="The operator's bearer token for the backend.")
     theme: str = "opsconsole-dark"
     refresh_interval: float = Field(2.0, gt=0)
     request_timeout: float = Field(5.0, gt=0)

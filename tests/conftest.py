@@ -19,6 +19,8 @@ import httpx
 import pytest
 
 from tests.support.sandbox import SandboxThread
+from tests.support.screens import DISPLAY_HOST
+from tests.support.tokens import bearer, issue_token
 
 T = TypeVar("T")
 
@@ -29,12 +31,25 @@ HISTORY = 6  # samples of utilization history; full before tests start, so spark
 
 @dataclass
 class LiveCluster:
-    """A running sandbox + backend: ``backend_url`` for REST, ``kubeconfig`` for Kubernetes."""
+    """A running sandbox + backend: ``backend_url`` for REST (with ``token``, an admin's),
+    ``kubeconfig`` for Kubernetes."""
 
     backend_url: str
     sandbox_url: str
     kubeconfig: Path
     database_url: str
+    token: str
+
+    def token_for(
+        self, operator: str, role: str = "admin", tenants: frozenset[str] | None = None
+    ) -> str:
+        """A new token in the backend's database."""
+        return issue_token(self.database_url, operator, role, tenants)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """What authenticates a request as the admin."""
+        return bearer(self.token)
 
 
 class _ClusterThread:
@@ -53,6 +68,8 @@ class _ClusterThread:
             scrape_interval=1.0,
             history_length=HISTORY,
             model_debounce=0.1,
+            token_cache_seconds=1.0,
+            allowed_hosts=[DISPLAY_HOST],  # the console's pictures call it by that name
         )
         self._backend = RunningBackend(settings)
         try:
@@ -61,7 +78,11 @@ class _ClusterThread:
             self.sandbox.close()
             raise
         self.cluster = LiveCluster(
-            url, self.sandbox.url, self.sandbox.kubeconfig_path, database_url
+            url,
+            self.sandbox.url,
+            self.sandbox.kubeconfig_path,
+            database_url,
+            issue_token(database_url, "admin", "admin"),
         )
 
     def _on_loop(self, coroutine: Coroutine[object, object, T]) -> T:
@@ -72,10 +93,10 @@ class _ClusterThread:
         self.sandbox.close()
 
 
-def wait_until_settled(url: str, timeout: float = 60.0) -> None:
+def wait_until_settled(url: str, token: str, timeout: float = 60.0) -> None:
     """Until the backend has synced and its model has a full telemetry history."""
     deadline = time.monotonic() + timeout
-    with httpx.Client(base_url=url, timeout=5.0) as client:
+    with httpx.Client(base_url=url, timeout=5.0, headers=bearer(token)) as client:
         while time.monotonic() < deadline:
             try:
                 info = client.get("/api/v1/info").json()
@@ -93,7 +114,7 @@ def wait_until_settled(url: str, timeout: float = 60.0) -> None:
 def _start_cluster(workdir: Path, **sandbox_args: object) -> _ClusterThread:
     thread = _ClusterThread(workdir, **sandbox_args)
     try:
-        wait_until_settled(thread.cluster.backend_url)
+        wait_until_settled(thread.cluster.backend_url, thread.cluster.token)
     except BaseException:
         thread.stop()
         raise

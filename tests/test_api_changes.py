@@ -17,10 +17,10 @@ import pytest
 
 from opsconsole.cli import main as cli
 from tests.conftest import LiveCluster
+from tests.support.tokens import bearer
 
 FAKE_FINGERPRINT = "0" * 64 + "." + "0" * 64
 HEADERS = {
-    "X-Opsconsole-Operator": "alice",
     "X-Opsconsole-Ssh-Client": "10.9.8.7 50022 10.0.0.1 22",
     "User-Agent": "pytest-console",
 }
@@ -28,7 +28,9 @@ HEADERS = {
 
 @pytest.fixture(scope="module")
 def api(mutable_cluster: LiveCluster) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=mutable_cluster.backend_url, timeout=30.0, headers=HEADERS) as http:
+    """Alice, an admin, over the console's headers."""
+    headers = {**HEADERS, **bearer(mutable_cluster.token_for("alice"))}
+    with httpx.Client(base_url=mutable_cluster.backend_url, timeout=30.0, headers=headers) as http:
         yield http
 
 
@@ -192,8 +194,11 @@ def test_audit_search_filters_and_pages(api: httpx.Client) -> None:
 
 
 def test_cli_verify_list_and_export(
-    mutable_cluster: LiveCluster, capsys: pytest.CaptureFixture[str]
+    mutable_cluster: LiveCluster,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("OPSCONSOLE_TOKEN", mutable_cluster.token)
     backend = ["--backend", mutable_cluster.backend_url]
     assert cli(["audit", *backend, "verify"]) == 0
     out = capsys.readouterr().out

@@ -10,7 +10,6 @@ from typing import TypeVar
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from backend.api.app import create_app
 from backend.fleet import FleetModel, build_fleet_model
@@ -25,25 +24,26 @@ from backend.schemas import (
     WorkloadDetail,
 )
 from tests.support.backend import InMemorySource
+from tests.support.tokens import bearer
 from tests.test_fleet_model import fleet_cluster, fleet_telemetry
 
 P = TypeVar("P", bound=Page)
 
 
-def _app(model: FleetModel | None) -> FastAPI:
+def _client(model: FleetModel | None) -> httpx.AsyncClient:
+    """An admin's client of the app serving ``model``."""
     source = InMemorySource({}, None)
     source.model = model
-    return create_app(source)
+    token, _ = source.tokens.create("admin", "admin")
+    transport = httpx.ASGITransport(app=create_app(source))
+    return httpx.AsyncClient(
+        transport=transport, base_url="http://localhost", headers=bearer(token)
+    )
 
 
 @pytest.fixture(scope="module")
 def model() -> FleetModel:
     return build_fleet_model(fleet_cluster(), fleet_telemetry())
-
-
-def _client(model: FleetModel | None) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=_app(model))
-    return httpx.AsyncClient(transport=transport, base_url="http://opsconsole.test")
 
 
 @pytest.fixture

@@ -14,15 +14,27 @@ import pytest
 from opsconsole import rollout_cli
 from opsconsole.cli import main as cli
 from tests.conftest import LiveCluster
+from tests.support.tokens import bearer
 
-HEADERS = {"X-Opsconsole-Operator": "dave", "User-Agent": "pytest-releases"}
+HEADERS = {"User-Agent": "pytest-releases"}
 KSERVE = ("serving.kserve.io", "v1beta1", "inferenceservices")
 
 
 @pytest.fixture(scope="module")
 def api(mutable_cluster: LiveCluster) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=mutable_cluster.backend_url, timeout=30.0, headers=HEADERS) as http:
+    """Dave, an admin."""
+    headers = {**HEADERS, **bearer(mutable_cluster.token_for("dave"))}
+    with httpx.Client(base_url=mutable_cluster.backend_url, timeout=30.0, headers=headers) as http:
         yield http
+
+
+@pytest.fixture(autouse=True)
+def console_token(mutable_cluster: LiveCluster) -> Iterator[None]:
+    """The command line authenticates with the admin's token from the environment (kept out of
+    the tests' own ``monkeypatch``, which they undo)."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("OPSCONSOLE_TOKEN", mutable_cluster.token)
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,9 @@ from tests.conftest import LiveCluster
 
 @pytest.fixture(scope="module")
 def api(live_cluster: LiveCluster) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=live_cluster.backend_url, timeout=10.0) as http:
+    with httpx.Client(
+        base_url=live_cluster.backend_url, timeout=10.0, headers=live_cluster.headers
+    ) as http:
         yield http
 
 
@@ -131,7 +133,9 @@ def _eventually(
 
 def test_changes_through_kubernetes_show_up(mutable_cluster: LiveCluster) -> None:
     """A Deployment created, changed and deleted through the API shows in /api/v1."""
-    http = httpx.Client(base_url=mutable_cluster.backend_url, timeout=10.0)
+    http = httpx.Client(
+        base_url=mutable_cluster.backend_url, timeout=10.0, headers=mutable_cluster.headers
+    )
     tenant = http.get("/api/v1/tenants", params={"limit": 1}).json()["items"][0]
     namespace = tenant["namespaces"][0]
     apps = k8s.AppsV1Api(_kube(mutable_cluster))
@@ -173,7 +177,9 @@ def test_changes_through_kubernetes_show_up(mutable_cluster: LiveCluster) -> Non
 
 
 def test_quota_change_through_kueue_shows_up(mutable_cluster: LiveCluster) -> None:
-    http = httpx.Client(base_url=mutable_cluster.backend_url, timeout=10.0)
+    http = httpx.Client(
+        base_url=mutable_cluster.backend_url, timeout=10.0, headers=mutable_cluster.headers
+    )
     tenants = http.get("/api/v1/tenants", params={"limit": 1000}).json()["items"]
     tenant = next(t for t in tenants if t["quota_mode"] == "kueue")
     custom = k8s.CustomObjectsApi(_kube(mutable_cluster))

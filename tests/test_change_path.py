@@ -291,6 +291,54 @@ async def test_denied_changes_are_recorded(cluster: Cluster, path: ChangePath) -
     assert (record.outcome, record.target) == ("denied", f"deployment/{NS}/llm")
 
 
+class BetweenTenants(SetConfigMaps):
+    """Shaped like a quota transfer: one change of two tenants' objects."""
+
+    action = "quota.transfer"
+
+    def plan(self, parameters: Mapping[str, Any], cluster: ClusterClient) -> Plan:
+        plan = super().plan(parameters, cluster)
+        plan.tenants = ["a", "b"]
+        return plan
+
+
+async def test_roles_and_tenant_scopes_decide_who_may_change_what(
+    cluster: Cluster, path: ChangePath
+) -> None:
+    path.kinds[BetweenTenants.action] = BetweenTenants()
+    params = {"left": 1, "right": 2}
+    cases = [
+        ("test.configmaps", Actor("vi", "viewer"), "role viewer may not change anything"),
+        ("test.configmaps", Actor("op", "operator", frozenset({"a", "c"})), None),
+        ("test.configmaps", Actor("op", "operator"), None),
+        (
+            "test.configmaps",
+            Actor("ob", "operator", frozenset({"b", "c"})),
+            "role operator may not change tenant a: your token's tenants are b, c",
+        ),
+        (
+            "quota.transfer",
+            Actor("ot", "operator", frozenset({"a", "b"})),
+            "role operator may not move quota between tenants a, b: that needs role admin",
+        ),
+        ("quota.transfer", Actor("ad", "admin", frozenset({"z"})), None),
+        ("quota.transfer", Actor("ad", "admin"), None),
+    ]
+    for action, actor, denial in cases:
+        if denial is None:
+            await path.plan(action, params, actor)
+            continue
+        with pytest.raises(ChangeDenied) as refused:
+            await path.plan(action, params, actor)
+        assert str(refused.value).startswith(denial)
+    denied = [r for r in records(path) if r.outcome == "denied"]
+    assert [(r.actor, r.role) for r in denied] == [
+        ("vi", "viewer"),
+        ("ob", "operator"),
+        ("ot", "operator"),
+    ]
+
+
 class FailingSecondWrite(ClusterClient):
     """The API server refuses the second patch of a change (a later write fails)."""
 

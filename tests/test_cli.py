@@ -128,3 +128,10 @@ def test_console_without_a_terminal_says_so_instead_of_spinning() -> None:
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 2
     assert "needs a terminal" in err
+
+
+def test_token_help_shows_its_verbs() -> None:
+    proc = opsconsole("token", "--help")
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert out.startswith("usage: opsconsole token") and "{create,list,revoke}" in out

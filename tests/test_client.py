@@ -23,7 +23,7 @@ def client_for(handler, timeout: float = 5.0) -> BackendClient:
 
 async def test_parses_pages_and_sends_query_parameters() -> None:
     fake = FleetBackend.generated(tenants=30)
-    client = BackendClient("http://backend", transport=fake.transport())
+    client = BackendClient("http://backend", transport=fake.transport(), token=fake.token)
     page = await client.tenants(q="team-b", sort="-gpu_used", offset=0, limit=10)
     assert [t.name for t in page.items] == ["team-b1", "team-b"]  # 7 GPUs used, then 1
     assert page.total == 2
@@ -37,7 +37,7 @@ async def test_parses_pages_and_sends_query_parameters() -> None:
 
 async def test_unset_filters_are_not_sent() -> None:
     fake = FleetBackend()
-    client = BackendClient("http://backend", transport=fake.transport())
+    client = BackendClient("http://backend", transport=fake.transport(), token=fake.token)
     page = await client.gpus(node="gpu-node-0001", idle=False)
     assert page.items and all(isinstance(g, Gpu) and g.node == "gpu-node-0001" for g in page.items)
     params = fake.requests[-1].url.params
@@ -63,7 +63,7 @@ async def test_detail_paths_escape_untrusted_names() -> None:
 
 async def test_workload_detail_is_parsed() -> None:
     fake = FleetBackend()
-    client = BackendClient("http://backend", transport=fake.transport())
+    client = BackendClient("http://backend", transport=fake.transport(), token=fake.token)
     detail = await client.workload("team-a", "InferenceService", "model-00002")
     assert detail.kind is WorkloadKind.INFERENCE_SERVICE
     assert detail.revisions == []
@@ -125,7 +125,9 @@ async def test_real_refused_port_is_unavailable() -> None:
 async def test_timeout_is_unavailable() -> None:
     fake = FleetBackend()
     fake.mode = "slow"
-    client = BackendClient("http://backend", timeout=0.05, transport=fake.transport())
+    client = BackendClient(
+        "http://backend", timeout=0.05, transport=fake.transport(), token=fake.token
+    )
     with pytest.raises(BackendUnavailable, match="timed out"):
         await asyncio.wait_for(client.nodes(), 5)
 
@@ -136,7 +138,8 @@ async def test_timeout_is_unavailable() -> None:
 async def test_a_tenant_whose_name_is_no_valid_path_segment_still_opens(name: str) -> None:
     fleet = generated_fleet(tenants=2, workloads=2, nodes=1)
     fleet.cluster["namespaces"][("", "team-a")]["metadata"]["labels"][TENANT_LABEL] = name
-    client = BackendClient("http://backend", transport=FleetBackend(fleet).transport())
+    fake = FleetBackend(fleet)
+    client = BackendClient("http://backend", transport=fake.transport(), token=fake.token)
     tenant = await client.tenant(name)
     assert tenant.name == name
     assert tenant.namespaces == ["team-a"]

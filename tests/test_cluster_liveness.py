@@ -25,6 +25,7 @@ from backend.cluster.cache import CacheOptions
 from backend.main import RunningBackend
 from backend.sandbox.server import Sandbox
 from backend.service import Backend
+from tests.support.tokens import admin_headers
 from tests.test_service import eventually, settings_for
 
 FLEET_PATHS = ("/api/v1/overview", "/api/v1/tenants", "/api/v1/workloads", "/api/v1/nodes")
@@ -60,7 +61,8 @@ async def test_a_frozen_api_server_is_reported_within_15_s_and_recovers(
 ) -> None:
     child, kubeconfig = sandbox_process
     running = RunningBackend(settings_for(kubeconfig, tmp_path))  # the default timings
-    async with running as url, httpx.AsyncClient(base_url=url, timeout=5) as http:
+    headers = admin_headers(running.settings.database_url)
+    async with running as url, httpx.AsyncClient(base_url=url, timeout=5, headers=headers) as http:
         assert running.backend is not None
         await eventually(lambda: _ready(http), "ready", deadline=30)
         os.kill(child.pid, signal.SIGSTOP)
@@ -148,7 +150,7 @@ async def test_a_refusing_api_server_means_503_with_the_reason_not_an_empty_flee
     try:
         async with (
             RunningBackend(settings, backend) as url,
-            httpx.AsyncClient(base_url=url) as http,
+            httpx.AsyncClient(base_url=url, headers=admin_headers(settings.database_url)) as http,
         ):
             await eventually(lambda: backend.cache.watch_restarts > 13, "every kind refused")
             for path in FLEET_PATHS:
@@ -173,7 +175,11 @@ async def test_ready_means_the_model_holds_every_kind(tmp_path: Path) -> None:
     async with Sandbox(fleet="demo", seed=1, controllers=False) as sandbox:
         kubeconfig = sandbox.write_kubeconfig(tmp_path / "kubeconfig")
         running = RunningBackend(settings_for(kubeconfig, tmp_path, model_debounce=1.0))
-        async with running as url, httpx.AsyncClient(base_url=url, timeout=10) as http:
+        headers = admin_headers(running.settings.database_url)
+        async with (
+            running as url,
+            httpx.AsyncClient(base_url=url, timeout=10, headers=headers) as http,
+        ):
             await eventually(lambda: _ready(http), "ready", deadline=60)
             page = (await http.get("/api/v1/workloads", params={"kind": "inferenceservice"})).json()
             assert page["total"] > 0

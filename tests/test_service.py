@@ -26,6 +26,7 @@ from backend.service import Backend
 from backend.settings import Settings
 from backend.telemetry.discovery import exporter_pods, selector_predicate
 from backend.telemetry.scrape import TelemetryCollector
+from tests.support.tokens import admin_headers
 
 DEADLINE = 15.0
 REPO = Path(__file__).resolve().parents[1]
@@ -43,6 +44,10 @@ async def eventually(predicate: Callable[[], object], what: str, deadline: float
         if time.monotonic() > end:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+def _admin(backend: Backend) -> dict[str, str]:
+    return admin_headers(backend.settings.database_url)
 
 
 def settings_for(kubeconfig: Path, tmp_path: Path, **extra: Any) -> Settings:
@@ -91,7 +96,7 @@ async def test_readyz_waits_for_the_first_sync(tmp_path: Path) -> None:
     backend = Backend(settings, cache_options=CacheOptions(backoff_initial=0.05, backoff_max=0.2))
     async with (
         RunningBackend(settings, backend) as url,
-        httpx.AsyncClient(base_url=url) as http,
+        httpx.AsyncClient(base_url=url, headers=admin_headers(settings.database_url)) as http,
     ):
         assert (await http.get("/healthz")).status_code == 200
         answer = await http.get("/readyz")
@@ -116,7 +121,7 @@ async def _status(http: httpx.AsyncClient, path: str, code: int) -> bool:
 
 async def test_info_describes_the_cluster(served: tuple[str, Backend], sandbox: Sandbox) -> None:
     url, backend = served
-    async with httpx.AsyncClient(base_url=url) as http:
+    async with httpx.AsyncClient(base_url=url, headers=_admin(backend)) as http:
         await eventually(lambda: backend.cache.cluster_version, "the cluster version")
         info = (await http.get("/api/v1/info")).json()
     assert info["cluster_server"] == sandbox.url
@@ -132,7 +137,7 @@ async def test_openapi_and_error_shapes(
     served: tuple[str, Backend], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url, backend = served
-    async with httpx.AsyncClient(base_url=url) as http:
+    async with httpx.AsyncClient(base_url=url, headers=_admin(backend)) as http:
         schema = (await http.get("/openapi.json")).json()
         assert schema["info"]["title"] == "opsconsole backend"
         assert "/api/v1/info" in schema["paths"]
@@ -158,8 +163,8 @@ async def test_openapi_and_error_shapes(
 
 
 async def test_metrics(served: tuple[str, Backend]) -> None:
-    url, _backend = served
-    async with httpx.AsyncClient(base_url=url) as http:
+    url, backend = served
+    async with httpx.AsyncClient(base_url=url, headers=_admin(backend)) as http:
         await http.get("/api/v1/info")
         await http.get("/api/v1/tenants/some-team")
         text = (await http.get("/metrics")).text
@@ -182,7 +187,7 @@ async def test_cluster_changes_reach_the_rest_api(
     url, backend = served
     access = load_cluster_access(sandbox.write_kubeconfig(tmp_path / "kc2"))
     namespace = {"metadata": {"name": "team-x", "labels": {"opsconsole.io/tenant": "team-x"}}}
-    async with httpx.AsyncClient(base_url=url) as http:
+    async with httpx.AsyncClient(base_url=url, headers=_admin(backend)) as http:
         assert (await http.get("/api/v1/tenants/team-x")).status_code == 404
         builds = backend.model_stats.builds
         await asyncio.to_thread(
@@ -199,7 +204,10 @@ async def test_telemetry_through_the_pod_proxy(tmp_path: Path) -> None:
     async with Sandbox(fleet="demo", settle_seconds=0) as sandbox:
         kubeconfig = sandbox.write_kubeconfig(tmp_path / "kubeconfig")
         settings = settings_for(kubeconfig, tmp_path, telemetry_mode="proxy", scrape_interval=0.5)
-        async with RunningBackend(settings) as url, httpx.AsyncClient(base_url=url) as http:
+        async with (
+            RunningBackend(settings) as url,
+            httpx.AsyncClient(base_url=url, headers=admin_headers(settings.database_url)) as http,
+        ):
 
             async def scraped() -> bool:
                 info = (await http.get("/api/v1/info")).json()["freshness"]
@@ -355,7 +363,10 @@ async def test_nvml_mode_serves_without_a_driver(sandbox: Sandbox, tmp_path: Pat
     # Without an NVIDIA driver NVML is unavailable: telemetry is off, the cluster still served.
     kubeconfig = sandbox.write_kubeconfig(tmp_path / "kubeconfig")
     settings = settings_for(kubeconfig, tmp_path, telemetry_mode="nvml", scrape_interval=0.5)
-    async with RunningBackend(settings) as url, httpx.AsyncClient(base_url=url) as http:
+    async with (
+        RunningBackend(settings) as url,
+        httpx.AsyncClient(base_url=url, headers=admin_headers(settings.database_url)) as http,
+    ):
         await eventually(lambda: _status(http, "/readyz", 200), "ready")
         info = (await http.get("/api/v1/info")).json()
         assert info["telemetry_mode"] == "nvml"

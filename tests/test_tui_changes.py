@@ -26,7 +26,9 @@ from tests.support.console import screen_text, wait_for
 @pytest.fixture(scope="module")
 def release(mutable_cluster: LiveCluster) -> Iterator[tuple[str, str, str, str]]:
     """(namespace, kind, name, revision) of a Deployment with a history."""
-    with httpx.Client(base_url=mutable_cluster.backend_url, timeout=10) as http:
+    with httpx.Client(
+        base_url=mutable_cluster.backend_url, timeout=10, headers=mutable_cluster.headers
+    ) as http:
         rows = http.get("/api/v1/workloads", params={"kind": "Deployment", "limit": 500}).json()
         for row in rows["items"]:
             detail = http.get(f"/api/v1/workloads/{row['namespace']}/Deployment/{row['name']}")
@@ -38,7 +40,11 @@ def release(mutable_cluster: LiveCluster) -> Iterator[tuple[str, str, str, str]]
 
 def console(cluster: LiveCluster) -> OpsConsoleApp:
     settings = ConsoleSettings(
-        backend=cluster.backend_url, operator="carol", refresh_interval=0.5, request_timeout=30
+        backend=cluster.backend_url,
+        operator="carol",
+        token=cluster.token_for("carol"),
+        refresh_interval=0.5,
+        request_timeout=30,
     )
     return OpsConsoleApp(settings, backend_url=cluster.backend_url)
 
@@ -146,7 +152,9 @@ async def test_audit_screen_filters_and_keeps_the_chain_in_view(
 async def test_an_inference_service_rolled_back_and_promoted_from_its_detail(
     mutable_cluster: LiveCluster,
 ) -> None:
-    with httpx.Client(base_url=mutable_cluster.backend_url, timeout=10) as http:
+    with httpx.Client(
+        base_url=mutable_cluster.backend_url, timeout=10, headers=mutable_cluster.headers
+    ) as http:
         rows = http.get("/api/v1/workloads", params={"kind": "InferenceService"}).json()
         canary = next(w for w in rows["items"] if w["canary_percent"] == 10)
         path = f"/api/v1/workloads/{canary['namespace']}/InferenceService/{canary['name']}"

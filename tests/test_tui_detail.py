@@ -335,7 +335,9 @@ async def test_drill_down_chain_in_the_real_app() -> None:
 
     fake = FleetBackend(detail_fleet())
     app = OpsConsoleApp(
-        ConsoleSettings(backend="http://fake", operator="tester", refresh_interval=3600),
+        ConsoleSettings(
+            backend="http://fake", operator="tester", token=fake.token, refresh_interval=3600
+        ),
         backend_url="http://fake",
         clock=lambda: NOW,
         transport=fake.transport(),

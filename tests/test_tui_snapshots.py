@@ -47,7 +47,7 @@ SCREEN_NAMES = [
 @pytest.fixture(scope="module")
 def subjects(live_cluster: LiveCluster) -> Subjects:
     async def pick() -> Subjects:
-        client = BackendClient(live_cluster.backend_url)
+        client = BackendClient(live_cluster.backend_url, token=live_cluster.token)
         try:
             return await pick_subjects(client)
         finally:
@@ -62,6 +62,7 @@ def target(cluster: LiveCluster) -> Target:
         clock=FROZEN.timestamp,
         transport=FixedHostTransport(cluster.backend_url),
         sandbox=True,
+        token=cluster.token,
     )
 
 

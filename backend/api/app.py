@@ -7,6 +7,7 @@ is logged here and answered with a plain 500, never a traceback.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -15,11 +16,16 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend.api.audit import router as audit_router
+from backend.api.auth import AUTH_ERRORS, require_actor
+from backend.api.auth import router as identity_router
 from backend.api.changes import router as changes_router
 from backend.api.deps import get_source
+from backend.api.docs import add_docs_routes
+from backend.api.hosts import LOOPBACK_NAMES, HostCheckMiddleware
 from backend.api.metrics import ApiMetrics, MetricsMiddleware
 from backend.api.protocols import ServedSource
 from backend.api.routes import router as fleet_router
+from backend.identity.limiter import FailureLimiter
 from backend.schemas import API_PREFIX, ApiErrorBody, BackendInfo
 from backend.version import VERSION
 
@@ -86,29 +92,47 @@ def _probes(app: FastAPI, metrics: ApiMetrics) -> None:
             return JSONResponse({"status": "ready", "kinds": kinds})
         return JSONResponse({"detail": reason, "kinds": kinds}, status_code=503)
 
-    @app.get("/metrics", tags=["probes"], include_in_schema=False)
+    @app.get(
+        "/metrics",
+        tags=["probes"],
+        include_in_schema=False,
+        dependencies=[Depends(require_actor)],
+    )
     async def prometheus_metrics() -> Response:
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
 
-def create_app(source: ServedSource) -> FastAPI:
-    """The HTTP app serving ``source`` (which the caller starts and stops)."""
+def create_app(
+    source: ServedSource,
+    *,
+    allowed_hosts: Iterable[str] = LOOPBACK_NAMES,
+    auth_failures: FailureLimiter | None = None,
+) -> FastAPI:
+    """The HTTP app serving ``source`` (which the caller starts and stops). Every route but the
+    probes needs a bearer token; requests for other host names than ``allowed_hosts`` (``*``:
+    any) are refused; ``auth_failures`` limits failed authentications per client address."""
     app = FastAPI(
         title="opsconsole backend",
         version=VERSION,
         description="The aggregated picture of a shared GPU platform on Kubernetes.",
-        openapi_url="/openapi.json",
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.source = source
+    app.state.auth_failures = auth_failures or FailureLimiter()
     metrics = ApiMetrics(source)
+    app.add_middleware(HostCheckMiddleware, allowed=frozenset(allowed_hosts))
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
     _probes(app, metrics)
-    app.include_router(_info_router(), prefix=API_PREFIX)
-    app.include_router(fleet_router, prefix=API_PREFIX)
-    app.include_router(audit_router, prefix=API_PREFIX)
-    app.include_router(changes_router, prefix=API_PREFIX)
+    add_docs_routes(app)
+    authenticated = [Depends(require_actor)]
+    for router in (_info_router(), identity_router, fleet_router, audit_router, changes_router):
+        app.include_router(
+            router, prefix=API_PREFIX, dependencies=authenticated, responses=AUTH_ERRORS
+        )
     return app

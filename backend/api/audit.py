@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 
+from backend.api.auth import ActorDep
 from backend.api.deps import get_audit
 from backend.api.protocols import AuditQueries
 from backend.audit.diff import record_diff
@@ -32,6 +33,7 @@ Text = Annotated[str | None, Query(max_length=200)]
 @router.get("/audit", response_model=AuditPage, responses=ERRORS)
 async def search_audit(
     audit: AuditDep,
+    caller: ActorDep,
     actor: Text = None,
     action: Annotated[
         str | None, Query(max_length=200, description="`*` matches any text.")
@@ -49,7 +51,8 @@ async def search_audit(
     cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None,
     order: Annotated[Literal["newest", "oldest"], Query()] = "newest",
 ) -> AuditPage:
-    """Newest first (or oldest first, for exports); ``next`` continues where the page ended."""
+    """Newest first (or oldest first, for exports); ``next`` continues where the page ended.
+    A token with tenants sees only the records about them."""
     where = AuditFilter(
         actor=actor,
         action=action,
@@ -62,7 +65,11 @@ async def search_audit(
         text=q,
     )
     records, after = await audit.search(
-        where, limit, int(cursor) if cursor else None, oldest_first=order == "oldest"
+        where,
+        limit,
+        int(cursor) if cursor else None,
+        oldest_first=order == "oldest",
+        scope=caller.tenants,
     )
     return AuditPage(items=records, next=str(after) if after is not None else None)
 
@@ -85,9 +92,13 @@ async def chain_state(audit: AuditDep) -> ChainVerification:
 
 
 @router.get("/audit/{seq}", response_model=AuditRecordDetail, responses=ERRORS)
-async def audit_record(audit: AuditDep, seq: Annotated[int, Path(ge=1)]) -> AuditRecordDetail:
-    """One record, with what it changed leaf by leaf."""
+async def audit_record(
+    audit: AuditDep, caller: ActorDep, seq: Annotated[int, Path(ge=1)]
+) -> AuditRecordDetail:
+    """One record, with what it changed leaf by leaf (404 for a record about none of the
+    tenants of a token that has tenants)."""
     record = await audit.get(seq)
-    if record is None:
+    scope = caller.tenants
+    if record is None or (scope is not None and not scope & set(record.tenants)):
         raise HTTPException(404, f"audit record #{seq} does not exist")
     return AuditRecordDetail(**record.model_dump(), diff=record_diff(record.before, record.after))

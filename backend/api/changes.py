@@ -10,17 +10,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path
 from fastapi.responses import JSONResponse
 
+from backend.api.auth import ActorDep
 from backend.api.deps import get_changes
 from backend.api.protocols import ChangeRunner
 from backend.audit.log import AuditUnavailable
 from backend.changes.request import Actor, ChangeDenied, ChangeInvalid, StalePlan
 from backend.changes.view import plan_view
 from backend.schemas import (
-    OPERATOR_HEADER,
-    SSH_CLIENT_HEADER,
     ApiErrorBody,
     AuditOutcome,
     ChangeApplied,
@@ -46,18 +45,6 @@ Segment = Annotated[str, Path(min_length=1, max_length=253)]
 # Kinds as kubectl spells them (any case), and what rolling back or promoting one means.
 DEPLOYMENT_KINDS = frozenset({"deployment", "deployments", "deploy"})
 INFERENCE_SERVICE_KINDS = frozenset({"inferenceservice", "inferenceservices", "isvc"})
-
-
-def request_actor(request: Request) -> Actor:
-    """Who asks: until operators have identities, the name the client states, acting as admin."""
-    operator = (request.headers.get(OPERATOR_HEADER) or "").strip()[:256] or "anonymous"
-    return Actor(
-        name=operator,
-        role="admin",
-        source_address=request.client.host if request.client else None,
-        ssh_client=(request.headers.get(SSH_CLIENT_HEADER) or None),
-        user_agent=request.headers.get("user-agent"),
-    )
 
 
 def _rollback_action(kind: str) -> str:
@@ -102,14 +89,13 @@ async def _guarded(call: Any) -> Any:
         return _refused(503, f"{exc}; nothing was changed")
 
 
-async def _plan(request: Request, changes: ChangeRunner, action: str, params: Any) -> ChangePlan:
-    return plan_view(await changes.plan(action, params, request_actor(request)))
+async def _plan(actor: Actor, changes: ChangeRunner, action: str, params: Any) -> ChangePlan:
+    return plan_view(await changes.plan(action, params, actor))
 
 
 async def _apply(
-    request: Request, changes: ChangeRunner, action: str, params: Any, body: ChangeConfirm
+    actor: Actor, changes: ChangeRunner, action: str, params: Any, body: ChangeConfirm
 ) -> Any:
-    actor = request_actor(request)
     result = await changes.apply(action, params, body.fingerprint, body.reason, actor)
     applied = ChangeApplied(
         change_id=result.change_id,
@@ -129,7 +115,7 @@ async def _apply(
     responses=ERRORS,
 )
 async def plan_rollback(
-    request: Request,
+    actor: ActorDep,
     changes: ChangesDep,
     namespace: Segment,
     kind: Segment,
@@ -143,7 +129,7 @@ async def plan_rollback(
     async def plan() -> ChangePlan:
         action = _rollback_action(kind)
         params = _rollback_parameters(kind, namespace, name, body.to_revision)
-        return await _plan(request, changes, action, params)
+        return await _plan(actor, changes, action, params)
 
     return await _guarded(plan())
 
@@ -154,7 +140,7 @@ async def plan_rollback(
     responses=ERRORS,
 )
 async def apply_rollback(
-    request: Request,
+    actor: ActorDep,
     changes: ChangesDep,
     namespace: Segment,
     kind: Segment,
@@ -166,7 +152,7 @@ async def apply_rollback(
     async def apply() -> Any:
         action = _rollback_action(kind)
         params = _rollback_parameters(kind, namespace, name, body.to_revision)
-        return await _apply(request, changes, action, params, body)
+        return await _apply(actor, changes, action, params, body)
 
     return await _guarded(apply())
 
@@ -177,14 +163,14 @@ async def apply_rollback(
     responses=ERRORS,
 )
 async def plan_promote(
-    request: Request, changes: ChangesDep, namespace: Segment, kind: Segment, name: Segment
+    actor: ActorDep, changes: ChangesDep, namespace: Segment, kind: Segment, name: Segment
 ) -> Any:
     """What promoting an InferenceService's canary would write, with the split before and
     after (all traffic to the latest ready revision)."""
 
     async def plan() -> ChangePlan:
         action = _promote_action(kind)
-        return await _plan(request, changes, action, {"namespace": namespace, "name": name})
+        return await _plan(actor, changes, action, {"namespace": namespace, "name": name})
 
     return await _guarded(plan())
 
@@ -195,7 +181,7 @@ async def plan_promote(
     responses=ERRORS,
 )
 async def apply_promote(
-    request: Request,
+    actor: ActorDep,
     changes: ChangesDep,
     namespace: Segment,
     kind: Segment,
@@ -207,6 +193,6 @@ async def apply_promote(
     async def apply() -> Any:
         action = _promote_action(kind)
         params = {"namespace": namespace, "name": name}
-        return await _apply(request, changes, action, params, body)
+        return await _apply(actor, changes, action, params, body)
 
     return await _guarded(apply())

@@ -13,6 +13,7 @@ from backend.changes.path import ChangeResult
 from backend.changes.plan import Plan
 from backend.changes.request import Actor
 from backend.fleet.model import FleetModel
+from backend.identity.tokens import Identity
 from backend.schemas import (
     AuditFilter,
     AuditRecord,
@@ -53,8 +54,15 @@ class AuditQueries(Protocol):
         ...
 
     async def search(
-        self, where: AuditFilter, limit: int, cursor: int | None = None, oldest_first: bool = False
-    ) -> tuple[list[AuditRecord], int | None]: ...
+        self,
+        where: AuditFilter,
+        limit: int,
+        cursor: int | None = None,
+        oldest_first: bool = False,
+        scope: frozenset[str] | None = None,
+    ) -> tuple[list[AuditRecord], int | None]:
+        """``scope``: only records about at least one of these tenants (None: every record)."""
+        ...
 
     async def get(self, seq: int) -> AuditRecord | None: ...
 
@@ -76,6 +84,18 @@ class ChangeRunner(Protocol):
     ) -> ChangeResult: ...
 
 
+class Identities(Protocol):
+    """Who bearer tokens belong to (``backend.identity.authenticate.TokenAuthenticator``)."""
+
+    async def identify(self, token: str) -> Identity:
+        """Raise ``NotAuthenticated`` for a token that is unknown, revoked or expired."""
+        ...
+
+    def seen(self, token: str) -> bool:
+        """Whether the token was found before (it may be let through a rate limit)."""
+        ...
+
+
 class ServedSource(FleetSource, Protocol):
     """Everything the app serves: the fleet, ``/info``, ``/readyz`` and ``/metrics``; the audit
     log and the change path where the source has them (None: those routes answer 503)."""
@@ -85,6 +105,11 @@ class ServedSource(FleetSource, Protocol):
 
     @property
     def changes(self) -> ChangeRunner | None: ...
+
+    @property
+    def identities(self) -> Identities | None:
+        """None while there is no token store (every authenticated route answers 503)."""
+        ...
 
     @property
     def model_stats(self) -> ModelBuilds: ...

@@ -13,9 +13,11 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.responses import Response
 from starlette.convertors import Convertor, register_url_convertor
 
+from backend.api.auth import ActorDep
 from backend.api.deps import get_source
 from backend.api.protocols import FleetSource
-from backend.fleet.model import WORKLOAD_KINDS, FleetModel
+from backend.changes.request import Actor
+from backend.fleet.model import WORKLOAD_KINDS, FleetModel, ScopedFleet
 from backend.fleet.query import QueryError, Table
 from backend.schemas import (
     ApiErrorBody,
@@ -74,13 +76,14 @@ def _json(body: bytes) -> Response:
     return Response(content=body, media_type="application/json")
 
 
-def _model(source: FleetSource) -> FleetModel:
-    """The model, or 503 with the reason there is none yet (an empty fleet is not a healthy one)."""
+def _model(source: FleetSource, actor: Actor) -> FleetModel | ScopedFleet:
+    """The model as ``actor`` may see it (its tenants only, when its token has a scope), or 503
+    with the reason there is none yet (an empty fleet is not a healthy one)."""
     model = source.model
     if model is None:
         why = source.freshness().cluster_problem or "the fleet model is being built"
         raise HTTPException(503, f"no fleet data yet: {why}")
-    return model
+    return model.scoped(actor.tenants)
 
 
 def _one(row: Any, what: str) -> Response:
@@ -98,14 +101,15 @@ def _page(table: Table[Any], **query: Any) -> Response:
 
 
 @router.get("/overview", response_model=Overview, responses=ERRORS)
-async def overview(source: SourceDep) -> Response:
+async def overview(source: SourceDep, actor: ActorDep) -> Response:
     """The fleet at a glance: totals, GPUs by model, tenants, problems, data freshness."""
-    return _json(_model(source).overview_json(source.freshness()))
+    return _json(_model(source, actor).overview_json(source.freshness()))
 
 
 @router.get("/tenants", response_model=Page[Tenant], responses=ERRORS)
 async def tenants(
     source: SourceDep,
+    actor: ActorDep,
     q: Search = None,
     sort: Sort = None,
     offset: Offset = 0,
@@ -113,17 +117,22 @@ async def tenants(
     cursor: Cursor = None,
 ) -> Response:
     """Tenants with their GPU quota and usage (sorted by name unless `sort` says otherwise)."""
-    return _page(_model(source).tenants, q=q, sort=sort, offset=offset, limit=limit, cursor=cursor)
+    return _page(
+        _model(source, actor).tenants, q=q, sort=sort, offset=offset, limit=limit, cursor=cursor
+    )
 
 
 @router.get("/tenants/{name:name}", response_model=Tenant, responses=ERRORS)
-async def tenant(source: SourceDep, name: Annotated[str, Path(max_length=253)]) -> Response:
-    return _one(_model(source).tenant(name), f'tenant "{name}"')
+async def tenant(
+    source: SourceDep, actor: ActorDep, name: Annotated[str, Path(max_length=253)]
+) -> Response:
+    return _one(_model(source, actor).tenant(name), f'tenant "{name}"')
 
 
 @router.get("/workloads", response_model=Page[Workload], responses=ERRORS)
 async def workloads(
     source: SourceDep,
+    actor: ActorDep,
     tenant: Annotated[str | None, _name_filter("Only this tenant's workloads.")] = None,
     kind: Annotated[
         str | None, _name_filter("deployment | inferenceservice | job (any case).")
@@ -139,7 +148,7 @@ async def workloads(
     """Deployments, InferenceServices and Jobs, by (namespace, kind, name) unless sorted."""
     filters = {"tenant": tenant, "kind": kind, "status": status, "namespace": namespace}
     return _page(
-        _model(source).workloads,
+        _model(source, actor).workloads,
         filters=filters,
         q=q,
         sort=sort,
@@ -154,6 +163,7 @@ async def workloads(
 )
 async def workload(
     source: SourceDep,
+    actor: ActorDep,
     namespace: Annotated[str, Path(max_length=253)],
     kind: Annotated[str, Path(max_length=64)],
     name: Annotated[str, Path(max_length=253)],
@@ -162,7 +172,7 @@ async def workload(
     if kind.lower() not in WORKLOAD_KINDS:
         choices = ", ".join(WORKLOAD_KINDS)
         raise HTTPException(422, f"unknown workload kind {kind!r}; one of: {choices}")
-    body = _model(source).workload_json(namespace, kind, name)
+    body = _model(source, actor).workload_json(namespace, kind, name)
     if body is None:
         raise HTTPException(404, f'{kind.lower()} "{namespace}/{name}" not found')
     return _json(body)
@@ -171,6 +181,7 @@ async def workload(
 @router.get("/nodes", response_model=Page[Node], responses=ERRORS)
 async def nodes(
     source: SourceDep,
+    actor: ActorDep,
     gpu_model: Annotated[
         str | None, _name_filter("nvidia.com/gpu.product (spaces or dashes).")
     ] = None,
@@ -182,7 +193,7 @@ async def nodes(
 ) -> Response:
     """GPU nodes with capacity, allocation, readiness and telemetry aggregates."""
     return _page(
-        _model(source).nodes,
+        _model(source, actor).nodes,
         filters={"gpu_model": gpu_model},
         q=q,
         sort=sort,
@@ -193,13 +204,16 @@ async def nodes(
 
 
 @router.get("/nodes/{name:name}", response_model=Node, responses=ERRORS)
-async def node(source: SourceDep, name: Annotated[str, Path(max_length=253)]) -> Response:
-    return _one(_model(source).node(name), f'node "{name}"')
+async def node(
+    source: SourceDep, actor: ActorDep, name: Annotated[str, Path(max_length=253)]
+) -> Response:
+    return _one(_model(source, actor).node(name), f'node "{name}"')
 
 
 @router.get("/gpus", response_model=Page[Gpu], responses=ERRORS)
 async def gpus(
     source: SourceDep,
+    actor: ActorDep,
     node: Annotated[str | None, _name_filter("Only GPUs of this node.")] = None,
     tenant: Annotated[str | None, _name_filter("Only GPUs held by this tenant's pods.")] = None,
     namespace: Annotated[str | None, _name_filter("Only GPUs held by pods there.")] = None,
@@ -220,7 +234,7 @@ async def gpus(
         "idle": None if idle is None else ("true" if idle else "false"),
     }
     return _page(
-        _model(source).gpus,
+        _model(source, actor).gpus,
         filters=filters,
         q=q,
         sort=sort,

@@ -181,9 +181,14 @@ class AuditLog:
 
     # -- reads -----------------------------------------------------------------------------------
     async def search(
-        self, where: AuditFilter, limit: int, cursor: int | None = None, oldest_first: bool = False
+        self,
+        where: AuditFilter,
+        limit: int,
+        cursor: int | None = None,
+        oldest_first: bool = False,
+        scope: frozenset[str] | None = None,
     ) -> tuple[list[AuditRecord], int | None]:
-        return await asyncio.to_thread(self.store.search, where, limit, cursor, oldest_first)
+        return await asyncio.to_thread(self.store.search, where, limit, cursor, oldest_first, scope)
 
     async def get(self, seq: int) -> AuditRecord | None:
         return await asyncio.to_thread(self.store.get, seq)

@@ -137,11 +137,17 @@ class AuditStore:
         limit: int,
         cursor: int | None = None,
         oldest_first: bool = False,
+        scope: frozenset[str] | None = None,
     ) -> tuple[list[AuditRecord], int | None]:
-        """Newest first (or oldest first); ``cursor`` is the previous page's ``next``.
-        Returns (records, next), next None on the last page."""
+        """Newest first (or oldest first); ``cursor`` is the previous page's ``next``; ``scope``:
+        only records about at least one of these tenants. Returns (records, next), next None on
+        the last page."""
         seq = RECORDS.c.seq
         query = select(RECORDS).where(*self._conditions(where))
+        if scope is not None:
+            query = query.where(
+                seq.in_(select(TENANTS.c.seq).where(TENANTS.c.tenant.in_(sorted(scope))))
+            )
         if cursor is not None:
             query = query.where(seq > cursor if oldest_first else seq < cursor)
         query = query.order_by(seq if oldest_first else seq.desc()).limit(limit + 1)

@@ -36,6 +36,7 @@ from backend.changes.kube import (
 )
 from backend.changes.plan import FieldChange, ObjectChange, Plan, reviewed_part
 from backend.changes.request import Actor, ChangeDenied, ChangeInvalid, StalePlan
+from backend.changes.roles import RoleAuthorizer
 from backend.schemas import AuditEntry, AuditOutcome, AuditRecord, AuditStage
 
 log = logging.getLogger("opsconsole.changes")
@@ -57,13 +58,6 @@ class Authorizer(Protocol):
     def denial(self, actor: Actor, plan: Plan) -> str | None:
         """Why ``actor`` may not apply ``plan``, or None when it may."""
         ...
-
-
-class AllowEveryone:
-    """Every actor may do everything (the backend has no identities configured)."""
-
-    def denial(self, actor: Actor, plan: Plan) -> str | None:
-        return None
 
 
 @dataclass
@@ -91,7 +85,7 @@ class ChangePath:
         self.kinds = {k.action: k for k in kinds}
         self.cluster = cluster
         self.audit = audit
-        self.authorizer = authorizer or AllowEveryone()
+        self.authorizer = authorizer or RoleAuthorizer()
         self.cache_update = cache_update
 
     # -- plan ------------------------------------------------------------------------------------

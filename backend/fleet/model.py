@@ -65,8 +65,10 @@ class FleetModel:
         gpus: list[Gpu],
         problems: list[Problem],
         pods: int,
+        rules: GpuRules | None = None,
     ) -> None:
         self.built_at = built_at
+        self.rules = rules or GpuRules()
         self._index = index
         self.problems = problems
         self.tenants = _tenant_table(tenants)
@@ -89,6 +91,7 @@ class FleetModel:
             "problems": problems[:MAX_PROBLEMS],
         }
         self._overview_json: bytes | None = None
+        self._scoped: dict[frozenset[str], ScopedFleet] = {}
 
     @classmethod
     def empty(cls, now: float | None = None) -> FleetModel:
@@ -101,12 +104,18 @@ class FleetModel:
     def overview_json(self, freshness: DataFreshness) -> bytes:
         """The overview's JSON; everything but the freshness is serialised once per model."""
         if self._overview_json is None:
-            empty = Overview(**self._overview, freshness=DataFreshness(synced=False))
-            body = empty.model_dump(mode="json")
-            body.pop("freshness")
-            self._overview_json = orjson.dumps(body)
-        fresh = orjson.dumps(freshness.model_dump(mode="json"))
-        return self._overview_json[:-1] + b',"freshness":' + fresh + b"}"
+            self._overview_json = _overview_json(self._overview)
+        return _with_freshness(self._overview_json, freshness)
+
+    def scoped(self, tenants: frozenset[str] | None) -> FleetModel | ScopedFleet:
+        """What an actor limited to ``tenants`` may read (None: everything); built once per
+        scope and model."""
+        if tenants is None:
+            return self
+        view = self._scoped.get(tenants)
+        if view is None:
+            view = self._scoped[tenants] = ScopedFleet(self, tenants)
+        return view
 
     def tenant(self, name: str) -> Tenant | None:
         return self._tenants_by_name.get(name)
@@ -131,6 +140,59 @@ class FleetModel:
                 None if detail is None else detail.__pydantic_serializer__.to_json(detail)
             )
         return self._detail_json[key]
+
+
+class ScopedFleet:
+    """A model as an actor limited to some tenants sees it: the fleet's totals, nodes and GPU
+    models, but only its tenants, their workloads, the GPUs that are free or held by them, and
+    the problems of those. Reads like a FleetModel."""
+
+    def __init__(self, model: FleetModel, tenants: frozenset[str]) -> None:
+        self._model = model
+        self.nodes = model.nodes
+        mine = [t for t in model.tenants.items if t.name in tenants]
+        self.tenants = _tenant_table(mine)
+        self.workloads = _workload_table([w for w in model.workloads.items if w.tenant in tenants])
+        gpus = [g for g in model.gpus.items if g.tenant in tenants or not g.allocated]
+        self.gpus = _gpu_table(gpus)
+        self._tenants_by_name = {t.name: t for t in mine}
+        self._namespaces = {namespace for t in mine for namespace in t.namespaces}
+        problems = build_problems(self.workloads.items, gpus, model.nodes.items, model.rules)
+        overview = {
+            **model._overview,
+            "tenants": tenants_by_usage(mine),
+            "hottest": hottest(gpus),
+            "idlest": idlest(gpus),
+            "problems": problems[:MAX_PROBLEMS],
+        }
+        self._overview_json = _overview_json(overview)
+
+    def overview_json(self, freshness: DataFreshness) -> bytes:
+        return _with_freshness(self._overview_json, freshness)
+
+    def tenant(self, name: str) -> Tenant | None:
+        return self._tenants_by_name.get(name)
+
+    def node(self, name: str) -> Node | None:
+        return self._model.node(name)
+
+    def workload_json(self, namespace: str, kind: str, name: str) -> bytes | None:
+        """The detail of one of its tenants' workloads; None for anyone else's."""
+        if namespace not in self._namespaces:
+            return None
+        return self._model.workload_json(namespace, kind, name)
+
+
+def _overview_json(overview: dict[str, Any]) -> bytes:
+    """An overview without its freshness (added per request by ``_with_freshness``)."""
+    body = Overview(**overview, freshness=DataFreshness(synced=False)).model_dump(mode="json")
+    body.pop("freshness")
+    return orjson.dumps(body)
+
+
+def _with_freshness(overview_json: bytes, freshness: DataFreshness) -> bytes:
+    fresh = orjson.dumps(freshness.model_dump(mode="json"))
+    return overview_json[:-1] + b',"freshness":' + fresh + b"}"
 
 
 def _tenant_table(tenants: list[Tenant]) -> Table[Tenant]:
@@ -201,4 +263,5 @@ def build_fleet_model(
         gpus=gpus,
         problems=problems,
         pods=pods,
+        rules=rules,
     )

@@ -6,6 +6,9 @@ from a fixture ``Fleet``; ``FleetBackend`` serves it with the real ``create_app`
 ones. ``FleetBackend.mode`` injects failures at the transport, in front of the real app: ``"ok"``,
 ``"down"`` (connect error), ``"slow"`` (answers only after the client's timeout), ``"error"``
 (HTTP 500 with ``error_detail``) and ``"malformed"`` (JSON that is not the contract).
+
+Requests authenticate like any other: the source has a real token store (in an in-memory
+database), and ``FleetBackend.token`` is an admin's token; ``issue`` makes others.
 """
 
 from __future__ import annotations
@@ -15,14 +18,32 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import httpx
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.pool import StaticPool
+from sqlmodel import SQLModel
 
 from backend.api.app import create_app
 from backend.audit.log import AuditLog
 from backend.changes.path import ChangePath
 from backend.fleet.inputs import ClusterObjects, TelemetryLike
 from backend.fleet.model import FleetModel, build_fleet_model
+from backend.identity.authenticate import TokenAuthenticator
+from backend.identity.tables import TokenRow
+from backend.identity.tokens import TokenStore
 from backend.schemas import BackendInfo, DataFreshness
 from tests.support.fleets import SAMPLED_AT, Fleet, generated_fleet
+
+# The names the tests' clients call the fake backend by (the Host header check applies).
+FAKE_HOSTS = ("fake", "fake-backend", "backend")
+
+
+def token_database() -> Engine:
+    """An in-memory database holding the token table, shared by every thread that uses it."""
+    engine = create_engine(
+        "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
+    )
+    SQLModel.metadata.create_all(engine, tables=[SQLModel.metadata.tables[TokenRow.__tablename__]])
+    return engine
 
 
 @dataclass
@@ -45,6 +66,8 @@ class InMemorySource:
         self._counts = {kind: len(objects) for kind, objects in cluster.items()}
         self.audit: AuditLog | None = None  # tests of the Audit screen give it one
         self.changes: ChangePath | None = None
+        self.tokens = TokenStore(token_database())
+        self.identities: TokenAuthenticator | None = TokenAuthenticator(self.tokens)
 
     def freshness(self) -> DataFreshness:
         return DataFreshness(
@@ -72,11 +95,16 @@ class FleetBackend:
     def __init__(self, fleet: Fleet | None = None) -> None:
         fleet = fleet or generated_fleet()
         self.source = InMemorySource(fleet.cluster, fleet.telemetry())
-        self.app = create_app(self.source)
+        self.app = create_app(self.source, allowed_hosts=FAKE_HOSTS)
+        self.token = self.issue("admin", "admin")
         self.mode = "ok"
         self.error_detail = "fleet model not ready"  # the 500 answer's detail in "error" mode
         self.failing_paths: set[str] = set()  # these answer 500 whatever the mode
         self.requests: list[httpx.Request] = []
+
+    def issue(self, operator: str, role: str, tenants: frozenset[str] | None = None) -> str:
+        """A new token of the source's token store."""
+        return self.source.tokens.create(operator, role, tenants)[0]
 
     def last_request(self, path: str) -> httpx.Request:
         """The newest request for ``/api/v1<path>`` (the console's health polls of ``/info``

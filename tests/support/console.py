@@ -51,6 +51,7 @@ def make_app(
     settings = ConsoleSettings(
         backend="http://fake-backend:8080",
         operator="alice",
+        token=fake.token,
         theme="opsconsole-dark",
         refresh_interval=refresh_interval,
         request_timeout=timeout,
@@ -111,7 +112,9 @@ class HarnessApp(App[None]):
     ) -> None:
         super().__init__()
         self.fake = fake or FleetBackend(detail_fleet())
-        self.client = BackendClient("http://fake", transport=self.fake.transport(), timeout=1.0)
+        self.client = BackendClient(
+            "http://fake", transport=self.fake.transport(), timeout=1.0, token=self.fake.token
+        )
         self.clock: Callable[[], float] = lambda: NOW
         self.settings = SimpleNamespace(refresh_interval=3600.0)
         self.screen_factory = screen_factory

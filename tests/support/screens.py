@@ -29,6 +29,7 @@ SIZES = ((80, 24), (160, 48))
 READY_TIMEOUT = 60.0
 # What the status bar shows as the backend in pictures: the real one listens on a random port.
 DISPLAY_URL = "http://opsconsole-backend:8080"
+DISPLAY_HOST = httpx.URL(DISPLAY_URL).host  # a backend showing in pictures must answer to it
 
 
 class FixedHostTransport(httpx.AsyncBaseTransport):
@@ -51,12 +52,14 @@ class FixedHostTransport(httpx.AsyncBaseTransport):
 
 @dataclass
 class Target:
-    """Where the screenshots come from: a URL, an optional transport, and the app's clock."""
+    """Where the screenshots come from: a URL, an optional transport, the app's clock and the
+    token it authenticates with."""
 
     url: str
     clock: Callable[[], float]
     transport: httpx.AsyncBaseTransport | None = None
     sandbox: bool = False
+    token: str | None = None
 
 
 @dataclass
@@ -200,7 +203,11 @@ def repaint(table: DataTable[object]) -> None:
 def make_app(target: Target, theme: str = "opsconsole-dark") -> OpsConsoleApp:
     """The console as an operator would see it, pointed at ``target``."""
     settings = ConsoleSettings(
-        backend=target.url, operator="operator", theme=theme, refresh_interval=3600
+        backend=target.url,
+        operator="operator",
+        token=target.token,
+        theme=theme,
+        refresh_interval=3600,
     )
     return OpsConsoleApp(
         settings,

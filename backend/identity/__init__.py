@@ -1,0 +1,1 @@
+"""Operators' identities: bearer tokens (only their hashes stored), roles and tenant scopes."""

@@ -1,0 +1,192 @@
+"""``opsconsole token create|list|revoke``: operators' tokens, managed in the database directly.
+
+Working on the database (``--database URL``, else ``OPSCONSOLE_DATABASE_URL``, else the backend's
+default) means the first admin token can be made before anyone can log in: whoever can reach the
+database already holds every right. Creations and revocations are written to the audit log with
+the local login name as the actor and ``database`` as the source; the token itself never is.
+Exit codes: 0 done, 1 no such token, 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import re
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any, TextIO
+
+from backend.audit.store import AuditStore
+from backend.db.engine import create_db_engine
+from backend.db.migrate import upgrade
+from backend.identity.tokens import ROLES, Identity, TokenStore
+from backend.schemas import AuditEntry, AuditOutcome, AuditStage
+from backend.settings import Settings
+
+EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE = 0, 1, 2
+_DURATION = re.compile(r"^(\d+)([mhdw])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parser() -> argparse.ArgumentParser:
+    """The ``token`` subcommand's verbs and options."""
+    token = argparse.ArgumentParser(
+        prog="opsconsole token", description="Operators' API tokens, in the database directly."
+    )
+    verbs = token.add_subparsers(dest="token_command", required=True)
+    create = verbs.add_parser("create", help="issue a token (printed once, never stored)")
+    create.add_argument("--operator", required=True, help="who the token is for")
+    create.add_argument("--role", required=True, choices=ROLES)
+    create.add_argument("--tenants", help="a,b: only these tenants (default: every tenant)")
+    create.add_argument("--expires", help="lifetime: 90m, 12h, 30d, 2w (default: no expiry)")
+    listing = verbs.add_parser("list", help="every token issued, without the tokens")
+    revoke = verbs.add_parser("revoke", help="refuse a token from now on")
+    revoke.add_argument("id", help="the token's id, as token list shows it")
+    for verb in (create, listing, revoke):
+        verb.add_argument("--database", help="SQLAlchemy URL (env OPSCONSOLE_DATABASE_URL)")
+        verb.add_argument("--output", choices=["text", "json"], default="text")
+    return token
+
+
+def parse_lifetime(value: str) -> timedelta:
+    match = _DURATION.match(value.strip())
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f"{value!r} is not a lifetime: use 90m, 12h, 30d or 2w")
+    amount, unit = match.groups()
+    return timedelta(**{_UNITS[unit]: int(amount)})
+
+
+def parse_tenants(value: str | None) -> frozenset[str] | None:
+    if value is None:
+        return None
+    tenants = frozenset(t.strip() for t in value.split(",") if t.strip())
+    if not tenants:
+        raise ValueError("--tenants names no tenant: leave it out for every tenant")
+    return tenants
+
+
+def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    try:
+        url = args.database or Settings().database_url
+        if args.token_command == "create":
+            tenants = parse_tenants(args.tenants)
+            lifetime = parse_lifetime(args.expires) if args.expires else None
+    except ValueError as exc:
+        print(f"opsconsole token: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    upgrade(url)
+    engine = create_db_engine(url)
+    try:
+        store, audit = TokenStore(engine), AuditStore(engine)
+        if args.token_command == "create":
+            expires = datetime.now(UTC) + lifetime if lifetime else None
+            token, identity = store.create(args.operator, args.role, tenants, expires)
+            audit.append(_entry("token.create", identity))
+            _show_created(token, identity, args.output, out)
+            return EXIT_OK
+        if args.token_command == "list":
+            _show_list(store.list(), args.output, out)
+            return EXIT_OK
+        revoked = store.revoke(args.id)
+        if revoked is None:
+            print(f"opsconsole token: no token with id {args.id!r}", file=sys.stderr)
+            return EXIT_NOT_FOUND
+        audit.append(_entry("token.revoke", revoked))
+        _show(revoked, args.output, out)
+        return EXIT_OK
+    finally:
+        engine.dispose()
+
+
+def _entry(action: str, identity: Identity) -> AuditEntry:
+    """The audit record of a token change: who ran the command, and the token's grant."""
+    grant = _fields(identity)
+    return AuditEntry(
+        change_id=uuid.uuid4().hex,
+        stage=AuditStage.OUTCOME,
+        actor=_login_name(),
+        role="admin",
+        source_address="database",
+        ssh_client=os.environ.get("SSH_CONNECTION") or None,
+        user_agent="opsconsole token",
+        action=action,
+        target=f"token/{identity.token_id}",
+        parameters=grant,
+        before=None if action == "token.create" else {"revoked": None},
+        after=grant if action == "token.create" else {"revoked": identity.revoked},
+        outcome=AuditOutcome.SUCCEEDED,
+    )
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no USER/LOGNAME and no passwd entry (some containers)
+        return f"uid {os.getuid()}"
+
+
+def _fields(identity: Identity) -> dict[str, Any]:
+    return {
+        "id": identity.token_id,
+        "operator": identity.operator,
+        "role": identity.role,
+        "tenants": None if identity.tenants is None else sorted(identity.tenants),
+        "created": identity.created,
+        "expires": identity.expires,
+        "revoked": identity.revoked,
+    }
+
+
+def _show_created(token: str, identity: Identity, output: str, out: TextIO) -> None:
+    if output == "json":
+        out.write(json.dumps({"token": token, **_fields(identity)}, indent=2) + "\n")
+        return
+    out.write(f"{token}\n")
+    print(
+        f"token {identity.token_id} for {identity.operator} ({_grant(identity)}); it is shown "
+        "only now: keep it in a file of mode 0600 or in OPSCONSOLE_TOKEN",
+        file=sys.stderr,
+    )
+
+
+def _grant(identity: Identity) -> str:
+    tenants = "every tenant" if identity.tenants is None else ", ".join(sorted(identity.tenants))
+    expires = f", expires {identity.expires}" if identity.expires else ""
+    return f"{identity.role} of {tenants}{expires}"
+
+
+def _show(identity: Identity, output: str, out: TextIO) -> None:
+    if output == "json":
+        out.write(json.dumps(_fields(identity), indent=2) + "\n")
+    else:
+        out.write(f"revoked token {identity.token_id} of {identity.operator}\n")
+
+
+def _show_list(identities: list[Identity], output: str, out: TextIO) -> None:
+    if output == "json":
+        out.write(json.dumps([_fields(i) for i in identities], indent=2) + "\n")
+        return
+    rows = [["ID", "OPERATOR", "ROLE", "TENANTS", "CREATED", "EXPIRES", "STATE"]]
+    now = datetime.now(UTC)
+    for i in identities:
+        state = "revoked" if i.revoked else ("expired" if i.expired(now) else "valid")
+        tenants = "*" if i.tenants is None else ",".join(sorted(i.tenants))
+        rows.append(
+            [
+                i.token_id,
+                i.operator,
+                i.role,
+                tenants,
+                i.created[:19],
+                (i.expires or "-")[:19],
+                state,
+            ]
+        )
+    widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
+    for row in rows:
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        out.write("\n")
