@@ -60,6 +60,15 @@ class Settings(BaseSettings):
     )
     idle_utilization_percent: float = 5.0
     hot_temperature_c: float = 85.0
+    quota_oversubscription: float = Field(
+        1.0,
+        gt=0,
+        description="A GPU model's total nominal quota may reach its GPUs times this ratio.",
+    )
+    quota_usage_interval: float = Field(
+        300.0, gt=0, description="Seconds between two recordings of the quota usage history."
+    )
+    quota_usage_days: float = Field(90.0, gt=0, description="Days of quota usage history kept.")
 
     @field_validator("dcgm_urls", mode="before")
     @classmethod

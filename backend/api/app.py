@@ -19,6 +19,7 @@ from backend.api.changes import router as changes_router
 from backend.api.deps import get_source
 from backend.api.metrics import ApiMetrics, MetricsMiddleware
 from backend.api.protocols import ServedSource
+from backend.api.quotas import router as quotas_router
 from backend.api.routes import router as fleet_router
 from backend.schemas import API_PREFIX, ApiErrorBody, BackendInfo
 from backend.version import VERSION
@@ -111,4 +112,5 @@ def create_app(source: ServedSource) -> FastAPI:
     app.include_router(fleet_router, prefix=API_PREFIX)
     app.include_router(audit_router, prefix=API_PREFIX)
     app.include_router(changes_router, prefix=API_PREFIX)
+    app.include_router(quotas_router, prefix=API_PREFIX)
     return app

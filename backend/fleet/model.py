@@ -29,6 +29,7 @@ from backend.fleet.problems import (
     workloads_by_status,
 )
 from backend.fleet.query import Filter, Table
+from backend.fleet.quotas import build_quota_rows, model_totals
 from backend.fleet.tenants import build_tenants
 from backend.fleet.workloads import WorkloadRecord, build_workloads, pod_workloads
 from backend.schemas import (
@@ -37,6 +38,8 @@ from backend.schemas import (
     Node,
     Overview,
     Problem,
+    QuotaModelTotal,
+    QuotaRow,
     Tenant,
     Workload,
     WorkloadDetail,
@@ -89,6 +92,7 @@ class FleetModel:
             "problems": problems[:MAX_PROBLEMS],
         }
         self._overview_json: bytes | None = None
+        self._quota_rows: list[QuotaRow] | None = None
 
     @classmethod
     def empty(cls, now: float | None = None) -> FleetModel:
@@ -107,6 +111,16 @@ class FleetModel:
             self._overview_json = orjson.dumps(body)
         fresh = orjson.dumps(freshness.model_dump(mode="json"))
         return self._overview_json[:-1] + b',"freshness":' + fresh + b"}"
+
+    def quota_rows(self) -> list[QuotaRow]:
+        """The quota review's rows (tenant x GPU model), built on first request."""
+        if self._quota_rows is None:
+            self._quota_rows = build_quota_rows(self._index, self.tenants.items, self.gpus.items)
+        return self._quota_rows
+
+    def quota_models(self, oversubscription: float) -> list[QuotaModelTotal]:
+        """Per GPU model: capacity, granted Kueue nominal quota and the limit."""
+        return model_totals(self._index, self.quota_rows(), self.nodes.items, oversubscription)
 
     def tenant(self, name: str) -> Tenant | None:
         return self._tenants_by_name.get(name)

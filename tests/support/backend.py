@@ -19,6 +19,7 @@ import httpx
 from backend.api.app import create_app
 from backend.audit.log import AuditLog
 from backend.changes.path import ChangePath
+from backend.db.quota_usage import QuotaUsageHistory
 from backend.fleet.inputs import ClusterObjects, TelemetryLike
 from backend.fleet.model import FleetModel, build_fleet_model
 from backend.schemas import BackendInfo, DataFreshness
@@ -45,6 +46,7 @@ class InMemorySource:
         self._counts = {kind: len(objects) for kind, objects in cluster.items()}
         self.audit: AuditLog | None = None  # tests of the Audit screen give it one
         self.changes: ChangePath | None = None
+        self.quota_usage: QuotaUsageHistory | None = None
 
     def freshness(self) -> DataFreshness:
         return DataFreshness(
