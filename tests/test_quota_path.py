@@ -44,7 +44,7 @@ class Quotas:
         self.core = kubernetes.client.CoreV1Api(self.api)
 
     def nominal(self, queue: str, flavor: str) -> int:
-        cq = self.custom.get_cluster_custom_object(
+        cq: Any = self.custom.get_cluster_custom_object(
             "kueue.x-k8s.io", "v1beta2", "clusterqueues", queue
         )
         for group in cq["spec"]["resourceGroups"]:
@@ -54,8 +54,8 @@ class Quotas:
         raise AssertionError(f"no flavor {flavor} in {queue}")
 
     def hard(self, namespace: str) -> str:
-        rq = self.core.read_namespaced_resource_quota("gpu-quota", namespace)
-        return rq.spec.hard["requests.nvidia.com/gpu"]
+        rq: Any = self.core.read_namespaced_resource_quota("gpu-quota", namespace)
+        return str(rq.spec.hard["requests.nvidia.com/gpu"])
 
     def snapshot(self) -> tuple[int, int, str]:
         return self.nominal("team-a", "a100"), self.nominal("team-d", "a100"), self.hard("team-g")

@@ -26,6 +26,7 @@ from fractions import Fraction
 from typing import Any
 
 from backend.changes.kube import ClusterClient
+from backend.changes.path import ChangeKind
 from backend.changes.plan import FieldChange, ObjectChange, Plan
 from backend.changes.quota_state import (
     ANY_MODEL,
@@ -414,7 +415,8 @@ def plan_items(
         parameters=parameters,
         objects=_objects(work),
         warnings=below + after,
-        details={"changes": _change_rows(work), "whatif": whatif, "reclaimable": reclaimable},
+        details={"changes": _change_rows(work)},
+        forecast={"whatif": whatif, "reclaimable": reclaimable},
     )
     if not plan.objects:
         plan.noop = "every quota already has the value asked for: nothing to change"
@@ -450,7 +452,7 @@ class QuotaChangeSet:
         return plan_items(self.action, items, normalised, cluster, self.oversubscription)
 
 
-def quota_kinds(oversubscription: float) -> list[QuotaItemKind | QuotaChangeSet]:
+def quota_kinds(oversubscription: float) -> list[ChangeKind]:
     return [
         QuotaItemKind(SET, oversubscription),
         QuotaItemKind(TRANSFER, oversubscription),
