@@ -23,7 +23,7 @@ from backend.changes.head import ConfigMapHead
 from backend.changes.inference import InferenceServicePromote, InferenceServiceRollback
 from backend.changes.kube import ClusterClient
 from backend.changes.path import ChangePath
-from backend.changes.quota import quota_kinds
+from backend.changes.quota import QuotaContext, quota_kinds
 from backend.changes.rollout import DeploymentUndo
 from backend.cluster.cache import LIVE, PENDING, STALE, CacheOptions, ClusterCache, KindHealth
 from backend.cluster.kubeconfig import ClusterAccess, load_cluster_access
@@ -150,7 +150,9 @@ class Backend:
                 DeploymentUndo(),
                 InferenceServiceRollback(),
                 InferenceServicePromote(),
-                *quota_kinds(self.settings.quota_oversubscription),
+                *quota_kinds(
+                    QuotaContext(self.settings.quota_oversubscription, self.cache.snapshot)
+                ),
             ],
             self.cluster,
             self.audit,

@@ -15,7 +15,7 @@ from backend.audit.log import AuditLog
 from backend.changes.head import ConfigMapHead
 from backend.changes.kube import ClusterClient
 from backend.changes.path import ChangePath
-from backend.changes.quota import quota_kinds
+from backend.changes.quota import QuotaContext, quota_kinds
 from backend.changes.request import Actor, ChangeInvalid, StalePlan
 from backend.schemas import AuditFilter, AuditOutcome, AuditRecord
 from tests.support.sandbox import SandboxThread
@@ -79,7 +79,7 @@ async def path(quotas: Quotas, tmp_path: Path) -> AsyncIterator[ChangePath]:
     audit = AuditLog(make_store(tmp_path), head=head)
     await audit.start()
     try:
-        yield ChangePath(quota_kinds(1.0), client, audit)
+        yield ChangePath(quota_kinds(QuotaContext()), client, audit)
     finally:
         await audit.stop()
 

@@ -20,7 +20,7 @@ reclaim), and what the queues would admit afterwards (``backend.changes.quota_wh
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -32,7 +32,9 @@ from backend.changes.quota_state import (
     ANY_MODEL,
     KUEUE,
     Cell,
+    ClusterObjects,
     QuotaState,
+    cached_quota_state,
     read_quota_state,
 )
 from backend.changes.quota_whatif import Prediction, borrowers, predict
@@ -392,20 +394,33 @@ def _target(items: list[Item], tenants: list[str]) -> str:
     return ", ".join(f"tenant/{t}" for t in tenants)
 
 
+@dataclass(frozen=True)
+class QuotaContext:
+    """What every quota kind is given: the oversubscription ratio, and the backend's cache
+    (None: every read goes to the API server)."""
+
+    oversubscription: float = 1.0
+    cached: Callable[[], ClusterObjects] | None = None
+
+    def state(self, cluster: ClusterClient, tenants: list[str]) -> QuotaState:
+        if self.cached is None:
+            return read_quota_state(cluster)
+        return cached_quota_state(self.cached(), cluster, tenants)
+
+
 def plan_items(
     action: str,
     items: list[Item],
     parameters: dict[str, Any],
     cluster: ClusterClient,
-    oversubscription: float,
+    context: QuotaContext,
 ) -> Plan:
-    state = read_quota_state(cluster)
-    work = Working(state)
-    for item in items:
-        work.apply(item)
-    _check_capacity(work, oversubscription)
     named = [t for i in items for t in ((i.tenant,) if i.op == SET else (i.source, i.target))]
     tenants = sorted(set(named))
+    work = Working(context.state(cluster, tenants))
+    for item in items:
+        work.apply(item)
+    _check_capacity(work, context.oversubscription)
     below, reclaimable = _below_use_warnings(work)
     after, whatif = _whatif(work, tenants)
     plan = Plan(
@@ -426,16 +441,16 @@ def plan_items(
 class QuotaItemKind:
     """``quota.set`` or ``quota.transfer``: the parameters are one item (``op`` optional)."""
 
-    def __init__(self, op: str, oversubscription: float = 1.0) -> None:
+    def __init__(self, op: str, context: QuotaContext) -> None:
         self.op = op
         self.action = ACTIONS[op]
-        self.oversubscription = oversubscription
+        self.context = context
 
     def plan(self, parameters: Mapping[str, Any], cluster: ClusterClient) -> Plan:
         item = parse_item(parameters, default_op=self.op)
         if item.op != self.op:
             raise ChangeInvalid(f"{self.action} takes op {self.op} (got {item.op})")
-        return plan_items(self.action, [item], item.as_parameters(), cluster, self.oversubscription)
+        return plan_items(self.action, [item], item.as_parameters(), cluster, self.context)
 
 
 class QuotaChangeSet:
@@ -443,18 +458,14 @@ class QuotaChangeSet:
 
     action = CHANGESET
 
-    def __init__(self, oversubscription: float = 1.0) -> None:
-        self.oversubscription = oversubscription
+    def __init__(self, context: QuotaContext) -> None:
+        self.context = context
 
     def plan(self, parameters: Mapping[str, Any], cluster: ClusterClient) -> Plan:
         items = parse_items(parameters)
         normalised = {"items": [i.as_parameters() for i in items]}
-        return plan_items(self.action, items, normalised, cluster, self.oversubscription)
+        return plan_items(self.action, items, normalised, cluster, self.context)
 
 
-def quota_kinds(oversubscription: float) -> list[ChangeKind]:
-    return [
-        QuotaItemKind(SET, oversubscription),
-        QuotaItemKind(TRANSFER, oversubscription),
-        QuotaChangeSet(oversubscription),
-    ]
+def quota_kinds(context: QuotaContext) -> list[ChangeKind]:
+    return [QuotaItemKind(SET, context), QuotaItemKind(TRANSFER, context), QuotaChangeSet(context)]

@@ -11,6 +11,7 @@ will be checked against.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,16 @@ RQ_GPU = f"requests.{GPU_RESOURCE}"
 ANY_MODEL = "*"
 KUEUE_GROUP = "kueue.x-k8s.io"
 KUEUE_VERSIONS = ("v1beta2", "v1beta1")
+KINDS = (
+    "namespaces",
+    "nodes",
+    "resourceflavors",
+    "clusterqueues",
+    "localqueues",
+    "workloads",
+    "resourcequotas",
+)
+ClusterObjects = Mapping[str, Mapping[Any, JsonObject]]  # the cache's snapshot: kind -> objects
 
 
 @dataclass
@@ -87,8 +98,57 @@ def _list_kueue(cluster: ClusterClient, plural: str, kind: str) -> tuple[list[Js
 
 
 def read_quota_state(cluster: ClusterClient) -> QuotaState:
-    state = QuotaState()
-    for ns in cluster.list(ObjectRef("", "v1", "namespaces", "Namespace", None, "")):
+    """Everything fresh from the API server (one list per kind)."""
+    flavors, version = _list_kueue(cluster, "resourceflavors", "ResourceFlavor")
+    objects = {
+        "namespaces": cluster.list(ObjectRef("", "v1", "namespaces", "Namespace", None, "")),
+        "nodes": cluster.list(ObjectRef("", "v1", "nodes", "Node", None, "")),
+        "resourceflavors": flavors,
+        "clusterqueues": _list_kueue(cluster, "clusterqueues", "ClusterQueue")[0],
+        "localqueues": _list_kueue(cluster, "localqueues", "LocalQueue")[0],
+        "workloads": _list_kueue(cluster, "workloads", "Workload")[0],
+        "resourcequotas": cluster.list(
+            ObjectRef("", "v1", "resourcequotas", "ResourceQuota", None, "")
+        ),
+    }
+    return quota_state(objects, version)
+
+
+def cached_quota_state(
+    cached: ClusterObjects, cluster: ClusterClient, tenants: Iterable[str]
+) -> QuotaState:
+    """From the backend's cache (kept current by watches), except the quota objects of
+    ``tenants``, read fresh: their values and resourceVersions are what the writes check."""
+    objects = {kind: list(cached.get(kind, {}).values()) for kind in KINDS}
+    queues = objects["clusterqueues"]
+    version = str(queues[0].get("apiVersion", "")).rpartition("/")[2] if queues else ""
+    state = quota_state(objects, version or KUEUE_VERSIONS[0])
+    for tenant in tenants:
+        _refresh(state, cluster, tenant)
+    return state
+
+
+def _refresh(state: QuotaState, cluster: ClusterClient, tenant: str) -> None:
+    if tenant not in state.cells:
+        return
+    refs = {str(c.ref): c.ref for c in state.cells[tenant]}
+    state.cells[tenant] = []
+    for ref in refs.values():
+        obj = cluster.get(ref)
+        if ref.kind == "ClusterQueue":
+            state.cluster_queues = [
+                obj if (q.get("metadata") or {}).get("name") == ref.name else q
+                for q in state.cluster_queues
+            ]
+            _kueue_cells(state, obj)
+        else:
+            _resource_quota_cell(state, obj)
+
+
+def quota_state(objects: Mapping[str, list[JsonObject]], kueue_version: str) -> QuotaState:
+    """The state from lists of objects per kind (plural -> objects)."""
+    state = QuotaState(kueue_version=kueue_version)
+    for ns in objects["namespaces"]:
         meta = ns.get("metadata") or {}
         labels = dict(meta.get("labels") or {})
         state.namespace_labels[meta.get("name", "")] = labels
@@ -96,24 +156,22 @@ def read_quota_state(cluster: ClusterClient) -> QuotaState:
             state.tenant_namespaces[labels[TENANT_LABEL]].append(meta.get("name", ""))
     for names in state.tenant_namespaces.values():
         names.sort()
-    for node in cluster.list(ObjectRef("", "v1", "nodes", "Node", None, "")):
+    for node in objects["nodes"]:
         product = ((node.get("metadata") or {}).get("labels") or {}).get(GPU_PRODUCT_LABEL)
         gpus = quantity_ceil(((node.get("status") or {}).get("capacity") or {}).get(GPU_RESOURCE))
         if product and gpus:
             state.capacity[product] = state.capacity.get(product, 0) + gpus
-    flavors, state.kueue_version = _list_kueue(cluster, "resourceflavors", "ResourceFlavor")
-    for flavor in flavors:
+    for flavor in objects["resourceflavors"]:
         labels = dict((flavor.get("spec") or {}).get("nodeLabels") or {})
         name = (flavor.get("metadata") or {}).get("name", "")
         state.flavor_labels[name] = labels
         state.flavor_models[name] = labels.get(GPU_PRODUCT_LABEL)
-    state.cluster_queues, _ = _list_kueue(cluster, "clusterqueues", "ClusterQueue")
-    state.local_queues, _ = _list_kueue(cluster, "localqueues", "LocalQueue")
-    state.workloads, _ = _list_kueue(cluster, "workloads", "Workload")
+    state.cluster_queues = objects["clusterqueues"]
+    state.local_queues = objects["localqueues"]
+    state.workloads = objects["workloads"]
     for cq in state.cluster_queues:
         _kueue_cells(state, cq)
-    rq_ref = ObjectRef("", "v1", "resourcequotas", "ResourceQuota", None, "")
-    for rq in cluster.list(rq_ref):
+    for rq in objects["resourcequotas"]:
         _resource_quota_cell(state, rq)
     return state
 
@@ -126,7 +184,7 @@ def _kueue_cells(state: QuotaState, cq: JsonObject) -> None:
     ref = ObjectRef(
         KUEUE_GROUP, state.kueue_version, "clusterqueues", "ClusterQueue", None, meta["name"]
     )
-    usage = _flavor_usage(cq)
+    usage = flavor_usage(cq)
     groups = (cq.get("spec") or {}).get("resourceGroups") or []
     for g, group in enumerate(groups):
         for f, flavor in enumerate(group.get("flavors") or []):
@@ -160,7 +218,8 @@ def _kueue_cells(state: QuotaState, cq: JsonObject) -> None:
                 )
 
 
-def _flavor_usage(cq: JsonObject) -> dict[str, int]:
+def flavor_usage(cq: JsonObject) -> dict[str, int]:
+    """GPUs in use per flavor, as Kueue accounts them in the ClusterQueue's status."""
     out: dict[str, int] = {}
     for usage in (cq.get("status") or {}).get("flavorsUsage") or []:
         for resource in usage.get("resources") or []:

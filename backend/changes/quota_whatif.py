@@ -2,8 +2,8 @@
 which stay pending and why, and which admitted ones would run beyond their queue's nominal quota.
 
 The prediction replays one Kueue admission pass over the cluster as read for the plan, with the
-planned quotas in place of the current ones: usage of the admitted Workloads first, then the
-pending ones in creation order (BestEffortFIFO; StrictFIFO stops a queue at its head), each into
+planned quotas in place of the current ones: usage as each queue's status accounts it, then the
+pending Workloads in creation order (BestEffortFIFO; StrictFIFO stops a queue at its head), each into
 the first flavor with room, counting what the cohort can lend — the arithmetic of
 ``backend.k8s.kueue``, which the sandbox's Kueue controller uses too.
 """
@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from backend.changes.kube import JsonObject
-from backend.changes.quota_state import KUEUE, Cell, QuotaState
+from backend.changes.quota_state import KUEUE, Cell, QuotaState, flavor_usage
 from backend.conventions import GPU_RESOURCE, TENANT_LABEL
 from backend.fleet.kueue import admitted, finished, pod_set_gpus
+from backend.fleet.kueue import pending as kueue_pending
 from backend.k8s.kueue import Cohorts, Quota, assign_flavor, flavor_quotas
 from backend.k8s.selectors import match_label_selector
 
@@ -86,6 +87,7 @@ def _queues(state: QuotaState, nominal: Mapping[tuple[str, str], int]) -> dict[s
             quota=quota,
             namespace_selector=spec.get("namespaceSelector"),
             strict=spec.get("queueingStrategy") == "StrictFIFO",
+            usage=flavor_usage(cq),
         )
     return out
 
@@ -128,16 +130,10 @@ def predict(state: QuotaState, nominal: Mapping[tuple[str, str], int]) -> Predic
     }
     pending: list[tuple[JsonObject, SimQueue | None]] = []
     for wl in state.workloads:
-        if finished(wl):
-            continue
-        meta = wl.get("metadata") or {}
-        queue_name = (wl.get("spec") or {}).get("queueName")
-        q = queues.get(cluster_queue.get((meta.get("namespace"), queue_name)) or "")
-        if admitted(wl):
-            flavor = _assigned_flavor(wl)
-            if q is not None and flavor:
-                q.usage[flavor] = q.usage.get(flavor, 0) + _demand(wl)[0]
-        elif (wl.get("spec") or {}).get("active") is not False:
+        if kueue_pending(wl):
+            meta = wl.get("metadata") or {}
+            queue_name = (wl.get("spec") or {}).get("queueName")
+            q = queues.get(cluster_queue.get((meta.get("namespace"), queue_name)) or "")
             pending.append((wl, q))
     cohorts = Cohorts(queues)
     pending.sort(key=_fifo_key)
