@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from backend.api.changes import ERRORS, ChangesDep, _apply, _guarded, _plan
 from backend.api.deps import get_source
@@ -48,31 +48,38 @@ def _matches(row: QuotaRow, tenant: str | None, model: str | None) -> bool:
 
 
 @router.get("/quotas", response_model=QuotaReview, responses=ERRORS)
-async def quotas(source: SourceDep, tenant: Name = None, model: Name = None) -> QuotaReview:
+async def quotas(source: SourceDep, tenant: Name = None, model: Name = None) -> Response:
     """Every tenant's GPU quota per model (a Kueue flavor, or '*' for a ResourceQuota) against
     its use: nominal and limits, in use, borrowed, pending, allocated and idle GPUs, and the
     24 h / 7 d average and peak from the usage history. ``model`` takes a flavor or a product."""
     fleet = _model(source)
     usage = source.quota_usage
-    windows = usage.windows() if usage is not None else {}
-    day, week = windows.get("24h", {}), windows.get("7d", {})
-    rows = [
-        row.model_copy(
-            update={
-                "usage_24h": day.get((row.tenant, row.gpu_model), EMPTY),
-                "usage_7d": week.get((row.tenant, row.gpu_model), EMPTY),
-            }
-        )
-        for row in fleet.quota_rows()
-        if _matches(row, tenant, model)
-    ]
+    updated = usage.updated if usage is not None else None
     ratio = usage.oversubscription if usage is not None else 1.0
-    return QuotaReview(
-        items=rows,
-        models=fleet.quota_models(ratio),
-        oversubscription=ratio,
-        history_updated=usage.updated if usage is not None else None,
-    )
+
+    def render() -> bytes:
+        windows = usage.windows() if usage is not None else {}
+        day, week = windows.get("24h", {}), windows.get("7d", {})
+        rows = [
+            row.model_copy(
+                update={
+                    "usage_24h": day.get((row.tenant, row.gpu_model), EMPTY),
+                    "usage_7d": week.get((row.tenant, row.gpu_model), EMPTY),
+                }
+            )
+            for row in fleet.quota_rows()
+            if _matches(row, tenant, model)
+        ]
+        review = QuotaReview(
+            items=rows,
+            models=fleet.quota_models(ratio),
+            oversubscription=ratio,
+            history_updated=updated,
+        )
+        return review.__pydantic_serializer__.to_json(review)
+
+    body = fleet.answer_json(("quotas", tenant, model, updated, ratio), render)
+    return Response(content=body, media_type="application/json")
 
 
 def _action(body: QuotaChange | QuotaChangeSet | list[QuotaChange]) -> tuple[str, Any]:

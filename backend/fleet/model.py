@@ -9,6 +9,7 @@ a lookup plus one page of (cached) JSON.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import orjson
@@ -48,6 +49,7 @@ from backend.schemas import (
 )
 
 WORKLOAD_KINDS = {kind.value.lower(): kind for kind in WorkloadKind}
+MAX_ANSWERS = 64
 
 
 def _same(value: str) -> str:
@@ -92,7 +94,9 @@ class FleetModel:
             "problems": problems[:MAX_PROBLEMS],
         }
         self._overview_json: bytes | None = None
-        self._quota_rows: list[QuotaRow] | None = None
+        # Built with the model (off the event loop), not on the first request.
+        self._quota_rows = build_quota_rows(index, tenants, gpus)
+        self._answers: dict[Hashable, bytes] = {}
 
     @classmethod
     def empty(cls, now: float | None = None) -> FleetModel:
@@ -112,10 +116,17 @@ class FleetModel:
         fresh = orjson.dumps(freshness.model_dump(mode="json"))
         return self._overview_json[:-1] + b',"freshness":' + fresh + b"}"
 
+    def answer_json(self, key: Hashable, render: Callable[[], bytes]) -> bytes:
+        """An answer derived from this model and ``key`` (what else it depends on), rendered
+        once: many operators poll the same views. A few keys are kept (the newest)."""
+        if key not in self._answers:
+            if len(self._answers) >= MAX_ANSWERS:
+                self._answers.pop(next(iter(self._answers)))
+            self._answers[key] = render()
+        return self._answers[key]
+
     def quota_rows(self) -> list[QuotaRow]:
-        """The quota review's rows (tenant x GPU model), built on first request."""
-        if self._quota_rows is None:
-            self._quota_rows = build_quota_rows(self._index, self.tenants.items, self.gpus.items)
+        """The quota review's rows: tenant x GPU model."""
         return self._quota_rows
 
     def quota_models(self, oversubscription: float) -> list[QuotaModelTotal]:

@@ -26,13 +26,18 @@ from backend.schemas import (
 
 
 def _held(gpus: list[Gpu]) -> dict[tuple[str, str], tuple[int, int]]:
-    """(tenant, normalized model) -> (allocated, idle) GPUs."""
+    """(tenant, normalized model or ANY_MODEL for all) -> (allocated, idle) GPUs."""
     out: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    models: dict[str, str] = {}
     for gpu in gpus:
         if gpu.allocated and gpu.tenant:
-            held = out[(gpu.tenant, normalized_model(gpu.model))]
-            held[0] += 1
-            held[1] += 1 if gpu.idle else 0
+            model = models.get(gpu.model) or models.setdefault(
+                gpu.model, normalized_model(gpu.model)
+            )
+            for key in ((gpu.tenant, model), (gpu.tenant, ANY_MODEL)):
+                held = out[key]
+                held[0] += 1
+                held[1] += 1 if gpu.idle else 0
     return {key: (a, i) for key, (a, i) in out.items()}
 
 
@@ -62,13 +67,8 @@ def build_quota_rows(index: ClusterIndex, tenants: list[Tenant], gpus: list[Gpu]
         if tenant.quota_mode == QuotaMode.NONE:
             continue
         for quota in tenant.quotas:
-            model = normalized_model(quota.gpu_model)
-            if quota.gpu_model == ANY_MODEL:
-                keys = [k for k in held if k[0] == tenant.name]
-            else:
-                keys = [(tenant.name, model)]
-            allocated = sum(held.get(k, (0, 0))[0] for k in keys)
-            idle = sum(held.get(k, (0, 0))[1] for k in keys)
+            model = ANY_MODEL if quota.gpu_model == ANY_MODEL else normalized_model(quota.gpu_model)
+            allocated, idle = held.get((tenant.name, model), (0, 0))
             rq = tenant.quota_mode == QuotaMode.RESOURCE_QUOTA
             rows.append(
                 QuotaRow(
