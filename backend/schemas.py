@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 API_PREFIX = "/api/v1"
 
@@ -568,3 +568,124 @@ class ChangeRefused(BaseModel):
 
 OPERATOR_HEADER = "X-Opsconsole-Operator"
 SSH_CLIENT_HEADER = "X-Opsconsole-Ssh-Client"
+
+
+# -- quota review and quota changes ----------------------------------------------------------
+
+
+class UsageWindow(BaseModel):
+    """A tenant's use of one GPU model over a window, from the recorded usage history."""
+
+    samples: int = Field(0, description="Recorded samples in the window; 0: no history yet.")
+    allocated_avg: float | None = Field(None, description="GPUs held by its pods, on average.")
+    allocated_peak: int | None = None
+    busy_avg: float | None = Field(None, description="Held GPUs doing work, on average.")
+    busy_peak: int | None = None
+    pending_avg: float | None = Field(None, description="GPUs waited for, on average.")
+    pending_peak: int | None = None
+
+
+class NamespaceQuota(BaseModel):
+    """One namespace's ResourceQuota of ``requests.nvidia.com/gpu``."""
+
+    namespace: str
+    name: str = Field(description="The ResourceQuota's name.")
+    hard: int
+    used: int
+
+
+class QuotaRow(BaseModel):
+    """One tenant's quota of one GPU model (a Kueue flavor), or of every model (ResourceQuota)."""
+
+    tenant: str
+    system: QuotaMode = Field(description="kueue or resourcequota.")
+    gpu_model: str = Field(description="The nodes' nvidia.com/gpu.product; '*' for any model.")
+    flavor: str | None = Field(None, description="The Kueue ResourceFlavor (kueue only).")
+    cluster_queue: str | None = None
+    cohort: str | None = None
+    namespaces: list[str] = Field(description="The tenant's namespaces.")
+    namespace_quotas: list[NamespaceQuota] = Field(
+        default_factory=list, description="Per namespace (resourcequota only)."
+    )
+    nominal: int
+    borrowing_limit: int | None = Field(None, description="null = may borrow without limit.")
+    lending_limit: int | None = None
+    used: int = Field(0, description="GPUs in use against the quota (admitted / charged).")
+    borrowed: int = Field(0, description="GPUs in use beyond the nominal quota.")
+    pending: int = Field(0, description="GPUs requested by workloads waiting for quota.")
+    allocated: int = Field(0, description="GPUs of this model held by the tenant's pods.")
+    idle: int = Field(0, description="Held GPUs doing (nearly) nothing (telemetry).")
+    usage_24h: UsageWindow = Field(default_factory=UsageWindow)
+    usage_7d: UsageWindow = Field(default_factory=UsageWindow)
+
+
+class QuotaModelTotal(BaseModel):
+    """One GPU model: the cluster's GPUs and the nominal quota granted on them."""
+
+    gpu_model: str
+    flavors: list[str] = Field(default_factory=list, description="Kueue flavors of the model.")
+    capacity: int = Field(description="GPUs of this model in the nodes.")
+    nominal: int = Field(description="Kueue nominal quota of this model over all tenants.")
+    limit: int = Field(description="capacity × the oversubscription ratio.")
+
+
+class QuotaReview(BaseModel):
+    """Every tenant's GPU quota against its use (``GET /api/v1/quotas``)."""
+
+    items: list[QuotaRow]
+    models: list[QuotaModelTotal]
+    oversubscription: float = Field(description="Nominal quota may reach capacity × this.")
+    history_updated: datetime | None = Field(
+        None, description="When the usage history was last recorded; null: not yet."
+    )
+
+
+class QuotaChange(BaseModel):
+    """One quota change: ``set`` a tenant's quota, or ``transfer`` GPUs of quota between two.
+
+    ``model`` is a Kueue flavor (``a100``) or a GPU product (``NVIDIA-A100-SXM4-80GB``), needed
+    where the tenant has quota for several models; a ResourceQuota tenant with several GPU
+    quotas names the namespace (``namespace``; ``from_namespace``/``to_namespace`` in a
+    transfer). ``gpus`` is checked by the backend (a whole number, not negative, not absurd),
+    so that every refusal is in the audit log."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True, extra="forbid")
+
+    op: Literal["set", "transfer"]
+    tenant: str | None = Field(None, max_length=253, description="set: the tenant.")
+    from_tenant: str | None = Field(None, alias="from", max_length=253)
+    to_tenant: str | None = Field(None, alias="to", max_length=253)
+    model: str | None = Field(None, max_length=253)
+    gpus: int | float | str | None = None
+    namespace: str | None = Field(None, max_length=253)
+    from_namespace: str | None = Field(None, max_length=253)
+    to_namespace: str | None = Field(None, max_length=253)
+
+    def parameters(self) -> dict[str, object]:
+        """The change path's parameters: the JSON form, unset fields left out."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class QuotaChangeSet(BaseModel):
+    """Several quota changes, planned and applied as one (all or nothing)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[QuotaChange] = Field(min_length=1, max_length=100)
+
+
+class QuotaChangeApply(QuotaChange):
+    """Apply one reviewed quota change: the change, its plan's fingerprint and a reason."""
+
+    fingerprint: str = Field(pattern=r"^[0-9a-f]{64}\.[0-9a-f]{64}$")
+    reason: str = Field(max_length=1000)
+
+    def parameters(self) -> dict[str, object]:
+        return self.model_dump(mode="json", exclude_none=True, exclude={"fingerprint", "reason"})
+
+
+class QuotaChangeSetApply(QuotaChangeSet):
+    """Apply a reviewed change set."""
+
+    fingerprint: str = Field(pattern=r"^[0-9a-f]{64}\.[0-9a-f]{64}$")
+    reason: str = Field(max_length=1000)

@@ -23,11 +23,13 @@ from backend.changes.head import ConfigMapHead
 from backend.changes.inference import InferenceServicePromote, InferenceServiceRollback
 from backend.changes.kube import ClusterClient
 from backend.changes.path import ChangePath
+from backend.changes.quota import QuotaContext, quota_kinds
 from backend.changes.rollout import DeploymentUndo
 from backend.cluster.cache import LIVE, PENDING, STALE, CacheOptions, ClusterCache, KindHealth
 from backend.cluster.kubeconfig import ClusterAccess, load_cluster_access
 from backend.db.engine import Database, redact
 from backend.db.migrate import upgrade
+from backend.db.quota_usage import QuotaUsageHistory, QuotaUsageStore, UsageSample
 from backend.fleet.model import FleetModel, build_fleet_model
 from backend.fleet.nodes import GpuRules
 from backend.identity.authenticate import TokenAuthenticator
@@ -79,6 +81,8 @@ class Backend:
         self.audit: AuditLog | None = None  # from start(), when the database is there
         self.changes: ChangePath | None = None
         self.identities: TokenAuthenticator | None = None  # from start(), like the audit log
+        self.quota_usage: QuotaUsageHistory | None = None
+        self._usage_task: asyncio.Task[None] | None = None
         self._model_task: asyncio.Task[None] | None = None
         self._recovery_task: asyncio.Task[None] | None = None
         self._started = False
@@ -119,6 +123,12 @@ class Backend:
             TokenStore(self.database.engine), cache_seconds=self.settings.token_cache_seconds
         )
         await self._start_changes(self.database)
+        self.quota_usage = QuotaUsageHistory(
+            QuotaUsageStore(self.database.engine),
+            self.settings.quota_usage_days,
+            self.settings.quota_oversubscription,
+        )
+        self._usage_task = asyncio.create_task(self._usage_loop(), name="quota-usage")
         await self.cache.start()
         if self.settings.telemetry_mode != "off":
             try:
@@ -142,7 +152,18 @@ class Backend:
         self.audit = AuditLog(AuditStore(database.engine), head=head)
         await self.audit.start()
         self.changes = ChangePath(
-            [DeploymentUndo(), InferenceServiceRollback(), InferenceServicePromote()],
+            [
+                DeploymentUndo(),
+                InferenceServiceRollback(),
+                InferenceServicePromote(),
+                *quota_kinds(
+                    QuotaContext(
+                        self.settings.quota_oversubscription,
+                        cached=self.cache.snapshot,
+                        fleet=lambda: self._model,
+                    )
+                ),
+            ],
             self.cluster,
             self.audit,
             cache_update=self.cache.upsert,
@@ -168,11 +189,11 @@ class Backend:
                 delay = min(delay * 2, 30.0)
 
     async def stop(self) -> None:
-        for task in (self._recovery_task,):
+        for task in (self._recovery_task, self._usage_task):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
-        self._recovery_task = None
+        self._recovery_task = self._usage_task = None
         if self.audit is not None:
             await self.audit.stop()
         if self._model_task is not None:
@@ -185,6 +206,30 @@ class Backend:
         if self.database is not None:
             self.database.dispose()
         self._started = False
+
+    # -- the quota usage history ---------------------------------------------------------------
+    async def _usage_loop(self) -> None:
+        """Record every tenant's quota usage per GPU model, once per interval, from the model."""
+        while True:
+            if self._model is None:  # the first recording waits for the first model
+                await asyncio.sleep(1.0)
+                continue
+            try:
+                await self.record_quota_usage()
+            except Exception:  # the database may be away for a while: try again next time
+                log.exception("recording the quota usage history failed")
+            await asyncio.sleep(self.settings.quota_usage_interval)
+
+    async def record_quota_usage(self) -> None:
+        """One recording: allocated, busy (allocated and not idle) and pending GPUs."""
+        model, history = self._model, self.quota_usage
+        if model is None or history is None:
+            return
+        samples = [
+            UsageSample(r.tenant, r.gpu_model, r.used, max(0, r.allocated - r.idle), r.pending)
+            for r in model.quota_rows()
+        ]
+        await history.record(samples)
 
     # -- the fleet model -----------------------------------------------------------------------
     @property

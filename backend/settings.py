@@ -74,6 +74,15 @@ class Settings(BaseSettings):
     token_cache_seconds: float = Field(
         5.0, ge=0, description="How long a token lookup is reused (revocations wait this long)."
     )
+    quota_oversubscription: float = Field(
+        1.0,
+        gt=0,
+        description="A GPU model's total nominal quota may reach its GPUs times this ratio.",
+    )
+    quota_usage_interval: float = Field(
+        300.0, gt=0, description="Seconds between two recordings of the quota usage history."
+    )
+    quota_usage_days: float = Field(90.0, gt=0, description="Days of quota usage history kept.")
 
     @field_validator("dcgm_urls", "allowed_hosts", mode="before")
     @classmethod

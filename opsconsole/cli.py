@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from opsconsole import audit_cli, rollout_cli
+from opsconsole import audit_cli, quota_cli, rollout_cli
 
 
 def _add_sandbox_parser(sub: argparse._SubParsersAction) -> None:
@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_token_parser(sub)
     audit_cli.add_parser(sub)
     rollout_cli.add_parser(sub)
+    quota_cli.add_parser(sub)
     return parser
 
 
@@ -101,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return audit_cli.run(args)
     if args.command == "rollout":
         return rollout_cli.run(args)
+    if args.command == "quota":
+        return quota_cli.run(args)
     if args.command == "serve":
         from backend.main import main as serve_main
 

@@ -31,6 +31,11 @@ from backend.schemas import (
     Node,
     Overview,
     Page,
+    QuotaChange,
+    QuotaChangeApply,
+    QuotaChangeSet,
+    QuotaChangeSetApply,
+    QuotaReview,
     RollbackApply,
     RollbackRequest,
     Tenant,
@@ -305,3 +310,26 @@ class BackendClient:
         body = ChangeConfirm(fingerprint=plan.fingerprint, reason=reason)
         path = self._release_path(namespace, kind, name, "promote", "apply")
         return await self._post(path, ChangeApplied, body)
+
+    # -- quotas ------------------------------------------------------------------------------------
+    async def quotas(self, *, tenant: str | None = None, model: str | None = None) -> QuotaReview:
+        """Every tenant's GPU quota per model against its use (filtered by tenant, model)."""
+        return await self._get("/quotas", QuotaReview, _params(tenant=tenant, model=model))
+
+    async def quota_plan(self, changes: list[QuotaChange]) -> ChangePlan:
+        """The plan of one quota change, or of several as one change set."""
+        body = changes[0] if len(changes) == 1 else QuotaChangeSet(items=changes)
+        return await self._post("/quotas/plan", ChangePlan, body)
+
+    async def quota_apply(
+        self, changes: list[QuotaChange], plan: ChangePlan, reason: str
+    ) -> ChangeApplied:
+        """Apply the reviewed plan of ``changes`` with the operator's reason."""
+        confirm = {"fingerprint": plan.fingerprint, "reason": reason}
+        body: BaseModel
+        if len(changes) == 1:
+            fields = changes[0].model_dump(exclude_none=True)
+            body = QuotaChangeApply.model_validate({**fields, **confirm})
+        else:
+            body = QuotaChangeSetApply(items=changes, **confirm)
+        return await self._post("/quotas/apply", ChangeApplied, body)

@@ -21,11 +21,22 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from backend.schemas import ChangeApplied, ChangePlan, TrafficSplit, WorkloadDetail
+from opsconsole.change_cli import (
+    EXIT_CONFLICT,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    UsageError,
+    add_backend_argument,
+    backend_url,
+    change_client,
+    print_table,
+)
+from opsconsole.change_cli import confirmed as _confirmed
+from opsconsole.change_cli import format_value as _value
 from opsconsole.client import BackendClient, BackendError
-from opsconsole.settings import ConsoleSettings
 from opsconsole.text import clean
 
-EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_CONFLICT = 0, 1, 2, 3
 DEPLOYMENT, INFERENCE_SERVICE = "deployment", "inferenceservice"
 KINDS = {
     "deployment": DEPLOYMENT,
@@ -37,10 +48,6 @@ KINDS = {
 }
 RESOURCES = {DEPLOYMENT: "deployment.apps", INFERENCE_SERVICE: "inferenceservice.serving.kserve.io"}
 POLL_SECONDS = 1.0
-
-
-class UsageError(Exception):
-    """Bad arguments: exit 2."""
 
 
 @dataclass(frozen=True)
@@ -67,9 +74,7 @@ def parse_target(value: str) -> Target:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     rollout = sub.add_parser("rollout", help="history, undo and promote of model releases")
-    rollout.add_argument(
-        "--backend", default=argparse.SUPPRESS, help="backend URL (env OPSCONSOLE_BACKEND)"
-    )
+    add_backend_argument(rollout)
     verbs = rollout.add_subparsers(dest="rollout_command", required=True)
 
     history = verbs.add_parser("history", help="the revisions, as kubectl rollout history")
@@ -103,9 +108,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
             raise UsageError("promote applies to inferenceservices only")
         if args.rollout_command != "history":
             _check_change_arguments(args, target)
-        backend = getattr(args, "backend", None) or ConsoleSettings().backend
-        if not backend:
-            raise UsageError("no backend: pass --backend or set OPSCONSOLE_BACKEND")
+        backend = backend_url(args)
     except UsageError as exc:
         print(f"opsconsole rollout: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -124,7 +127,7 @@ def _check_change_arguments(args: argparse.Namespace, target: Target) -> None:
 
 
 async def _run_remote(args: argparse.Namespace, target: Target, backend: str, out: TextIO) -> int:
-    client = BackendClient(backend, timeout=30.0, token=ConsoleSettings().token)
+    client = change_client(backend)
     try:
         if args.rollout_command == "history":
             detail = await client.workload(target.namespace, target.kind, target.name)
@@ -162,15 +165,7 @@ def _print_history(target: Target, detail: WorkloadDetail, output: str, out: Tex
             for r in revisions
         ]
     out.write(f"{target}\n")
-    _print_table(rows, out)
-
-
-def _print_table(rows: list[list[str]], out: TextIO) -> None:
-    rows = [[clean(cell)[:80] for cell in row] for row in rows]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-        out.write("\n")
+    print_table(rows, out)
 
 
 # -- undo and promote ----------------------------------------------------------------------------
@@ -283,18 +278,6 @@ def _change_seen(plan: ChangePlan, detail: WorkloadDetail) -> bool:
     return rollout is not None and rollout.target_traffic_percent == wanted
 
 
-def _confirmed() -> bool:
-    """``y`` or ``yes`` on stdin; no stdin (closed, captured, empty) is no."""
-    print("apply this change? [y/N] ", end="", file=sys.stderr, flush=True)
-    try:
-        if sys.stdin is None or sys.stdin.closed:
-            return False
-        answer = sys.stdin.readline()
-    except (OSError, ValueError):
-        return False
-    return answer.strip().lower() in ("y", "yes")
-
-
 def describe_plan(target: Target, plan: ChangePlan) -> str:
     """The plan in a few lines: what moves where, then each field before and after."""
     details = plan.details
@@ -329,10 +312,3 @@ def _split(value: object) -> str:
         f"{clean(r.revision or '?')} {r.percent}%{' (latest)' if r.latest else ''}"
         for r in split.revisions
     )
-
-
-def _value(value: object) -> str:
-    if value is None:
-        return "(none)"
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    return clean(text)[:120]

@@ -24,6 +24,7 @@ from backend.api.docs import add_docs_routes
 from backend.api.hosts import LOOPBACK_NAMES, HostCheckMiddleware
 from backend.api.metrics import ApiMetrics, MetricsMiddleware
 from backend.api.protocols import ServedSource
+from backend.api.quotas import router as quotas_router
 from backend.api.routes import router as fleet_router
 from backend.identity.limiter import FailureLimiter
 from backend.schemas import API_PREFIX, ApiErrorBody, BackendInfo
@@ -131,7 +132,14 @@ def create_app(
     _probes(app, metrics)
     add_docs_routes(app)
     authenticated = [Depends(require_actor)]
-    for router in (_info_router(), identity_router, fleet_router, audit_router, changes_router):
+    for router in (
+        _info_router(),
+        identity_router,
+        fleet_router,
+        audit_router,
+        changes_router,
+        quotas_router,
+    ):
         app.include_router(
             router, prefix=API_PREFIX, dependencies=authenticated, responses=AUTH_ERRORS
         )

@@ -7,6 +7,7 @@ protocols, and so does the tests' in-memory source, so the same routes serve bot
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Protocol
 
 from backend.changes.path import ChangeResult
@@ -21,6 +22,7 @@ from backend.schemas import (
     ChainHead,
     ChainVerification,
     DataFreshness,
+    UsageWindow,
 )
 
 
@@ -96,6 +98,20 @@ class Identities(Protocol):
         ...
 
 
+class QuotaUsage(Protocol):
+    """The quota usage history's summaries (``backend.db.quota_usage.QuotaUsageHistory``)."""
+
+    @property
+    def oversubscription(self) -> float: ...
+
+    @property
+    def updated(self) -> datetime | None: ...
+
+    def windows(self) -> Mapping[str, Mapping[tuple[str, str], UsageWindow]]:
+        """``{"24h": {(tenant, GPU model): window}, "7d": {...}}``."""
+        ...
+
+
 class ServedSource(FleetSource, Protocol):
     """Everything the app serves: the fleet, ``/info``, ``/readyz`` and ``/metrics``; the audit
     log and the change path where the source has them (None: those routes answer 503)."""
@@ -109,6 +125,11 @@ class ServedSource(FleetSource, Protocol):
     @property
     def identities(self) -> Identities | None:
         """None while there is no token store (every authenticated route answers 503)."""
+        ...
+
+    @property
+    def quota_usage(self) -> QuotaUsage | None:
+        """None: no usage history (the quota review shows empty windows)."""
         ...
 
     @property

@@ -76,14 +76,19 @@ def _json(body: bytes) -> Response:
     return Response(content=body, media_type="application/json")
 
 
-def _model(source: FleetSource, actor: Actor) -> FleetModel | ScopedFleet:
-    """The model as ``actor`` may see it (its tenants only, when its token has a scope), or 503
-    with the reason there is none yet (an empty fleet is not a healthy one)."""
+def current_model(source: FleetSource) -> FleetModel:
+    """The fleet model, or 503 with the reason there is none yet (an empty fleet is not a
+    healthy one)."""
     model = source.model
     if model is None:
         why = source.freshness().cluster_problem or "the fleet model is being built"
         raise HTTPException(503, f"no fleet data yet: {why}")
-    return model.scoped(actor.tenants)
+    return model
+
+
+def _model(source: FleetSource, actor: Actor) -> FleetModel | ScopedFleet:
+    """The model as ``actor`` may see it (its tenants only, when its token has a scope)."""
+    return current_model(source).scoped(actor.tenants)
 
 
 def _one(row: Any, what: str) -> Response:

@@ -201,9 +201,7 @@ class ChangePath:
         for change, obj in reversed(written):
             revert = change.reverted(obj["metadata"]["resourceVersion"])
             try:
-                back = await asyncio.to_thread(
-                    self.cluster.patch, revert.ref, revert.patch(), "json"
-                )
+                back = await self._patch(revert)  # a status write since is no conflict
             except KubeError as revert_exc:
                 left.append(f"{change.ref} ({revert_exc})")
                 continue

@@ -71,6 +71,10 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     noop: str | None = None
     details: dict[str, Any] = field(default_factory=dict)  # kind-specific, for the reviewer
+    # Predictions from the cluster's moving status (what a queue would admit): shown in the
+    # details, but like the warnings not part of the fingerprint, or every admission in between
+    # would make a reviewed change stale.
+    forecast: dict[str, Any] = field(default_factory=dict)
     confirmed: str | None = None  # the fingerprint confirmed, when only resourceVersions differ
 
     @property

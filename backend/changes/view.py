@@ -27,6 +27,6 @@ def plan_view(plan: Plan) -> ChangePlan:
         ),
         warnings=plan.warnings,
         noop=plan.noop,
-        details=plan.details,
+        details={**plan.details, **plan.forecast},
         fingerprint=plan.fingerprint,
     )

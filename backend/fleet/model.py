@@ -9,6 +9,7 @@ a lookup plus one page of (cached) JSON.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import orjson
@@ -29,6 +30,7 @@ from backend.fleet.problems import (
     workloads_by_status,
 )
 from backend.fleet.query import Filter, Table
+from backend.fleet.quotas import build_quota_rows, model_totals
 from backend.fleet.tenants import build_tenants
 from backend.fleet.workloads import WorkloadRecord, build_workloads, pod_workloads
 from backend.schemas import (
@@ -37,6 +39,8 @@ from backend.schemas import (
     Node,
     Overview,
     Problem,
+    QuotaModelTotal,
+    QuotaRow,
     Tenant,
     Workload,
     WorkloadDetail,
@@ -45,6 +49,7 @@ from backend.schemas import (
 )
 
 WORKLOAD_KINDS = {kind.value.lower(): kind for kind in WorkloadKind}
+MAX_ANSWERS = 64
 
 
 def _same(value: str) -> str:
@@ -92,6 +97,9 @@ class FleetModel:
         }
         self._overview_json: bytes | None = None
         self._scoped: dict[frozenset[str], ScopedFleet] = {}
+        # Built with the model (off the event loop), not on the first request.
+        self._quota_rows = build_quota_rows(index, tenants, gpus)
+        self._answers: dict[Hashable, bytes] = {}
 
     @classmethod
     def empty(cls, now: float | None = None) -> FleetModel:
@@ -116,6 +124,34 @@ class FleetModel:
         if view is None:
             view = self._scoped[tenants] = ScopedFleet(self, tenants)
         return view
+
+    def answer_json(self, key: Hashable, render: Callable[[], bytes]) -> bytes:
+        """An answer derived from this model and ``key`` (what else it depends on), rendered
+        once: many operators poll the same views. A few keys are kept (the newest)."""
+        if key not in self._answers:
+            if len(self._answers) >= MAX_ANSWERS:
+                self._answers.pop(next(iter(self._answers)))
+            self._answers[key] = render()
+        return self._answers[key]
+
+    def quota_waiting(self, namespace: str) -> list[tuple[Workload, int]]:
+        """The namespace's workloads waiting for GPU quota and the GPUs each waits for, oldest
+        first (the order in which their controllers' retries were refused)."""
+        waiting = [
+            (r.row, r.quota_pending_gpus)
+            for r in self._records.values()
+            if r.row.namespace == namespace and r.quota_pending_gpus > 0
+        ]
+        waiting.sort(key=lambda w: (w[0].created.isoformat() if w[0].created else "", w[0].name))
+        return waiting
+
+    def quota_rows(self) -> list[QuotaRow]:
+        """The quota review's rows: tenant x GPU model."""
+        return self._quota_rows
+
+    def quota_models(self, oversubscription: float) -> list[QuotaModelTotal]:
+        """Per GPU model: capacity, granted Kueue nominal quota and the limit."""
+        return model_totals(self._index, self.quota_rows(), self.nodes.items, oversubscription)
 
     def tenant(self, name: str) -> Tenant | None:
         return self._tenants_by_name.get(name)

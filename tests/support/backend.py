@@ -25,6 +25,7 @@ from sqlmodel import SQLModel
 from backend.api.app import create_app
 from backend.audit.log import AuditLog
 from backend.changes.path import ChangePath
+from backend.db.quota_usage import QuotaUsageHistory
 from backend.fleet.inputs import ClusterObjects, TelemetryLike
 from backend.fleet.model import FleetModel, build_fleet_model
 from backend.identity.authenticate import TokenAuthenticator
@@ -68,6 +69,7 @@ class InMemorySource:
         self.changes: ChangePath | None = None
         self.tokens = TokenStore(token_database())
         self.identities: TokenAuthenticator | None = TokenAuthenticator(self.tokens)
+        self.quota_usage: QuotaUsageHistory | None = None
 
     def freshness(self) -> DataFreshness:
         return DataFreshness(

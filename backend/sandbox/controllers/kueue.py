@@ -24,7 +24,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from backend.conventions import GPU_RESOURCE, KUEUE_GATE, QUEUE_LABEL
-from backend.k8s.quantity import quantity_ceil
+from backend.k8s.kueue import POD_SET, Cohorts, Quota, assign_flavor, flavor_quotas
 from backend.sandbox.controllers.base import (
     ControllerContext,
     JsonObject,
@@ -45,7 +45,6 @@ from backend.sandbox.store import (
     ResourceType,
 )
 
-POD_SET = "main"
 JOB_UID_LABEL = "kueue.x-k8s.io/job-uid"
 _OWNER_TYPES = {"Job": JOB, "ReplicaSet": REPLICA_SET}
 
@@ -61,26 +60,6 @@ def is_condition_true(obj: JsonObject, kind: str) -> bool:
         if cond.get("type") == kind:
             return cond.get("status") == "True"
     return False
-
-
-@dataclass
-class Quota:
-    """One ClusterQueue's GPU quota in one flavor."""
-
-    nominal: int
-    borrowing_limit: int | None
-    lending_limit: int | None
-
-    @property
-    def lendable(self) -> int:
-        if self.lending_limit is None:
-            return self.nominal
-        return max(0, min(self.nominal, self.lending_limit))
-
-    @property
-    def guaranteed(self) -> int:
-        """The part of the nominal quota that is never lent to the cohort."""
-        return self.nominal - self.lendable
 
 
 @dataclass
@@ -110,75 +89,8 @@ class QueueState:
 
 
 def queue_state(cq: JsonObject) -> QueueState:
-    flavors: list[str] = []
-    quota: dict[str, Quota] = {}
-    for group in (cq.get("spec") or {}).get("resourceGroups") or ():
-        for flavor in group.get("flavors") or ():
-            for res in flavor.get("resources") or ():
-                if res.get("name") != GPU_RESOURCE:
-                    continue
-                borrow = res.get("borrowingLimit")
-                lend = res.get("lendingLimit")
-                flavors.append(flavor["name"])
-                quota[flavor["name"]] = Quota(
-                    quantity_ceil(res.get("nominalQuota", 0)) or 0,
-                    None if borrow is None else quantity_ceil(borrow) or 0,
-                    None if lend is None else quantity_ceil(lend) or 0,
-                )
+    flavors, quota = flavor_quotas(cq, GPU_RESOURCE)
     return QueueState(cq, flavors, quota)
-
-
-class Cohorts:
-    """Available GPUs per (queue, flavor), counting what the cohort can lend.
-
-    Per cohort and flavor it keeps the lendable pool and how much of it is in use, updated as
-    Workloads are admitted, so that a check costs O(1) even with hundreds of queues per cohort.
-    """
-
-    def __init__(self, queues: dict[str, QueueState]) -> None:
-        self.pool: dict[tuple[str, str], int] = {}
-        self.pool_used: dict[tuple[str, str], int] = {}
-        for q in queues.values():
-            if not q.cohort:
-                continue
-            for flavor, quota in q.quota.items():
-                key = (q.cohort, flavor)
-                self.pool[key] = self.pool.get(key, 0) + quota.lendable
-                self.pool_used[key] = self.pool_used.get(key, 0) + max(
-                    0, q.usage.get(flavor, 0) - quota.guaranteed
-                )
-
-    def add_usage(self, q: QueueState, flavor: str, gpus: int) -> None:
-        """Charge an admitted Workload to its queue (and to the cohort's pool)."""
-        before = q.usage.get(flavor, 0)
-        q.usage[flavor] = before + gpus
-        if q.cohort and flavor in q.quota:
-            guaranteed = q.quota[flavor].guaranteed
-            key = (q.cohort, flavor)
-            delta = max(0, before + gpus - guaranteed) - max(0, before - guaranteed)
-            self.pool_used[key] = self.pool_used.get(key, 0) + delta
-
-    def available(self, q: QueueState, flavor: str) -> int:
-        quota = q.quota[flavor]
-        used = q.usage.get(flavor, 0)
-        if not q.cohort:
-            return max(0, quota.nominal - used)
-        key = (q.cohort, flavor)
-        lendable = self.pool.get(key, 0) - self.pool_used.get(key, 0)
-        avail = max(0, quota.guaranteed - used) + max(0, lendable)
-        if quota.borrowing_limit is not None:
-            avail = min(avail, quota.nominal + quota.borrowing_limit - used)
-        return max(0, avail)
-
-    def capacity(self, q: QueueState, flavor: str) -> int:
-        """The most this queue could ever hold in the flavor (Kueue's "maximum capacity")."""
-        quota = q.quota[flavor]
-        if not q.cohort:
-            return quota.nominal
-        most = quota.guaranteed + self.pool.get((q.cohort, flavor), 0)
-        if quota.borrowing_limit is not None:
-            most = min(most, quota.nominal + quota.borrowing_limit)
-        return most
 
 
 @dataclass
@@ -559,32 +471,9 @@ class KueueController:
         demand = demand_of(wl)
         if demand.per_pod == 0:
             return (q.flavors[0] if q.flavors else None), "no GPUs requested"
-        if not q.flavors:
-            return None, (
-                f"couldn't assign flavors to pod set {POD_SET}: resource {GPU_RESOURCE} "
-                "unavailable in ClusterQueue"
-            )
-        reasons = []
-        for flavor in q.flavors:
-            labels = flavor_labels.get(flavor, {})
-            if any(labels.get(k, v) != v for k, v in demand.node_selector.items()):
-                reasons.append(f"flavor {flavor} doesn't match node affinity")
-                continue
-            avail = cohorts.available(q, flavor)
-            if demand.gpus <= avail:
-                return flavor, ""
-            most = cohorts.capacity(q, flavor)
-            if demand.gpus > most:
-                reasons.append(
-                    f"insufficient quota for {GPU_RESOURCE} in flavor {flavor}, "
-                    f"request > maximum capacity ({demand.gpus} > {most})"
-                )
-            else:
-                reasons.append(
-                    f"insufficient unused quota for {GPU_RESOURCE} in flavor {flavor}, "
-                    f"{demand.gpus - avail} more needed"
-                )
-        return None, f"couldn't assign flavors to pod set {POD_SET}: " + ", ".join(reasons)
+        return assign_flavor(
+            demand.gpus, demand.node_selector, q, q.flavors, flavor_labels, cohorts, GPU_RESOURCE
+        )
 
     def _namespace_matches(self, q: QueueState, namespace: str) -> bool:
         selector = (q.obj.get("spec") or {}).get("namespaceSelector")
