@@ -59,7 +59,8 @@ class ServedApp:
             await asyncio.sleep(0.01)
         bound_host, bound_port = sock.getsockname()[:2]
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-        self.url = f"http://{shown}:{bound_port}"
+        scheme = "https" if self._config.is_ssl else "http"
+        self.url = f"{scheme}://{shown}:{bound_port}"
         return self.url
 
     async def stop(self, timeout: float = 5.0) -> None:

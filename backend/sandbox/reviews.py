@@ -1,0 +1,79 @@
+"""SelfSubjectAccessReview and SubjectAccessReview: "may this user do that?", answered from the
+same RBAC rules that authorize requests (``kubectl auth can-i`` asks the first).
+
+The answer is the review itself with ``status.allowed`` (and RBAC's reason when allowed), as
+the authorization.k8s.io/v1 registry returns it; nothing is stored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backend.sandbox.rbac import Attributes, Authorizer, User
+from backend.sandbox.store import SELF_SUBJECT_ACCESS_REVIEW, ApiError, ResourceType
+
+JsonObject = dict[str, Any]
+
+
+def _attributes(rt: ResourceType, spec: JsonObject) -> Attributes:
+    resource = spec.get("resourceAttributes")
+    non_resource = spec.get("nonResourceAttributes")
+    if bool(resource) == bool(non_resource):
+        raise ApiError.invalid(
+            rt,
+            "",
+            "spec.resourceAttributes",
+            'Invalid value: "null": exactly one of nonResourceAttributes or '
+            "resourceAttributes must be specified",
+        )
+    if non_resource:
+        return Attributes(
+            str(non_resource.get("verb") or ""),
+            resource_request=False,
+            path=str(non_resource.get("path") or ""),
+        )
+    return Attributes(
+        str(resource.get("verb") or ""),
+        True,
+        str(resource.get("group") or ""),
+        str(resource.get("resource") or ""),
+        str(resource.get("subresource") or ""),
+        str(resource.get("namespace") or ""),
+        str(resource.get("name") or ""),
+    )
+
+
+def _subject(rt: ResourceType, spec: JsonObject, requester: User) -> User:
+    if rt is SELF_SUBJECT_ACCESS_REVIEW:
+        return requester
+    name, groups = spec.get("user") or "", spec.get("groups") or []
+    if not name and not groups:
+        raise ApiError.invalid(
+            rt,
+            "",
+            "spec.user",
+            'Invalid value: "": at least one of user or group must be specified',
+        )
+    return User(str(name), tuple(str(g) for g in groups))
+
+
+def review(
+    rt: ResourceType, body: JsonObject, requester: User, authorizer: Authorizer
+) -> JsonObject:
+    """Answer an access review of kind ``rt`` sent by ``requester``."""
+    spec = body.get("spec")
+    if not isinstance(spec, dict):
+        spec = {}
+    attrs = _attributes(rt, spec)
+    allowed, reason = authorizer.decide(_subject(rt, spec, requester), attrs)
+    status: JsonObject = {"allowed": allowed}
+    if reason:
+        status["reason"] = reason
+    meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+    return {
+        "kind": rt.kind,
+        "apiVersion": rt.api_version,
+        "metadata": {**meta, "creationTimestamp": None},
+        "spec": spec,
+        "status": status,
+    }
