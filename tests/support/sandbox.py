@@ -49,6 +49,10 @@ class SandboxThread:
         if self._error is not None:
             raise self._error
         self.kubeconfig_path = self.sandbox.write_kubeconfig(kubeconfig_path)
+        # The backend's ServiceAccount (deploy/rbac.yaml): what a backend in a cluster may do.
+        self.backend_kubeconfig_path = self.sandbox.write_backend_kubeconfig(
+            kubeconfig_path.with_name(f"backend-{kubeconfig_path.name}")
+        )
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
