@@ -380,7 +380,7 @@ def test_subject_access_review_says_which_binding_allows(kube: k8s.ApiClient) ->
         ),
     )
     allowed = api.create_subject_access_review(k8s.V1SubjectAccessReview(spec=spec)).status
-    assert allowed.allowed is True
+    assert allowed is not None and allowed.allowed is True
     assert allowed.reason == (
         'RBAC: allowed by ClusterRoleBinding "opsconsole-backend" of ClusterRole '
         '"opsconsole-backend" to ServiceAccount "opsconsole-backend/opsconsole"'
@@ -388,4 +388,4 @@ def test_subject_access_review_says_which_binding_allows(kube: k8s.ApiClient) ->
     assert spec.resource_attributes is not None
     spec.resource_attributes.verb = "delete"
     denied = api.create_subject_access_review(k8s.V1SubjectAccessReview(spec=spec)).status
-    assert denied.allowed is False
+    assert denied is not None and denied.allowed is False

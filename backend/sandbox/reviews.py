@@ -15,9 +15,13 @@ from backend.sandbox.store import SELF_SUBJECT_ACCESS_REVIEW, ApiError, Resource
 JsonObject = dict[str, Any]
 
 
+def _object(value: Any) -> JsonObject:
+    return value if isinstance(value, dict) else {}
+
+
 def _attributes(rt: ResourceType, spec: JsonObject) -> Attributes:
-    resource = spec.get("resourceAttributes")
-    non_resource = spec.get("nonResourceAttributes")
+    resource = _object(spec.get("resourceAttributes"))
+    non_resource = _object(spec.get("nonResourceAttributes"))
     if bool(resource) == bool(non_resource):
         raise ApiError.invalid(
             rt,
@@ -61,15 +65,13 @@ def review(
     rt: ResourceType, body: JsonObject, requester: User, authorizer: Authorizer
 ) -> JsonObject:
     """Answer an access review of kind ``rt`` sent by ``requester``."""
-    spec = body.get("spec")
-    if not isinstance(spec, dict):
-        spec = {}
+    spec = _object(body.get("spec"))
     attrs = _attributes(rt, spec)
     allowed, reason = authorizer.decide(_subject(rt, spec, requester), attrs)
     status: JsonObject = {"allowed": allowed}
     if reason:
         status["reason"] = reason
-    meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+    meta = _object(body.get("metadata"))
     return {
         "kind": rt.kind,
         "apiVersion": rt.api_version,
