@@ -389,3 +389,23 @@ def test_subject_access_review_says_which_binding_allows(kube: k8s.ApiClient) ->
     spec.resource_attributes.verb = "delete"
     denied = api.create_subject_access_review(k8s.V1SubjectAccessReview(spec=spec)).status
     assert denied is not None and denied.allowed is False
+
+
+def test_access_reviews_check_their_spec_and_answer_for_paths(
+    http: httpx.Client, backend_headers: dict[str, str]
+) -> None:
+    reviews = "/apis/authorization.k8s.io/v1"
+    path_review = {"spec": {"nonResourceAttributes": {"verb": "get", "path": "/version"}}}
+    answer = http.post(
+        f"{reviews}/selfsubjectaccessreviews", headers=backend_headers, json=path_review
+    )
+    assert answer.status_code == 201
+    assert answer.json()["status"]["allowed"] is True
+    assert answer.json()["kind"] == "SelfSubjectAccessReview"
+    nobody = {"spec": {"resourceAttributes": {"verb": "get", "resource": "pods"}}}
+    invalid = http.post(f"{reviews}/subjectaccessreviews", headers=ADMIN_HEADERS, json=nobody)
+    assert invalid.status_code == 422
+    assert invalid.json()["reason"] == "Invalid"
+    # Asking about others is a right of its own: the backend has it not.
+    denied = http.post(f"{reviews}/subjectaccessreviews", headers=backend_headers, json=nobody)
+    assert denied.status_code == 403
