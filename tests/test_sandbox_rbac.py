@@ -409,3 +409,15 @@ def test_access_reviews_check_their_spec_and_answer_for_paths(
     # Asking about others is a right of its own: the backend has it not.
     denied = http.post(f"{reviews}/subjectaccessreviews", headers=backend_headers, json=nobody)
     assert denied.status_code == 403
+
+
+def test_kubectl_lists_what_the_backend_may_do(sandbox_thread: SandboxThread) -> None:
+    args = ("auth", "can-i", "--list", "-n", "opsconsole", "--as", BACKEND_USER)
+    result = kubectl(sandbox_thread, *args)
+    assert result.returncode == 0, result.stderr
+    rows = {tuple(line.split()) for line in result.stdout.splitlines()[1:]}
+    assert ("deployments.apps", "[]", "[]", "[get", "list", "watch", "patch]") in rows
+    assert ("configmaps", "[]", "[opsconsole-audit-head]", "[get", "patch]") in rows
+    assert ("configmaps", "[]", "[]", "[create]") in rows
+    assert ("pods/proxy", "[]", "[]", "[get]") in rows
+    assert not any(row[0].startswith("secrets") for row in rows)

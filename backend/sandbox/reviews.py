@@ -1,5 +1,6 @@
 """SelfSubjectAccessReview and SubjectAccessReview: "may this user do that?", answered from the
-same RBAC rules that authorize requests (``kubectl auth can-i`` asks the first).
+same RBAC rules that authorize requests (``kubectl auth can-i`` asks the first); and
+SelfSubjectRulesReview: "what may I do in this namespace?" (``kubectl auth can-i --list``).
 
 The answer is the review itself with ``status.allowed`` (and RBAC's reason when allowed), as
 the authorization.k8s.io/v1 registry returns it; nothing is stored.
@@ -10,7 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from backend.sandbox.rbac import Attributes, Authorizer, User
-from backend.sandbox.store import SELF_SUBJECT_ACCESS_REVIEW, ApiError, ResourceType
+from backend.sandbox.store import (
+    SELF_SUBJECT_ACCESS_REVIEW,
+    SELF_SUBJECT_RULES_REVIEW,
+    ApiError,
+    ResourceType,
+)
 
 JsonObject = dict[str, Any]
 
@@ -61,16 +67,39 @@ def _subject(rt: ResourceType, spec: JsonObject, requester: User) -> User:
     return User(str(name), tuple(str(g) for g in groups))
 
 
+_RESOURCE_FIELDS = ("verbs", "apiGroups", "resources", "resourceNames")
+
+
+def _rules(user: User, namespace: str, authorizer: Authorizer) -> JsonObject:
+    """The rules of every binding of ``user`` that applies in ``namespace``."""
+    resource_rules: list[JsonObject] = []
+    non_resource_rules: list[JsonObject] = []
+    for grant in authorizer.grants(user, namespace):
+        for rule in grant.rules:
+            if rule.get("nonResourceURLs"):
+                non_resource_rules.append(
+                    {"verbs": rule.get("verbs") or [], "nonResourceURLs": rule["nonResourceURLs"]}
+                )
+            else:
+                resource_rules.append({k: rule[k] for k in _RESOURCE_FIELDS if rule.get(k)})
+    return {
+        "resourceRules": resource_rules,
+        "nonResourceRules": non_resource_rules,
+        "incomplete": False,
+    }
+
+
 def review(
     rt: ResourceType, body: JsonObject, requester: User, authorizer: Authorizer
 ) -> JsonObject:
     """Answer an access review of kind ``rt`` sent by ``requester``."""
     spec = _object(body.get("spec"))
-    attrs = _attributes(rt, spec)
-    allowed, reason = authorizer.decide(_subject(rt, spec, requester), attrs)
-    status: JsonObject = {"allowed": allowed}
-    if reason:
-        status["reason"] = reason
+    if rt is SELF_SUBJECT_RULES_REVIEW:
+        status = _rules(requester, str(spec.get("namespace") or ""), authorizer)
+    else:
+        attrs = _attributes(rt, spec)
+        allowed, reason = authorizer.decide(_subject(rt, spec, requester), attrs)
+        status = {"allowed": allowed, **({"reason": reason} if reason else {})}
     meta = _object(body.get("metadata"))
     return {
         "kind": rt.kind,

@@ -101,7 +101,8 @@ ROLE_BINDING = _rt(RBAC_GROUP, "v1", "RoleBinding", "rolebindings", True)
 CLUSTER_ROLE_BINDING = _rt(RBAC_GROUP, "v1", "ClusterRoleBinding", "clusterrolebindings", False)
 SELF_SUBJECT_ACCESS_REVIEW = _review("SelfSubjectAccessReview", "selfsubjectaccessreviews")
 SUBJECT_ACCESS_REVIEW = _review("SubjectAccessReview", "subjectaccessreviews")
-REVIEWS = (SELF_SUBJECT_ACCESS_REVIEW, SUBJECT_ACCESS_REVIEW)
+SELF_SUBJECT_RULES_REVIEW = _review("SelfSubjectRulesReview", "selfsubjectrulesreviews")
+REVIEWS = (SELF_SUBJECT_ACCESS_REVIEW, SUBJECT_ACCESS_REVIEW, SELF_SUBJECT_RULES_REVIEW)
 
 RESOURCE_TYPES: tuple[ResourceType, ...] = (
     NAMESPACE,
