@@ -7,6 +7,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY backend ./backend
 COPY opsconsole ./opsconsole
+COPY deploy ./deploy
 RUN pip install '.[postgres]' && rm -rf /src \
     && useradd --system --uid 10001 --user-group --no-create-home --home-dir /tmp opsconsole
 

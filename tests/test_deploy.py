@@ -72,4 +72,4 @@ def test_the_image_runs_serve_as_a_non_root_user() -> None:
     assert entrypoint == ["opsconsole"]
     args = build_parser().parse_args(command)
     assert args.command == "serve" and args.host == "0.0.0.0"
-    assert DEPLOY_DIR == ROOT / "deploy"
+    assert DEPLOY_DIR.resolve() == ROOT / "deploy"

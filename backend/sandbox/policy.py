@@ -20,7 +20,9 @@ from backend.sandbox.store import RESOURCE_TYPES, ResourceType, Store
 
 JsonObject = dict[str, Any]
 
-DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy"
+# The repository's deploy/, through a symlink that packaging turns into a copy (package data),
+# so that an installed sandbox has the manifests too.
+DEPLOY_DIR = Path(__file__).resolve().parent / "deploy"
 # The backend's access: its namespace, ServiceAccount and roles; the pod-proxy role too, since
 # the backend reaches the sandbox's exporters through the pod proxy.
 BACKEND_MANIFESTS = ("rbac.yaml", "rbac-telemetry-proxy.yaml")
