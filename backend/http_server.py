@@ -59,7 +59,7 @@ class ServedApp:
             await asyncio.sleep(0.01)
         bound_host, bound_port = sock.getsockname()[:2]
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-        scheme = "https" if self._config.ssl_certfile else "http"
+        scheme = "https" if self._config.is_ssl else "http"
         self.url = f"{scheme}://{shown}:{bound_port}"
         return self.url
 

@@ -26,6 +26,11 @@ def _add_sandbox_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8001, help="0 picks a free port")
     p.add_argument("--kubeconfig-out", type=Path, help="write a kubeconfig for this sandbox here")
     p.add_argument(
+        "--backend-kubeconfig-out",
+        type=Path,
+        help="write a kubeconfig with the backend's ServiceAccount token (deploy/rbac.yaml) here",
+    )
+    p.add_argument(
         "--frozen-time",
         type=datetime.fromisoformat,
         help="freeze the sandbox clock at this ISO time (reproducible screenshots)",

@@ -62,7 +62,7 @@ class _ClusterThread:
         self.sandbox = SandboxThread(workdir / "kubeconfig", **sandbox_args)
         database_url = f"sqlite:///{workdir / 'opsconsole.db'}"
         settings = Settings(
-            kubeconfig=self.sandbox.kubeconfig_path,
+            kubeconfig=self.sandbox.backend_kubeconfig_path,  # the deployed backend's rights
             port=0,
             database_url=database_url,
             scrape_interval=1.0,

@@ -57,9 +57,9 @@ class Cluster:
         self.api = running.api_client()
         self.core = kubernetes.client.CoreV1Api(self.api)
         self.apps = kubernetes.client.AppsV1Api(self.api)
-        for name, labels in ((NS, {"opsconsole.io/tenant": "a"}), ("opsconsole", None)):
-            meta = kubernetes.client.V1ObjectMeta(name=name, labels=labels)
-            self.core.create_namespace(kubernetes.client.V1Namespace(metadata=meta))
+        # The backend's own namespace ("opsconsole") the sandbox has from deploy/rbac.yaml.
+        meta = kubernetes.client.V1ObjectMeta(name=NS, labels={"opsconsole.io/tenant": "a"})
+        self.core.create_namespace(kubernetes.client.V1Namespace(metadata=meta))
         for n, image in enumerate(("vllm:0.5", "vllm:0.6", "vllm:0.7-bad"), start=1):
             release(self.apps, image, f"release {n}")
             self.settle()

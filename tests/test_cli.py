@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
@@ -54,6 +55,8 @@ def test_sandbox_command_serves_a_cluster_for_any_client(tmp_path: Path) -> None
         "0",
         "--kubeconfig-out",
         str(kubeconfig),
+        "--backend-kubeconfig-out",
+        str(tmp_path / "backend-kubeconfig"),
     )
     try:
         wait_for(kubeconfig, proc)
@@ -63,6 +66,14 @@ def test_sandbox_command_serves_a_cluster_for_any_client(tmp_path: Path) -> None
         for node in nodes:
             assert node.metadata is not None and node.metadata.labels is not None
             assert node.metadata.labels.get("nvidia.com/gpu.product")
+        # The backend's ServiceAccount reads the fleet and nothing it does not need.
+        backend = k8s.CoreV1Api(
+            k8s_config.new_client_from_config(config_file=str(tmp_path / "backend-kubeconfig"))
+        )
+        assert len(backend.list_node().items) == len(nodes)
+        with pytest.raises(k8s.ApiException) as denied:
+            backend.list_secret_for_all_namespaces()
+        assert denied.value.status == 403
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0

@@ -23,7 +23,7 @@ from backend.sandbox.patch import json_patch, merge_patch, strategic_merge_patch
 from backend.sandbox.selectors import parse_field_selector, parse_label_selector
 from backend.sandbox.store import NAMESPACE, ApiError, Store
 from backend.sandbox.tables import human_duration
-from tests.support.sandbox import SandboxThread, kube, sandbox_thread
+from tests.support.sandbox import ADMIN_HEADERS, SandboxThread, kube, sandbox_thread, tls_context
 
 __all__ = ["kube", "sandbox_thread"]  # fixtures, imported for pytest
 
@@ -123,8 +123,11 @@ def list_version(core: k8s.CoreV1Api, ns: str) -> str | None:
 
 
 def http_get(url: str) -> tuple[int, str, bytes]:
+    """GET with the admin's token."""
     try:
-        with urllib.request.urlopen(url, timeout=10) as resp:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, headers=ADMIN_HEADERS), timeout=10, context=tls_context()
+        ) as resp:
             return resp.status, resp.headers.get("content-type", ""), resp.read()
     except urllib.error.HTTPError as err:
         return err.code, err.headers.get("content-type", ""), err.read()
@@ -170,10 +173,13 @@ def test_unknown_paths_and_methods_answer_status(sandbox_thread: SandboxThread) 
         assert status == 404 and ctype.startswith("application/json")
         assert json.loads(body)["reason"] == "NotFound"
     request = urllib.request.Request(
-        f"{sandbox_thread.url}/api/v1/namespaces/default/pods/x", data=b"{}", method="POST"
+        f"{sandbox_thread.url}/api/v1/namespaces/default/pods/x",
+        data=b"{}",
+        method="POST",
+        headers={**ADMIN_HEADERS, "Content-Type": "application/json"},
     )
     with pytest.raises(urllib.error.HTTPError) as err:
-        urllib.request.urlopen(request, timeout=10)
+        urllib.request.urlopen(request, timeout=10, context=tls_context())
     assert err.value.code == 405
     assert json.loads(err.value.read())["reason"] == "MethodNotAllowed"
 
@@ -730,8 +736,8 @@ def test_closed_watch_releases_its_queue(sandbox_thread: SandboxThread) -> None:
     store = sandbox_thread.sandbox.store
     url = urlsplit(sandbox_thread.url)
     assert url.hostname is not None
-    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
-    conn.request("GET", "/api/v1/namespaces?watch=1")
+    conn = http.client.HTTPSConnection(url.hostname, url.port, timeout=10, context=tls_context())
+    conn.request("GET", "/api/v1/namespaces?watch=1", headers=ADMIN_HEADERS)
     response = conn.getresponse()
     first = json.loads(response.readline())
     assert first["type"] == "ADDED" and first["object"]["kind"] == "Namespace"
@@ -965,9 +971,10 @@ def test_table_output_for_kubectl(kube: k8s.ApiClient, sandbox_thread: SandboxTh
     core.create_namespaced_pod(ns, pod_body("tabled", nodeName="node-9"))
     accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
     request = urllib.request.Request(
-        f"{sandbox_thread.url}/api/v1/namespaces/{ns}/pods", headers={"Accept": accept}
+        f"{sandbox_thread.url}/api/v1/namespaces/{ns}/pods",
+        headers={**ADMIN_HEADERS, "Accept": accept},
     )
-    with urllib.request.urlopen(request, timeout=10) as resp:
+    with urllib.request.urlopen(request, timeout=10, context=tls_context()) as resp:
         body = json.loads(resp.read())
     assert body["kind"] == "Table"
     names = [c["name"] for c in body["columnDefinitions"]]

@@ -14,6 +14,7 @@ from backend.sandbox.controllers.base import GpuAllocator
 from backend.sandbox.dcgm import CONTENT_TYPE, DcgmExporters
 from backend.sandbox.fleet_tenants import create_dcgm_exporter_pods
 from backend.sandbox.store import NODE, POD, Store
+from tests.support.sandbox import sandbox_ca
 
 FROZEN = datetime(2026, 11, 29, 14, 0, tzinfo=UTC)
 PRODUCTS = ["NVIDIA-H100-80GB-HBM3", "NVIDIA-A100-SXM4-80GB", "NVIDIA-L40S"]
@@ -209,6 +210,7 @@ async def test_metrics_reach_the_backend_through_the_pod_proxy():
     async with sandbox:
         config = k8s.Configuration(host=sandbox.url)
         config.api_key = {"authorization": "Bearer sandbox-admin"}
+        config.ssl_ca_cert = sandbox_ca()
         api = k8s.CoreV1Api(k8s.ApiClient(config))
         pods = await asyncio.to_thread(
             api.list_namespaced_pod, "gpu-operator", label_selector="app=nvidia-dcgm-exporter"

@@ -38,6 +38,7 @@ from backend.sandbox.store import (
     WORKLOAD,
     Store,
 )
+from tests.support.sandbox import sandbox_ca
 
 FROZEN = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
 
@@ -488,6 +489,7 @@ async def test_quota_moves_over_http_with_the_official_client():
     async with sandbox:
         config = k8s.Configuration(host=sandbox.url)
         config.api_key = {"authorization": "Bearer sandbox-admin"}
+        config.ssl_ca_cert = sandbox_ca()
         api = k8s.CustomObjectsApi(k8s.ApiClient(config))
         batch = k8s.BatchV1Api(api.api_client)
         job = k8s.V1Job(

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.sandbox import SandboxThread, sandbox_thread
+from tests.support.sandbox import ADMIN_HEADERS, SandboxThread, sandbox_thread, tls_context
 
 __all__ = ["sandbox_thread"]
 
@@ -24,7 +24,9 @@ NS = "validation"
 
 @pytest.fixture(scope="module")
 def http(sandbox_thread: SandboxThread) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=sandbox_thread.url, timeout=10) as client:
+    with httpx.Client(
+        base_url=sandbox_thread.url, headers=ADMIN_HEADERS, verify=tls_context(), timeout=10
+    ) as client:
         client.post("/api/v1/namespaces", json={"metadata": {"name": NS}})
         yield client
 

@@ -90,7 +90,7 @@ async def test_readyz_waits_for_the_first_sync(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kubeconfig"
     sandbox = Sandbox(fleet="empty", controllers=False, port=port)
     config = sandbox.kubeconfig()
-    config["clusters"][0]["cluster"]["server"] = f"http://127.0.0.1:{port}"
+    config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{port}"
     kubeconfig.write_text(yaml.safe_dump(config))
     settings = settings_for(kubeconfig, tmp_path)
     backend = Backend(settings, cache_options=CacheOptions(backoff_initial=0.05, backoff_max=0.2))

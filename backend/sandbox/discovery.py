@@ -73,11 +73,16 @@ def _resource(rt: ResourceType) -> JsonObject:
         "singularName": rt.singular,
         "namespaced": rt.namespaced,
         "kind": rt.kind,
-        "verbs": sorted([*rt.verbs, "deletecollection"]),
+        "verbs": sorted([*rt.verbs, "deletecollection"] if _stored(rt) else rt.verbs),
     }
     if rt.short_names:
         entry["shortNames"] = list(rt.short_names)
     return entry
+
+
+def _stored(rt: ResourceType) -> bool:
+    """Whether objects of ``rt`` are kept (not so for access reviews, which are only answered)."""
+    return "list" in rt.verbs
 
 
 def _subresource(rt: ResourceType, sub: str, kind: str, verbs: list[str]) -> JsonObject:
@@ -97,6 +102,8 @@ def resource_list(group_name: str, version_name: str) -> JsonObject | None:
         if rt.group != group_name or rt.version != version_name:
             continue
         resources.append(_resource(rt))
+        if not _stored(rt):
+            continue
         resources.append(_subresource(rt, "status", rt.kind, ["get", "patch", "update"]))
         if rt.plural == "pods":
             resources.append(_subresource(rt, "proxy", "PodProxyOptions", ["create", "get"]))
@@ -158,6 +165,9 @@ def openapi_v3_document(gv: str) -> JsonObject | None:
                 "x-kubernetes-group-version-kind": gvk,
             }
 
+        if not _stored(rt):
+            paths[base] = {"post": op("post")}
+            continue
         paths[base] = {"get": op("list"), "post": op("post")}
         paths[base + "/{name}"] = {
             "get": op("get"),

@@ -33,7 +33,6 @@ from backend.sandbox.store import (
     CLUSTER_QUEUE,
     DEPLOYMENT,
     JOB,
-    NAMESPACE,
     NODE,
     REPLICA_SET,
     JsonObject,
@@ -93,17 +92,12 @@ LARGE = Shape(
 )
 
 
-BACKEND_NAMESPACE = "opsconsole"
-
-
 def build_fleet(store: Store, fleet: str, seed: int, clock: Clock) -> None:
     """Create the fleet's objects in ``store`` and drive the controllers until it is settled."""
     if fleet not in FLEETS:
         raise ValueError(f"unknown fleet {fleet!r}; choose one of {', '.join(FLEETS)}")
     if fleet == "empty":
         return
-    # The backend's own namespace, as deploy/ creates it: the audit head's ConfigMap lives there.
-    store.create(NAMESPACE, {"metadata": {"name": BACKEND_NAMESPACE}})
     manager = manager_for(store)
     temporary = manager is None
     if manager is None:

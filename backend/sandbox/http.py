@@ -26,8 +26,11 @@ from starlette.routing import Route
 from backend.k8s.names import random_suffix
 from backend.sandbox import discovery
 from backend.sandbox.admission import admit_create
+from backend.sandbox.auth import ANONYMOUS_PATHS, Authenticator, impersonate, unauthorized
 from backend.sandbox.defaults import apply_defaults
-from backend.sandbox.patch import apply_patch, drop_nulls
+from backend.sandbox.patch import apply_patch, drop_nulls, patch_media_type
+from backend.sandbox.rbac import AccessLog, Authorizer, User, request_attributes
+from backend.sandbox.reviews import review
 from backend.sandbox.scale import SCALABLE, apply_scale, to_scale
 from backend.sandbox.selectors import (
     Predicate,
@@ -39,6 +42,7 @@ from backend.sandbox.store import (
     NAMESPACE,
     POD,
     RESOURCE_TYPES,
+    REVIEWS,
     ApiError,
     ResourceType,
     Store,
@@ -52,6 +56,7 @@ JsonObject = dict[str, Any]
 log = logging.getLogger(__name__)
 
 JSON = "application/json"
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 BUILTIN_GROUPS = frozenset({"", "apps", "batch"})
 DEFAULT_WATCH_TIMEOUT = 1800.0
 # Kinds whose status a client cannot set on create (the registry resets it, as here).
@@ -165,6 +170,9 @@ class KubeApi:
         self.store = store
         self.bookmark_seconds = bookmark_seconds
         self.now = now  # for the ages kubectl's tables show
+        self.authenticator = Authenticator(store)
+        self.authorizer = Authorizer(store)
+        self.access_log = AccessLog()
         methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
         self.app = Starlette(routes=[Route("/{path:path}", self.dispatch, methods=methods)])
 
@@ -172,18 +180,68 @@ class KubeApi:
     async def dispatch(self, request: Request) -> Response:
         path = request.url.path
         try:
+            user = self._authenticate(request)
+            if user is None:  # anonymous: health checks only
+                return Response(b"ok", media_type="text/plain")
+            self._authorize(request, user)
             fixed = self._fixed_path(path)
             if fixed is not None:
                 if request.method != "GET":
                     raise self._method_not_allowed(request.method)
                 return fixed
             target = parse_target(path)
+            self._check_media_type(request, target)
+            if target.rt in REVIEWS:
+                return await self._review(request, target, user)
             return await self._handle(request, target)
         except ApiError as err:
             return error_response(err)
         except Exception:  # a bug must still answer with a Status, as the API server does
             log.exception("sandbox API error on %s %s", request.method, path)
             return error_response(ApiError(500, "InternalError", "an internal error occurred"))
+
+    # -- authentication and authorization -----------------------------------------------------
+    def _authenticate(self, request: Request) -> User | None:
+        """The user a request acts as; ``None`` for an anonymous health check; 401 otherwise."""
+        authorization = request.headers.get("authorization")
+        if authorization is None and request.url.path.rstrip("/") in ANONYMOUS_PATHS:
+            return None
+        user = self.authenticator.authenticate(authorization)
+        if user is None:
+            raise unauthorized()
+        groups = request.headers.getlist("impersonate-group")
+        return impersonate(user, request.headers, groups, self.authorizer)
+
+    def _authorize(self, request: Request, user: User) -> None:
+        """403 unless RBAC allows the request; allowed ones go to the access log."""
+        attrs = request_attributes(request.method, request.url.path, request.query_params)
+        self.authorizer.check(user, attrs)
+        self.access_log.record(user, attrs)
+
+    @staticmethod
+    def _check_media_type(request: Request, t: Target) -> None:
+        """415 for a body that is neither JSON nor a patch type the resource takes, before it is
+        read (a form or ``text/plain`` POST from a web page never reaches the store)."""
+        if request.method not in BODY_METHODS:
+            return
+        content_type = request.headers.get("content-type", "")
+        if request.method == "PATCH":
+            patch_media_type(content_type, strategic=t.rt.group in BUILTIN_GROUPS)
+            return
+        media = content_type.split(";")[0].strip().lower()
+        if media not in ("", JSON):  # none means JSON, as the API server's negotiation has it
+            raise ApiError(
+                415,
+                "UnsupportedMediaType",
+                "the body of the request was in an unknown format - accepted media types "
+                f"include: {JSON}",
+            )
+
+    async def _review(self, request: Request, t: Target, user: User) -> Response:
+        """POST of a SelfSubjectAccessReview or SubjectAccessReview: the answer, stored nowhere."""
+        if request.method != "POST" or t.name is not None:
+            raise self._method_not_allowed(request.method)
+        return json_response(review(t.rt, await self._body(request), user, self.authorizer), 201)
 
     def _fixed_path(self, path: str) -> Response | None:
         path = path.rstrip("/") or "/"

@@ -228,19 +228,15 @@ STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 
 
-def apply_patch(content_type: str, target: Any, patch: Any, *, strategic: bool = True) -> Any:
-    """Apply a patch body of the given ``Content-Type``; 415 for anything else.
+def patch_media_type(content_type: str, *, strategic: bool = True) -> str:
+    """The patch type a ``Content-Type`` names; 415 when it is none the sandbox applies.
 
     ``strategic=False`` for custom resources, which (as on a real cluster) take no strategic
     merge patch.
     """
     media = content_type.split(";")[0].strip().lower()
-    if media == MERGE_PATCH:
-        return merge_patch(target, patch)
-    if media == JSON_PATCH:
-        return json_patch(target, patch)
-    if media == STRATEGIC_MERGE_PATCH and strategic:
-        return strategic_merge_patch(target, patch)
+    if media in (MERGE_PATCH, JSON_PATCH) or (media == STRATEGIC_MERGE_PATCH and strategic):
+        return media
     accepted = [JSON_PATCH, MERGE_PATCH] + ([STRATEGIC_MERGE_PATCH] if strategic else [])
     note = " (server-side apply is not supported by the sandbox)" if media == APPLY_PATCH else ""
     raise ApiError(
@@ -250,3 +246,13 @@ def apply_patch(content_type: str, target: Any, patch: Any, *, strategic: bool =
         + ", ".join(accepted)
         + note,
     )
+
+
+def apply_patch(content_type: str, target: Any, patch: Any, *, strategic: bool = True) -> Any:
+    """Apply a patch body of the given ``Content-Type``; 415 for anything else."""
+    media = patch_media_type(content_type, strategic=strategic)
+    if media == MERGE_PATCH:
+        return merge_patch(target, patch)
+    if media == JSON_PATCH:
+        return json_patch(target, patch)
+    return strategic_merge_patch(target, patch)

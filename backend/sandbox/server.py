@@ -1,7 +1,9 @@
 """The sandbox cluster as one object: store, fleet, controllers, DCGM exporters and the API server.
 
-``Sandbox`` runs inside the caller's event loop (tests, the embedded console) and serves HTTP with
-uvicorn on a socket bound before start, so that port 0 works and the URL is known at once.
+``Sandbox`` runs inside the caller's event loop (tests, the embedded console) and serves HTTPS
+with uvicorn on a socket bound before start, so that port 0 works and the URL is known at once.
+Like a real API server it authenticates (the admin's token, ServiceAccount tokens) and authorizes
+with RBAC; it starts with the bootstrap roles and the backend's access from ``deploy/``.
 ``main`` is ``opsconsole sandbox``: it runs one until SIGINT/SIGTERM.
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import os
 import signal
 import tempfile
@@ -25,11 +28,17 @@ from backend.sandbox.controllers.base import GpuAllocator
 from backend.sandbox.dcgm import DcgmExporters
 from backend.sandbox.fleet import build_fleet
 from backend.sandbox.http import KubeApi
+from backend.sandbox.policy import BACKEND_NAMESPACE, BACKEND_SERVICE_ACCOUNT, install_policy
+from backend.sandbox.rbac import AUTHENTICATED, MASTERS, User, service_account_user
 from backend.sandbox.store import NAMESPACE, Store
+from backend.sandbox.tls import serving_cert
 
 CONTEXT = "opsconsole-sandbox"
 USER = "sandbox-admin"
 TOKEN = "sandbox-admin"
+# The admin is a cluster admin as kubeadm's admin.conf makes one: a member of system:masters.
+ADMIN = User(USER, (MASTERS, AUTHENTICATED))
+BACKEND_USER = service_account_user(BACKEND_NAMESPACE, BACKEND_SERVICE_ACCOUNT)
 # Namespaces every cluster has; the real API server creates them itself at start.
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
@@ -58,6 +67,8 @@ class Sandbox:
         self.clock = Clock(frozen_time)
         self.store = Store(clock=self.clock.rfc3339)
         self.api = KubeApi(self.store, bookmark_seconds=bookmark_seconds, now=self.clock.now)
+        self.api.authenticator.add_token(TOKEN, ADMIN)
+        self._backend_token: str | None = None
         self.controllers: Controllers | None = None
         self.url = ""
         self._http: ServedApp | None = None
@@ -76,6 +87,7 @@ class Sandbox:
             self.controllers = Controllers(self.store, self.clock, self.settle_seconds, self.seed)
         self._build_fleet()
         self._ensure_system_namespaces()
+        install_policy(self.store)
         if self.controllers is not None:
             self.controllers.reconcile_all()
             await self.controllers.start()
@@ -107,7 +119,14 @@ class Sandbox:
         self.store.proxy_handler = exporters.handle
 
     async def _serve(self) -> None:
-        self._http = ServedApp(self.api.app, log_level="warning", timeout_graceful_shutdown=2)
+        cert = serving_cert(self.host)
+        self._http = ServedApp(
+            self.api.app,
+            log_level="warning",
+            timeout_graceful_shutdown=2,
+            ssl_certfile=str(cert.certfile),
+            ssl_keyfile=str(cert.keyfile),
+        )
         self.url = await self._http.start(bind_socket(self.host, self.port))
 
     async def stop(self) -> None:
@@ -128,16 +147,38 @@ class Sandbox:
 
     # -- kubeconfig ----------------------------------------------------------------------------
     def kubeconfig(self) -> dict[str, Any]:
-        """A kubeconfig for this sandbox (context ``opsconsole-sandbox``, a bearer token)."""
+        """An admin kubeconfig for this sandbox (context ``opsconsole-sandbox``, a bearer token)."""
+        return self._kubeconfig(USER, TOKEN, "default")
+
+    def backend_kubeconfig(self) -> dict[str, Any]:
+        """A kubeconfig with the token of the backend's ServiceAccount (``deploy/rbac.yaml``):
+        the rights the backend has when deployed in a cluster."""
+        if self._backend_token is None:
+            self._backend_token = self.api.authenticator.service_account_token(
+                BACKEND_NAMESPACE, BACKEND_SERVICE_ACCOUNT
+            )
+        return self._kubeconfig(BACKEND_USER, self._backend_token, BACKEND_NAMESPACE)
+
+    def _kubeconfig(self, user: str, token: str, namespace: str) -> dict[str, Any]:
         return {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": CONTEXT, "cluster": {"server": self.url}}],
-            "users": [{"name": USER, "user": {"token": TOKEN}}],
+            "clusters": [
+                {
+                    "name": CONTEXT,
+                    "cluster": {
+                        "server": self.url,
+                        "certificate-authority-data": base64.b64encode(
+                            serving_cert(self.host).pem()
+                        ).decode(),
+                    },
+                }
+            ],
+            "users": [{"name": user, "user": {"token": token}}],
             "contexts": [
                 {
                     "name": CONTEXT,
-                    "context": {"cluster": CONTEXT, "user": USER, "namespace": "default"},
+                    "context": {"cluster": CONTEXT, "user": user, "namespace": namespace},
                 }
             ],
             "current-context": CONTEXT,
@@ -145,18 +186,26 @@ class Sandbox:
         }
 
     def write_kubeconfig(self, path: Path) -> Path:
-        """Write ``kubeconfig()`` as YAML, readable by its owner only (it holds a token).
+        """Write ``kubeconfig()`` (the admin's) as YAML, readable by its owner only."""
+        return _write_private_yaml(Path(path), self.kubeconfig())
 
-        Written to a temporary file and renamed, so that whoever waits for the file to appear
-        (the embedded console) never reads half of it."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.partial")
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            yaml.safe_dump(self.kubeconfig(), fh, sort_keys=False)
-        partial.replace(path)
-        return path
+    def write_backend_kubeconfig(self, path: Path) -> Path:
+        """Write ``backend_kubeconfig()`` as YAML, readable by its owner only."""
+        return _write_private_yaml(Path(path), self.backend_kubeconfig())
+
+
+def _write_private_yaml(path: Path, content: dict[str, Any]) -> Path:
+    """Write ``content`` as YAML, mode 0600 (it holds a token).
+
+    Written to a temporary file and renamed, so that whoever waits for the file to appear (the
+    embedded console) never reads half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        yaml.safe_dump(content, fh, sort_keys=False)
+    partial.replace(path)
+    return path
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -173,6 +222,7 @@ async def _run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     out: Path | None = getattr(args, "kubeconfig_out", None)
+    backend_out: Path | None = getattr(args, "backend_kubeconfig_out", None)
     temporary = out is None
     if out is None:
         fd, name = tempfile.mkstemp(prefix="opsconsole-sandbox-", suffix=".kubeconfig")
@@ -180,6 +230,8 @@ async def _run(args: argparse.Namespace) -> int:
         out = Path(name)
     try:
         async with sandbox:
+            if backend_out is not None:  # before the admin's, which callers wait for
+                sandbox.write_backend_kubeconfig(backend_out)
             sandbox.write_kubeconfig(out)
             print(
                 f"opsconsole sandbox ({sandbox.fleet} fleet) serving the Kubernetes API at "

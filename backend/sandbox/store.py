@@ -72,6 +72,11 @@ def _rt(group: str, version: str, kind: str, plural: str, namespaced: bool, *sho
     return ResourceType(group, version, kind, plural, namespaced, tuple(short))
 
 
+def _review(kind: str, plural: str) -> ResourceType:
+    """An access review: created (answered) only, never stored."""
+    return ResourceType("authorization.k8s.io", "v1", kind, plural, False, verbs=("create",))
+
+
 NAMESPACE = _rt("", "v1", "Namespace", "namespaces", False, "ns")
 NODE = _rt("", "v1", "Node", "nodes", False, "no")
 POD = _rt("", "v1", "Pod", "pods", True, "po")
@@ -88,6 +93,16 @@ WORKLOAD = _rt("kueue.x-k8s.io", "v1beta2", "Workload", "workloads", True, "wl")
 INFERENCE_SERVICE = _rt(
     "serving.kserve.io", "v1beta1", "InferenceService", "inferenceservices", True, "isvc"
 )
+SERVICE_ACCOUNT = _rt("", "v1", "ServiceAccount", "serviceaccounts", True, "sa")
+RBAC_GROUP = "rbac.authorization.k8s.io"
+ROLE = _rt(RBAC_GROUP, "v1", "Role", "roles", True)
+CLUSTER_ROLE = _rt(RBAC_GROUP, "v1", "ClusterRole", "clusterroles", False)
+ROLE_BINDING = _rt(RBAC_GROUP, "v1", "RoleBinding", "rolebindings", True)
+CLUSTER_ROLE_BINDING = _rt(RBAC_GROUP, "v1", "ClusterRoleBinding", "clusterrolebindings", False)
+SELF_SUBJECT_ACCESS_REVIEW = _review("SelfSubjectAccessReview", "selfsubjectaccessreviews")
+SUBJECT_ACCESS_REVIEW = _review("SubjectAccessReview", "subjectaccessreviews")
+SELF_SUBJECT_RULES_REVIEW = _review("SelfSubjectRulesReview", "selfsubjectrulesreviews")
+REVIEWS = (SELF_SUBJECT_ACCESS_REVIEW, SUBJECT_ACCESS_REVIEW, SELF_SUBJECT_RULES_REVIEW)
 
 RESOURCE_TYPES: tuple[ResourceType, ...] = (
     NAMESPACE,
@@ -104,6 +119,12 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
     LOCAL_QUEUE,
     WORKLOAD,
     INFERENCE_SERVICE,
+    SERVICE_ACCOUNT,
+    ROLE,
+    CLUSTER_ROLE,
+    ROLE_BINDING,
+    CLUSTER_ROLE_BINDING,
+    *REVIEWS,
 )
 
 
@@ -128,6 +149,7 @@ class ApiError(Exception):
         name: str = "",
         causes: list[JsonObject] | None = None,
         details_kind: str | None = None,
+        details: JsonObject | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -138,10 +160,12 @@ class ApiError(Exception):
         self.causes = causes or []
         # ``details.kind``: the resource ("pods") for most errors, the Kind ("Pod") for Invalid.
         self.details_kind = details_kind
+        # Details for errors about a resource the sandbox may not serve (e.g. a 403).
+        self.details = details or {}
 
     def status(self) -> JsonObject:
         """The ``Status`` body a real API server sends for this error."""
-        details: JsonObject = {}
+        details: JsonObject = {k: v for k, v in self.details.items() if v}
         if self.name:
             details["name"] = self.name
         if self.rt is not None:

@@ -8,6 +8,7 @@ the sandbox's loop, since the store is not thread-safe).
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,9 +17,21 @@ from typing import Any, TypeVar
 import kubernetes
 import pytest
 
-from backend.sandbox.server import Sandbox
+from backend.sandbox.server import TOKEN, Sandbox
+from backend.sandbox.tls import serving_cert
 
 T = TypeVar("T")
+# For plain HTTP requests to a sandbox, as its admin kubeconfig authenticates.
+ADMIN_HEADERS = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def sandbox_ca() -> str:
+    """The CA file that verifies the sandboxes of this process (they serve HTTPS)."""
+    return str(serving_cert().certfile)
+
+
+def tls_context() -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=sandbox_ca())
 
 
 class SandboxThread:
@@ -36,6 +49,10 @@ class SandboxThread:
         if self._error is not None:
             raise self._error
         self.kubeconfig_path = self.sandbox.write_kubeconfig(kubeconfig_path)
+        # The backend's ServiceAccount (deploy/rbac.yaml): what a backend in a cluster may do.
+        self.backend_kubeconfig_path = self.sandbox.write_backend_kubeconfig(
+            kubeconfig_path.with_name(f"backend-{kubeconfig_path.name}")
+        )
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
