@@ -22,16 +22,10 @@ from backend.sandbox.rbac import Attributes, Authorizer, User, service_account_g
 from backend.sandbox.server import BACKEND_USER
 from backend.sandbox.store import Store
 from tests.conftest import SEED, _ClusterThread, _start_cluster
-from tests.test_api_changes import HEADERS, rollback_url
+from tests.test_api_changes import rollback_url
 from tests.test_api_releases import apply, services, url
 
 BACKEND = User(BACKEND_USER, (*service_account_groups("opsconsole"), "system:authenticated"))
-# Rules that only quota changes use: the backend makes no quota change yet. Once it does, its
-# exercise belongs in ``exercise`` below and this set becomes empty.
-USED_ONLY_BY_QUOTA_CHANGES = {
-    ("", "resourcequotas", "patch"),
-    ("kueue.x-k8s.io", "clusterqueues", "patch"),
-}
 
 
 def manifests() -> list[dict[str, Any]]:
@@ -58,7 +52,8 @@ RULE_IDS = [rule_id(rule) for _, _, rule in role_rules()]
 
 def exercise(thread: _ClusterThread) -> None:
     """What the backend does besides syncing and scraping: every change it offers."""
-    with httpx.Client(base_url=thread.cluster.backend_url, timeout=30, headers=HEADERS) as api:
+    headers = thread.cluster.headers
+    with httpx.Client(base_url=thread.cluster.backend_url, timeout=30, headers=headers) as api:
         page = api.get("/api/v1/workloads", params={"kind": "Deployment", "limit": 200}).json()
         for row in page["items"]:
             release = api.get(f"/api/v1/workloads/{row['namespace']}/Deployment/{row['name']}")
@@ -73,6 +68,39 @@ def exercise(thread: _ClusterThread) -> None:
             plan = api.post(url(canary, verb, "plan"), json={}).json()
             answer = apply(api, canary, verb, plan, "rbac exercise")
             assert answer.json()["outcome"] == "succeeded", answer.text
+        change_quotas(api)
+
+
+def change_quotas(api: httpx.Client) -> None:
+    """One quota of each system lowered by a GPU: a ClusterQueue and a ResourceQuota patch."""
+    rows = api.get("/api/v1/quotas").json()["items"]
+    kueue = next(r for r in rows if r["system"] == "kueue" and r["nominal"] >= 1)
+    quota = next(
+        (r, q)
+        for r in rows
+        if r["system"] == "resourcequota"
+        for q in r["namespace_quotas"]
+        if q["hard"] >= 1
+    )
+    changes = [
+        {
+            "op": "set",
+            "tenant": kueue["tenant"],
+            "model": kueue["flavor"],
+            "gpus": kueue["nominal"] - 1,
+        },
+        {
+            "op": "set",
+            "tenant": quota[0]["tenant"],
+            "namespace": quota[1]["namespace"],
+            "gpus": quota[1]["hard"] - 1,
+        },
+    ]
+    for change in changes:
+        plan = api.post("/api/v1/quotas/plan", json=change).json()
+        body = {**change, "fingerprint": plan["fingerprint"], "reason": "rbac exercise"}
+        applied = api.post("/api/v1/quotas/apply", json=body)
+        assert applied.json()["outcome"] == "succeeded", applied.text
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +135,7 @@ def test_the_backend_made_reads_writes_and_scrapes(requests: frozenset[Attribute
     assert {("list", "pods", ""), ("watch", "pods", ""), ("get", "pods", "proxy")} <= verbs
     assert {("patch", "deployments", ""), ("patch", "inferenceservices", "")} <= verbs
     assert {("create", "configmaps", ""), ("patch", "configmaps", "")} <= verbs
+    assert {("patch", "resourcequotas", ""), ("patch", "clusterqueues", "")} <= verbs
     assert not refused(manifests(), requests)
 
 
@@ -116,12 +145,6 @@ def test_each_rule_is_needed(
 ) -> None:
     objects = copy.deepcopy(manifests())
     del objects[index]["rules"][position]
-    grants = {
-        (g, r, v) for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]
-    }
-    if grants <= USED_ONLY_BY_QUOTA_CHANGES:
-        assert not refused(objects, requests), "now used: move its exercise into exercise()"
-        return
     assert refused(objects, requests), f"rule {rule_id(rule)} grants nothing the backend uses"
 
 
@@ -133,9 +156,6 @@ def test_each_resource_of_each_rule_is_needed(
         objects = copy.deepcopy(manifests())
         reduced = objects[index]["rules"][position]
         reduced["resources"] = [r for r in reduced["resources"] if r != resource]
-        grants = {(g, resource, v) for g in rule["apiGroups"] for v in rule["verbs"]}
-        if grants <= USED_ONLY_BY_QUOTA_CHANGES:
-            continue
         assert refused(objects, requests), f"{resource} in {rule_id(rule)} is not used"
 
 
@@ -155,7 +175,8 @@ def test_without_its_patch_right_a_rollback_fails_with_the_api_servers_403(
     merge = "application/merge-patch+json"
     admin.patch_cluster_role("opsconsole-backend", {"rules": kept}, _content_type=merge)
     try:
-        with httpx.Client(base_url=cluster.cluster.backend_url, timeout=30, headers=HEADERS) as api:
+        headers = cluster.cluster.headers
+        with httpx.Client(base_url=cluster.cluster.backend_url, timeout=30, headers=headers) as api:
             page = api.get("/api/v1/workloads", params={"kind": "Deployment", "limit": 200})
             for row in page.json()["items"]:
                 release = api.get(f"/api/v1/workloads/{row['namespace']}/Deployment/{row['name']}")
