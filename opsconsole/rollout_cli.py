@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from backend.schemas import ChangeApplied, ChangePlan, TrafficSplit, WorkloadDetail
+from opsconsole import access
 from opsconsole.client import BackendClient, BackendError
-from opsconsole.settings import ConsoleSettings
 from opsconsole.text import clean
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_CONFLICT = 0, 1, 2, 3
@@ -70,6 +70,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     rollout.add_argument(
         "--backend", default=argparse.SUPPRESS, help="backend URL (env OPSCONSOLE_BACKEND)"
     )
+    access.add_arguments(rollout, in_subcommand=True)
     verbs = rollout.add_subparsers(dest="rollout_command", required=True)
 
     history = verbs.add_parser("history", help="the revisions, as kubectl rollout history")
@@ -103,13 +104,11 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
             raise UsageError("promote applies to inferenceservices only")
         if args.rollout_command != "history":
             _check_change_arguments(args, target)
-        backend = getattr(args, "backend", None) or ConsoleSettings().backend
-        if not backend:
-            raise UsageError("no backend: pass --backend or set OPSCONSOLE_BACKEND")
-    except UsageError as exc:
+        client = access.command_client(args, timeout=30.0)
+    except (UsageError, access.AccessRefused) as exc:
         print(f"opsconsole rollout: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    return asyncio.run(_run_remote(args, target, backend, out))
+    return asyncio.run(_run_remote(args, target, client, out))
 
 
 def _check_change_arguments(args: argparse.Namespace, target: Target) -> None:
@@ -123,8 +122,9 @@ def _check_change_arguments(args: argparse.Namespace, target: Target) -> None:
         raise UsageError("--timeout must be positive")
 
 
-async def _run_remote(args: argparse.Namespace, target: Target, backend: str, out: TextIO) -> int:
-    client = BackendClient(backend, timeout=30.0)
+async def _run_remote(
+    args: argparse.Namespace, target: Target, client: BackendClient, out: TextIO
+) -> int:
     try:
         if args.rollout_command == "history":
             detail = await client.workload(target.namespace, target.kind, target.name)

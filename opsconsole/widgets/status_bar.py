@@ -1,7 +1,9 @@
 """The status bar: which backend, who is operating, how old the data is, and the link state.
 
-Redrawn from the app's ``ConnectionState`` every second, so the age keeps counting even when no
-answer arrives. Only the URL and operator are outside text; they go in literally.
+Who is operating is who the backend says the token belongs to, with its role and tenant scope;
+before it has said (or from a backend without identities) the local operator name. Redrawn from
+the app's ``ConnectionState`` every second, so the age keeps counting even when no answer
+arrives. The URL, the operator and the tenants are outside text; they go in literally.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from opsconsole.connection import ConnectionState, Link, seconds_str
+from opsconsole.identity import ADMIN, VIEWER
 from opsconsole.shell import shell
 from opsconsole.text import literal
 
@@ -18,19 +21,31 @@ LINK_STYLES = {
     Link.CONNECTED: "green",
     Link.UNREACHABLE: "bold red",
     Link.ERROR: "bold red",
+    Link.UNAUTHENTICATED: "bold red",
     Link.STARTING: "yellow",
 }
+ROLE_STYLES = {ADMIN: "bold magenta", VIEWER: "dim"}
 
 
 def status_text(state: ConnectionState) -> Text:
-    """One line: ``SANDBOX  backend URL  operator  data 3 s  ● connected``."""
+    """One line: ``SANDBOX  backend URL  op alice operator (team-a)  data 3 s  ● connected``."""
     line = Text(no_wrap=True, overflow="ellipsis", end="")
     if state.sandbox:
         line.append(" SANDBOX ", style="bold black on yellow")
         line.append(" ")
     line.append_text(literal(state.backend_url, style="bold"))
     line.append("  op ")
-    line.append_text(literal(state.operator, style="bold"))
+    identity = state.identity
+    if identity is None:
+        line.append_text(literal(state.operator, style="bold"))
+    else:
+        line.append_text(literal(identity.operator, style="bold"))
+        line.append(" ")
+        line.append_text(literal(identity.role, style=ROLE_STYLES.get(identity.role, "bold")))
+        if identity.tenants is not None:
+            line.append_text(literal(f" ({', '.join(identity.tenants)})", style="dim"))
+    if state.read_only:
+        line.append(" read-only", style="bold cyan")
     age = state.data_age()
     line.append("  data ")
     line.append("–" if age is None else seconds_str(age), style="bold")

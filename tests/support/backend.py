@@ -6,6 +6,9 @@ from a fixture ``Fleet``; ``FleetBackend`` serves it with the real ``create_app`
 ones. ``FleetBackend.mode`` injects failures at the transport, in front of the real app: ``"ok"``,
 ``"down"`` (connect error), ``"slow"`` (answers only after the client's timeout), ``"error"``
 (HTTP 500 with ``error_detail``) and ``"malformed"`` (JSON that is not the contract).
+``FleetBackend.identity``, when set, is the answer to ``GET /api/v1/whoami`` (otherwise the real
+app answers it); ``FleetBackend.token``, when set, is the only bearer token accepted (401
+otherwise, with the detail an authenticating backend gives).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from backend.changes.path import ChangePath
 from backend.fleet.inputs import ClusterObjects, TelemetryLike
 from backend.fleet.model import FleetModel, build_fleet_model
 from backend.schemas import BackendInfo, DataFreshness
+from opsconsole.identity import Identity
 from tests.support.fleets import SAMPLED_AT, Fleet, generated_fleet
 
 
@@ -76,6 +80,8 @@ class FleetBackend:
         self.mode = "ok"
         self.error_detail = "fleet model not ready"  # the 500 answer's detail in "error" mode
         self.failing_paths: set[str] = set()  # these answer 500 whatever the mode
+        self.identity: Identity | None = None  # whoami's answer, when set
+        self.token: str | None = None  # the one token accepted, when set
         self.requests: list[httpx.Request] = []
 
     def last_request(self, path: str) -> httpx.Request:
@@ -116,6 +122,13 @@ class FailingTransport(httpx.AsyncBaseTransport):
             return httpx.Response(500, json={"detail": backend.error_detail}, request=request)
         if backend.mode == "malformed":
             return httpx.Response(200, json={"unexpected": [1, 2]}, request=request)
+        if backend.token is not None:
+            given = request.headers.get("authorization")
+            if given != f"Bearer {backend.token}":
+                detail = "missing bearer token" if given is None else "invalid or expired token"
+                return httpx.Response(401, json={"detail": detail}, request=request)
+        if backend.identity is not None and request.url.path == "/api/v1/whoami":
+            return httpx.Response(200, json=backend.identity.model_dump(), request=request)
         if backend.mode == "slow":
             timeout = request.extensions.get("timeout", {}).get("read") or 5.0
             try:

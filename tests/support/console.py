@@ -16,6 +16,7 @@ from textual.screen import Screen
 
 from opsconsole.app import OpsConsoleApp
 from opsconsole.client import BackendClient, BackendError
+from opsconsole.connection import ConnectionState
 from opsconsole.screens.node_detail import NodeDetailScreen
 from opsconsole.screens.tenant_detail import TenantDetailScreen
 from opsconsole.screens.workload_detail import WorkloadDetailScreen
@@ -46,6 +47,8 @@ def make_app(
     clock: Callable[[], float] | None = None,
     timeout: float = 5.0,
     sandbox: bool = False,
+    read_only: bool = False,
+    token: str | None = None,
 ) -> OpsConsoleApp:
     settings = ConsoleSettings(
         backend="http://fake-backend:8080",
@@ -53,6 +56,8 @@ def make_app(
         theme="opsconsole-dark",
         refresh_interval=60.0,  # tests refresh explicitly; no timer noise
         request_timeout=timeout,
+        read_only=read_only,
+        token=token,
     )
     return OpsConsoleApp(
         settings,
@@ -112,7 +117,10 @@ class HarnessApp(App[None]):
         self.fake = fake or FleetBackend(detail_fleet())
         self.client = BackendClient("http://fake", transport=self.fake.transport(), timeout=1.0)
         self.clock: Callable[[], float] = lambda: NOW
-        self.settings = SimpleNamespace(refresh_interval=3600.0)
+        self.settings = SimpleNamespace(refresh_interval=3600.0, read_only=False)
+        self.connection = ConnectionState(
+            backend_url="http://fake", operator="alice", sandbox=False, clock=self.clock
+        )
         self.screen_factory = screen_factory
         self.navigate = navigate
         self.errors: list[BackendError] = []
