@@ -8,11 +8,13 @@ import pytest
 
 from opsconsole.app import OpsConsoleApp
 from opsconsole.client import BackendError
+from opsconsole.connection import Startup
 from opsconsole.identity import Identity
 from opsconsole.screens.rollback import RollbackScreen
 from opsconsole.screens.workload_detail import WorkloadDetailScreen
+from opsconsole.settings import ConsoleSettings
 from tests.support.backend import FleetBackend
-from tests.support.console import make_app, screen_text, wait_for
+from tests.support.console import FakeClock, make_app, screen_text, wait_for
 
 ISVC = ("team-a", "InferenceService", "model-00002")  # a canary in team-a of the generated fleet
 SIZE = (160, 40)
@@ -144,3 +146,26 @@ async def test_read_only_hides_every_change_and_sends_none() -> None:
         with pytest.raises(BackendError, match="read-only console: changes are not sent"):
             await app.client.rollback_plan(*ISVC)
         assert not [r for r in fake.requests if r.method == "POST"]
+
+
+async def test_the_console_uses_the_token_its_embedded_backend_was_given() -> None:
+    fake = FleetBackend()
+    fake.token = "embedded-admin"
+    fake.identity = Identity(operator="alice", role="admin")
+    progress = Startup("starting the sandbox")
+    settings = ConsoleSettings(backend=None, operator="alice", refresh_interval=60.0)
+    app = OpsConsoleApp(
+        settings,
+        backend_url="http://127.0.0.1:8080",
+        sandbox=True,
+        transport=fake.transport(),
+        startup=lambda: progress,
+        clock=FakeClock(),
+    )
+    app.backoff_first = 0.05
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: "starting the sandbox" in screen_text(app))
+        progress = Startup("starting the backend", token="embedded-admin")
+        await wait_for(pilot, lambda: "op alice admin" in screen_text(app), "the identity")
+        assert "● connected" in screen_text(app)
+        assert fake.last_request("/whoami").headers["authorization"] == "Bearer embedded-admin"
