@@ -235,7 +235,7 @@ class BackendClient:
         try:
             return await self._get("/whoami", Identity)
         except BackendError as exc:
-            if exc.status == 404 and not isinstance(exc, BackendUnavailable):
+            if exc.status == 404:
                 return None
             raise
 

@@ -5,6 +5,7 @@ the changes the role allows (disabled with the reason) or none at all (``--read-
 from __future__ import annotations
 
 import pytest
+from textual.widgets import DataTable
 
 from opsconsole.app import OpsConsoleApp
 from opsconsole.client import BackendError
@@ -14,7 +15,14 @@ from opsconsole.screens.rollback import RollbackScreen
 from opsconsole.screens.workload_detail import WorkloadDetailScreen
 from opsconsole.settings import ConsoleSettings
 from tests.support.backend import FleetBackend
-from tests.support.console import FakeClock, make_app, screen_text, wait_for
+from tests.support.console import (
+    FakeClock,
+    HarnessApp,
+    make_app,
+    record_notifications,
+    screen_text,
+    wait_for,
+)
 
 ISVC = ("team-a", "InferenceService", "model-00002")  # a canary in team-a of the generated fleet
 SIZE = (160, 40)
@@ -38,10 +46,12 @@ def bottom_lines(app: OpsConsoleApp) -> str:
 
 async def test_the_status_bar_shows_the_operator_and_role_the_backend_knows() -> None:
     fake = FleetBackend()
-    fake.identity = Identity(operator="bob", role="operator", tenants=["team-a", "team-c"])
+    fake.identity = Identity(
+        operator="bob", role="operator", tenants=["team-a", "team-c", "x", "y"]
+    )
     app = make_app(fake)  # the local operator name is "alice"
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: "op bob operator (team-a, team-c)" in screen_text(app))
+        await wait_for(pilot, lambda: "op bob operator (team-a, team-c +2)" in screen_text(app))
         assert "alice" not in screen_text(app)
         assert fake.last_request("/whoami").method == "GET"
 
@@ -169,3 +179,36 @@ async def test_the_console_uses_the_token_its_embedded_backend_was_given() -> No
         await wait_for(pilot, lambda: "op alice admin" in screen_text(app), "the identity")
         assert "● connected" in screen_text(app)
         assert fake.last_request("/whoami").headers["authorization"] == "Bearer embedded-admin"
+
+
+@pytest.mark.parametrize(
+    ("identity", "read_only", "said"),
+    [
+        (Identity(operator="vic", role="viewer"), False, "role viewer cannot change anything"),
+        (
+            Identity(operator="olga", role="operator", tenants=["team-b"]),
+            False,
+            "role operator may change only tenants team-b, not tenant team-a",
+        ),
+        (Identity(operator="root", role="admin"), True, "read-only console: no changes"),
+    ],
+)
+async def test_enter_on_a_revision_says_why_no_rollback_opens(
+    identity: Identity, read_only: bool, said: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = HarnessApp(lambda: WorkloadDetailScreen("team-a", "Deployment", "llama-70b"))
+    app.connection.identity = identity
+    app.settings.read_only = read_only
+    notes = record_notifications(app, monkeypatch)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        assert isinstance(screen, WorkloadDetailScreen)
+        await wait_for(pilot, lambda: screen.data is not None, "the workload")
+        table = screen.query_one("#revisions", DataTable)
+        table.focus()
+        table.move_cursor(row=1)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: notes, "a notification")
+        assert said in notes[-1]
+        assert app.screen is screen
+        assert not [r for r in app.fake.requests if r.method == "POST"]

@@ -225,6 +225,8 @@ class WorkloadDetailScreen(DetailScreen[WorkloadDetail]):
         elif allowed is None:
             reason = clean(self._change_refusal() or "not allowed")
             self.notify(f"cannot roll back: {reason}", severity="warning", markup=False)
+        else:
+            self.notify("read-only console: no changes", severity="warning")
 
     def _rolled_back(self, applied: bool | None) -> None:
         if applied:

@@ -25,6 +25,14 @@ LINK_STYLES = {
     Link.STARTING: "yellow",
 }
 ROLE_STYLES = {ADMIN: "bold magenta", VIEWER: "dim"}
+SCOPE_SHOWN = 2  # tenants named in the status bar; the rest are counted
+
+
+def scope_text(tenants: list[str]) -> str:
+    """``team-a, team-b +3``: a long tenant scope must not push the link state off the line."""
+    shown = ", ".join(tenants[:SCOPE_SHOWN]) or "no tenants"
+    more = len(tenants) - SCOPE_SHOWN
+    return shown + (f" +{more}" if more > 0 else "")
 
 
 def status_text(state: ConnectionState) -> Text:
@@ -43,7 +51,7 @@ def status_text(state: ConnectionState) -> Text:
         line.append(" ")
         line.append_text(literal(identity.role, style=ROLE_STYLES.get(identity.role, "bold")))
         if identity.tenants is not None:
-            line.append_text(literal(f" ({', '.join(identity.tenants)})", style="dim"))
+            line.append_text(literal(f" ({scope_text(identity.tenants)})", style="dim"))
     if state.read_only:
         line.append(" read-only", style="bold cyan")
     age = state.data_age()
