@@ -73,7 +73,7 @@ def screen_text(app: OpsConsoleApp) -> str:
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
 
 
-def record_notifications(app: OpsConsoleApp, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def record_notifications(app: App[Any], monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The messages of the app's notifications from now on (they are still shown)."""
     messages: list[str] = []
     notify = app.notify
