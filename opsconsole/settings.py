@@ -67,7 +67,7 @@ class ConsoleSettings(BaseSettings):
 
     backend: str | None = Field(None, description="Backend URL; None = embedded sandbox.")
     operator: str = Field(default_factory=_default_operator)
-    token: str | None = Field(None, description="Bearer token for the backend.")
+    token: str | None = Field(None, description="The operator's bearer token for the backend.")
     ca_file: Path | None = Field(None, description="CA bundle that signs the backend's cert.")
     insecure: bool = Field(False, description="Allow plain http to a non-loopback backend.")
     read_only: bool = Field(False, description="Offer no action that changes anything.")

@@ -77,7 +77,7 @@ async def test_a_refused_token_is_not_authenticated_rather_than_unreachable(
     token: str | None, said: str
 ) -> None:
     fake = FleetBackend()
-    fake.token = "the-right-one"
+    fake.accepted_token = "the-right-one"
     app = make_app(fake, token=token)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: said in screen_text(app), said)
@@ -90,7 +90,7 @@ async def test_a_refused_token_is_not_authenticated_rather_than_unreachable(
 
 async def test_the_right_token_is_sent_and_accepted() -> None:
     fake = FleetBackend()
-    fake.token = "the-right-one"
+    fake.accepted_token = "the-right-one"
     fake.identity = Identity(operator="root", role="admin")
     app = make_app(fake, token="the-right-one")
     async with app.run_test(size=SIZE) as pilot:
@@ -160,7 +160,7 @@ async def test_read_only_hides_every_change_and_sends_none() -> None:
 
 async def test_the_console_uses_the_token_its_embedded_backend_was_given() -> None:
     fake = FleetBackend()
-    fake.token = "embedded-admin"
+    fake.accepted_token = "embedded-admin"
     fake.identity = Identity(operator="alice", role="admin")
     progress = Startup("starting the sandbox")
     settings = ConsoleSettings(backend=None, operator="alice", refresh_interval=60.0)

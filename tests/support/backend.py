@@ -7,8 +7,8 @@ ones. ``FleetBackend.mode`` injects failures at the transport, in front of the r
 ``"down"`` (connect error), ``"slow"`` (answers only after the client's timeout), ``"error"``
 (HTTP 500 with ``error_detail``) and ``"malformed"`` (JSON that is not the contract).
 ``FleetBackend.identity``, when set, is the answer to ``GET /api/v1/whoami`` (otherwise the real
-app answers it); ``FleetBackend.token``, when set, is the only bearer token accepted (401
-otherwise, with the detail an authenticating backend gives).
+app answers it); ``FleetBackend.accepted_token``, when set, is the only bearer token accepted (401
+otherwise, as an authenticating backend answers).
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ class FleetBackend:
         self.error_detail = "fleet model not ready"  # the 500 answer's detail in "error" mode
         self.failing_paths: set[str] = set()  # these answer 500 whatever the mode
         self.identity: Identity | None = None  # whoami's answer, when set
-        self.token: str | None = None  # the one token accepted, when set
+        self.accepted_token: str | None = None  # the one token accepted, when set
         self.requests: list[httpx.Request] = []
 
     def last_request(self, path: str) -> httpx.Request:
@@ -122,9 +122,9 @@ class FailingTransport(httpx.AsyncBaseTransport):
             return httpx.Response(500, json={"detail": backend.error_detail}, request=request)
         if backend.mode == "malformed":
             return httpx.Response(200, json={"unexpected": [1, 2]}, request=request)
-        if backend.token is not None:
+        if backend.accepted_token is not None:
             given = request.headers.get("authorization")
-            if given != f"Bearer {backend.token}":
+            if given != f"Bearer {backend.accepted_token}":
                 detail = "missing bearer token" if given is None else "invalid or expired token"
                 return httpx.Response(401, json={"detail": detail}, request=request)
         if backend.identity is not None and request.url.path == "/api/v1/whoami":
