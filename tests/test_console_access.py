@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from opsconsole.app import OpsConsoleApp
 from opsconsole.cli import main
 from opsconsole.client import BackendClient, BackendUnavailable
 from opsconsole.settings import ConfigFileExposed, ConsoleSettings, config_path
+from tests.support.console import screen_text, wait_for
 from tests.support.tls import Certificates, make_certificates, tls_backend
 
 
@@ -173,3 +175,23 @@ def test_an_unusable_ca_file_is_refused_with_its_name(
     missing = tmp_path / "no-such-ca.pem"
     assert main(["--backend", "https://ops.example", "--ca-file", str(missing)]) == 2
     assert f"cannot use --ca-file {missing}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("with_ca", "shown"),
+    [(True, "op tess admin"), (False, "backend certificate not trusted")],
+)
+async def test_the_console_connects_with_the_ca_file_and_says_why_not_without(
+    config_home: Path, certificates: Certificates, served, with_ca: bool, shown: str
+) -> None:
+    settings = ConsoleSettings(
+        backend=served.url,
+        operator="alice",
+        token="t0k",
+        ca_file=certificates.ca if with_ca else None,
+        refresh_interval=60.0,
+    )
+    app = OpsConsoleApp(settings, backend_url=served.url)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await wait_for(pilot, lambda: shown in screen_text(app), shown)
+        assert ("● connected" in screen_text(app)) is with_ca
