@@ -57,7 +57,8 @@ async def test_the_status_bar_shows_the_operator_and_role_the_backend_knows() ->
 
 
 async def test_a_backend_without_whoami_shows_the_local_operator() -> None:
-    fake = FleetBackend()  # the backend answers 404 to /whoami
+    fake = FleetBackend()
+    fake.missing_paths = {"/api/v1/whoami"}  # an older backend
     app = make_app(fake)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: any(r.url.path == "/api/v1/whoami" for r in fake.requests))
@@ -70,14 +71,14 @@ async def test_a_backend_without_whoami_shows_the_local_operator() -> None:
     ("token", "said"),
     [
         ("stolen", "not authenticated: invalid or expired token"),
-        (None, "not authenticated: missing bearer token (no token given: pass --token"),
+        ("", "not authenticated: missing bearer token (no token given: pass --token"),
     ],
 )
 async def test_a_refused_token_is_not_authenticated_rather_than_unreachable(
-    token: str | None, said: str
+    token: str, said: str
 ) -> None:
     fake = FleetBackend()
-    fake.accepted_token = "the-right-one"
+    fake.accepted_token = fake.token
     app = make_app(fake, token=token)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: said in screen_text(app), said)
@@ -85,18 +86,18 @@ async def test_a_refused_token_is_not_authenticated_rather_than_unreachable(
         assert "● not authenticated" in text
         assert "unreachable" not in text
         sent = fake.last_request("/info").headers.get("authorization")
-        assert sent == (None if token is None else f"Bearer {token}")
+        assert sent == (f"Bearer {token}" if token else None)
 
 
 async def test_the_right_token_is_sent_and_accepted() -> None:
     fake = FleetBackend()
-    fake.accepted_token = "the-right-one"
+    fake.accepted_token = fake.token
     fake.identity = Identity(operator="root", role="admin")
-    app = make_app(fake, token="the-right-one")
+    app = make_app(fake)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: "op root admin" in screen_text(app))
         assert "● connected" in screen_text(app)
-        assert all(r.headers["authorization"] == "Bearer the-right-one" for r in fake.requests)
+        assert all(r.headers["authorization"] == f"Bearer {fake.token}" for r in fake.requests)
 
 
 async def test_a_viewer_sees_the_changes_disabled_with_the_reason() -> None:
@@ -160,7 +161,7 @@ async def test_read_only_hides_every_change_and_sends_none() -> None:
 
 async def test_the_console_uses_the_token_its_embedded_backend_was_given() -> None:
     fake = FleetBackend()
-    fake.accepted_token = "embedded-admin"
+    fake.accepted_token = fake.token
     fake.identity = Identity(operator="alice", role="admin")
     progress = Startup("starting the sandbox")
     settings = ConsoleSettings(backend=None, operator="alice", refresh_interval=60.0)
@@ -175,10 +176,10 @@ async def test_the_console_uses_the_token_its_embedded_backend_was_given() -> No
     app.backoff_first = 0.05
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: "starting the sandbox" in screen_text(app))
-        progress = Startup("starting the backend", token="embedded-admin")
+        progress = Startup("starting the backend", token=fake.token)
         await wait_for(pilot, lambda: "op alice admin" in screen_text(app), "the identity")
         assert "● connected" in screen_text(app)
-        assert fake.last_request("/whoami").headers["authorization"] == "Bearer embedded-admin"
+        assert fake.last_request("/whoami").headers["authorization"] == f"Bearer {fake.token}"
 
 
 @pytest.mark.parametrize(

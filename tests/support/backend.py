@@ -7,8 +7,9 @@ ones. ``FleetBackend.mode`` injects failures at the transport, in front of the r
 ``"down"`` (connect error), ``"slow"`` (answers only after the client's timeout), ``"error"``
 (HTTP 500 with ``error_detail``) and ``"malformed"`` (JSON that is not the contract).
 ``FleetBackend.identity``, when set, is the answer to ``GET /api/v1/whoami`` (otherwise the real
-app answers it); ``FleetBackend.accepted_token``, when set, is the only bearer token accepted (401
-otherwise, as an authenticating backend answers).
+app answers it); ``missing_paths`` answer 404, as an older backend without them does;
+``accepted_token``, when set, is the only bearer token accepted in front of the app (401
+otherwise, as an authenticating backend answers). ``token`` is the one a console is given.
 """
 
 from __future__ import annotations
@@ -80,7 +81,9 @@ class FleetBackend:
         self.mode = "ok"
         self.error_detail = "fleet model not ready"  # the 500 answer's detail in "error" mode
         self.failing_paths: set[str] = set()  # these answer 500 whatever the mode
+        self.missing_paths: set[str] = set()  # these answer 404 whatever the mode
         self.identity: Identity | None = None  # whoami's answer, when set
+        self.token = "fleet-backend-admin"  # the token a console of this backend is given
         self.accepted_token: str | None = None  # the one token accepted, when set
         self.requests: list[httpx.Request] = []
 
@@ -122,6 +125,8 @@ class FailingTransport(httpx.AsyncBaseTransport):
             return httpx.Response(500, json={"detail": backend.error_detail}, request=request)
         if backend.mode == "malformed":
             return httpx.Response(200, json={"unexpected": [1, 2]}, request=request)
+        if request.url.path in backend.missing_paths:
+            return httpx.Response(404, json={"detail": "Not Found"}, request=request)
         if backend.accepted_token is not None:
             given = request.headers.get("authorization")
             if given != f"Bearer {backend.accepted_token}":

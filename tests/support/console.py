@@ -57,7 +57,7 @@ def make_app(
         refresh_interval=60.0,  # tests refresh explicitly; no timer noise
         request_timeout=timeout,
         read_only=read_only,
-        token=token,
+        token=fake.token if token is None else token,  # "": none
     )
     return OpsConsoleApp(
         settings,
