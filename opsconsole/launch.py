@@ -197,6 +197,7 @@ class EmbeddedCluster:
                 child.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 child.kill()
+                child.wait()  # reaped: gone when stop() returns
         shutil.rmtree(self.workdir, ignore_errors=True)  # kubeconfig and the sandbox's database
 
 

@@ -115,7 +115,8 @@ def test_an_embedded_token_command_that_fails_is_reported_and_no_backend_starts(
     tmp_path: Path,
 ) -> None:
     embedded = EmbeddedCluster(fleet="empty", seed=2)
-    embedded.database_url = f"sqlite:///{tmp_path / 'no-such-dir' / 'opsconsole.db'}"
+    (tmp_path / "a-file").write_text("")
+    embedded.database_url = f"sqlite:///{tmp_path / 'a-file' / 'opsconsole.db'}"  # no database
     embedded.start()
     try:
         deadline = time.monotonic() + 90

@@ -167,7 +167,7 @@ async def test_the_console_uses_the_token_its_embedded_backend_was_given() -> No
     settings = ConsoleSettings(backend=None, operator="alice", refresh_interval=60.0)
     app = OpsConsoleApp(
         settings,
-        backend_url="http://127.0.0.1:8080",
+        backend_url="http://fake-backend:8080",
         sandbox=True,
         transport=fake.transport(),
         startup=lambda: progress,
