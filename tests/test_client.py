@@ -174,7 +174,9 @@ async def test_whoami_is_none_from_a_backend_without_identities() -> None:
 
 async def test_a_read_only_client_sends_no_change() -> None:
     fake = FleetBackend()
-    client = BackendClient("http://backend", transport=fake.transport(), read_only=True)
+    client = BackendClient(
+        "http://backend", transport=fake.transport(), token=fake.token, read_only=True
+    )
     detail = await client.workload("team-a", "InferenceService", "model-00002")
     assert detail.name == "model-00002"  # reads go on
     for change in (
