@@ -9,7 +9,9 @@ app through ``opsconsole.shell``.
 
 The backend may be down, slow or wrong at any time. Nothing here raises on that: errors arrive as
 ``BackendError`` through ``report_backend_error``, the banner says what failed and how old the
-data on screen is, and a health worker reconnects with exponential backoff.
+data on screen is, and a health worker reconnects with exponential backoff. Each time it
+(re)connects it asks the backend who the operator is, for the status bar and for the actions
+screens offer.
 """
 
 from __future__ import annotations
@@ -30,9 +32,9 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer
 
-from opsconsole.client import BackendClient, BackendError, BackendUnavailable
+from opsconsole.client import BackendClient, BackendError, BackendUnavailable, NotAuthenticated
 from opsconsole.commands import CommandError, ConsoleCommands, parse
-from opsconsole.connection import ConnectionState, Startup
+from opsconsole.connection import ConnectionState, Link, Startup
 from opsconsole.screens.help import HelpScreen
 from opsconsole.screens.listing import ListScreen
 from opsconsole.screens.node_detail import NodeDetailScreen
@@ -94,7 +96,8 @@ class OpsConsoleApp(App[None]):
         transport: httpx.AsyncBaseTransport | None = None,
         startup: Callable[[], Startup] | None = None,
     ) -> None:
-        """``startup``: the embedded cluster's progress, when the console started one."""
+        """``startup``: the embedded cluster's progress, when the console started one (its
+        token is used once made). Raises ``TransportRefused`` for an unusable ``ca_file``."""
         super().__init__()
         self.settings = settings
         self.clock = clock
@@ -105,13 +108,17 @@ class OpsConsoleApp(App[None]):
             operator=settings.operator,
             ssh_client=os.environ.get("SSH_CONNECTION"),  # where the operator connects from
             token=settings.token,
+            ca_file=settings.ca_file,
+            read_only=settings.read_only,
         )
+        self._identity_due = True  # ask /whoami at the next good /info
         self.connection = ConnectionState(
             backend_url=backend_url,
             operator=settings.operator,
             sandbox=sandbox,
             clock=clock,
             startup=startup,
+            read_only=settings.read_only,
         )
         self._wake_health = asyncio.Event()
         register_themes(self)
@@ -140,14 +147,20 @@ class OpsConsoleApp(App[None]):
     async def _health_poll(self) -> None:
         """Poll ``/info``: freshness for the status bar, and reconnects with backoff."""
         while True:
+            progress = self.connection.starting()
+            if progress is not None and progress.token and not self.client.has_token:
+                self.client.use_token(progress.token)
             try:
                 self.connection.info = await self.client.info()
+                if self._identity_due:
+                    await self._ask_identity()
             except Exception as error:  # BackendError, or a bug: neither may stop the poll
                 failure = error if isinstance(error, BackendError) else BackendError(str(error))
                 delay = min(self.backoff_max, self.backoff_first * 2**self.connection.failures)
                 if self.connection.starting() is None:  # a backend on its way: no backoff
                     self.connection.failures += 1
                 self.connection.next_retry = self.clock() + delay
+                self._identity_due = True  # it may be another backend, or another token, next
                 self.report_backend_error(failure, from_health=True)
             else:
                 if self.connection.health_clears():
@@ -160,6 +173,16 @@ class OpsConsoleApp(App[None]):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake_health.wait(), delay)
 
+    async def _ask_identity(self) -> None:
+        """Who the backend takes the operator for: the status bar shows it, and screens offer
+        only the changes it allows (they redraw their keys now)."""
+        identity = await self.client.whoami()
+        self._identity_due = False
+        if identity != self.connection.identity:
+            self.connection.identity = identity
+            self.screen.refresh_bindings()
+            self._redraw_chrome()
+
     def report_backend_ok(self) -> None:
         """A good answer arrived: clear the banner, count the data's age from now."""
         self.connection.ok()
@@ -167,16 +190,22 @@ class OpsConsoleApp(App[None]):
 
     def report_backend_error(self, error: BackendError, *, from_health: bool = False) -> None:
         """Show a failure. A 4xx answer to a request is the operator's business (a
-        notification: "tenant x not found"); anything else, and any failure of ``/info``
-        (a wrong URL answers 404), means the data may be stale (the banner). Never raises."""
+        notification: "tenant x not found"); anything else, any failure of ``/info`` (a wrong
+        URL answers 404), and a refused token mean the data may be stale (the banner). Never
+        raises."""
         try:
             status = error.status
-            if status is not None and 400 <= status < 500 and not from_health:
+            unauthenticated = isinstance(error, NotAuthenticated)
+            if status is not None and 400 <= status < 500 and not (from_health or unauthenticated):
                 self.notify(error.message, severity="error", markup=False)
                 return
             was_ok = self.connection.error is None
-            unreachable = isinstance(error, BackendUnavailable)
-            self.connection.failed(error.message, unreachable, from_health=from_health)
+            link = Link.ERROR
+            if isinstance(error, BackendUnavailable):
+                link = Link.UNREACHABLE
+            elif unauthenticated:
+                link = Link.UNAUTHENTICATED
+            self.connection.failed(error.message, link, from_health=from_health)
             if was_ok and not from_health:
                 self._wake_health.set()  # start the backoff and the countdown now
             self._redraw_chrome()

@@ -18,9 +18,9 @@ from collections.abc import AsyncIterator
 from typing import TextIO
 
 from backend.schemas import AuditFilter, AuditRecord, ChainVerification
+from opsconsole import access
 from opsconsole.audit_query import QueryError, parse_query, parse_time
 from opsconsole.client import BackendClient, BackendError
-from opsconsole.settings import ConsoleSettings
 from opsconsole.text import clean
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
@@ -34,6 +34,7 @@ CSV_FIELDS = [
 def add_parser(sub: argparse._SubParsersAction) -> None:
     audit = sub.add_parser("audit", help="verify, search and export the audit log")
     audit.add_argument("--backend", help="backend URL (env OPSCONSOLE_BACKEND)")
+    access.add_arguments(audit, in_subcommand=True)
     verbs = audit.add_subparsers(dest="audit_command", required=True)
 
     verify = verbs.add_parser("verify", help="check the hash chain end to end")
@@ -57,12 +58,12 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     try:
         if args.audit_command == "verify" and args.database:
             return _report(_verify_database(args.database), args.output, out)
-        backend = args.backend or ConsoleSettings().backend
-        if not backend:
-            print("opsconsole audit: no backend: pass --backend or set OPSCONSOLE_BACKEND",
-                  file=sys.stderr)  # fmt: skip
-            return EXIT_USAGE
-        return asyncio.run(_run_remote(args, backend, out))
+        client = access.command_client(args, timeout=60.0)
+    except access.AccessRefused as exc:
+        print(f"opsconsole audit: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return asyncio.run(_run_remote(args, client, out))
     except QueryError as exc:
         print(f"opsconsole audit: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -82,8 +83,7 @@ def _verify_database(url: str) -> ChainVerification:
         engine.dispose()
 
 
-async def _run_remote(args: argparse.Namespace, backend: str, out: TextIO) -> int:
-    client = BackendClient(backend, timeout=60.0, token=ConsoleSettings().token)
+async def _run_remote(args: argparse.Namespace, client: BackendClient, out: TextIO) -> int:
     try:
         if args.audit_command == "verify":
             return _report(await client.audit_verify(), args.output, out)

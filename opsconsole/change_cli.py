@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import TextIO
 
+from opsconsole import access
 from opsconsole.client import BackendClient
-from opsconsole.settings import ConsoleSettings
 from opsconsole.text import clean
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_CONFLICT = 0, 1, 2, 3
@@ -25,30 +24,20 @@ class UsageError(Exception):
 
 
 def add_backend_argument(parser: argparse.ArgumentParser) -> None:
+    """``--backend`` and how to reach it safely (``--token``, ``--ca-file``, ``--insecure``)."""
     parser.add_argument(
         "--backend", default=argparse.SUPPRESS, help="backend URL (env OPSCONSOLE_BACKEND)"
     )
+    access.add_arguments(parser, in_subcommand=True)
 
 
-def backend_url(args: argparse.Namespace) -> str:
-    """``--backend``, else ``OPSCONSOLE_BACKEND`` (or the config file); UsageError if neither."""
-    backend = getattr(args, "backend", None) or ConsoleSettings().backend
-    if not backend:
-        raise UsageError("no backend: pass --backend or set OPSCONSOLE_BACKEND")
-    return str(backend)
-
-
-def change_client(backend: str) -> BackendClient:
-    """A client with the operator's token that says from where, so that the audit log records
-    it."""
-    settings = ConsoleSettings()
-    return BackendClient(
-        backend,
-        timeout=30.0,
-        operator=settings.operator,
-        ssh_client=os.environ.get("SSH_CONNECTION"),
-        token=settings.token,
-    )
+def change_client(args: argparse.Namespace) -> BackendClient:
+    """The client for a change command; ``UsageError`` (exit 2) when no backend is given or it
+    cannot be reached safely."""
+    try:
+        return access.command_client(args, timeout=30.0)
+    except access.AccessRefused as exc:
+        raise UsageError(str(exc)) from exc
 
 
 def confirmed() -> bool:

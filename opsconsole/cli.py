@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from opsconsole import audit_cli, quota_cli, rollout_cli
+from opsconsole import access, audit_cli, quota_cli, rollout_cli
 
 
 def _add_sandbox_parser(sub: argparse._SubParsersAction) -> None:
@@ -72,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--backend", help="URL of a running backend (env OPSCONSOLE_BACKEND); none = embedded"
+    )
+    access.add_arguments(parser)
+    parser.add_argument(
+        "--read-only",
+        action="store_true",
+        default=None,
+        help="offer no action that changes anything; the console sends no change",
     )
     parser.add_argument("--fleet", choices=["demo", "large"], help="embedded sandbox fleet")
     parser.add_argument("--seed", type=int, help="embedded sandbox seed")

@@ -1,13 +1,18 @@
 """The console's only way to the backend: ``/api/v1`` over httpx, answers parsed into the wire models.
 
-Every failure becomes one of two exceptions, so that screens need a single ``except``:
-``BackendUnavailable`` (nobody answered in time: connect errors, timeouts) and ``BackendError``
-(an answer came but it is an error or not what the contract says). Messages are written for an
-operator's banner, not for a developer.
+Every failure becomes a ``BackendError``, so that screens need a single ``except``; two kinds are
+told apart: ``BackendUnavailable`` (nobody answered in time: connect errors, timeouts, a
+certificate that does not verify) and ``NotAuthenticated`` (401: no token, or one the backend
+refuses). Messages are written for an operator's banner, not for a developer.
+
+Every request carries the operator's bearer token. A read-only client never sends a change: it
+refuses before the request leaves, whatever a screen asks.
 """
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -39,9 +44,11 @@ from backend.schemas import (
     RollbackApply,
     RollbackRequest,
     Tenant,
+    Whoami,
     Workload,
     WorkloadDetail,
 )
+from opsconsole.transport import tls_verify
 
 M = TypeVar("M", bound=BaseModel)
 CHANGE_TIMEOUT = 60.0  # a plan or apply waits for the API server; longer than a read
@@ -63,12 +70,32 @@ class BackendUnavailable(BackendError):
     """The backend did not answer: refused, unreachable, or slower than the timeout."""
 
 
+class NotAuthenticated(BackendError):
+    """The backend answered 401: no token was given, or it is unknown, expired or revoked."""
+
+
+NO_TOKEN_HINT = "no token given: pass --token, set OPSCONSOLE_TOKEN or put token in the config file"
+
+
 def _segment(value: str) -> str:
     """A path segment with every reserved character escaped (names are untrusted): ``/`` as
     ``%2F``, and a name made only of dots as ``%2E``s, since ``.`` and ``..`` would otherwise be
     removed from the URL as dot-segments before it is sent."""
     encoded = quote(value, safe="")
     return encoded.replace(".", "%2E") if set(value) <= {"."} else encoded
+
+
+def _connect_failure(exc: httpx.ConnectError) -> str:
+    """``backend unreachable``, or why TLS failed (a certificate that does not verify is no
+    network trouble: the banner must say so)."""
+    text = str(exc)
+    untrusted = re.search(r"certificate verify failed: ([^(]+)", text)
+    if untrusted:
+        reason = untrusted.group(1).strip()
+        return f"backend certificate not trusted ({reason}); pass --ca-file for a private CA"
+    if "[SSL" in text:
+        return f"TLS handshake with the backend failed: {text}"
+    return "backend unreachable"
 
 
 def _params(**values: Any) -> dict[str, Any]:
@@ -109,14 +136,16 @@ class BackendClient:
         operator: str | None = None,
         ssh_client: str | None = None,
         token: str | None = None,
+        ca_file: Path | None = None,
+        read_only: bool = False,
     ) -> None:
-        """``token`` (the operator's bearer token) says who acts; ``operator`` and
-        ``ssh_client`` (the session's ``SSH_CONNECTION``) go with every request, so that the
-        audit log says from where."""
+        """``operator`` and ``ssh_client`` (the session's ``SSH_CONNECTION``) go with every
+        request, so that the audit log says who acted and from where; ``token`` says it with
+        authority. ``ca_file``: the CA that signs the backend's certificate (default: the
+        system's). Raises ``TransportRefused`` when ``ca_file`` is not a usable CA bundle."""
         self.base_url = base_url.rstrip("/")
+        self.read_only = read_only
         headers = {"accept": "application/json"}
-        if token:
-            headers["authorization"] = f"Bearer {token}"
         if operator:
             headers[OPERATOR_HEADER] = operator
         if ssh_client:
@@ -126,7 +155,20 @@ class BackendClient:
             timeout=timeout,
             transport=transport,
             headers=headers,
+            verify=tls_verify(ca_file),
         )
+        self.use_token(token)
+
+    def use_token(self, token: str | None) -> None:
+        """Send ``token`` from now on (the embedded backend's is made while the console starts)."""
+        if token:
+            self._http.headers["Authorization"] = f"Bearer {token}"
+        else:
+            self._http.headers.pop("Authorization", None)
+
+    @property
+    def has_token(self) -> bool:
+        return "Authorization" in self._http.headers
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -141,7 +183,10 @@ class BackendClient:
         return await self._request("GET", path, model, params=params, timeout=timeout)
 
     async def _post(self, path: str, model: type[M], body: BaseModel | None) -> M:
-        """A change: the backend plans or applies it, which may take a few API calls."""
+        """A change: the backend plans or applies it, which may take a few API calls. A read-only
+        client refuses it here, before anything is sent."""
+        if self.read_only:
+            raise BackendError("read-only console: changes are not sent")
         body_json = None if body is None else body.model_dump(mode="json")
         return await self._request("POST", path, model, body=body_json, timeout=CHANGE_TIMEOUT)
 
@@ -161,9 +206,13 @@ class BackendClient:
         except httpx.TimeoutException as exc:
             raise BackendUnavailable(f"backend timed out on {path}") from exc
         except httpx.ConnectError as exc:
-            raise BackendUnavailable("backend unreachable") from exc
+            raise BackendUnavailable(_connect_failure(exc)) from exc
         except (httpx.TransportError, OSError) as exc:
             raise BackendUnavailable(f"backend unreachable ({type(exc).__name__})") from exc
+        if response.status_code == 401:
+            hint = "" if self.has_token else f" ({NO_TOKEN_HINT})"
+            detail = _detail(response).removeprefix("not authenticated: ")
+            raise NotAuthenticated(f"not authenticated: {detail}{hint}", status=401)
         if not response.is_success:  # redirects included: the API never redirects
             raise BackendError(
                 f"backend error {response.status_code}: {_detail(response)}",
@@ -185,6 +234,16 @@ class BackendClient:
 
     async def info(self) -> BackendInfo:
         return await self._get("/info", BackendInfo)
+
+    async def whoami(self) -> Whoami | None:
+        """Who the backend takes this client's token for; ``None`` from a backend that has no
+        identities (it answers 404 here)."""
+        try:
+            return await self._get("/whoami", Whoami)
+        except BackendError as exc:
+            if exc.status == 404:
+                return None
+            raise
 
     async def overview(self) -> Overview:
         return await self._get("/overview", Overview)

@@ -2,10 +2,12 @@
 
 The status bar and the banner are drawn from this state, so they always agree, and the age of
 the data is computed honestly: time since the last good answer plus how old the backend's own
-picture of the cluster was at that moment. Three troubles are told apart: the backend does not
-answer (or answers errors); the backend answers but its cluster data is not current (never
-synced, or the API server stopped confirming it); telemetry sources fail. While the console's own
-embedded sandbox and backend start, it says so instead of calling the backend unreachable.
+picture of the cluster was at that moment. Four troubles are told apart: the backend does not
+answer (or answers errors); it answers but does not accept the operator's token; it answers but
+its cluster data is not current (never synced, or the API server stopped confirming it);
+telemetry sources fail. While the console's own embedded sandbox and backend start, it says so
+instead of calling the backend unreachable. Who the backend takes the operator for (``whoami``)
+is kept here too, for the status bar and for the actions screens offer.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from backend.schemas import BackendInfo, DataFreshness
+from backend.schemas import BackendInfo, DataFreshness, Whoami
 
 
 class Link(StrEnum):
@@ -22,6 +24,7 @@ class Link(StrEnum):
     CONNECTED = "connected"
     UNREACHABLE = "unreachable"
     ERROR = "error"
+    UNAUTHENTICATED = "not authenticated"
     STARTING = "starting"
 
 
@@ -31,6 +34,7 @@ class Startup:
 
     stage: str
     error: str | None = None
+    token: str | None = None  # the admin token the embedded backend accepts, once made
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,8 @@ class ConnectionState:
     failures: int = field(default=0)
     error_from_health: bool = False
     startup: Callable[[], Startup] | None = None  # the embedded cluster's progress, if any
+    identity: Whoami | None = None  # as the backend knows the operator; None = not known
+    read_only: bool = False  # the console offers no change (``--read-only``)
 
     def ok(self) -> None:
         self.link = Link.CONNECTED
@@ -75,8 +81,8 @@ class ConnectionState:
         self.next_retry = None
         self.last_ok = self.clock()
 
-    def failed(self, message: str, unreachable: bool, *, from_health: bool = False) -> None:
-        self.link = Link.UNREACHABLE if unreachable else Link.ERROR
+    def failed(self, message: str, link: Link, *, from_health: bool = False) -> None:
+        self.link = link
         self.error = message
         self.error_from_health = from_health
 
@@ -122,7 +128,7 @@ class ConnectionState:
             return Notice(progress.error, "error")
         if progress is not None and self.link is not Link.CONNECTED:
             return Notice(f"{progress.stage} — no data yet", "info")
-        if self.link in (Link.UNREACHABLE, Link.ERROR):
+        if self.link in (Link.UNREACHABLE, Link.ERROR, Link.UNAUTHENTICATED):
             return Notice(self._link_trouble(), "error")
         freshness = self.info.freshness if self.info else None
         if freshness is None:

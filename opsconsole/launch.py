@@ -7,6 +7,11 @@ then the backend, then syncing) until the first data arrives: the children start
 thread while the first frame is drawn. A child that exits is reported with the last line it wrote
 (its own error message); each child writes to its own log file.
 
+The embedded backend authenticates like any other, and needs no setup: before it starts, the
+launcher makes the local user its admin with ``opsconsole token create`` on the backend's own
+new database (a command, since the console may not import the backend), and gives the console
+that token.
+
 Children never outlive the console: they are terminated on exit and on Ctrl-C, and on Linux they
 also receive SIGTERM from the kernel if the console dies abruptly (the terminal goes away).
 """
@@ -16,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import json
 import os
 import shutil
 import signal
@@ -50,11 +56,16 @@ def free_port(host: str = "127.0.0.1") -> int:
 class EmbeddedCluster:
     """A sandbox and a backend running as child processes, for the console's default mode."""
 
-    def __init__(self, fleet: str = "demo", seed: int = 1) -> None:
+    def __init__(self, fleet: str = "demo", seed: int = 1, operator: str = "operator") -> None:
+        """``operator``: who becomes the embedded backend's admin (the local user)."""
         self.fleet = fleet
         self.seed = seed
+        self.operator = operator
         self.workdir = Path(tempfile.mkdtemp(prefix="opsconsole-"))
         self.kubeconfig = self.workdir / "kubeconfig"
+        # The sandbox is new every time: so is the backend's database (audit log, tokens).
+        self.database_url = f"sqlite:///{self.workdir / 'opsconsole.db'}"
+        self.token: str | None = None  # the admin token, once made
         self.backend_port = free_port()
         self.backend_url = f"http://127.0.0.1:{self.backend_port}"
         self.log_dir = Path(user_state_dir("opsconsole"))
@@ -73,7 +84,7 @@ class EmbeddedCluster:
 
     def progress(self) -> Startup:
         """What the embedded cluster is doing, or why it failed (the console's banner)."""
-        return Startup(self.stage, self.error)
+        return Startup(self.stage, self.error, self.token)
 
     def _spawn(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         path = self.log_dir / f"embedded-{args[0]}.log"
@@ -101,6 +112,38 @@ class EmbeddedCluster:
         last = next((line.strip() for line in reversed(lines) if line.strip()), "")
         return f"the embedded {what} {status}" + (f": {last}" if last else "") + f"; log: {path}"
 
+    def _make_admin_token(self) -> str | None:
+        """The local user's admin token for the new database, or ``None`` with ``error`` set.
+        The token is not logged; the command's own messages are."""
+        path = self.log_dir / "embedded-token.log"
+        command = ["token", "create", "--database", self.database_url]
+        command += ["--operator", self.operator, "--role", "admin", "--output", "json"]
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "opsconsole", *command],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            self.error = f"the embedded token command failed: {exc}"
+            return None
+        path.write_text(done.stderr)
+        lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+        last = f": {lines[-1]}" if lines else ""
+        if done.returncode != 0:
+            self.error = f"the embedded token command exited (code {done.returncode}){last}"
+            self.error += f"; log: {path}"
+            return None
+        try:
+            token = json.loads(done.stdout)["token"]
+        except (ValueError, KeyError, TypeError):
+            self.error = f"the embedded token command printed no token; log: {path}"
+            return None
+        return str(token)
+
     def _start_children(self) -> None:
         sandbox = self._spawn(
             "sandbox",
@@ -113,6 +156,9 @@ class EmbeddedCluster:
             "--kubeconfig-out",
             str(self.kubeconfig),
         )
+        self.token = self._make_admin_token()  # while the sandbox starts
+        if self.token is None:
+            return
         deadline = time.monotonic() + 120
         while not self.kubeconfig.exists():
             if self._stopping.is_set():
@@ -128,8 +174,7 @@ class EmbeddedCluster:
             str(self.kubeconfig),
             "--port",
             str(self.backend_port),
-            # The sandbox is new every time: so is its audit log, apart from a real backend's.
-            env={"OPSCONSOLE_DATABASE_URL": f"sqlite:///{self.workdir / 'opsconsole.db'}"},
+            env={"OPSCONSOLE_DATABASE_URL": self.database_url},
         )
         # PR_SET_PDEATHSIG fires when the *thread* that forked a child ends, not the process:
         # this thread must live as long as the children should. It watches them meanwhile.
@@ -152,16 +197,24 @@ class EmbeddedCluster:
                 child.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 child.kill()
+                child.wait()  # reaped: gone when stop() returns
         shutil.rmtree(self.workdir, ignore_errors=True)  # kubeconfig and the sandbox's database
 
 
 def run_console(args: argparse.Namespace) -> int:
     """``opsconsole`` without a subcommand: the TUI, embedded cluster included when needed."""
-    from pydantic import ValidationError
-
+    from opsconsole.access import AccessRefused, check_backend, settings_for
     from opsconsole.app import OpsConsoleApp
-    from opsconsole.settings import ConsoleSettings
+    from opsconsole.transport import TransportRefused, tls_verify
 
+    try:
+        settings = settings_for(args)
+        if settings.backend:
+            check_backend(settings, settings.backend)
+        tls_verify(settings.ca_file)
+    except (AccessRefused, TransportRefused) as exc:
+        print(f"opsconsole: {exc}", file=sys.stderr)
+        return 2
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         print(
             "opsconsole: the console needs a terminal (stdin and stdout must be a tty); "
@@ -169,17 +222,14 @@ def run_console(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    try:
-        settings = ConsoleSettings()
-    except (ValidationError, ValueError) as exc:
-        print(f"opsconsole: invalid settings (environment or config file): {exc}", file=sys.stderr)
-        return 2
-    backend_url = args.backend or settings.backend
+    backend_url = settings.backend
     embedded: EmbeddedCluster | None = None
     if not backend_url:
-        embedded = EmbeddedCluster(fleet=args.fleet or "demo", seed=args.seed or 1)
+        fleet, seed = args.fleet or "demo", args.seed or 1
+        embedded = EmbeddedCluster(fleet=fleet, seed=seed, operator=settings.operator)
         embedded.start()
         backend_url = embedded.backend_url
+        settings = settings.model_copy(update={"token": None})  # the embedded one's comes later
     previous_hup = signal.getsignal(signal.SIGHUP)
     if embedded is not None:
 

@@ -24,7 +24,6 @@ from opsconsole.change_cli import (
     EXIT_USAGE,
     UsageError,
     add_backend_argument,
-    backend_url,
     change_client,
     confirmed,
     format_value,
@@ -90,17 +89,16 @@ def change_of(args: argparse.Namespace) -> QuotaChange:
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     try:
-        backend = backend_url(args)
         if args.quota_command != "show" and not args.dry_run and not (args.reason or "").strip():
             raise UsageError("a reason is required: --reason TEXT")
+        client = change_client(args)
     except UsageError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    return asyncio.run(_run_remote(args, backend, out))
+    return asyncio.run(_run_remote(args, client, out))
 
 
-async def _run_remote(args: argparse.Namespace, backend: str, out: TextIO) -> int:
-    client = change_client(backend)
+async def _run_remote(args: argparse.Namespace, client: BackendClient, out: TextIO) -> int:
     try:
         if args.quota_command == "show":
             review = await client.quotas(tenant=args.tenant, model=args.model)

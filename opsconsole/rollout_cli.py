@@ -28,7 +28,6 @@ from opsconsole.change_cli import (
     EXIT_USAGE,
     UsageError,
     add_backend_argument,
-    backend_url,
     change_client,
     print_table,
 )
@@ -108,11 +107,11 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
             raise UsageError("promote applies to inferenceservices only")
         if args.rollout_command != "history":
             _check_change_arguments(args, target)
-        backend = backend_url(args)
+        client = change_client(args)
     except UsageError as exc:
         print(f"opsconsole rollout: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    return asyncio.run(_run_remote(args, target, backend, out))
+    return asyncio.run(_run_remote(args, target, client, out))
 
 
 def _check_change_arguments(args: argparse.Namespace, target: Target) -> None:
@@ -126,8 +125,9 @@ def _check_change_arguments(args: argparse.Namespace, target: Target) -> None:
         raise UsageError("--timeout must be positive")
 
 
-async def _run_remote(args: argparse.Namespace, target: Target, backend: str, out: TextIO) -> int:
-    client = change_client(backend)
+async def _run_remote(
+    args: argparse.Namespace, target: Target, client: BackendClient, out: TextIO
+) -> int:
     try:
         if args.rollout_command == "history":
             detail = await client.workload(target.namespace, target.kind, target.name)

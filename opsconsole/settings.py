@@ -1,22 +1,35 @@
 """The console's settings: defaults, then a TOML config file, then ``OPSCONSOLE_*`` variables.
 
 The config file lives in the XDG config directory (``~/.config/opsconsole/config.toml`` on Linux,
-via platformdirs), so that an operator on a bastion host sets the backend URL once.
+via platformdirs), so that an operator on a bastion host sets the backend URL once. It may hold
+the operator's token; then it must be readable by its owner alone (mode 0600), as ssh demands of
+a private key, or the console refuses to start: a token others can read is a token others can use.
 """
 
 from __future__ import annotations
 
 import getpass
+import os
+import stat
 from pathlib import Path
+from typing import Any
 
 from platformdirs import user_config_dir
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+
+class SettingsError(Exception):
+    """Settings the console cannot start with; the message says what to fix."""
+
+
+class ConfigFileExposed(SettingsError):
+    """The config file holds a token but its group or others may read it."""
 
 
 def config_path() -> Path:
@@ -32,6 +45,21 @@ def _default_operator() -> str:
         return "operator"
 
 
+class _ConfigFile(TomlConfigSettingsSource):
+    """The TOML config file, refused when it holds a token and is not private to its owner."""
+
+    def _read_file(self, file_path: Any) -> dict[str, Any]:
+        data = super()._read_file(file_path)
+        if "token" in data:
+            mode = stat.S_IMODE(os.stat(file_path).st_mode)
+            if mode & 0o077:
+                raise ConfigFileExposed(
+                    f"the config file {file_path} holds a token but others may read it "
+                    f"(mode {mode:04o}); make it private to you: chmod 600 {file_path}"
+                )
+        return data
+
+
 class ConsoleSettings(BaseSettings):
     """What the console needs to know to start; keys are the same in the TOML file."""
 
@@ -40,6 +68,9 @@ class ConsoleSettings(BaseSettings):
     backend: str | None = Field(None, description="Backend URL; None = embedded sandbox.")
     operator: str = Field(default_factory=_default_operator)
     token: str | None = Field(None, description="The operator's bearer token for the backend.")
+    ca_file: Path | None = Field(None, description="CA bundle that signs the backend's cert.")
+    insecure: bool = Field(False, description="Allow plain http to a non-loopback backend.")
+    read_only: bool = Field(False, description="Offer no action that changes anything.")
     theme: str = "opsconsole-dark"
     refresh_interval: float = Field(2.0, gt=0)
     request_timeout: float = Field(5.0, gt=0)
@@ -57,5 +88,15 @@ class ConsoleSettings(BaseSettings):
         return (
             init_settings,
             env_settings,
-            TomlConfigSettingsSource(settings_cls, toml_file=config_path()),
+            _ConfigFile(settings_cls, toml_file=config_path()),
         )
+
+
+def load_settings(**arguments: Any) -> ConsoleSettings:
+    """The settings with the command line's values on top (``None`` = not given), or a
+    ``SettingsError`` whose message is meant for the operator."""
+    given = {key: value for key, value in arguments.items() if value is not None}
+    try:
+        return ConsoleSettings(**given)
+    except ValidationError as exc:
+        raise SettingsError(f"invalid settings (environment or config file): {exc}") from exc

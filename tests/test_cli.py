@@ -90,7 +90,7 @@ def test_serve_without_cluster_access_says_why(tmp_path: Path) -> None:
 
 
 def test_embedded_cluster_starts_and_cleans_up() -> None:
-    embedded = EmbeddedCluster(fleet="demo", seed=2)
+    embedded = EmbeddedCluster(fleet="demo", seed=2, operator="carol")
     embedded.start()
     try:
         deadline = time.monotonic() + 90
@@ -105,10 +105,42 @@ def test_embedded_cluster_starts_and_cleans_up() -> None:
             time.sleep(0.1)
         children = list(embedded._children)
         assert len(children) == 2
+        # The local user is the embedded backend's admin, with the token the console is given.
+        token = embedded.progress().token
+        assert token
+        with httpx.Client(base_url=embedded.backend_url, timeout=10) as http:
+            assert http.get("/api/v1/info").status_code == 401
+            bearer = {"authorization": f"Bearer {token}"}
+            assert http.get("/api/v1/info", headers=bearer).status_code == 200
+            who = http.get("/api/v1/whoami", headers=bearer).json()
+            assert (who["operator"], who["role"]) == ("carol", "admin")
+        token_log = embedded.log_dir / "embedded-token.log"
+        assert not token_log.exists() or token not in token_log.read_text()
     finally:
         embedded.stop()
     assert all(child.poll() is not None for child in children)
     assert not embedded.kubeconfig.exists()
+
+
+def test_an_embedded_token_command_that_fails_is_reported_and_no_backend_starts(
+    tmp_path: Path,
+) -> None:
+    embedded = EmbeddedCluster(fleet="empty", seed=2)
+    (tmp_path / "a-file").write_text("")
+    embedded.database_url = f"sqlite:///{tmp_path / 'a-file' / 'opsconsole.db'}"  # no database
+    embedded.start()
+    try:
+        deadline = time.monotonic() + 90
+        while embedded.error is None:
+            assert time.monotonic() < deadline, "the failure was never reported"
+            time.sleep(0.1)
+        progress = embedded.progress()
+        assert progress.error is not None and progress.token is None
+        assert progress.error.startswith("the embedded token command exited (code ")
+        assert "embedded-token.log" in progress.error
+        assert len(embedded._children) == 1  # the sandbox; never a backend without a token
+    finally:
+        embedded.stop()
 
 
 def test_an_embedded_child_that_fails_is_reported_with_its_own_message() -> None:

@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from backend.conventions import TENANT_LABEL
-from backend.schemas import Gpu, Tenant, WorkloadKind
-from opsconsole.client import BackendClient, BackendError, BackendUnavailable
+from backend.schemas import Gpu, Tenant, Whoami, WorkloadKind
+from opsconsole.client import BackendClient, BackendError, BackendUnavailable, NotAuthenticated
 from tests.support.backend import FleetBackend
 from tests.support.fleets import generated_fleet
 
@@ -143,3 +143,48 @@ async def test_a_tenant_whose_name_is_no_valid_path_segment_still_opens(name: st
     tenant = await client.tenant(name)
     assert tenant.name == name
     assert tenant.namespaces == ["team-a"]
+
+
+async def test_a_refused_token_is_not_authenticated_with_a_hint_when_none_was_given() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, json={"detail": "token expired"})
+
+    client = BackendClient("http://backend", transport=httpx.MockTransport(refuse), token="old")
+    with pytest.raises(NotAuthenticated) as caught:
+        await client.overview()
+    assert caught.value.message == "not authenticated: token expired"
+    assert caught.value.status == 401 and not isinstance(caught.value, BackendUnavailable)
+    with pytest.raises(NotAuthenticated, match=r"no token given: pass --token, set OPSCONSOLE"):
+        await client_for(refuse).overview()
+
+
+async def test_whoami_is_none_from_a_backend_without_identities() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        assert request.headers["authorization"] == "Bearer t"
+        if request.url.path.endswith("/whoami"):
+            return httpx.Response(200, json={"operator": "o", "role": "viewer", "tenants": ["a"]})
+        return httpx.Response(404, json={"detail": "Not Found"})
+
+    client = BackendClient("http://backend", transport=httpx.MockTransport(answer), token="t")
+    assert await client.whoami() == Whoami(operator="o", role="viewer", tenants=["a"])
+    older = client_for(lambda r: httpx.Response(404, json={"detail": "Not Found"}))
+    assert await older.whoami() is None
+    failing = client_for(lambda r: httpx.Response(500, json={"detail": "boom"}))
+    with pytest.raises(BackendError, match="boom"):
+        await failing.whoami()
+
+
+async def test_a_read_only_client_sends_no_change() -> None:
+    fake = FleetBackend()
+    client = BackendClient(
+        "http://backend", transport=fake.transport(), token=fake.token, read_only=True
+    )
+    detail = await client.workload("team-a", "InferenceService", "model-00002")
+    assert detail.name == "model-00002"  # reads go on
+    for change in (
+        client.rollback_plan("team-a", "InferenceService", "model-00002"),
+        client.promote_plan("team-a", "InferenceService", "model-00002"),
+    ):
+        with pytest.raises(BackendError, match="read-only console: changes are not sent"):
+            await change
+    assert [r.method for r in fake.requests] == ["GET"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ssl
-import subprocess
 from pathlib import Path
 
 import httpx
@@ -12,52 +11,27 @@ import pytest
 from backend.main import RunningBackend, main, settings_from_args
 from backend.sandbox.server import Sandbox
 from opsconsole.cli import build_parser
+from tests.support.tls import Certificates, make_certificates
 from tests.support.tokens import admin_headers
 from tests.test_service import settings_for
 
-SERVER_EXTENSIONS = """\
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = serverAuth
-subjectAltName = DNS:localhost, IP:127.0.0.1
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid, issuer
-"""
-
-
-def openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
 
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``ca.pem`` (a private CA) and ``server.pem``/``server.key`` for localhost and 127.0.0.1."""
-    where = tmp_path_factory.mktemp("pki")
-    ca = ["-addext", "basicConstraints=critical,CA:TRUE"]
-    ca += ["-addext", "keyUsage=critical,keyCertSign,cRLSign"]
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
-            "ca.pem", "-days", "2", "-subj", "/CN=opsconsole test CA", *ca, cwd=where)  # fmt: skip
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out",
-            "server.csr", "-subj", "/CN=localhost", cwd=where)  # fmt: skip
-    (where / "server.ext").write_text(SERVER_EXTENSIONS)
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "server.ext",
-            cwd=where)  # fmt: skip
-    return where
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    """A private CA and a certificate for localhost and 127.0.0.1 signed by it."""
+    return make_certificates(tmp_path_factory.mktemp("pki"))
 
 
 async def test_the_backend_serves_https_with_the_given_certificate(
-    pki: Path, tmp_path: Path
+    pki: Certificates, tmp_path: Path
 ) -> None:
     async with Sandbox(fleet="empty") as sandbox:
         kubeconfig = sandbox.write_kubeconfig(tmp_path / "kubeconfig")
-        settings = settings_for(
-            kubeconfig, tmp_path, tls_cert=pki / "server.pem", tls_key=pki / "server.key"
-        )
+        settings = settings_for(kubeconfig, tmp_path, tls_cert=pki.cert, tls_key=pki.key)
         headers = admin_headers(settings.database_url)
         async with RunningBackend(settings) as url:
             assert url.startswith("https://127.0.0.1:")
-            trusted = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+            trusted = ssl.create_default_context(cafile=str(pki.ca))
             async with httpx.AsyncClient(base_url=url, verify=trusted, headers=headers) as http:
                 assert (await http.get("/healthz")).status_code == 200
                 assert (await http.get("/api/v1/whoami")).json()["role"] == "admin"
@@ -70,8 +44,10 @@ async def test_the_backend_serves_https_with_the_given_certificate(
                     await http.get("/api/v1/whoami")
 
 
-def test_serve_takes_the_certificate_flags(pki: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    cert, key = str(pki / "server.pem"), str(pki / "server.key")
+def test_serve_takes_the_certificate_flags(
+    pki: Certificates, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cert, key = str(pki.cert), str(pki.key)
     args = build_parser().parse_args(["serve", "--tls-cert", cert, "--tls-key", key])
     settings = settings_from_args(args)
     assert (settings.tls_cert, settings.tls_key) == (Path(cert), Path(key))

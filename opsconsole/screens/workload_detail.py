@@ -3,6 +3,10 @@
 The revisions table reads like ``kubectl rollout history`` (REVISION / CHANGE-CAUSE with
 ``<none>``), so an operator deciding on a rollback sees the same words they know. Enter on a pod
 opens its node.
+
+Roll back and promote are offered only as far as the operator may use them: hidden in a
+read-only console, shown disabled (with the reason in the header) when the backend's identity
+for the operator cannot change this workload's tenant.
 """
 
 from __future__ import annotations
@@ -12,11 +16,13 @@ from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import ActiveBinding, Binding, BindingType
+from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from backend.schemas import PodSummary, Revision, RolloutProgress, WorkloadDetail, WorkloadKind
 from opsconsole import format as fmt
+from opsconsole.identity import change_refusal
 from opsconsole.screens.audit import AuditScreen
 from opsconsole.screens.refreshing import (
     Body,
@@ -31,6 +37,7 @@ from opsconsole.shell import shell
 from opsconsole.text import clean, literal
 
 EVENT_LIMIT = 50
+CHANGE_ACTIONS = ("rollback", "promote")
 
 
 class WorkloadDetailScreen(DetailScreen[WorkloadDetail]):
@@ -78,13 +85,22 @@ class WorkloadDetailScreen(DetailScreen[WorkloadDetail]):
                 "events", "Recent events", ["TYPE", "REASON", "AGE", "COUNT", "MESSAGE", "OBJECT"]
             )
 
+    def on_mount(self) -> None:
+        # Who the operator is may become known after the data: the header's reason follows.
+        self.bindings_updated_signal.subscribe(self, self._bindings_changed)
+
+    def _bindings_changed(self, _screen: Screen[None]) -> None:
+        if self.data is not None:
+            self._show_header(self.data)
+
     async def fetch(self) -> WorkloadDetail:
         return await shell(self.app).client.workload(
             self.workload_namespace, self.workload_kind, self.workload_name
         )
 
     def show(self, data: WorkloadDetail) -> None:
-        update_static(self.query_one("#header", Static), _header(data))
+        self._show_header(data)
+        self.refresh_bindings()  # the tenant is known now: which changes are offered
         canary = self.query_one("#canary", Static)
         split = _canary(data, 30 if self.app.size.width >= 120 else 10)
         canary.display = split is not None
@@ -94,6 +110,14 @@ class WorkloadDetailScreen(DetailScreen[WorkloadDetail]):
         self._pods = list(data.pods)
         self._show_pods(data.pods)
         self._show_events(data)
+
+    def _show_header(self, data: WorkloadDetail) -> None:
+        header = _header(data)
+        refusal = self._change_refusal()
+        if refusal is not None and not shell(self.app).settings.read_only:
+            header.append("\nchanges ", style="bold")
+            header.append_text(literal(f"disabled: {refusal}", "yellow"))
+        update_static(self.query_one("#header", Static), header)
 
     def _show_revisions(self, revisions: list[Revision]) -> None:
         now = self.now()
@@ -161,9 +185,34 @@ class WorkloadDetailScreen(DetailScreen[WorkloadDetail]):
     def _is_inference_service(self) -> bool:
         return self.workload_kind.lower() == WorkloadKind.INFERENCE_SERVICE.value.lower()
 
+    def _change_refusal(self) -> str | None:
+        """Why the operator may not change this workload (``None``: it may, as far as the
+        console knows). Until the workload has loaded its tenant is unknown: an operator with a
+        tenant scope is refused until then."""
+        tenant = self.data.tenant if self.data is not None else None
+        return change_refusal(shell(self.app).connection.identity, tenant)
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Promote is offered (and shown in the footer) for InferenceServices only."""
-        return action != "promote" or self._is_inference_service()
+        """Promote is offered (and shown in the footer) for InferenceServices only. A
+        read-only console hides both changes; one the operator's role does not allow here is
+        shown disabled (``None``)."""
+        if action == "promote" and not self._is_inference_service():
+            return False
+        if action in CHANGE_ACTIONS:
+            if shell(self.app).settings.read_only:
+                return False
+            return True if self._change_refusal() is None else None
+        return True
+
+    @property
+    def active_bindings(self) -> dict[str, ActiveBinding]:
+        """The footer's keys; a disabled change carries its reason as the tooltip."""
+        bindings = super().active_bindings
+        reason = self._change_refusal()
+        for key, active in bindings.items():
+            if reason and not active.enabled and active.binding.action in CHANGE_ACTIONS:
+                bindings[key] = active._replace(tooltip=clean(reason))
+        return bindings
 
     def action_promote(self) -> None:
         """All traffic to an InferenceService's canary, after a review."""
@@ -174,6 +223,17 @@ class WorkloadDetailScreen(DetailScreen[WorkloadDetail]):
             action=ReleaseAction.PROMOTE,
         )
         self.app.push_screen(screen, self._rolled_back)
+
+    def _offer_rollback(self, to_revision: int) -> None:
+        """Enter on a revision: its rollback, if the operator may roll back here."""
+        allowed = self.check_action("rollback", ())
+        if allowed:
+            self.action_rollback(to_revision)
+        elif allowed is None:
+            reason = clean(self._change_refusal() or "not allowed")
+            self.notify(f"cannot roll back: {reason}", severity="warning", markup=False)
+        else:
+            self.notify("read-only console: no changes", severity="warning")
 
     def _rolled_back(self, applied: bool | None) -> None:
         if applied:
@@ -189,7 +249,7 @@ class WorkloadDetailScreen(DetailScreen[WorkloadDetail]):
         if event.data_table.id == "revisions" and self.data is not None:
             revisions = self.data.revisions
             if index < len(revisions) and revisions[index].revision.isdigit():
-                self.action_rollback(int(revisions[index].revision))
+                self._offer_rollback(int(revisions[index].revision))
             return
         if event.data_table.id == "pods" and index < len(self._pods):
             node = self._pods[index].node

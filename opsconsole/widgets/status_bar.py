@@ -1,9 +1,11 @@
 """The status bar: which backend, who is operating, how old the data is, and the link state.
 
-Checked against the app's ``ConnectionState`` every second, so the age keeps counting even when no
-answer arrives, and redrawn only when its text changes: while data arrives on time the age reads
-``<5 s`` instead of flickering between 0 and 3 s, so an idle console sends nothing down the wire.
-Only the URL and operator are outside text; they go in literally.
+Who is operating is who the backend says the token belongs to, with its role and tenant scope;
+before it has said (or from a backend without identities) the local operator name. Checked
+against the app's ``ConnectionState`` every second, so the age keeps counting even when no answer
+arrives, and redrawn only when its text changes: while data arrives on time the age reads ``<5 s``
+instead of flickering between 0 and 3 s, so an idle console sends nothing down the wire. The URL,
+the operator and the tenants are outside text; they go in literally.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from opsconsole.connection import ConnectionState, Link, seconds_str
+from opsconsole.identity import ADMIN, VIEWER
 from opsconsole.shell import shell
 from opsconsole.text import literal
 
@@ -20,8 +23,18 @@ LINK_STYLES = {
     Link.CONNECTED: "green",
     Link.UNREACHABLE: "bold red",
     Link.ERROR: "bold red",
+    Link.UNAUTHENTICATED: "bold red",
     Link.STARTING: "yellow",
 }
+ROLE_STYLES = {ADMIN: "bold magenta", VIEWER: "dim"}
+SCOPE_SHOWN = 2  # tenants named in the status bar; the rest are counted
+
+
+def scope_text(tenants: list[str]) -> str:
+    """``team-a, team-b +3``: a long tenant scope must not push the link state off the line."""
+    shown = ", ".join(tenants[:SCOPE_SHOWN]) or "no tenants"
+    more = len(tenants) - SCOPE_SHOWN
+    return shown + (f" +{more}" if more > 0 else "")
 
 
 FRESH_AGE = 5.0  # seconds: younger data is shown as fresh, older with its age
@@ -34,14 +47,24 @@ def _age(age: float | None) -> str:
 
 
 def status_text(state: ConnectionState) -> Text:
-    """One line: ``SANDBOX  backend URL  operator  data 3 s  ● connected``."""
+    """One line: ``SANDBOX  backend URL  op alice operator (team-a)  data 3 s  ● connected``."""
     line = Text(no_wrap=True, overflow="ellipsis", end="")
     if state.sandbox:
         line.append(" SANDBOX ", style="bold black on yellow")
         line.append(" ")
     line.append_text(literal(state.backend_url, style="bold"))
     line.append("  op ")
-    line.append_text(literal(state.operator, style="bold"))
+    identity = state.identity
+    if identity is None:
+        line.append_text(literal(state.operator, style="bold"))
+    else:
+        line.append_text(literal(identity.operator, style="bold"))
+        line.append(" ")
+        line.append_text(literal(identity.role, style=ROLE_STYLES.get(identity.role, "bold")))
+        if identity.tenants is not None:
+            line.append_text(literal(f" ({scope_text(identity.tenants)})", style="dim"))
+    if state.read_only:
+        line.append(" read-only", style="bold cyan")
     line.append("  data ")
     line.append(_age(state.data_age()), style="bold")
     line.append("  ")

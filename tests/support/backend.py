@@ -9,6 +9,10 @@ ones. ``FleetBackend.mode`` injects failures at the transport, in front of the r
 
 Requests authenticate like any other: the source has a real token store (in an in-memory
 database), and ``FleetBackend.token`` is an admin's token; ``issue`` makes others.
+
+``FleetBackend.identity``, when set, is the answer to ``GET /api/v1/whoami`` (otherwise the real
+app answers it from the token); ``missing_paths`` answer 404, as an older backend without them
+does.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from backend.fleet.model import FleetModel, build_fleet_model
 from backend.identity.authenticate import TokenAuthenticator
 from backend.identity.tables import TokenRow
 from backend.identity.tokens import TokenStore
-from backend.schemas import BackendInfo, DataFreshness
+from backend.schemas import BackendInfo, DataFreshness, Whoami
 from tests.support.fleets import SAMPLED_AT, Fleet, generated_fleet
 
 # The names the tests' clients call the fake backend by (the Host header check applies).
@@ -102,6 +106,8 @@ class FleetBackend:
         self.mode = "ok"
         self.error_detail = "fleet model not ready"  # the 500 answer's detail in "error" mode
         self.failing_paths: set[str] = set()  # these answer 500 whatever the mode
+        self.missing_paths: set[str] = set()  # these answer 404 whatever the mode
+        self.identity: Whoami | None = None  # whoami's answer, when set
         self.requests: list[httpx.Request] = []
 
     def issue(self, operator: str, role: str, tenants: frozenset[str] | None = None) -> str:
@@ -146,6 +152,10 @@ class FailingTransport(httpx.AsyncBaseTransport):
             return httpx.Response(500, json={"detail": backend.error_detail}, request=request)
         if backend.mode == "malformed":
             return httpx.Response(200, json={"unexpected": [1, 2]}, request=request)
+        if request.url.path in backend.missing_paths:
+            return httpx.Response(404, json={"detail": "Not Found"}, request=request)
+        if backend.identity is not None and request.url.path == "/api/v1/whoami":
+            return httpx.Response(200, json=backend.identity.model_dump(), request=request)
         if backend.mode == "slow":
             timeout = request.extensions.get("timeout", {}).get("read") or 5.0
             try:

@@ -16,6 +16,7 @@ from textual.screen import Screen
 
 from opsconsole.app import OpsConsoleApp
 from opsconsole.client import BackendClient, BackendError
+from opsconsole.connection import ConnectionState
 from opsconsole.screens.node_detail import NodeDetailScreen
 from opsconsole.screens.tenant_detail import TenantDetailScreen
 from opsconsole.screens.workload_detail import WorkloadDetailScreen
@@ -47,14 +48,17 @@ def make_app(
     timeout: float = 5.0,
     sandbox: bool = False,
     refresh_interval: float = 60.0,  # tests refresh explicitly; no timer noise
+    read_only: bool = False,
+    token: str | None = None,
 ) -> OpsConsoleApp:
     settings = ConsoleSettings(
         backend="http://fake-backend:8080",
         operator="alice",
-        token=fake.token,
         theme="opsconsole-dark",
         refresh_interval=refresh_interval,
         request_timeout=timeout,
+        read_only=read_only,
+        token=fake.token if token is None else token,  # "": none
     )
     return OpsConsoleApp(
         settings,
@@ -70,7 +74,7 @@ def screen_text(app: OpsConsoleApp) -> str:
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
 
 
-def record_notifications(app: OpsConsoleApp, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def record_notifications(app: App[Any], monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The messages of the app's notifications from now on (they are still shown)."""
     messages: list[str] = []
     notify = app.notify
@@ -116,7 +120,10 @@ class HarnessApp(App[None]):
             "http://fake", transport=self.fake.transport(), timeout=1.0, token=self.fake.token
         )
         self.clock: Callable[[], float] = lambda: NOW
-        self.settings = SimpleNamespace(refresh_interval=3600.0)
+        self.settings = SimpleNamespace(refresh_interval=3600.0, read_only=False)
+        self.connection = ConnectionState(
+            backend_url="http://fake", operator="alice", sandbox=False, clock=self.clock
+        )
         self.screen_factory = screen_factory
         self.navigate = navigate
         self.errors: list[BackendError] = []
