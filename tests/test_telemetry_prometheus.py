@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -16,11 +17,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import certifi
 import httpx
 import pytest
 import yaml
 
 from backend.main import RunningBackend
+from backend.service import Backend
 from backend.settings import Settings
 from backend.telemetry.dcgm import parse_dcgm
 from backend.telemetry.prometheus_api import PrometheusCollector
@@ -357,8 +360,13 @@ class StaticExporters:
     """Fixed exporter texts by path, on loopback."""
 
     def __init__(self, texts: dict[str, str]) -> None:
+        self.texts = texts
+
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                if self.path not in texts:
+                    self.send_error(404)
+                    return
                 body = texts[self.path].encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "text/plain; version=0.0.4")
@@ -414,3 +422,61 @@ async def test_upstream_samples_read_through_prometheus_equal_a_direct_parse() -
         assert read[gpu.uuid] == gpu
     assert read[expected[0].uuid].memory_temperature_c is None, "the DCGM blank sentinel"
     assert (read[expected[1].uuid].pod, read[expected[1].uuid].namespace) == ("llama-0", "team-a")
+
+
+async def test_a_target_down_in_prometheus_keeps_its_gpus_marked_failed() -> None:
+    readme = (SAMPLES / "dcgm-exporter-readme-sample.prom").read_text()
+    other = readme.replace("GPU-604", "GPU-705")
+    exporters = StaticExporters({"/a": readme, "/b": other})
+    jobs = [
+        static_job("a", exporters.address, "/a", {}),
+        static_job("b", exporters.address, "/b", {}),
+    ]
+    collector = PrometheusCollector("", interval=1.0)
+    try:
+        with start_scraping(jobs) as prom:
+            collector.url = prom.url
+            await collector.scrape_once()
+            first = collector.snapshot()
+            assert len(first.samples) == 2 and not first.failures
+            exporters.texts.pop("/b")  # its exporter now answers 404: Prometheus marks it down
+            prom.wait_for('up{job="b"} == 0', 1)
+            await collector.scrape_once()
+    finally:
+        await collector.stop()
+        exporters.close()
+    snapshot = collector.snapshot()
+    assert snapshot.samples.keys() == first.samples.keys(), "the down target's GPU stays"
+    assert snapshot.failures == {f"b/{exporters.address}": "target down in Prometheus (up == 0)"}
+    (down,) = [uuid for uuid in snapshot.samples if uuid.startswith("GPU-705")]
+    assert snapshot.samples[down].sampled_at == first.samples[down].sampled_at, "its old sample"
+    assert snapshot.history[down][-1] is None
+    (up,) = [uuid for uuid in snapshot.samples if uuid.startswith("GPU-604")]
+    assert snapshot.samples[up].sampled_at > first.samples[up].sampled_at
+
+
+async def test_a_prometheus_that_does_not_answer_times_out() -> None:
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts, never answers
+    collector = PrometheusCollector(
+        f"http://127.0.0.1:{silent.getsockname()[1]}", interval=1.0, timeout=0.3
+    )
+    try:
+        await one_round(collector)
+    finally:
+        silent.close()
+    assert list(collector.snapshot().failures.values()) == ["timed out after 0.3 s"]
+
+
+def test_prometheus_mode_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, sandbox: SandboxThread, tmp_path: Path
+) -> None:
+    (tmp_path / "token").write_text("t0ken\n")
+    monkeypatch.setenv("OPSCONSOLE_TELEMETRY_MODE", "prometheus")
+    monkeypatch.setenv("OPSCONSOLE_PROMETHEUS_URL", "https://prometheus.monitoring:9090/")
+    monkeypatch.setenv("OPSCONSOLE_PROMETHEUS_TOKEN_FILE", str(tmp_path / "token"))
+    monkeypatch.setenv("OPSCONSOLE_PROMETHEUS_CA_FILE", certifi.where())
+    backend = Backend(Settings(kubeconfig=sandbox.kubeconfig_path))
+    collector = backend.telemetry
+    assert isinstance(collector, PrometheusCollector)
+    assert collector.url == "https://prometheus.monitoring:9090"
+    assert collector.token_file == tmp_path / "token" and collector.verify == certifi.where()

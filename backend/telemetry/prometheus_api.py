@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 
 from backend.telemetry.base import RoundCollector
 from backend.telemetry.dcgm import (
@@ -201,8 +202,8 @@ class PrometheusCollector(RoundCollector):
         except httpx.HTTPError as exc:
             raise PrometheusError(f"unreachable: {type(exc).__name__}: {exc}") from None
         try:
-            body = response.json()
-        except ValueError:
+            body = orjson.loads(response.content)  # a fleet's answer is tens of MB of JSON
+        except orjson.JSONDecodeError:
             body = None
         ok = isinstance(body, dict) and body.get("status") == "success"
         if response.status_code >= 400 or not ok:
