@@ -21,7 +21,6 @@ round, so sparklines are full as soon as the backend starts; later rounds append
 from __future__ import annotations
 
 import asyncio
-import logging
 import ssl
 import time
 from collections.abc import Mapping
@@ -42,8 +41,6 @@ from backend.telemetry.dcgm import (
 )
 from backend.telemetry.prometheus import PromSample
 from backend.telemetry.scrape import tls_verification
-
-log = logging.getLogger(__name__)
 
 UTILIZATION = "DCGM_FI_DEV_GPU_UTIL"
 FIELDS_QUERY = '{__name__=~"' + "|".join(FIELDS) + '"}'
