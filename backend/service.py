@@ -36,9 +36,10 @@ from backend.identity.authenticate import TokenAuthenticator
 from backend.identity.tokens import TokenStore
 from backend.schemas import BackendInfo, DataFreshness, KindFreshness, TelemetryFailure
 from backend.settings import Settings
-from backend.telemetry.base import TelemetrySnapshot, TelemetryUnavailable
+from backend.telemetry.base import RoundCollector, TelemetrySnapshot, TelemetryUnavailable
 from backend.telemetry.discovery import ExporterDiscovery, tls_context, url_targets
 from backend.telemetry.nvml import NvmlCollector
+from backend.telemetry.prometheus_api import PrometheusCollector
 from backend.telemetry.scrape import ScrapeTarget, TelemetryCollector
 from backend.version import VERSION
 
@@ -68,7 +69,7 @@ class Backend:
         self.settings = settings
         self.access = access or load_cluster_access(settings.kubeconfig, settings.context)
         self.cache = ClusterCache(self.access, options=cache_options)
-        self.telemetry: TelemetryCollector | NvmlCollector = self._make_telemetry()
+        self.telemetry: RoundCollector = self._make_telemetry()
         self.database: Database | None = None
         self.model_stats = ModelStats()
         self._telemetry_snapshot = self.telemetry.snapshot()
@@ -88,10 +89,19 @@ class Backend:
         self._started = False
 
     # -- telemetry -----------------------------------------------------------------------------
-    def _make_telemetry(self) -> TelemetryCollector | NvmlCollector:
+    def _make_telemetry(self) -> RoundCollector:
         s = self.settings
         if s.telemetry_mode == "nvml":
             return NvmlCollector(interval=s.scrape_interval, history_length=s.history_length)
+        if s.telemetry_mode == "prometheus":
+            return PrometheusCollector(
+                s.prometheus_url,
+                interval=s.scrape_interval,
+                history_length=s.history_length,
+                token=s.prometheus_token,
+                token_file=s.prometheus_token_file,
+                verify=str(s.prometheus_ca_file) if s.prometheus_ca_file else True,
+            )
         discovery = ExporterDiscovery(
             pods=lambda: self.cache.objects("pods").values(),
             selector=s.dcgm_selector,

@@ -16,7 +16,7 @@ import platformdirs
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-TelemetryMode = Literal["proxy", "direct", "urls", "nvml", "off"]
+TelemetryMode = Literal["proxy", "direct", "urls", "prometheus", "nvml", "off"]
 
 
 def data_dir() -> Path:
@@ -44,10 +44,24 @@ class Settings(BaseSettings):
     telemetry_mode: TelemetryMode = Field(
         "proxy",
         description="proxy: exporter pods through the API server's pod proxy; direct: "
-        "podIP:9400 (in-cluster); urls: dcgm_urls; nvml: local GPUs; off: none.",
+        "podIP:9400 (in-cluster); urls: dcgm_urls; prometheus: dcgm-exporter's series from "
+        "prometheus_url; nvml: local GPUs; off: none.",
     )
     dcgm_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Exporter URLs for telemetry_mode=urls (comma-separated)."
+    )
+    prometheus_url: str = Field(
+        "http://127.0.0.1:9090",
+        description="Prometheus server (or a proxy in front of it) for telemetry_mode=prometheus.",
+    )
+    prometheus_token: str | None = Field(
+        None, description="Bearer token sent to Prometheus; none by default."
+    )
+    prometheus_token_file: Path | None = Field(
+        None, description="File holding the bearer token, read again each round (rotated tokens)."
+    )
+    prometheus_ca_file: Path | None = Field(
+        None, description="CA bundle (file or folder) to verify Prometheus's TLS certificate."
     )
     dcgm_selector: str = "app=nvidia-dcgm-exporter"
     dcgm_port: int = 9400

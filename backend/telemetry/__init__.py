@@ -1,5 +1,6 @@
-"""GPU telemetry: DCGM exporter scraping (scrape.py) or local NVML (nvml.py), parsed into
-GpuSample (dcgm.py), with a short utilization history per GPU (history.py)."""
+"""GPU telemetry: DCGM exporter scraping (scrape.py), dcgm-exporter's series read from Prometheus
+(prometheus_api.py) or local NVML (nvml.py), parsed into GpuSample (dcgm.py), with a short
+utilization history per GPU (history.py)."""
 
 from backend.telemetry.base import TelemetrySnapshot, TelemetryUnavailable
 from backend.telemetry.dcgm import GpuSample, parse_dcgm

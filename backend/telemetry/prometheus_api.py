@@ -1,0 +1,266 @@
+"""PrometheusCollector: GPU telemetry read from a Prometheus server that scrapes dcgm-exporter.
+
+Many clusters already run Prometheus with dcgm-exporter; reading from it costs one query per
+round instead of a scrape per exporter. A round is two instant queries through
+``/api/v1/query``: every series of the DCGM fields the exporter scrape understands
+(``dcgm.FIELDS``), and ``up``. The series become GpuSamples through the same label mapping as a
+direct scrape (``dcgm.samples_to_gpus``), after undoing what Prometheus does to labels: it adds
+``instance``/``job`` and, when a target label collides with a scraped one (honor_labels off),
+keeps the exporter's value as ``exported_<name>`` (``exported_pod``, ``exported_namespace``).
+
+Staleness is reported as the exporter scrape reports it. Prometheus unreachable, answering an
+error, or refusing the credentials: the round fails, the GPUs keep their last samples and the
+snapshot's age keeps counting, with the reason in ``failures``. A target that Prometheus reports
+down (``up == 0``) keeps its GPUs' last samples and is listed in ``failures``; a target that is
+gone from ``up`` takes its GPUs with it.
+
+The utilization history is read once through ``/api/v1/query_range`` on the first successful
+round, so sparklines are full as soon as the backend starts; later rounds append to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from backend.telemetry.base import RoundCollector
+from backend.telemetry.dcgm import (
+    FIELDS,
+    INT32_BLANK,
+    GpuSample,
+    gpu_key,
+    is_blank,
+    samples_to_gpus,
+)
+from backend.telemetry.prometheus import PromSample
+from backend.telemetry.scrape import tls_verification
+
+UTILIZATION = "DCGM_FI_DEV_GPU_UTIL"
+FIELDS_QUERY = '{__name__=~"' + "|".join(FIELDS) + '"}'
+EXPORTED = "exported_"
+
+# (job, instance): the Prometheus target a series was scraped from
+Target = tuple[str, str]
+
+
+class PrometheusError(RuntimeError):
+    """A query that did not answer data: why, in an operator's words."""
+
+
+def exporter_labels(metric: Mapping[str, str]) -> dict[str, str]:
+    """A series' labels as the exporter wrote them: ``exported_x`` restored to ``x``.
+
+    ``__name__`` is dropped; ``instance``/``job`` stay (no DCGM label uses those names)."""
+    labels = {key: value for key, value in metric.items() if key != "__name__"}
+    for key, value in metric.items():
+        if key.startswith(EXPORTED):
+            labels[key.removeprefix(EXPORTED)] = value
+            del labels[key]
+    return labels
+
+
+def vector_samples(result: list[dict[str, Any]]) -> dict[Target, list[PromSample]]:
+    """An instant vector's samples, grouped by the Prometheus target that scraped them."""
+    by_target: dict[Target, list[PromSample]] = {}
+    for series in result:
+        metric = series["metric"]
+        target = (metric.get("job", ""), metric.get("instance", ""))
+        sample = PromSample(metric["__name__"], exporter_labels(metric), float(series["value"][1]))
+        by_target.setdefault(target, []).append(sample)
+    return by_target
+
+
+def target_health(up: list[dict[str, Any]]) -> dict[Target, float]:
+    """``up`` by target: 1 when its last scrape worked, 0 when it failed."""
+    return {
+        (s["metric"].get("job", ""), s["metric"].get("instance", "")): float(s["value"][1])
+        for s in up
+    }
+
+
+class PrometheusCollector(RoundCollector):
+    """Reads the fleet's GPUs from Prometheus every ``interval`` seconds; see the module doc."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        interval: float = 10.0,
+        history_length: int = 60,
+        token: str | None = None,
+        token_file: Path | None = None,
+        verify: bool | str | ssl.SSLContext = True,
+        timeout: float = 5.0,
+    ) -> None:
+        super().__init__(interval=interval, history_length=history_length)
+        self.url = url.rstrip("/")
+        self.token = token
+        self.token_file = token_file
+        self.timeout = timeout
+        self.verify = verify
+        self.last_error: str | None = None
+        self._client: httpx.AsyncClient | None = None
+        self._by_target: dict[Target, list[GpuSample]] = {}
+        self._history_read = False
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def scrape_once(self) -> None:
+        """One round: the current series and target health, published as one snapshot."""
+        started = time.monotonic()
+        at = time.time()
+        try:
+            series, up = await asyncio.gather(self.query(FIELDS_QUERY, at), self.query("up", at))
+            if not self._history_read:
+                await self._read_history(at)
+            by_target = {
+                target: samples_to_gpus(samples, now=at)
+                for target, samples in vector_samples(series).items()
+            }
+            health = target_health(up)
+        except PrometheusError as exc:
+            self._fail(str(exc), started)
+            return
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            self._fail(f"malformed answer: {type(exc).__name__}: {exc}", started)
+            return
+        self.last_error = None
+        self._round(by_target, health, started)
+
+    def _fail(self, error: str, started: float) -> None:
+        """A round that read nothing: every GPU keeps its last sample, the age keeps counting."""
+        self.last_error = error
+        samples = {gpu.uuid: gpu for gpus in self._by_target.values() for gpu in gpus}
+        self._publish(samples, set(), sources=1, failures={self.url: error}, started=started)
+
+    def _round(
+        self,
+        by_target: dict[Target, list[GpuSample]],
+        health: dict[Target, float],
+        started: float,
+    ) -> None:
+        """Publish the fresh GPUs; a target Prometheus reports down keeps its last GPUs."""
+        fresh = {gpu.uuid for gpus in by_target.values() for gpu in gpus}
+        failures: dict[str, str] = {}
+        for target, gpus in self._by_target.items():
+            if target not in by_target and health.get(target) == 0:
+                by_target[target] = gpus
+                failures[_target_name(target)] = "target down in Prometheus (up == 0)"
+        self._by_target = by_target
+        samples = {gpu.uuid: gpu for gpus in by_target.values() for gpu in gpus}
+        self._publish(samples, fresh, sources=len(by_target), failures=failures, started=started)
+
+    async def _read_history(self, at: float) -> None:
+        """Fill the history with the utilization Prometheus kept before this round."""
+        steps = self._history.length - 1
+        if steps > 0:
+            start = at - steps * self.interval
+            end = at - self.interval
+            result = await self.query_range(UTILIZATION, start, end, self.interval)
+            for uuid, values in utilization_history(result, start, self.interval, steps).items():
+                for value in values:
+                    self._history.append(uuid, value)
+        self._history_read = True
+
+    # -- the HTTP API --------------------------------------------------------------------------
+    async def query(self, promql: str, at: float) -> list[dict[str, Any]]:
+        """``/api/v1/query``: the instant vector's series (raises PrometheusError)."""
+        data = await self._get("/api/v1/query", {"query": promql, "time": f"{at:.3f}"})
+        return _result(data, "vector")
+
+    async def query_range(
+        self, promql: str, start: float, end: float, step: float
+    ) -> list[dict[str, Any]]:
+        """``/api/v1/query_range``: the matrix's series (raises PrometheusError)."""
+        params = {
+            "query": promql,
+            "start": f"{start:.3f}",
+            "end": f"{end:.3f}",
+            "step": f"{step:g}",
+        }
+        return _result(await self._get("/api/v1/query_range", params), "matrix")
+
+    async def _get(self, path: str, params: dict[str, str]) -> Any:
+        try:
+            response = await self._http().get(path, params=params, headers=self._headers())
+        except httpx.TimeoutException:
+            raise PrometheusError(f"timed out after {self.timeout:g} s") from None
+        except httpx.HTTPError as exc:
+            raise PrometheusError(f"unreachable: {type(exc).__name__}: {exc}") from None
+        try:
+            body = orjson.loads(response.content)  # a fleet's answer is tens of MB of JSON
+        except orjson.JSONDecodeError:
+            body = None
+        ok = isinstance(body, dict) and body.get("status") == "success"
+        if response.status_code >= 400 or not ok:
+            raise PrometheusError(_error_text(response, body))
+        return body.get("data")
+
+    def _headers(self) -> dict[str, str]:
+        """The bearer token; a token file is read each time, as rotated tokens require."""
+        token = self.token
+        if self.token_file is not None:
+            try:
+                token = self.token_file.read_text().strip()
+            except OSError as exc:
+                raise PrometheusError(f"token file {self.token_file}: {exc.strerror}") from None
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                base_url=self.url, timeout=self.timeout, verify=tls_verification(self.verify)
+            )
+        return self._client
+
+
+def utilization_history(
+    result: list[dict[str, Any]], start: float, step: float, steps: int
+) -> dict[str, list[float | None]]:
+    """A query_range matrix of utilization -> per GPU, ``steps`` values (None = no sample)."""
+    history: dict[str, list[float | None]] = {}
+    for series in result:
+        uuid = gpu_key(exporter_labels(series["metric"]), None)
+        if uuid is None:
+            continue
+        values = history.setdefault(uuid, [None] * steps)
+        for t, text in series["values"]:
+            slot = round((float(t) - start) / step)
+            value = float(text)
+            if 0 <= slot < steps and not is_blank(value, INT32_BLANK):
+                values[slot] = value
+    return history
+
+
+def _result(data: Any, kind: str) -> list[dict[str, Any]]:
+    if not isinstance(data, dict) or data.get("resultType") != kind:
+        got = data.get("resultType") if isinstance(data, dict) else type(data).__name__
+        raise PrometheusError(f"expected a {kind} result, got {got}")
+    result: list[dict[str, Any]] = data.get("result") or []
+    return result
+
+
+def _error_text(response: httpx.Response, body: Any) -> str:
+    """``HTTP 422: execution: <error>`` from an error body; the status line otherwise."""
+    status = f"HTTP {response.status_code}"
+    if isinstance(body, dict) and body.get("status") == "error":
+        return f"{status}: {body.get('errorType', 'error')}: {body.get('error', '')}"
+    if response.status_code >= 400:
+        return f"{status} {response.reason_phrase}".rstrip()
+    return f"{status}: not a Prometheus API answer"
+
+
+def _target_name(target: Target) -> str:
+    job, instance = target
+    return f"{job}/{instance}"
