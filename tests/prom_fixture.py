@@ -38,9 +38,14 @@ def _free_port() -> int:
 
 
 def exporter_scrape_config(
-    api_server: str, token: str | None, pods: Iterable[Mapping[str, Any]], job: str = "dcgm"
+    api_server: str,
+    token: str | None,
+    pods: Iterable[Mapping[str, Any]],
+    job: str = "dcgm",
+    ca_file: str | None = None,
 ) -> dict[str, Any]:
-    """A scrape job reaching each exporter pod through the API server's pod proxy."""
+    """A scrape job reaching each exporter pod through the API server's pod proxy (over HTTPS
+    verified with ``ca_file`` when given)."""
     parts = urlsplit(api_server)
     groups = [
         {
@@ -61,6 +66,8 @@ def exporter_scrape_config(
     }
     if token:
         job_config["authorization"] = {"type": "Bearer", "credentials": token}
+    if ca_file:
+        job_config["tls_config"] = {"ca_file": ca_file}
     return job_config
 
 

@@ -29,7 +29,8 @@ from backend.telemetry.dcgm import parse_dcgm
 from backend.telemetry.prometheus_api import PrometheusCollector
 from tests.conftest import FROZEN_TIME, SEED
 from tests.prom_fixture import PromServer, exporter_scrape_config, running_prometheus
-from tests.support.sandbox import SandboxThread
+from tests.support.sandbox import SandboxThread, sandbox_ca, tls_context
+from tests.support.tokens import admin_headers
 
 SAMPLES = Path("/work/shared/samples")
 COMPARED = (
@@ -68,6 +69,7 @@ def exporter_pods(sandbox: SandboxThread, token: str | None) -> list[dict[str, A
         f"{sandbox.url}/api/v1/pods",
         params={"labelSelector": "app=nvidia-dcgm-exporter"},
         headers=headers,
+        verify=tls_context(),
     )
     response.raise_for_status()
     pods: list[dict[str, Any]] = response.json()["items"]
@@ -91,7 +93,7 @@ def scrape_configs(sandbox: SandboxThread) -> list[dict[str, Any]]:
     token = kubeconfig_token(sandbox.kubeconfig_path)
     pods = exporter_pods(sandbox, token)
     assert pods, "the demo fleet has DCGM exporters"
-    return [exporter_scrape_config(sandbox.url, token, pods)]
+    return [exporter_scrape_config(sandbox.url, token, pods, ca_file=sandbox_ca())]
 
 
 @contextlib.contextmanager
@@ -138,6 +140,7 @@ class Backends:
         backend = RunningBackend(Settings(**values))
         url = self._on_loop(backend.__aenter__())
         self.running.append(backend)
+        ADMIN[url] = admin_headers(values["database_url"])
         return url
 
     def _on_loop(self, coroutine: Any) -> Any:
@@ -157,10 +160,13 @@ def backends(sandbox: SandboxThread, tmp_path: Path) -> Iterator[Backends]:
         started.stop_all()
 
 
+ADMIN: dict[str, dict[str, str]] = {}  # backend URL -> an admin's Authorization header
+
+
 def all_gpus(url: str) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     cursor = None
-    with httpx.Client(base_url=url, timeout=10.0) as http:
+    with httpx.Client(base_url=url, timeout=10.0, headers=ADMIN[url]) as http:
         while True:
             page = http.get("/api/v1/gpus", params={"limit": 1000, "cursor": cursor}).json()
             items.extend(page["items"])
@@ -170,7 +176,7 @@ def all_gpus(url: str) -> list[dict[str, Any]]:
 
 
 def freshness(url: str) -> dict[str, Any]:
-    info: dict[str, Any] = httpx.get(f"{url}/api/v1/info", timeout=10.0).json()
+    info: dict[str, Any] = httpx.get(f"{url}/api/v1/info", timeout=10.0, headers=ADMIN[url]).json()
     return dict(info["freshness"])
 
 
@@ -209,7 +215,7 @@ def test_prometheus_mode_shows_what_the_exporters_show(
     assert any(gpu["utilization"] for gpu in read.values())
     for uuid, gpu in read.items():
         assert {k: gpu[k] for k in COMPARED} == {k: scraped[uuid][k] for k in COMPARED}, uuid
-    info = httpx.get(f"{through_prometheus}/api/v1/info").json()
+    info = httpx.get(f"{through_prometheus}/api/v1/info", headers=ADMIN[through_prometheus]).json()
     assert info["telemetry_mode"] == "prometheus"
     assert info["freshness"]["telemetry_errors"] == 0
 
