@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from textual.pilot import Pilot
 from textual.widgets import Input
 
 from backend.conventions import TENANT_LABEL
@@ -39,7 +40,7 @@ async def with_history(fake: FleetBackend, tmp_path: Path) -> FleetBackend:
     return fake
 
 
-async def open_review(pilot, app: OpsConsoleApp, key: str = "6") -> QuotaScreen:  # type: ignore[no-untyped-def]
+async def open_review(pilot: Pilot[None], app: OpsConsoleApp, key: str = "6") -> QuotaScreen:
     await pilot.press(key)
     await wait_for(pilot, lambda: isinstance(app.screen, QuotaScreen) and app.screen.data)
     screen = app.screen
