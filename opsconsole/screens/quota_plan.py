@@ -71,7 +71,9 @@ def whatif_rows(plan: ChangePlan) -> list[tuple[Text, ...]]:
 
 
 def plan_summary(plan: ChangePlan) -> Text:
-    summary = literal(plan.target, "bold")
+    """The change's target and its warnings, wrapped to the dialog's width."""
+    summary = Text()
+    summary.append_text(literal(plan.target, "bold"))
     if plan.noop:
         summary.append("\n")
         summary.append_text(literal(plan.noop, style="yellow"))
