@@ -151,7 +151,11 @@ class Backend:
                 InferenceServiceRollback(),
                 InferenceServicePromote(),
                 *quota_kinds(
-                    QuotaContext(self.settings.quota_oversubscription, self.cache.snapshot)
+                    QuotaContext(
+                        self.settings.quota_oversubscription,
+                        cached=self.cache.snapshot,
+                        fleet=lambda: self._model,
+                    )
                 ),
             ],
             self.cluster,

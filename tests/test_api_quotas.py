@@ -17,6 +17,7 @@ from opsconsole import quota_cli
 from opsconsole.cli import main as cli
 from tests.conftest import LiveCluster
 
+GPU = "nvidia.com/gpu"
 HEADERS = {"X-Opsconsole-Operator": "alice", "User-Agent": "pytest-quota"}
 
 
@@ -299,3 +300,37 @@ def test_cli_show_set_transfer_and_exit_codes(
     assert cli(mine) == 3
     assert "the new plan" in capsys.readouterr().out
     plan_and_apply(api, {"op": "set", "tenant": "team-g", "gpus": g["nominal"]}, reason="back")
+
+
+def test_the_resource_quota_what_if_names_the_refused_workloads(
+    api: httpx.Client, mutable_cluster: LiveCluster
+) -> None:
+    g = row(api, "team-g")
+    room = g["nominal"] - g["used"]
+    apps = kubernetes.client.AppsV1Api(
+        kubernetes.config.new_client_from_config(str(mutable_cluster.kubeconfig))
+    )
+    gpus = str(room + 1)
+    container = {"name": "llm", "image": "vllm:0.6", "resources": {"limits": {GPU: gpus}}}
+    body = {
+        "metadata": {"name": "too-big"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "too-big"}},
+            "template": {
+                "metadata": {"labels": {"app": "too-big"}},
+                "spec": {"containers": [container]},
+            },
+        },
+    }
+    apps.create_namespaced_deployment("team-g", kubernetes.client.V1Deployment.model_validate(body))
+    wait_for("the refusal", lambda: row(api, "team-g")["pending"] >= room + 1, timeout=20)
+    plan = api.post(
+        "/api/v1/quotas/plan", json={"op": "set", "tenant": "team-g", "gpus": g["nominal"] + 1}
+    ).json()
+    assert {w["workload"] for w in plan["details"]["whatif"]["team-g"]["admitted"]} == {"too-big"}
+    small = api.post(
+        "/api/v1/quotas/plan", json={"op": "set", "tenant": "team-g", "gpus": g["nominal"]}
+    ).json()
+    assert small["noop"] and small["details"]["whatif"] == {}
+    apps.delete_namespaced_deployment("too-big", "team-g")

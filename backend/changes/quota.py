@@ -37,8 +37,15 @@ from backend.changes.quota_state import (
     cached_quota_state,
     read_quota_state,
 )
-from backend.changes.quota_whatif import Prediction, borrowers, predict
+from backend.changes.quota_whatif import (
+    Prediction,
+    WorkloadFate,
+    borrowers,
+    predict,
+    predict_resource_quota,
+)
 from backend.changes.request import ChangeInvalid
+from backend.fleet.model import FleetModel
 from backend.k8s.quantity import QuantityError, parse_quantity
 
 MAX_GPUS = 100_000  # more than any cluster has: anything above is a typo
@@ -359,20 +366,37 @@ def _below_use_warnings(work: Working) -> tuple[list[str], dict[str, list[dict[s
     return warnings, reclaimable
 
 
-def _whatif(work: Working, tenants: list[str]) -> tuple[list[str], dict[str, Any]]:
-    """What the queues would admit with the new quotas, for the tenants of the change."""
+def _whatif(work: Working, context: QuotaContext) -> tuple[list[str], dict[str, Any]]:
+    """What the queues (Kueue) and quotas (ResourceQuota) would admit with the new values: per
+    tenant whose quota rises, its pending workloads admitted afterwards and those still waiting."""
+    raised = [c for c in work.changed() if work.value(c) > c.value]
     kueue = [c for c in work.changed() if c.system == KUEUE]
-    if not kueue:
-        return [], {}
-    nominal = {(c.ref.name, c.flavor or ""): work.value(c) for c in kueue}
-    prediction: Prediction = predict(work.state, nominal)
+    prediction = Prediction()
+    if kueue:
+        nominal = {(c.ref.name, c.flavor or ""): work.value(c) for c in kueue}
+        prediction = predict(work.state, nominal)
+    fleet = context.fleet() if context.fleet is not None else None
+    fates: dict[str, tuple[list[WorkloadFate], list[WorkloadFate]]] = {}
+    for cell in raised:
+        if cell.system == KUEUE:
+            fates[cell.tenant] = (
+                prediction.admitted.get(cell.tenant, []),
+                prediction.pending.get(cell.tenant, []),
+            )
+        elif fleet is not None:
+            waiting = fleet.quota_waiting(cell.namespace or "")
+            admitted, pending = predict_resource_quota(cell, work.value(cell), waiting)
+            before = fates.get(cell.tenant, ([], []))
+            fates[cell.tenant] = (before[0] + admitted, before[1] + pending)
+    return _whatif_report(fates)
+
+
+def _whatif_report(
+    fates: dict[str, tuple[list[WorkloadFate], list[WorkloadFate]]],
+) -> tuple[list[str], dict[str, Any]]:
     warnings: list[str] = []
     details: dict[str, Any] = {}
-    for tenant in tenants:
-        if work.state.system(tenant) != KUEUE:
-            continue
-        admitted = prediction.admitted.get(tenant, [])
-        pending = prediction.pending.get(tenant, [])
+    for tenant, (admitted, pending) in sorted(fates.items()):
         details[tenant] = {
             "admitted": [f.as_dict() for f in admitted],
             "pending": [f.as_dict() for f in pending],
@@ -396,11 +420,13 @@ def _target(items: list[Item], tenants: list[str]) -> str:
 
 @dataclass(frozen=True)
 class QuotaContext:
-    """What every quota kind is given: the oversubscription ratio, and the backend's cache
-    (None: every read goes to the API server)."""
+    """What every quota kind is given: the oversubscription ratio, the backend's cache (None:
+    every read goes to the API server) and its fleet model (the workloads a ResourceQuota
+    refused; None: no ResourceQuota what-if)."""
 
     oversubscription: float = 1.0
     cached: Callable[[], ClusterObjects] | None = None
+    fleet: Callable[[], FleetModel | None] | None = None  # for ResourceQuota's what-if
 
     def state(self, cluster: ClusterClient, tenants: list[str]) -> QuotaState:
         if self.cached is None:
@@ -422,7 +448,7 @@ def plan_items(
         work.apply(item)
     _check_capacity(work, context.oversubscription)
     below, reclaimable = _below_use_warnings(work)
-    after, whatif = _whatif(work, tenants)
+    after, whatif = _whatif(work, context)
     plan = Plan(
         action=action,
         target=_target(items, tenants),

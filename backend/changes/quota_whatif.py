@@ -21,6 +21,7 @@ from backend.fleet.kueue import admitted, finished, pod_set_gpus
 from backend.fleet.kueue import pending as kueue_pending
 from backend.k8s.kueue import Cohorts, Quota, assign_flavor, flavor_quotas
 from backend.k8s.selectors import match_label_selector
+from backend.schemas import Workload
 
 
 @dataclass
@@ -205,3 +206,31 @@ def borrowers(state: QuotaState, cell: Cell, after: int) -> list[WorkloadFate]:
         out.append(_fate(state, wl, gpus, flavor=cell.flavor))
         excess -= gpus
     return out
+
+
+def predict_resource_quota(
+    cell: Cell, hard: int, waiting: list[tuple[Workload, int]]
+) -> tuple[list[WorkloadFate], list[WorkloadFate]]:
+    """Which workloads refused by a namespace's ResourceQuota fit under ``hard``: the quota
+    admits each new pod while used + its GPUs stay within the quota, so the oldest waiting
+    workloads take the room first. (admitted, still pending)."""
+    room = hard - cell.used
+    admitted, pending = [], []
+    for workload, gpus in waiting:
+        fate = WorkloadFate(
+            cell.tenant,
+            workload.namespace,
+            workload.name,
+            f"{workload.kind.value.lower()}/{workload.name}",
+            gpus,
+        )
+        if gpus <= room:
+            admitted.append(fate)
+            room -= gpus
+            continue
+        reason = (
+            f"exceeded quota: requested {gpus} GPUs, {max(room, 0)} left of "
+            f"requests.{GPU_RESOURCE}={hard}"
+        )
+        pending.append(WorkloadFate(**{**vars(fate), "reason": reason}))
+    return admitted, pending

@@ -125,6 +125,17 @@ class FleetModel:
             self._answers[key] = render()
         return self._answers[key]
 
+    def quota_waiting(self, namespace: str) -> list[tuple[Workload, int]]:
+        """The namespace's workloads waiting for GPU quota and the GPUs each waits for, oldest
+        first (the order in which their controllers' retries were refused)."""
+        waiting = [
+            (r.row, r.quota_pending_gpus)
+            for r in self._records.values()
+            if r.row.namespace == namespace and r.quota_pending_gpus > 0
+        ]
+        waiting.sort(key=lambda w: (w[0].created.isoformat() if w[0].created else "", w[0].name))
+        return waiting
+
     def quota_rows(self) -> list[QuotaRow]:
         """The quota review's rows: tenant x GPU model."""
         return self._quota_rows
