@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from textual.pilot import Pilot
-from textual.widgets import Input
+from textual.widgets import Button, Input
 
 from backend.conventions import TENANT_LABEL
 from backend.db.engine import create_db_engine
@@ -17,6 +17,7 @@ from backend.db.quota_usage import DAY, QuotaUsageHistory, QuotaUsageStore, Usag
 from backend.schemas import QuotaChange
 from opsconsole.app import OpsConsoleApp
 from opsconsole.screens.quota_edit import QuotaEditScreen
+from opsconsole.screens.quota_plan import QuotaPlanScreen
 from opsconsole.screens.quotas import QuotaScreen
 from opsconsole.screens.tenant_detail import TenantDetailScreen
 from opsconsole.screens.tenants import TenantsScreen
@@ -204,3 +205,18 @@ async def test_the_review_of_200_tenants_scrolls_and_filters() -> None:
         await wait_for(pilot, lambda: screen.current_row() is screen.rows[-1], "the last row")
         await pilot.press("slash", *"team-c1")
         await wait_for(pilot, lambda: {r.tenant for r in screen.rows} == {"team-c1"})
+
+
+async def test_a_backend_that_cannot_plan_is_shown_in_the_dialog() -> None:
+    app = make_app(FleetBackend(detail_fleet()))  # no change path: plans answer 503
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_review(pilot, app)
+        await pilot.press("c")  # nothing staged: nothing to review
+        assert isinstance(app.screen, QuotaScreen)
+        await pilot.press("down", "a", "c")
+        await wait_for(pilot, lambda: isinstance(app.screen, QuotaPlanScreen))
+        await wait_for(pilot, lambda: "Nothing planned" in screen_text(app), "the refusal")
+        assert "changes are not available yet" in screen_text(app)
+        assert app.screen.query_one("#apply", Button).disabled
+        await pilot.press("enter")  # Cancel
+        await wait_for(pilot, lambda: isinstance(app.screen, QuotaScreen))
