@@ -8,19 +8,17 @@ offers "go to tenant X".
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
 from rich.text import Text
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from opsconsole.completion import NameLookup, complete_name, longest_prefix
 from opsconsole.shell import shell
 from opsconsole.text import clean, literal
 from opsconsole.views import VIEWS, View
-
-NameLookup = Callable[[str, str], Awaitable[list[str]]]
-"""``lookup(kind, prefix)``: names of ``kind`` ("tenant" or "node") starting with ``prefix``."""
 
 
 @dataclass(frozen=True)
@@ -97,25 +95,12 @@ class Completion:
     candidates: list[str]
 
 
-def _extend(prefix: str, candidates: list[str]) -> tuple[str, bool]:
-    """The longest common prefix of ``candidates`` (at least ``prefix``), and if it is unique."""
-    if not candidates:
-        return prefix, False
-    if len(candidates) == 1:
-        return candidates[0], True
-    shortest = min(candidates, key=len)
-    for i, char in enumerate(shortest):
-        if any(candidate[i] != char for candidate in candidates):
-            return shortest[:i] or prefix, False
-    return shortest, False
-
-
 async def complete(line: str, lookup: NameLookup) -> Completion:
     """Tab completion of a command line: the command name first, then its argument."""
     text = line.lstrip().removeprefix(":")
     if " " not in text:
         names = [spec.name for spec in COMMANDS if spec.name.startswith(text.lower())]
-        done, unique = _extend(text, names)
+        done, unique = longest_prefix(text, names)
         if unique:
             takes_arg = next(spec for spec in COMMANDS if spec.name == done).arg is not None
             done += " " if takes_arg else ""
@@ -128,8 +113,7 @@ async def complete(line: str, lookup: NameLookup) -> Completion:
     if spec.arg is None:
         return Completion(text, [])
     prefix = prefix.lstrip()
-    names = sorted({name for name in await lookup(spec.arg, prefix) if name.startswith(prefix)})
-    done, _ = _extend(prefix, names)
+    done, names = await complete_name(spec.arg, prefix, lookup)
     return Completion(f"{spec.name} {done}", names)
 
 

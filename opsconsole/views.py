@@ -17,6 +17,7 @@ from opsconsole.screens.gpus import GpusScreen, NodesScreen
 from opsconsole.screens.listing import ListScreen
 from opsconsole.screens.node_detail import NodeDetailScreen
 from opsconsole.screens.overview import OverviewScreen
+from opsconsole.screens.quotas import QuotaScreen
 from opsconsole.screens.tenant_detail import TenantDetailScreen
 from opsconsole.screens.tenants import TenantsScreen
 from opsconsole.screens.workload_detail import WorkloadDetailScreen
@@ -102,6 +103,16 @@ VIEWS: tuple[View, ...] = (
         help="who changed what, when and why; a filter if given",
         key="5",
         arg="filter",
+    ),
+    View(
+        "quota",
+        "Quota review",
+        QuotaScreen,
+        QuotaScreen,
+        help="every tenant's quota against its use, with advice; stage, review, apply",
+        key="6",
+        arg="tenant",
+        aliases=("quotas",),
     ),
     View(
         "tenant",

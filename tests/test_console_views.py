@@ -16,7 +16,7 @@ def test_every_view_with_a_key_is_bound_on_the_app() -> None:
         if view.key:
             binding = bindings[view.key]
             assert (binding.action, binding.description) == (f"goto('{view.name}')", view.title)
-    assert [k for k in bindings if k.isdigit()] == ["1", "2", "3", "4", "5"]
+    assert [k for k in bindings if k.isdigit()] == ["1", "2", "3", "4", "5", "6"]
 
 
 def test_every_view_that_opens_on_its_own_is_a_command() -> None:
@@ -38,6 +38,7 @@ def test_help_groups_and_command_rows_come_from_the_views() -> None:
         "Nodes",
         "GPUs",
         "Audit log",
+        "Quota review",
         "Tenant detail",
         "Workload detail",
         "Node detail",
@@ -45,4 +46,5 @@ def test_help_groups_and_command_rows_come_from_the_views() -> None:
     rows = dict(command_rows())
     assert rows[":workloads [tenant]"] == "workloads, of one tenant if given"
     assert rows[":tenant <tenant>"] == "one tenant's detail"
+    assert rows[":quota [tenant]"].startswith("every tenant's quota against its use")
     assert rows[":overview"] == "the fleet at a glance (also :home)"

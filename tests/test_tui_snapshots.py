@@ -41,6 +41,8 @@ SCREEN_NAMES = [
     "help",
     "audit",
     "rollback",
+    "quota",
+    "quota-plan",
 ]
 
 

@@ -12,18 +12,14 @@ rollout.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
-from textual.widgets import Button, DataTable, Input, Static
+from textual.widgets import DataTable, Static
 
-from backend.schemas import ChangePlan, FieldDiff, TrafficSplit
+from backend.schemas import ChangeApplied, ChangePlan, FieldDiff, TrafficSplit
 from opsconsole import format as fmt
-from opsconsole.client import BackendError
+from opsconsole.screens.plan_dialog import PlanDialog
 from opsconsole.shell import shell
 from opsconsole.text import literal
 
@@ -88,23 +84,12 @@ class ReleaseAction(StrEnum):
     PROMOTE = "promote"
 
 
-class RollbackScreen(ModalScreen[bool]):
+class RollbackScreen(PlanDialog):
     """Plan, review, give a reason, confirm: a rollback, or the promotion of a canary."""
 
     DEFAULT_CSS = """
-    RollbackScreen { align: center middle; }
-    RollbackScreen > #dialog {
-        width: 96%; max-width: 140; height: auto; max-height: 96%;
-        border: thick $error 60%; background: $surface; padding: 0 1;
-    }
-    RollbackScreen #plan-summary { height: auto; }
     RollbackScreen #plan-diff { height: auto; max-height: 10; }
-    RollbackScreen #reason { margin: 1 0 0 0; }
-    RollbackScreen #plan-error { height: auto; color: $error; }
-    RollbackScreen #buttons { height: 3; align-horizontal: right; }
-    RollbackScreen Button { margin: 0 0 0 2; }
     """
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(
         self,
@@ -118,43 +103,29 @@ class RollbackScreen(ModalScreen[bool]):
         self.namespace, self.kind, self.name_ = namespace, kind, name
         self.to_revision = to_revision
         self.action = action
-        self.plan: ChangePlan | None = None
+        self.verb = "Roll back" if action == ReleaseAction.ROLLBACK else "Promote"
 
-    @property
-    def verb(self) -> str:
-        return "Roll back" if self.action == ReleaseAction.ROLLBACK else "Promote"
+    def dialog_title(self) -> Text:
+        return literal(f"{self.verb} {self.kind} {self.namespace}/{self.name_}")
 
-    def compose(self) -> ComposeResult:
-        with Vertical(id="dialog") as dialog:
-            dialog.border_title = literal(f"{self.verb} {self.kind} {self.namespace}/{self.name_}")
-            yield Static(Text(f"Planning: {self.verb.lower()}…", style="dim"), id="plan-summary")
-            yield DataTable(id="plan-diff", cursor_type="row")  # its columns come with the plan
-            yield Input(placeholder="reason (required; recorded in the audit log)", id="reason")
-            yield Static("", id="plan-error")
-            with Horizontal(id="buttons"):
-                yield Button("Cancel", id="cancel", variant="primary")
-                yield Button(self.verb, id="apply", variant="error", disabled=True)
+    def compose_plan(self) -> ComposeResult:
+        yield from super().compose_plan()
+        yield DataTable(id="plan-diff", cursor_type="row")  # its columns come with the plan
 
-    def on_mount(self) -> None:
-        self.query_one("#cancel", Button).focus()
-        self.run_worker(self._plan(), group="plan", exclusive=True, exit_on_error=False)
-
-    async def _plan(self) -> None:
+    async def make_plan(self) -> ChangePlan:
         client = shell(self.app).client
-        try:
-            if self.action == ReleaseAction.PROMOTE:
-                plan = await client.promote_plan(self.namespace, self.kind, self.name_)
-            else:
-                plan = await client.rollback_plan(
-                    self.namespace, self.kind, self.name_, self.to_revision
-                )
-        except BackendError as err:
-            self._refused(err.message)
-            return
-        self.show_plan(plan)
+        if self.action == ReleaseAction.PROMOTE:
+            return await client.promote_plan(self.namespace, self.kind, self.name_)
+        return await client.rollback_plan(self.namespace, self.kind, self.name_, self.to_revision)
 
-    def show_plan(self, plan: ChangePlan) -> None:
-        self.plan = plan
+    async def apply_plan(self, plan: ChangePlan, reason: str) -> ChangeApplied:
+        client = shell(self.app).client
+        apply = (
+            client.promote_apply if self.action == ReleaseAction.PROMOTE else client.rollback_apply
+        )
+        return await apply(self.namespace, self.kind, self.name_, plan, reason)
+
+    def render_plan(self, plan: ChangePlan) -> None:
         summary = Text()
         details = plan.details
         traffic = "traffic_before" in details
@@ -189,57 +160,10 @@ class RollbackScreen(ModalScreen[bool]):
             table.add_rows(traffic_rows(plan))
         else:
             table.add_rows(diff_rows(plan.diff))
-        self.query_one("#apply", Button).disabled = plan.noop is not None
 
-    def _refused(self, message: str) -> None:
-        nothing = Text(f"Nothing planned: cannot {self.verb.lower()}.", style="dim")
-        self.query_one("#plan-summary", Static).update(nothing)
-        self.query_one("#plan-error", Static).update(literal(message, style="bold"))
-        self.query_one("#apply", Button).disabled = True
-
-    def action_cancel(self) -> None:
-        self.dismiss(False)
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "cancel":
-            self.dismiss(False)
-        elif event.button.id == "apply":
-            self._confirm()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.query_one("#apply", Button).focus()  # Enter in the reason moves on, never applies
-
-    def _confirm(self) -> None:
-        reason = self.query_one("#reason", Input).value.strip()
-        if not reason:
-            self.query_one("#plan-error", Static).update("A reason is required.")
-            self.query_one("#reason", Input).focus()
-            return
-        if self.plan is None or self.plan.noop:
-            return
-        self.query_one("#apply", Button).disabled = True
-        self.run_worker(self._apply(self.plan, reason), group="apply", exit_on_error=False)
-
-    async def _apply(self, plan: ChangePlan, reason: str) -> None:
-        client = shell(self.app).client
-        apply = (
-            client.promote_apply if self.action == ReleaseAction.PROMOTE else client.rollback_apply
-        )
-        try:
-            applied = await apply(self.namespace, self.kind, self.name_, plan, reason)
-        except BackendError as err:
-            refused = err.refused
-            if refused is not None and refused.plan is not None:
-                self.show_plan(refused.plan)  # the cluster moved: review again
-            else:
-                self.query_one("#apply", Button).disabled = False
-            self.query_one("#plan-error", Static).update(literal(err.message, style="bold"))
-            return
+    def applied(self, applied: ChangeApplied) -> None:
         self.app.notify(
             f"{self.action.value} applied (audit change {applied.change_id[:12]})",
             title="Promoted" if self.action == ReleaseAction.PROMOTE else "Rolled back",
             markup=False,
         )
-        self.dismiss(True)

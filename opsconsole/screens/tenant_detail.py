@@ -19,6 +19,7 @@ from textual.widgets import DataTable, Static
 from backend.schemas import Gpu, Page, Tenant, Workload
 from opsconsole import format as fmt
 from opsconsole.screens.audit import AuditScreen
+from opsconsole.screens.quotas import QuotaScreen
 from opsconsole.screens.refreshing import (
     Body,
     DetailScreen,
@@ -50,11 +51,16 @@ class TenantDetailScreen(DetailScreen[TenantView]):
         Binding("w", "focus_panel('workloads')", "Workloads"),
         Binding("g", "focus_panel('gpus')", "GPUs"),
         Binding("h", "history", "History"),
+        Binding("Q", "quota", "Quota"),
     ]
 
     def action_history(self) -> None:
         """The audit log of changes that affected this tenant."""
         self.app.push_screen(AuditScreen(f"tenant:{self.tenant_name}"))
+
+    def action_quota(self) -> None:
+        """The quota review of this tenant, where its quota can be changed."""
+        self.app.push_screen(QuotaScreen(self.tenant_name))
 
     def __init__(self, name: str) -> None:
         super().__init__()

@@ -1,14 +1,17 @@
-"""The tenants list: quota, usage, borrowing and waiting GPUs per team; enter opens a tenant."""
+"""The tenants list: quota, usage, borrowing and waiting GPUs per team; enter opens a tenant, ``Q``
+its quota review."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.text import Text
+from textual.binding import Binding, BindingType
 
 from backend.schemas import Page, Tenant
 from opsconsole import format as fmt
 from opsconsole.screens.listing import ListScreen
+from opsconsole.screens.quotas import QuotaScreen
 from opsconsole.shell import shell
 from opsconsole.widgets.virtual_table import Column
 
@@ -37,6 +40,10 @@ COLUMNS = [
 class TenantsScreen(ListScreen):
     """Every tenant; sorted by name unless the operator cycles the sort (``s``)."""
 
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *ListScreen.BINDINGS,
+        Binding("Q", "quota", "Quota"),
+    ]
     default_sort = "name"
 
     def columns(self) -> list[Column]:
@@ -52,3 +59,9 @@ class TenantsScreen(ListScreen):
 
     def open_item(self, item: Tenant) -> None:
         shell(self.app).action_show_tenant(item.name)
+
+    def action_quota(self) -> None:
+        """The quota review of the highlighted tenant."""
+        tenant = self.table.cursor_item
+        if isinstance(tenant, Tenant):
+            self.app.push_screen(QuotaScreen(tenant.name))

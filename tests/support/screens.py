@@ -16,10 +16,15 @@ from textual.pilot import Pilot
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer
 
-from backend.schemas import WorkloadKind, WorkloadStatus
+from backend.schemas import QuotaChange, QuotaReview, WorkloadKind, WorkloadStatus
 from opsconsole.app import OpsConsoleApp
 from opsconsole.client import BackendClient, BackendError
+from opsconsole.quota_advice import Advice, suggest
 from opsconsole.screens.help import HelpScreen
+from opsconsole.screens.plan_dialog import PlanDialog
+from opsconsole.screens.quota_edit import quota_model, row_namespace
+from opsconsole.screens.quota_plan import QuotaPlanScreen
+from opsconsole.screens.quotas import QuotaScreen
 from opsconsole.screens.refreshing import RefreshingScreen
 from opsconsole.screens.rollback import RollbackScreen
 from opsconsole.settings import ConsoleSettings
@@ -69,6 +74,7 @@ class Subjects:
     inference_service: tuple[str, str, str] | None
     node: str | None
     release: tuple[str, str, str] | None = None  # a Deployment that can be rolled back
+    quota_grant: QuotaChange | None = None  # the first grant the quota review advises
 
 
 async def wait_ready(client: BackendClient) -> None:
@@ -128,7 +134,33 @@ async def pick_subjects(client: BackendClient) -> Subjects:
     if node is None:
         nodes = await client.nodes(limit=1)
         node = nodes.items[0].name if nodes.items else None
-    return Subjects(tenant, workload, isvc, node, release)
+    return Subjects(tenant, workload, isvc, node, release, first_grant(await quota_review(client)))
+
+
+async def quota_review(client: BackendClient) -> QuotaReview:
+    """The quota review once the usage history has its first recording (the 7-day columns), or
+    after ``READY_TIMEOUT`` without it."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    review = await client.quotas()
+    while review.history_updated is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        review = await client.quotas()
+    return review
+
+
+def first_grant(review: QuotaReview) -> QuotaChange | None:
+    """The change that accepts the review's first advice to grant quota."""
+    for row in review.items:
+        advice = suggest(row)
+        if advice is not None and advice.advice == Advice.GRANT:
+            return QuotaChange(
+                op="set",
+                tenant=row.tenant,
+                model=quota_model(row),
+                gpus=advice.nominal_after(row),
+                namespace=row_namespace(row),
+            )
+    return None
 
 
 def screens(subjects: Subjects) -> dict[str, Callable[[OpsConsoleApp], None]]:
@@ -158,6 +190,17 @@ def screens(subjects: Subjects) -> dict[str, Callable[[OpsConsoleApp], None]]:
     if subjects.node:
         node = subjects.node
         out["node"] = lambda app: app.action_show_node(node)
+    out["quota"] = lambda app: app.action_goto("quota")
+    if subjects.quota_grant:
+        grant = subjects.quota_grant
+
+        def quota_plan(app: OpsConsoleApp) -> None:
+            review = QuotaScreen()
+            app.push_screen(review)
+            review.staged.append(grant)
+            app.push_screen(QuotaPlanScreen(review.staged))
+
+        out["quota-plan"] = quota_plan
     out["help"] = lambda app: app.action_help()
     return out
 
@@ -175,7 +218,7 @@ async def settle(pilot: Pilot[None], timeout: float = 10.0) -> None:
         chrome = app.screen_stack[-2] if isinstance(top, ModalScreen) else top
         footers = chrome.query(Footer)
         has_data = (not isinstance(top, RefreshingScreen) or top.data is not None) and (
-            not isinstance(top, RollbackScreen) or top.plan is not None
+            not isinstance(top, PlanDialog) or top.plan is not None
         )
         tables = top.query(DataTable)
         measured = all(t.virtual_size.height >= t.row_count + int(t.show_header) for t in tables)
