@@ -12,20 +12,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
-from typing import Any, TextIO
+from typing import TextIO
 
-from backend.schemas import ChangePlan, QuotaChange, QuotaReview, QuotaRow, UsageWindow
+from backend.schemas import (
+    ChangeApplied,
+    ChangePlan,
+    QuotaChange,
+    QuotaReview,
+    QuotaRow,
+    UsageWindow,
+)
 from opsconsole.change_cli import (
     EXIT_CONFLICT,
     EXIT_OK,
     EXIT_REFUSED,
     EXIT_USAGE,
+    ChangeCommand,
     UsageError,
     add_backend_argument,
     change_client,
-    confirmed,
     format_value,
     print_table,
 )
@@ -169,8 +175,10 @@ def _print_review(review: QuotaReview, output: str, out: TextIO) -> None:
 # -- set and transfer --------------------------------------------------------------------------------
 
 
-class QuotaCommand:
+class QuotaCommand(ChangeCommand):
     """Plan, show, confirm and apply one set, transfer or change set."""
+
+    prog = PROG
 
     def __init__(
         self,
@@ -179,52 +187,20 @@ class QuotaCommand:
         changes: list[QuotaChange],
         out: TextIO,
     ) -> None:
-        self.client, self.args, self.changes, self.out = client, args, changes, out
-        self.text = args.output == "text"
-        self.report: dict[str, Any] = {}
+        super().__init__(client, args, out)
+        self.changes = changes
 
-    async def run(self) -> int:
-        try:
-            plan = await self.client.quota_plan(self.changes)
-        except BackendError as exc:
-            return self._failed(exc)
-        self.report["plan"] = plan.model_dump(mode="json")
-        self._say(describe_plan(plan))
-        if plan.noop:
-            self._say(clean(plan.noop))
-            return self._done(EXIT_OK)
-        if self.args.dry_run:
-            self._say("dry run: nothing was changed")
-            return self._done(EXIT_OK)
-        if not self.args.yes and not confirmed():
-            print(f"{PROG}: not confirmed; nothing was changed", file=sys.stderr)
-            return self._done(EXIT_REFUSED)
-        try:
-            applied = await self.client.quota_apply(self.changes, plan, self.args.reason.strip())
-        except BackendError as exc:
-            return self._failed(exc)
-        self.report["applied"] = applied.model_dump(mode="json")
-        self._say(f"quota changed (audit change {applied.change_id})")
-        return self._done(EXIT_OK)
+    async def plan(self) -> ChangePlan:
+        return await self.client.quota_plan(self.changes)
 
-    def _failed(self, exc: BackendError) -> int:
-        refused = exc.refused
-        if refused is not None and refused.plan is not None:
-            self.report["plan"] = refused.plan.model_dump(mode="json")
-            self._say("the cluster changed since the plan; the new plan:")
-            self._say(describe_plan(refused.plan))
-        self.report["error"] = exc.message
-        print(f"{PROG}: {exc.message}", file=sys.stderr)
-        return self._done(EXIT_CONFLICT if exc.status == 409 else EXIT_REFUSED)
+    async def apply(self, plan: ChangePlan) -> ChangeApplied:
+        return await self.client.quota_apply(self.changes, plan, self.args.reason.strip())
 
-    def _say(self, line: str) -> None:
-        if self.text:
-            self.out.write(line + "\n")
+    def describe(self, plan: ChangePlan) -> str:
+        return describe_plan(plan)
 
-    def _done(self, code: int) -> int:
-        if not self.text:
-            self.out.write(json.dumps(self.report, indent=2) + "\n")
-        return code
+    def done_text(self, plan: ChangePlan, applied: ChangeApplied) -> str:
+        return f"quota changed (audit change {applied.change_id})"
 
 
 def describe_plan(plan: ChangePlan) -> str:

@@ -18,7 +18,7 @@ import json
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TextIO
 
 from backend.schemas import ChangeApplied, ChangePlan, TrafficSplit, WorkloadDetail
 from opsconsole.change_cli import (
@@ -26,12 +26,12 @@ from opsconsole.change_cli import (
     EXIT_OK,
     EXIT_REFUSED,
     EXIT_USAGE,
+    ChangeCommand,
     UsageError,
     add_backend_argument,
     change_client,
     print_table,
 )
-from opsconsole.change_cli import confirmed as _confirmed
 from opsconsole.change_cli import format_value as _value
 from opsconsole.client import BackendClient, BackendError
 from opsconsole.text import clean
@@ -171,50 +171,37 @@ def _print_history(target: Target, detail: WorkloadDetail, output: str, out: Tex
 # -- undo and promote ----------------------------------------------------------------------------
 
 
-class Change:
+class Change(ChangeCommand):
     """Plan, show, confirm, apply, and (``--wait``) follow one undo or promote."""
+
+    prog = "opsconsole rollout"
 
     def __init__(
         self, client: BackendClient, args: argparse.Namespace, target: Target, out: TextIO
     ) -> None:
-        self.client, self.args, self.target, self.out = client, args, target, out
-        self.text = args.output == "text"
-        self.report: dict[str, Any] = {}
+        super().__init__(client, args, out)
+        self.target = target
 
-    async def run(self) -> int:
-        try:
-            plan = await self._plan()
-        except BackendError as exc:
-            return self._failed(exc)
-        self.report["plan"] = plan.model_dump(mode="json")
-        self._say(describe_plan(self.target, plan))
-        if plan.noop:
-            self._say(f"{self.target} {clean(plan.noop)}")
-            return self._done(EXIT_OK)
-        if self.args.dry_run:
-            self._say("dry run: nothing was changed")
-            return self._done(EXIT_OK)
-        if not self.args.yes and not _confirmed():
-            print("opsconsole rollout: not confirmed; nothing was changed", file=sys.stderr)
-            return self._done(EXIT_REFUSED)
-        try:
-            applied = await self._apply(plan)
-        except BackendError as exc:
-            return self._failed(exc)
-        self.report["applied"] = applied.model_dump(mode="json")
+    def describe(self, plan: ChangePlan) -> str:
+        return describe_plan(self.target, plan)
+
+    def noop_text(self, plan: ChangePlan) -> str:
+        return f"{self.target} {clean(plan.noop or '')}"
+
+    def done_text(self, plan: ChangePlan, applied: ChangeApplied) -> str:
         verb = "rolled back" if self.args.rollout_command == "undo" else "promoted"
-        self._say(f"{self.target} {verb} (audit change {applied.change_id})")
-        if not self.args.wait:
-            return self._done(EXIT_OK)
-        return self._done(await self._follow(plan))
+        return f"{self.target} {verb} (audit change {applied.change_id})"
 
-    async def _plan(self) -> ChangePlan:
+    async def follow(self, plan: ChangePlan) -> int:
+        return await self._follow(plan) if self.args.wait else EXIT_OK
+
+    async def plan(self) -> ChangePlan:
         t = self.target
         if self.args.rollout_command == "promote":
             return await self.client.promote_plan(t.namespace, t.kind, t.name)
         return await self.client.rollback_plan(t.namespace, t.kind, t.name, self.args.to_revision)
 
-    async def _apply(self, plan: ChangePlan) -> ChangeApplied:
+    async def apply(self, plan: ChangePlan) -> ChangeApplied:
         t, reason = self.target, self.args.reason.strip()
         if self.args.rollout_command == "promote":
             return await self.client.promote_apply(t.namespace, t.kind, t.name, plan, reason)
@@ -232,7 +219,7 @@ class Change:
             if rollout is not None and seen:
                 self.report["rollout"] = rollout.model_dump(mode="json")
                 if rollout.message != last:
-                    self._say(clean(rollout.message))
+                    self.say(clean(rollout.message))
                     last = rollout.message
                 if rollout.done:
                     return EXIT_OK
@@ -247,25 +234,6 @@ class Change:
                 )
                 return EXIT_REFUSED
             await asyncio.sleep(POLL_SECONDS)
-
-    def _failed(self, exc: BackendError) -> int:
-        refused = exc.refused
-        if refused is not None and refused.plan is not None:
-            self.report["plan"] = refused.plan.model_dump(mode="json")
-            self._say("the cluster changed since the plan; the new plan:")
-            self._say(describe_plan(self.target, refused.plan))
-        self.report["error"] = exc.message
-        print(f"opsconsole rollout: {exc.message}", file=sys.stderr)
-        return self._done(EXIT_CONFLICT if exc.status == 409 else EXIT_REFUSED)
-
-    def _say(self, line: str) -> None:
-        if self.text:
-            self.out.write(line + "\n")
-
-    def _done(self, code: int) -> int:
-        if not self.text:
-            self.out.write(json.dumps(self.report, indent=2) + "\n")
-        return code
 
 
 def _change_seen(plan: ChangePlan, detail: WorkloadDetail) -> bool:

@@ -13,7 +13,7 @@ import httpx
 import kubernetes
 import pytest
 
-from opsconsole import quota_cli
+from opsconsole import change_cli
 from opsconsole.cli import main as cli
 from tests.conftest import LiveCluster
 from tests.support.tokens import bearer
@@ -330,7 +330,7 @@ def test_cli_show_set_transfer_and_exit_codes(
         plan_and_apply(api, {"op": "set", "tenant": "team-g", "gpus": g["nominal"] + 5})
         return True
 
-    monkeypatch.setattr(quota_cli, "confirmed", meanwhile)
+    monkeypatch.setattr(change_cli, "confirmed", meanwhile)
     mine = [*backend, "set", "team-g", "--gpus", str(g["nominal"] + 2), "--reason", "r"]
     assert cli(mine) == 3
     assert "the new plan" in capsys.readouterr().out

@@ -11,7 +11,7 @@ import httpx
 import kubernetes
 import pytest
 
-from opsconsole import rollout_cli
+from opsconsole import change_cli
 from opsconsole.cli import main as cli
 from tests.conftest import LiveCluster
 from tests.support.tokens import bearer
@@ -323,7 +323,7 @@ def test_cli_history_undo_and_its_exit_codes(
         time.sleep(0.5)  # the watch brings it to the backend
         return True
 
-    monkeypatch.setattr(rollout_cli, "_confirmed", meanwhile)
+    monkeypatch.setattr(change_cli, "confirmed", meanwhile)
     assert cli([*backend, "undo", target, "--reason", "r"]) == 3
     captured = capsys.readouterr()
     assert "the cluster changed since the plan" in captured.out
