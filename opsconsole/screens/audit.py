@@ -166,14 +166,10 @@ class AuditScreen(RefreshingScreen[AuditView]):
 
     # -- keys --------------------------------------------------------------------------------
     def action_filter(self) -> None:
-        field = self.query_one(FilterInput)
-        field.add_class("-open")
-        field.focus()
+        self.query_one(FilterInput).open()
 
     def clear_filter(self) -> None:
-        field = self.query_one(FilterInput)
-        field.value = ""
-        field.remove_class("-open")
+        self.query_one(FilterInput).close()
         self._set_query("")
 
     def action_clear_or_back(self) -> None:

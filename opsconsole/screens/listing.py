@@ -46,6 +46,16 @@ class FilterInput(Input):
         if isinstance(screen, Filtered):
             screen.clear_filter()
 
+    def open(self) -> None:
+        """Show the line and type into it."""
+        self.add_class("-open")
+        self.focus()
+
+    def close(self) -> None:
+        """Empty it and hide it."""
+        self.value = ""
+        self.remove_class("-open")
+
 
 class ListScreen(Screen[None]):
     """Subclasses give ``columns()``, ``fetch_page()``, ``heading()`` and ``open_item()``."""
@@ -141,9 +151,7 @@ class ListScreen(Screen[None]):
         self.open_item(event.item)
 
     def action_filter(self) -> None:
-        field = self.query_one(FilterInput)
-        field.add_class("-open")
-        field.focus()
+        self.query_one(FilterInput).open()
 
     def action_refresh_now(self) -> None:
         self.table.reload()
@@ -155,9 +163,7 @@ class ListScreen(Screen[None]):
         self.clear_filter()
 
     def clear_filter(self) -> None:
-        field = self.query_one(FilterInput)
-        field.value = ""
-        field.remove_class("-open")
+        self.query_one(FilterInput).close()
         self._apply_filter("")
         self.table.focus()
 

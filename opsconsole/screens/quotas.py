@@ -206,14 +206,10 @@ class QuotaScreen(RefreshingScreen[QuotaReview]):
     # -- the filter --------------------------------------------------------------------------
 
     def action_filter(self) -> None:
-        field = self.query_one(FilterInput)
-        field.add_class("-open")
-        field.focus()
+        self.query_one(FilterInput).open()
 
     def clear_filter(self) -> None:
-        field = self.query_one(FilterInput)
-        field.value = ""
-        field.remove_class("-open")
+        self.query_one(FilterInput).close()
         self._set_query("")
         self.query_one("#quotas", PanelTable).focus()
 
