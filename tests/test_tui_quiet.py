@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from textual.geometry import Region
+from textual.widget import Widget
 from textual.widgets import DataTable
 
 from backend.fleet.model import build_fleet_model
@@ -19,6 +20,19 @@ from tests.support.console import make_app, wait_for
 from tests.support.fleets import SAMPLED_AT, generated_fleet
 
 SIZE = (120, 40)
+
+
+def record_repaints(widget: Widget, monkeypatch: pytest.MonkeyPatch) -> list[tuple[Region, ...]]:
+    """The regions of every ``refresh`` of ``widget`` from now on (none: the whole widget)."""
+    repainted: list[tuple[Region, ...]] = []
+    original = widget.refresh
+
+    def spy(*regions: Region, **kwargs: Any) -> Any:
+        repainted.append(regions)
+        return original(*regions, **kwargs)
+
+    monkeypatch.setattr(widget, "refresh", spy)
+    return repainted
 
 
 def requests_for(fake: FleetBackend, path: str) -> int:
@@ -59,14 +73,7 @@ async def test_a_refresh_repaints_only_the_rows_that_changed(
         status["readyReplicas"] = status["availableReplicas"] = 0 if status["readyReplicas"] else 2
         fake.source.model = build_fleet_model(fleet.cluster, fleet.telemetry(), now=SAMPLED_AT)
 
-        repainted: list[tuple[Region, ...]] = []
-        original = table.refresh
-
-        def spy(*regions: Region, **kwargs: Any) -> Any:
-            repainted.append(regions)
-            return original(*regions, **kwargs)
-
-        monkeypatch.setattr(table, "refresh", spy)
+        repainted = record_repaints(table, monkeypatch)
         table.reload()
         await wait_for(pilot, lambda: table.item_at(row) != item, "the changed row")
         await pilot.pause(0.1)
@@ -114,14 +121,7 @@ async def test_a_panel_repaints_only_the_rows_that_changed(
         fleet.samples[uuid] = replace(sample, utilization=(sample.utilization or 0.0) + 37)
         fake.source.model = build_fleet_model(fleet.cluster, fleet.telemetry(), now=SAMPLED_AT)
 
-        repainted: list[tuple[Region, ...]] = []
-        original = tenants.refresh
-
-        def spy(*regions: Region, **kwargs: Any) -> Any:
-            repainted.append(regions)
-            return original(*regions, **kwargs)
-
-        monkeypatch.setattr(tenants, "refresh", spy)
+        repainted = record_repaints(tenants, monkeypatch)
         await pilot.press("r")
         row = next(y for y, cells in enumerate(before) if "team-b" in str(cells[0]))
         await wait_for(pilot, lambda: tenants.get_row_at(row) != before[row], "team-b's row")
