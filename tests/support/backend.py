@@ -102,7 +102,7 @@ class FleetBackend:
         fleet = fleet or generated_fleet()
         self.source = InMemorySource(fleet.cluster, fleet.telemetry())
         self.app = create_app(self.source, allowed_hosts=FAKE_HOSTS)
-        self.token = self.issue("admin", "admin")
+        self.token = self.issue("alice", "admin")  # the console harness's local operator too
         self.mode = "ok"
         self.error_detail = "fleet model not ready"  # the 500 answer's detail in "error" mode
         self.failing_paths: set[str] = set()  # these answer 500 whatever the mode
