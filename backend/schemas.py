@@ -689,3 +689,74 @@ class QuotaChangeSetApply(QuotaChangeSet):
 
     fingerprint: str = Field(pattern=r"^[0-9a-f]{64}\.[0-9a-f]{64}$")
     reason: str = Field(max_length=1000)
+
+
+# -- cost showback and idle GPUs ------------------------------------------------------------------
+
+CostWindow = Literal["24h", "7d", "30d"]
+
+
+class CostRow(BaseModel):
+    """One tenant's GPU-hours and cost of one GPU model over the window (OpenCost's model)."""
+
+    tenant: str
+    gpu_model: str = Field(description="As its quota names it; '*' for any model (ResourceQuota).")
+    samples: int = Field(description="Usage recordings in the window.")
+    gpu_hours: float = Field(description="Allocated GPUs × hours.")
+    busy_gpu_hours: float = Field(description="Allocated GPUs doing work × hours.")
+    efficiency: float | None = Field(
+        None, description="busy ÷ allocated GPU-hours, percent; null without allocation."
+    )
+    price_per_hour: float | None = Field(None, description="Per GPU; null: no price set.")
+    cost: float | None = Field(None, description="GPU-hours × price; null: no price set.")
+
+
+class IdleGpus(BaseModel):
+    """A tenant's GPUs of one model allocated to its pods but idle now, and what they cost."""
+
+    tenant: str
+    gpu_model: str = Field(description="The GPUs' product name.")
+    quota_model: str | None = Field(
+        None, description="The quota row (its gpu_model) these GPUs count against; null: none."
+    )
+    gpus: int
+    idle_seconds: float | None = Field(
+        None,
+        description="Every one of them has been idle at least this long (from the utilization "
+        "history, which starts again when the backend does); null: unknown.",
+    )
+    idle_at_least: bool = Field(
+        False, description="The idle time reaches the whole history kept: it may be longer."
+    )
+    price_per_hour: float | None = None
+    cost_per_day: float | None = Field(None, description="gpus × price × 24; null: no price.")
+
+
+class TenantCost(BaseModel):
+    """One tenant's totals over the window and its idle GPUs now."""
+
+    tenant: str
+    gpu_hours: float = 0.0
+    busy_gpu_hours: float = 0.0
+    efficiency: float | None = None
+    cost: float | None = Field(None, description="Over its priced models; null: none priced.")
+    unpriced_gpu_hours: float = Field(0.0, description="GPU-hours of models without a price.")
+    idle_gpus: int = 0
+    idle_cost_per_day: float | None = None
+
+
+class CostReport(BaseModel):
+    """``GET /api/v1/cost``: GPU-hours and cost per tenant and GPU model, and the idle GPUs."""
+
+    since: CostWindow
+    items: list[CostRow]
+    tenants: list[TenantCost] = Field(description="Highest cost first, then GPU-hours.")
+    idle: list[IdleGpus]
+    gpu_hours: float = 0.0
+    cost: float | None = Field(None, description="Over priced models; null: none priced.")
+    unpriced_gpu_hours: float = 0.0
+    idle_gpus: int = 0
+    idle_cost_per_day: float | None = None
+    history_updated: datetime | None = Field(
+        None, description="When the usage history was last recorded; null: not yet."
+    )

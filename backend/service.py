@@ -27,6 +27,7 @@ from backend.changes.quota import QuotaContext, quota_kinds
 from backend.changes.rollout import DeploymentUndo
 from backend.cluster.cache import LIVE, PENDING, STALE, CacheOptions, ClusterCache, KindHealth
 from backend.cluster.kubeconfig import ClusterAccess, load_cluster_access
+from backend.cost.basis import CostBasis
 from backend.db.engine import Database, redact
 from backend.db.migrate import upgrade
 from backend.db.quota_usage import QuotaUsageHistory, QuotaUsageStore, UsageSample
@@ -83,6 +84,7 @@ class Backend:
         self.changes: ChangePath | None = None
         self.identities: TokenAuthenticator | None = None  # from start(), like the audit log
         self.quota_usage: QuotaUsageHistory | None = None
+        self.cost_basis = CostBasis.from_settings(settings)
         self._usage_task: asyncio.Task[None] | None = None
         self._model_task: asyncio.Task[None] | None = None
         self._recovery_task: asyncio.Task[None] | None = None
@@ -137,6 +139,7 @@ class Backend:
             QuotaUsageStore(self.database.engine),
             self.settings.quota_usage_days,
             self.settings.quota_oversubscription,
+            interval=self.settings.quota_usage_interval,
         )
         self._usage_task = asyncio.create_task(self._usage_loop(), name="quota-usage")
         await self.cache.start()

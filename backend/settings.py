@@ -97,6 +97,12 @@ class Settings(BaseSettings):
         300.0, gt=0, description="Seconds between two recordings of the quota usage history."
     )
     quota_usage_days: float = Field(90.0, gt=0, description="Days of quota usage history kept.")
+    gpu_prices: Annotated[dict[str, float], NoDecode] = Field(
+        default_factory=dict,
+        description="Hourly price of one GPU per model (product or Kueue flavor's product; '*' "
+        "for ResourceQuota tenants' any-model quota): 'NVIDIA-H100-80GB-HBM3=4.5,*=2' or a JSON "
+        "object. A model without a price shows GPU-hours with its cost unknown.",
+    )
 
     @field_validator("dcgm_urls", "allowed_hosts", mode="before")
     @classmethod
@@ -106,6 +112,27 @@ class Settings(BaseSettings):
             return json.loads(value)
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("gpu_prices", mode="before")
+    @classmethod
+    def _split_prices(cls, value: object) -> object:
+        """Accept ``model=price,model=price`` or a JSON object."""
+        if isinstance(value, str) and value.lstrip().startswith("{"):
+            return json.loads(value)
+        if isinstance(value, str):
+            pairs = [part.split("=", 1) for part in value.split(",") if part.strip()]
+            if any(len(pair) != 2 for pair in pairs):
+                raise ValueError("gpu_prices: expected model=price,model=price")
+            return {model.strip(): price.strip() for model, price in pairs}
+        return value
+
+    @field_validator("gpu_prices")
+    @classmethod
+    def _prices_not_negative(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = sorted(model for model, price in value.items() if price < 0)
+        if bad:
+            raise ValueError(f"gpu_prices: negative price for {', '.join(bad)}")
         return value
 
     @model_validator(mode="after")

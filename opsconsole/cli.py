@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from opsconsole import access, audit_cli, quota_cli, rollout_cli
+from opsconsole import access, audit_cli, cost_cli, quota_cli, rollout_cli
 
 
 def _add_sandbox_parser(sub: argparse._SubParsersAction) -> None:
@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit_cli.add_parser(sub)
     rollout_cli.add_parser(sub)
     quota_cli.add_parser(sub)
+    cost_cli.add_parser(sub)
     return parser
 
 
@@ -116,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return rollout_cli.run(args)
     if args.command == "quota":
         return quota_cli.run(args)
+    if args.command == "cost":
+        return cost_cli.run(args)
     if args.command == "serve":
         from backend.main import main as serve_main
 

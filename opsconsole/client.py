@@ -32,6 +32,7 @@ from backend.schemas import (
     ChangeConfirm,
     ChangePlan,
     ChangeRefused,
+    CostReport,
     Gpu,
     Node,
     Overview,
@@ -369,6 +370,12 @@ class BackendClient:
         body = ChangeConfirm(fingerprint=plan.fingerprint, reason=reason)
         path = self._release_path(namespace, kind, name, "promote", "apply")
         return await self._post(path, ChangeApplied, body)
+
+    # -- cost --------------------------------------------------------------------------------------
+    async def cost(self, since: str = "24h") -> CostReport:
+        """GPU-hours, cost and efficiency per tenant and GPU model over ``since`` (24h, 7d, 30d),
+        and the GPUs held idle now."""
+        return await self._get("/cost", CostReport, {"since": since})
 
     # -- quotas ------------------------------------------------------------------------------------
     async def quotas(self, *, tenant: str | None = None, model: str | None = None) -> QuotaReview:

@@ -19,6 +19,7 @@ from backend.api.audit import router as audit_router
 from backend.api.auth import AUTH_ERRORS, require_actor
 from backend.api.auth import router as identity_router
 from backend.api.changes import router as changes_router
+from backend.api.cost import router as cost_router
 from backend.api.deps import get_source
 from backend.api.docs import add_docs_routes
 from backend.api.hosts import LOOPBACK_NAMES, HostCheckMiddleware
@@ -139,6 +140,7 @@ def create_app(
         audit_router,
         changes_router,
         quotas_router,
+        cost_router,
     ):
         app.include_router(
             router, prefix=API_PREFIX, dependencies=authenticated, responses=AUTH_ERRORS

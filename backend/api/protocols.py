@@ -13,6 +13,8 @@ from typing import Any, Protocol
 from backend.changes.path import ChangeResult
 from backend.changes.plan import Plan
 from backend.changes.request import Actor
+from backend.cost.basis import CostBasis
+from backend.db.quota_usage import GpuHours
 from backend.fleet.model import FleetModel
 from backend.identity.tokens import Identity
 from backend.schemas import (
@@ -108,7 +110,11 @@ class QuotaUsage(Protocol):
     def updated(self) -> datetime | None: ...
 
     def windows(self) -> Mapping[str, Mapping[tuple[str, str], UsageWindow]]:
-        """``{"24h": {(tenant, GPU model): window}, "7d": {...}}``."""
+        """``{"24h": {(tenant, GPU model): window}, "7d": {...}, "30d": {...}}``."""
+        ...
+
+    def hours(self) -> Mapping[str, Mapping[tuple[str, str], GpuHours]]:
+        """GPU-hours per window, like ``windows``."""
         ...
 
 
@@ -130,6 +136,11 @@ class ServedSource(FleetSource, Protocol):
     @property
     def quota_usage(self) -> QuotaUsage | None:
         """None: no usage history (the quota review shows empty windows)."""
+        ...
+
+    @property
+    def cost_basis(self) -> CostBasis:
+        """Prices per GPU model for cost showback."""
         ...
 
     @property

@@ -1,8 +1,15 @@
 """The quota usage history: per tenant and GPU model, every few minutes, what it held (allocated),
-used (busy) and waited for (pending); kept 90 days, summarised as 24 h and 7 d average and peak.
+used (busy) and waited for (pending); kept 90 days, summarised as 24 h, 7 d and 30 d average and
+peak, and as GPU-hours (what cost showback charges).
 
-The summaries are computed by the database (one grouped query per window) after each recording
-and kept in memory, so that ``GET /api/v1/quotas`` never waits for the database.
+The summaries are computed by the database (grouped queries per window) after each recording and
+kept in memory, so that ``GET /api/v1/quotas`` and ``GET /api/v1/cost`` never wait for the
+database.
+
+GPU-hours integrate the recordings honestly: each recording stands for the time since the
+previous one, at most one recording interval, clipped to the window. A gap in the history (the
+backend was down) counts one interval before the recording that ends it, never the whole gap:
+a missing interval is not allocation.
 """
 
 from __future__ import annotations
@@ -20,7 +27,8 @@ from sqlmodel import Field, SQLModel
 from backend.schemas import UsageWindow
 
 DAY = 86400.0
-WINDOWS = {"24h": DAY, "7d": 7 * DAY}
+WINDOWS = {"24h": DAY, "7d": 7 * DAY, "30d": 30 * DAY}
+HOUR = 3600.0
 Key = tuple[str, str]  # (tenant, GPU model as the quota review names it)
 
 
@@ -44,6 +52,15 @@ class UsageSample:
     allocated: int
     busy: int
     pending: int
+
+
+@dataclass(frozen=True)
+class GpuHours:
+    """A tenant's GPU-hours of one GPU model over a window: held (allocated) and doing work."""
+
+    samples: int
+    allocated: float
+    busy: float
 
 
 class QuotaUsageStore:
@@ -96,6 +113,43 @@ class QuotaUsageStore:
                 )
             }
 
+    def gpu_hours(self, since: float, interval: float) -> dict[Key, GpuHours]:
+        """GPU-hours after ``since``: each recording weighs the seconds since the previous one,
+        at most ``interval`` and not before ``since`` (a window function over the recording
+        times, then one grouped sum)."""
+        t = QuotaUsageRow.__table__  # type: ignore[attr-defined]
+        times = sa.select(t.c.at).where(t.c.at >= since - interval).distinct().subquery()
+        spans = sa.select(
+            times.c.at, sa.func.lag(times.c.at).over(order_by=times.c.at).label("prev")
+        ).subquery()
+        earliest = spans.c.at - interval
+        start = sa.case(
+            (sa.or_(spans.c.prev.is_(None), spans.c.prev < earliest), earliest),
+            else_=spans.c.prev,
+        )
+        seconds = spans.c.at - sa.case((start < since, since), else_=start)
+        query = (
+            sa.select(
+                t.c.tenant,
+                t.c.gpu_model,
+                sa.func.count(),
+                sa.func.sum(t.c.allocated * seconds),
+                sa.func.sum(t.c.busy * seconds),
+            )
+            .join(spans, spans.c.at == t.c.at)
+            .where(spans.c.at > since)
+            .group_by(t.c.tenant, t.c.gpu_model)
+        )
+        with self.engine.connect() as conn:
+            return {
+                (tenant, model): GpuHours(
+                    samples=n,
+                    allocated=float(allocated or 0) / HOUR,
+                    busy=float(busy or 0) / HOUR,
+                )
+                for tenant, model, n, allocated, busy in conn.execute(query)
+            }
+
 
 def _number(value: object) -> float | None:
     """PostgreSQL's AVG of integers is a Decimal; round to what a reviewer reads."""
@@ -105,12 +159,20 @@ def _number(value: object) -> float | None:
 class QuotaUsageHistory:
     """The backend's usage history: records samples, keeps the windows' summaries current."""
 
-    def __init__(self, store: QuotaUsageStore, retention_days: float, oversubscription: float):
+    def __init__(
+        self,
+        store: QuotaUsageStore,
+        retention_days: float,
+        oversubscription: float,
+        interval: float = 300.0,
+    ):
         self.store = store
         self.retention = retention_days * DAY
         self.oversubscription = oversubscription
+        self.interval = interval
         self.updated: datetime | None = None
         self._windows: dict[str, dict[Key, UsageWindow]] = {name: {} for name in WINDOWS}
+        self._hours: dict[str, dict[Key, GpuHours]] = {name: {} for name in WINDOWS}
 
     async def record(self, samples: list[UsageSample], now: float | None = None) -> None:
         """Store one recording, drop what is older than the retention, refresh the summaries."""
@@ -118,9 +180,15 @@ class QuotaUsageHistory:
         await asyncio.to_thread(self.store.record, now, samples)
         await asyncio.to_thread(self.store.prune, now - self.retention)
         for name, seconds in WINDOWS.items():
-            self._windows[name] = await asyncio.to_thread(self.store.summary, now - seconds)
+            since = now - seconds
+            self._windows[name] = await asyncio.to_thread(self.store.summary, since)
+            self._hours[name] = await asyncio.to_thread(self.store.gpu_hours, since, self.interval)
         self.updated = datetime.fromtimestamp(now, UTC)
 
     def windows(self) -> Mapping[str, Mapping[Key, UsageWindow]]:
-        """``{"24h": {(tenant, model): UsageWindow}, "7d": {...}}``."""
+        """``{"24h": {(tenant, model): UsageWindow}, "7d": {...}, "30d": {...}}``."""
         return self._windows
+
+    def hours(self) -> Mapping[str, Mapping[Key, GpuHours]]:
+        """``{"24h": {(tenant, model): GpuHours}, ...}``, up to the latest recording."""
+        return self._hours

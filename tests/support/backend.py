@@ -29,6 +29,7 @@ from sqlmodel import SQLModel
 from backend.api.app import create_app
 from backend.audit.log import AuditLog
 from backend.changes.path import ChangePath
+from backend.cost.basis import CostBasis
 from backend.db.quota_usage import QuotaUsageHistory
 from backend.fleet.inputs import ClusterObjects, TelemetryLike
 from backend.fleet.model import FleetModel, build_fleet_model
@@ -74,6 +75,7 @@ class InMemorySource:
         self.tokens = TokenStore(token_database())
         self.identities: TokenAuthenticator | None = TokenAuthenticator(self.tokens)
         self.quota_usage: QuotaUsageHistory | None = None
+        self.cost_basis = CostBasis()  # tests of cost showback set prices
 
     def freshness(self) -> DataFreshness:
         return DataFreshness(
