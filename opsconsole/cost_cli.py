@@ -18,7 +18,7 @@ from backend.schemas import CostReport, CostRow, IdleGpus
 from opsconsole import access
 from opsconsole.change_cli import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, print_table
 from opsconsole.client import BackendClient, BackendError
-from opsconsole.format import duration_str
+from opsconsole.cost_view import idle_for, money_str
 from opsconsole.text import clean
 
 PROG = "opsconsole cost"
@@ -63,10 +63,6 @@ def _number(value: float | None, unit: str = "") -> str:
     return "-" if value is None else f"{value:,.2f}{unit}"
 
 
-def _cost(value: float | None) -> str:
-    return "no price" if value is None else f"{value:,.2f}"
-
-
 def _row(row: CostRow) -> list[str]:
     return [
         row.tenant,
@@ -75,18 +71,17 @@ def _row(row: CostRow) -> list[str]:
         _number(row.busy_gpu_hours),
         _number(row.efficiency, "%"),
         _number(row.price_per_hour),
-        _cost(row.cost),
+        money_str(row.cost),
     ]
 
 
 def _idle(group: IdleGpus) -> list[str]:
-    since = "-" if group.idle_seconds is None else duration_str(group.idle_seconds)
     return [
         group.tenant,
         group.gpu_model,
         str(group.gpus),
-        f"≥{since}" if group.idle_at_least else since,
-        _cost(group.cost_per_day),
+        idle_for(group),
+        money_str(group.cost_per_day),
     ]
 
 
@@ -101,13 +96,13 @@ def print_report(report: CostReport, out: TextIO) -> None:
         "",
         "",
         "",
-        _cost(report.cost) + (unpriced if report.unpriced_gpu_hours else ""),
+        money_str(report.cost) + (unpriced if report.unpriced_gpu_hours else ""),
     ]
     print_table([header, *(_row(r) for r in report.items), total], out)
     if report.history_updated is None:
         out.write("no usage history recorded yet\n")
     if report.idle:
-        out.write(f"\nidle GPUs now: {report.idle_gpus}, {_cost(report.idle_cost_per_day)}/day\n")
+        out.write(f"\nidle GPUs now: {report.idle_gpus}, {money_str(report.idle_cost_per_day)}/day\n")
         print_table(
             [["TENANT", "GPU-MODEL", "IDLE", "FOR", "COST/DAY"]] + [_idle(g) for g in report.idle],
             out,

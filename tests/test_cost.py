@@ -15,21 +15,16 @@ import pytest
 from backend.cost.basis import CostBasis
 from backend.cost.idle import idle_gpus, idle_run
 from backend.cost.showback import cost_report
-from backend.db.engine import create_db_engine
-from backend.db.migrate import upgrade
-from backend.db.quota_usage import DAY, GpuHours, QuotaUsageHistory, QuotaUsageStore, UsageSample
+from backend.db.quota_usage import GpuHours
 from backend.schemas import CostReport, Gpu, QuotaMode, QuotaRow
 from backend.settings import Settings
 from opsconsole import cost_cli
 from opsconsole.cli import main as cli
 from opsconsole.client import BackendClient
 from tests.support.backend import FleetBackend
-from tests.support.detail_fleet import NOW, detail_fleet
+from tests.support.cost import A100, PRICES, costed_fleet
 from tests.support.fleets import H100
 from tests.support.tokens import bearer
-
-A100 = "NVIDIA-A100-SXM4-40GB"
-PRICES = CostBasis.priced({"NVIDIA H100 80GB HBM3": 4.5}, sample_seconds=15.0)
 
 
 def gpu(tenant: str, model: str, history: list[float | None], idle: bool = True) -> Gpu:
@@ -96,21 +91,7 @@ def test_idle_gpus_count_their_idle_run_and_cost_per_day() -> None:
 
 @pytest.fixture
 async def fake(tmp_path: Path) -> FleetBackend:
-    """The detail fleet with an hour of usage history at 5-minute recordings: team-a held 6
-    H100s (3 busy), team-b 2 A100s (no price), team-a 40 H100s 8 days ago."""
-    url = f"sqlite:///{tmp_path / 'usage.db'}"
-    upgrade(url)
-    history = QuotaUsageHistory(QuotaUsageStore(create_db_engine(url)), 90, 1.0, interval=300)
-    await history.record([UsageSample("team-a", H100, 40, 40, 0)], now=NOW - 8 * DAY)
-    for k in range(13):  # 13 recordings, 12 intervals of 300 s after the first
-        at = NOW - 3600 + 300 * k
-        await history.record(
-            [UsageSample("team-a", H100, 6, 3, 0), UsageSample("team-b", A100, 2, 2, 0)], now=at
-        )
-    backend = FleetBackend(detail_fleet())
-    backend.source.quota_usage = history
-    backend.source.cost_basis = PRICES
-    return backend
+    return await costed_fleet(tmp_path)
 
 
 def client(fake: FleetBackend, token: str) -> httpx.AsyncClient:

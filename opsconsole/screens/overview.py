@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -18,6 +19,7 @@ from textual.widgets import DataTable, Static
 from backend.schemas import Gpu, Overview, Problem, WorkloadStatus
 from opsconsole import format as fmt
 from opsconsole.client import BackendError
+from opsconsole.cost_view import cost_summary
 from opsconsole.screens.refreshing import (
     Body,
     RefreshingScreen,
@@ -103,6 +105,7 @@ class OverviewScreen(RefreshingScreen[Overview]):
         self._show_models(data)
         update_static(self.query_one("#statuses", Static), _statuses(data.workloads_by_status))
         self._show_tenants(data)
+        self._show_cost()
         self._hottest = list(data.hottest)
         self._idlest = list(data.idlest)
         self._show_gpus("hottest", self._hottest)
@@ -167,6 +170,16 @@ class OverviewScreen(RefreshingScreen[Overview]):
             for t in data.tenants
         ]
         refill(self.query_one("#tenants", DataTable), rows)
+
+    @work(exclusive=True, exit_on_error=False, group="cost")
+    async def _show_cost(self) -> None:
+        """The fleet's cost over 24 h and its idle GPUs, under the tenants (left out by a
+        backend without cost showback)."""
+        try:
+            report = await shell(self.app).client.cost("24h")
+        except BackendError:
+            return
+        self.query_one("#tenants", DataTable).border_subtitle = cost_summary(report)
 
     def _show_gpus(self, table_id: str, gpus: list[Gpu]) -> None:
         rows = [

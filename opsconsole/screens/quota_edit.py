@@ -72,7 +72,10 @@ class TenantInput(Input):
 
 
 class QuotaEditScreen(ModalScreen[QuotaChange | None]):
-    """``set`` asks the new nominal GPUs; ``transfer`` asks the destination and the GPUs."""
+    """``set`` asks the new nominal GPUs; ``transfer`` asks the destination and the GPUs.
+
+    ``gpus`` prefills the amount (a proposal, such as a reclaim of idle GPUs, that ``note``
+    explains); the operator still stages it, and the staged set is planned and confirmed."""
 
     DEFAULT_CSS = """
     QuotaEditScreen { align: center middle; }
@@ -87,10 +90,12 @@ class QuotaEditScreen(ModalScreen[QuotaChange | None]):
     """
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, row: QuotaRow, op: str) -> None:
+    def __init__(self, row: QuotaRow, op: str, gpus: int | None = None, note: str = "") -> None:
         super().__init__()
         self.row = row
         self.op = op
+        self.gpus = gpus
+        self.note = note
 
     def compose(self) -> ComposeResult:
         row = self.row
@@ -109,14 +114,19 @@ class QuotaEditScreen(ModalScreen[QuotaChange | None]):
                 yield Label("to tenant (Tab completes)")
                 yield TenantInput(id="to")
                 yield Label("GPUs to move")
-                yield Input(id="gpus")
+                yield Input(value="" if self.gpus is None else str(self.gpus), id="gpus")
             else:
                 yield Label("new nominal GPUs")
-                yield Input(value="" if per_namespace(row) else str(row.nominal), id="gpus")
-            yield Static("", id="edit-hint")
+                yield Input(value=self._set_value(), id="gpus")
+            yield Static(literal(self.note), id="edit-hint")
             with Horizontal(id="edit-buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button("Stage", id="stage", variant="primary")
+
+    def _set_value(self) -> str:
+        if self.gpus is not None:
+            return str(self.gpus)
+        return "" if per_namespace(self.row) else str(self.row.nominal)
 
     def on_mount(self) -> None:
         self.query_one("#to" if self.op == "transfer" else "#gpus", Input).focus()

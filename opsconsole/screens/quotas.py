@@ -6,7 +6,8 @@ GPUs held (from the backend's usage history), the GPUs pending and held idle, an
 (``opsconsole.quota_advice``) with its reason. ``s`` sets a row's quota, ``t`` transfers some of
 it to another tenant, ``a`` accepts the row's suggestion: each adds a change to the staged set
 below the list, and nothing is written until the set is reviewed (``c``, or enter on it) and
-applied with a reason. ``x`` drops the staged set.
+applied with a reason. ``x`` drops the staged set. Opened to reclaim a tenant's idle GPUs, the
+screen opens the edit of that quota prefilled with the quota less the idle GPUs.
 
 The review is a few hundred rows on the largest fleet: the screen fetches it whole, refreshes it
 in the background and filters it here (``/``: a substring of the tenant or the model; a filter
@@ -24,8 +25,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Input, Static
 
-from backend.schemas import QuotaChange, QuotaMode, QuotaReview, QuotaRow, UsageWindow
+from backend.schemas import IdleGpus, QuotaChange, QuotaMode, QuotaReview, QuotaRow, UsageWindow
 from opsconsole import format as fmt
+from opsconsole.cost_view import idle_for, money_str
 from opsconsole.quota_advice import Advice, suggest
 from opsconsole.screens.listing import FilterInput
 from opsconsole.screens.quota_edit import QuotaEditScreen, per_namespace, quota_model, row_namespace
@@ -119,7 +121,8 @@ def describe(change: QuotaChange) -> Text:
 
 
 class QuotaScreen(RefreshingScreen[QuotaReview]):
-    """Every tenant's quota per GPU model; ``query`` is an initial filter (a tenant's name)."""
+    """Every tenant's quota per GPU model; ``query`` is an initial filter (a tenant's name);
+    ``reclaim``: idle GPUs whose quota edit opens, prefilled, once the review is loaded."""
 
     CSS_PATH = Path(__file__).with_name("quotas.tcss")
     AUTO_FOCUS = "#quotas"
@@ -134,9 +137,10 @@ class QuotaScreen(RefreshingScreen[QuotaReview]):
         Binding("x", "drop", "Drop"),
     ]
 
-    def __init__(self, query: str = "") -> None:
+    def __init__(self, query: str = "", reclaim: IdleGpus | None = None) -> None:
         super().__init__()
         self.query_text = query.strip()
+        self.reclaim = reclaim
         self.rows: list[QuotaRow] = []  # the rows on screen, in order
         self.staged: list[QuotaChange] = []
 
@@ -163,6 +167,28 @@ class QuotaScreen(RefreshingScreen[QuotaReview]):
 
     def show(self, data: QuotaReview) -> None:
         self._show_rows()
+        if self.reclaim is not None:
+            idle, self.reclaim = self.reclaim, None
+            self._edit_reclaim(data, idle)
+
+    def _edit_reclaim(self, data: QuotaReview, idle: IdleGpus) -> None:
+        """Open the edit of the quota the idle GPUs count against, lowered by them."""
+        row = next(
+            (r for r in data.items if r.tenant == idle.tenant and r.gpu_model == idle.quota_model),
+            None,
+        )
+        if row is None or per_namespace(row):
+            why = "no single quota" if row is None else "a quota per namespace: set one with s"
+            self.notify(f"cannot prefill the reclaim: {why}", markup=False)
+            return
+        if row in self.rows:
+            self.query_one("#quotas", PanelTable).move_cursor(row=self.rows.index(row))
+        note = (
+            f"reclaim {idle.gpus} idle GPUs (idle {idle_for(idle)}, "
+            f"{money_str(idle.cost_per_day)}/day)"
+        )
+        after = max(0, row.nominal - idle.gpus)
+        self.app.push_screen(QuotaEditScreen(row, "set", gpus=after, note=note), self._stage)
 
     def _show_rows(self) -> None:
         self.rows = matches(self.data.items, self.query_text) if self.data else []

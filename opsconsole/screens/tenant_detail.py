@@ -1,7 +1,10 @@
-"""One tenant: quota per GPU model against used / borrowed / pending, its queue, workloads and GPUs.
+"""One tenant: quota per GPU model against used / borrowed / pending, its queue, cost, idle GPUs,
+workloads and GPUs.
 
-Three small calls per refresh (the tenant, its workloads, its GPUs), made concurrently. Enter on a
-workload opens it; enter on a GPU opens its node.
+A few small calls per refresh (the tenant, its workloads, its GPUs, its cost over 24 h, 7 d and
+30 d), made concurrently. Enter on a workload opens it; enter on a GPU opens its node. ``R``
+proposes to reclaim the GPUs it holds idle: the quota review opens with the edit prefilled (the
+quota lowered by the idle GPUs), to be staged, reviewed and applied like any quota change.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Static
 
-from backend.schemas import Gpu, Page, Tenant, Workload
+from backend.schemas import CostReport, Gpu, Page, Tenant, Workload
 from opsconsole import format as fmt
+from opsconsole.client import BackendClient, BackendError
+from opsconsole.cost_view import idle_for, money, reclaim_target
 from opsconsole.screens.audit import AuditScreen
 from opsconsole.screens.quotas import QuotaScreen
 from opsconsole.screens.refreshing import (
@@ -31,6 +36,7 @@ from opsconsole.shell import shell
 from opsconsole.text import clean, literal
 
 ROW_LIMIT = 200  # a tenant with more shows the first 200 and says so; the lists have the rest
+COST_WINDOWS = ("24h", "7d", "30d")
 
 
 @dataclass(slots=True)
@@ -38,6 +44,7 @@ class TenantView:
     tenant: Tenant
     workloads: Page[Workload]
     gpus: Page[Gpu]
+    costs: list[CostReport] | BackendError  # per window; the error when the backend has none
 
 
 class TenantDetailScreen(DetailScreen[TenantView]):
@@ -52,6 +59,7 @@ class TenantDetailScreen(DetailScreen[TenantView]):
         Binding("g", "focus_panel('gpus')", "GPUs"),
         Binding("h", "history", "History"),
         Binding("Q", "quota", "Quota"),
+        Binding("R", "reclaim", "Reclaim idle"),
     ]
 
     def action_history(self) -> None:
@@ -61,6 +69,15 @@ class TenantDetailScreen(DetailScreen[TenantView]):
     def action_quota(self) -> None:
         """The quota review of this tenant, where its quota can be changed."""
         self.app.push_screen(QuotaScreen(self.tenant_name))
+
+    def action_reclaim(self) -> None:
+        """The quota editor, prefilled to give back the GPUs this tenant holds idle."""
+        costs = self.data.costs if self.data is not None else None
+        target = reclaim_target(costs[0], self.tenant_name) if isinstance(costs, list) else None
+        if target is None:
+            self.notify("no idle GPUs held against a quota", markup=False)
+            return
+        self.app.push_screen(QuotaScreen(self.tenant_name, reclaim=target))
 
     def __init__(self, name: str) -> None:
         super().__init__()
@@ -79,6 +96,15 @@ class TenantDetailScreen(DetailScreen[TenantView]):
                 ["MODEL", "FLAVOR", "USED / NOMINAL", "BORROWED", "PENDING", "BORROW≤", "LEND≤"],
             )
             yield panel_table(
+                "cost",
+                "Cost",
+                ["WINDOW", "MODEL", "GPU-HOURS", "EFFICIENCY", "PRICE/H", "COST"],
+                cursor=False,
+            )
+            idle = Static("", id="idle", classes="panel")
+            idle.border_title = "Idle GPUs now  (R reclaim)"
+            yield idle
+            yield panel_table(
                 "workloads",
                 "Workloads",
                 ["KIND", "NAMESPACE", "NAME", "STATUS", "READY", "GPUS", "MODEL", "STAGE"],
@@ -91,16 +117,18 @@ class TenantDetailScreen(DetailScreen[TenantView]):
 
     async def fetch(self) -> TenantView:
         client = shell(self.app).client
-        tenant, workloads, gpus = await asyncio.gather(
+        tenant, workloads, gpus, costs = await asyncio.gather(
             client.tenant(self.tenant_name),
             client.workloads(tenant=self.tenant_name, limit=ROW_LIMIT),
             client.gpus(tenant=self.tenant_name, limit=ROW_LIMIT),
+            _costs(client),
         )
-        return TenantView(tenant, workloads, gpus)
+        return TenantView(tenant, workloads, gpus, costs)
 
     def show(self, data: TenantView) -> None:
         update_static(self.query_one("#header", Static), _header(data.tenant))
         self._show_quotas(data.tenant)
+        self._show_cost(data.costs)
         self._workloads = list(data.workloads.items)
         self._gpus = list(data.gpus.items)
         self._show_workloads(data.workloads)
@@ -122,6 +150,29 @@ class TenantDetailScreen(DetailScreen[TenantView]):
         ]
         table = self.query_one("#quotas", DataTable)
         refill(table, rows or [(Text("no GPU quota", style="dim"), "", "", "", "", "", "")])
+
+    def _show_cost(self, costs: list[CostReport] | BackendError) -> None:
+        table = self.query_one("#cost", DataTable)
+        idle = self.query_one("#idle", Static)
+        if isinstance(costs, BackendError):
+            refill(table, [(Text("cost unavailable", style="dim"), literal(costs.message))])
+            update_static(idle, Text("unknown", style="dim"))
+            return
+        rows = [
+            (
+                Text(report.since, style="bold"),
+                fmt.model_name(row.gpu_model) if row.gpu_model != "*" else Text("any"),
+                fmt.number(row.gpu_hours, 1),
+                fmt.percent(row.efficiency),
+                money(row.price_per_hour),
+                money(row.cost),
+            )
+            for report in costs
+            for row in report.items
+            if row.tenant == self.tenant_name
+        ]
+        refill(table, rows or [(Text("no usage history yet", style="dim"), "", "", "", "", "")])
+        update_static(idle, _idle(costs[0], self.tenant_name))
 
     def _show_workloads(self, page: Page[Workload]) -> None:
         table = self.query_one("#workloads", DataTable)
@@ -187,6 +238,31 @@ def _header(t: Tenant) -> Text:
         out.append(f" ({t.workloads_pending} pending)", style="yellow")
     out.append("\nnamespaces ", style="bold")
     out.append_text(literal(", ".join(clean(ns) for ns in t.namespaces) or "-"))
+    return out
+
+
+async def _costs(client: BackendClient) -> list[CostReport] | BackendError:
+    """The cost over each window; a backend without cost showback leaves the rest of the view
+    intact."""
+    try:
+        return list(await asyncio.gather(*(client.cost(w) for w in COST_WINDOWS)))
+    except BackendError as exc:
+        return exc
+
+
+def _idle(report: CostReport, tenant: str) -> Text:
+    groups = [g for g in report.idle if g.tenant == tenant]
+    if not groups:
+        return Text("none", style="dim")
+    out = Text()
+    for group in groups:
+        if out:
+            out.append("\n")
+        out.append(f"{group.gpus} ", style="bold yellow")
+        out.append_text(fmt.model_name(group.gpu_model))
+        out.append(f" idle for {idle_for(group)}, ")
+        out.append_text(money(group.cost_per_day))
+        out.append("/day")
     return out
 
 
