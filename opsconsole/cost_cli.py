@@ -102,7 +102,9 @@ def print_report(report: CostReport, out: TextIO) -> None:
     if report.history_updated is None:
         out.write("no usage history recorded yet\n")
     if report.idle:
-        out.write(f"\nidle GPUs now: {report.idle_gpus}, {money_str(report.idle_cost_per_day)}/day\n")
+        out.write(
+            f"\nidle GPUs now: {report.idle_gpus}, {money_str(report.idle_cost_per_day)}/day\n"
+        )
         print_table(
             [["TENANT", "GPU-MODEL", "IDLE", "FOR", "COST/DAY"]] + [_idle(g) for g in report.idle],
             out,
