@@ -39,13 +39,14 @@ def reclaim_target(report: CostReport, tenant: str) -> IdleGpus | None:
 
 
 def cost_summary(report: CostReport) -> Text:
-    """``cost 24h 1,234.50 · 3 idle GPUs 324.00/day``: a line for the overview."""
+    """``cost 24h 1,234.50 · 3 idle GPUs 324.00/day``: a line for the overview (the idle GPUs'
+    cost left out where none of them has a price)."""
     out = Text(f"cost {report.since} ")
     out.append_text(money(report.cost))
     if report.unpriced_gpu_hours:
         out.append(f" +{report.unpriced_gpu_hours:,.0f} GPU-h unpriced", style="dim")
     if report.idle_gpus:
-        out.append(f" · {report.idle_gpus} idle GPUs ", style="yellow")
-        out.append_text(money(report.idle_cost_per_day))
-        out.append("/day")
+        out.append(f" · {report.idle_gpus} idle GPUs", style="yellow")
+        if report.idle_cost_per_day is not None:
+            out.append(f" {money_str(report.idle_cost_per_day)}/day")
     return out

@@ -69,6 +69,9 @@ class _ClusterThread:
             history_length=HISTORY,
             model_debounce=0.1,
             token_cache_seconds=1.0,
+            # One usage recording per session: the GPU-hours in the pictures stay the same
+            # however long the suite runs.
+            quota_usage_interval=86400.0,
             allowed_hosts=[DISPLAY_HOST],  # the console's pictures call it by that name
         )
         self._backend = RunningBackend(settings)

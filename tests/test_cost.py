@@ -107,14 +107,14 @@ async def test_cost_api_answers_each_window_and_refuses_others(fake: FleetBacken
         refused = await http.get("/api/v1/cost?since=1y")
     assert refused.status_code == 422
     rows = {(r.tenant, r.gpu_model): r for r in day.items}
-    # The first of the hour's recordings follows a gap: it counts one interval as well.
-    assert rows[("team-a", H100)].gpu_hours == 6 * 13 * 300 / 3600
-    assert (rows[("team-a", H100)].cost, rows[("team-a", H100)].efficiency) == (29.25, 50.0)
-    assert (rows[("team-b", A100)].gpu_hours, rows[("team-b", A100)].cost) == (2.167, None)
+    # 12 intervals of 300 s (the newest recording counts nothing yet).
+    assert rows[("team-a", H100)].gpu_hours == 6.0
+    assert (rows[("team-a", H100)].cost, rows[("team-a", H100)].efficiency) == (27.0, 50.0)
+    assert (rows[("team-b", A100)].gpu_hours, rows[("team-b", A100)].cost) == (2.0, None)
     assert week.items == day.items and week.since == "7d"
     month_a = {(r.tenant, r.gpu_model): r for r in month.items}[("team-a", H100)]
-    assert month_a.gpu_hours == 9.833  # 6.5 + 40 GPUs × 300 s
-    assert day.history_updated is not None and day.unpriced_gpu_hours == 2.167
+    assert (month_a.gpu_hours, month_a.cost) == (9.0, 40.5)  # + 36 GPUs × 300 s
+    assert day.history_updated is not None and day.unpriced_gpu_hours == 2.0
     # team-a's idle H100 (h100-node-02 GPU 4) is shown with what it costs a day.
     [idle] = [i for i in day.idle if i.tenant == "team-a"]
     assert (idle.gpu_model, idle.gpus, idle.cost_per_day) == (H100, 1, 108.0)
@@ -126,7 +126,7 @@ async def test_cost_api_is_scoped_by_the_tokens_tenants(fake: FleetBackend) -> N
         report = CostReport.model_validate((await http.get("/api/v1/cost")).json())
     assert {r.tenant for r in report.items} == {"team-b"}
     assert {t.tenant for t in report.tenants} == {"team-b"}
-    assert report.idle == [] and report.cost is None and report.gpu_hours == 2.167
+    assert report.idle == [] and report.cost is None and report.gpu_hours == 2.0
 
 
 # -- the command line ----------------------------------------------------------------------------
@@ -153,9 +153,9 @@ def test_cli_prints_a_table_with_totals_and_idle_gpus(
     assert lines[0].split() == [
         "TENANT", "GPU-MODEL", "GPU-HOURS", "BUSY-HOURS", "EFFICIENCY", "PRICE/H", "COST",
     ]  # fmt: skip
-    assert lines[1].split() == ["team-a", H100, "6.50", "3.25", "50.00%", "4.50", "29.25"]
-    assert lines[2].split() == ["team-b", A100, "2.17", "2.17", "100.00%", "-", "no", "price"]
-    assert lines[3].split() == ["TOTAL", "8.67", "29.25", "(+2.17", "GPU-h", "unpriced)"]
+    assert lines[1].split() == ["team-a", H100, "6.00", "3.00", "50.00%", "4.50", "27.00"]
+    assert lines[2].split() == ["team-b", A100, "2.00", "2.00", "100.00%", "-", "no", "price"]
+    assert lines[3].split() == ["TOTAL", "8.00", "27.00", "(+2.00", "GPU-h", "unpriced)"]
     assert "idle GPUs now:" in "\n".join(lines)
     assert any(line.split()[:3] == ["team-a", H100, "1"] for line in lines)
 
@@ -166,10 +166,10 @@ def test_cli_writes_csv_with_empty_cells_for_unknown_cost(
     assert cli(["cost", "--backend", "http://fake", "--output", "csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert [(r["tenant"], r["cost"], r["price_per_hour"]) for r in rows] == [
-        ("team-a", "29.25", "4.5"),
+        ("team-a", "27.0", "4.5"),
         ("team-b", "", ""),
     ]
-    assert rows[0]["gpu_hours"] == "6.5" and rows[0]["efficiency"] == "50.0"
+    assert rows[0]["gpu_hours"] == "6.0" and rows[0]["efficiency"] == "50.0"
 
 
 def test_cli_writes_the_whole_report_as_json(
@@ -177,7 +177,7 @@ def test_cli_writes_the_whole_report_as_json(
 ) -> None:
     assert cli(["cost", "--backend", "http://fake", "--since", "30d", "--output", "json"]) == 0
     report = CostReport.model_validate(json.loads(capsys.readouterr().out))
-    assert report.since == "30d" and report.cost == round((6.5 + 40 * 300 / 3600) * 4.5, 2)
+    assert report.since == "30d" and report.cost == 40.5
 
 
 def test_cli_without_a_backend_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -55,53 +55,49 @@ INTERVAL = 300.0
 
 
 async def test_gpu_hours_integrate_recordings_and_count_no_gap(database_url: str) -> None:
-    """Each recording weighs the time since the previous one, at most one interval, clipped to
-    the window: hand-computed GPU-seconds per recording below."""
+    """Each recording weighs the time until the next one, at most one interval, clipped to the
+    window; the newest weighs nothing yet. Hand-computed GPU-seconds per recording below."""
     upgrade(database_url)
     engine = create_db_engine(database_url)
     try:
         history = QuotaUsageHistory(QuotaUsageStore(engine), 90, 1.0, interval=INTERVAL)
         since = NOW - DAY
-        recordings = [  # (at, allocated, busy): weight in seconds → GPU-seconds
-            (since - 600, 100, 100),  # before the window: nothing
-            (since + 120, 10, 5),  # gap of 720 s: one interval, clipped to the window: 120 s
-            (since + 420, 10, 5),  # 300 s
-            (NOW - 3600, 4, 4),  # after a long gap (the backend was down): one interval
-            (NOW - 3300, 4, 0),  # 300 s
-            (NOW, 2, 1),  # 300 s
+        recordings = [  # (at, allocated, busy): weight in seconds → allocated, busy GPU-seconds
+            (since - 600, 100, 100),  # a gap follows: its interval ends before the window
+            (since - 120, 10, 10),  # 180 s inside the window → 1800, 1800
+            (since + 180, 6, 0),  # a gap follows (the backend was down): 300 s → 1800, 0
+            (since + 900, 6, 3),  # a gap follows: 300 s → 1800, 900
+            (NOW - 300, 6, 3),  # 300 s → 1800, 900
+            (NOW, 50, 50),  # the newest: nothing yet
         ]
         for at, allocated, busy in recordings:
             await history.record([UsageSample("team-a", H100, allocated, busy, 0)], now=at)
         await history.record([UsageSample("team-b", "*", 3, 0, 0)], now=NOW)
         day = history.hours()["24h"]
         a = day[("team-a", H100)]
-        # allocated: 10·120 + 10·300 + 4·300 + 4·300 + 2·300 = 7200 GPU-s = 2 GPU-hours
-        # busy: 5·120 + 5·300 + 4·300 + 0 + 1·300 = 3600 GPU-s = 1 GPU-hour
-        assert (a.samples, a.allocated, a.busy) == (5, 2.0, 1.0)
-        # team-b's one recording came at the same time as team-a's last: 3·300 s
-        assert day[("team-b", "*")].allocated == 0.25
-        # The 30-day window also sees the recording 24 h 10 min ago (100 GPUs for 300 s).
+        assert (a.samples, a.allocated, a.busy) == (5, 2.0, 1.0)  # 7200 and 3600 GPU-seconds
+        assert (day[("team-b", "*")].samples, day[("team-b", "*")].allocated) == (1, 0.0)
+        # 30 days: the recording 24 h 10 min ago counts 300 s of 100 GPUs, the next all 300 s.
         month = history.hours()["30d"][("team-a", H100)]
-        assert month.samples == 6
-        assert month.allocated == pytest.approx(2.0 + 100 * 300 / 3600 + 10 * 180 / 3600)
+        assert (month.samples, month.allocated) == (6, pytest.approx((7200 + 1200 + 30000) / 3600))
     finally:
         engine.dispose()
 
 
 def test_gpu_hours_window_starts_exactly_at_its_boundary(database_url: str) -> None:
-    """A recording exactly at the window's start stands for the time before it: not counted; the
-    next one counts its whole interval."""
+    """A recording exactly at the window's start counts its whole interval; one an interval
+    earlier counts nothing, and a second more of window takes a second of it."""
     upgrade(database_url)
     engine = create_db_engine(database_url)
     try:
         store = QuotaUsageStore(engine)
         since = NOW - DAY
-        store.record(since, [UsageSample("team-a", H100, 36, 36, 0)])
+        store.record(since - INTERVAL, [UsageSample("team-a", H100, 100, 100, 0)])
+        store.record(since, [UsageSample("team-a", H100, 36, 18, 0)])
         store.record(since + INTERVAL, [UsageSample("team-a", H100, 12, 6, 0)])
         hours = store.gpu_hours(since, INTERVAL)[("team-a", H100)]
-        assert (hours.samples, hours.allocated, hours.busy) == (1, 1.0, 0.5)
-        # One second earlier, the first recording counts one second of 36 GPUs.
+        assert (hours.samples, hours.allocated, hours.busy) == (2, 3.0, 1.5)
         earlier = store.gpu_hours(since - 1, INTERVAL)[("team-a", H100)]
-        assert (earlier.samples, earlier.allocated) == (2, pytest.approx(1.0 + 36 / 3600))
+        assert (earlier.samples, earlier.allocated) == (3, pytest.approx(3.0 + 100 / 3600))
     finally:
         engine.dispose()

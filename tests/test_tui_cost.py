@@ -29,11 +29,11 @@ async def test_the_tenants_list_shows_each_tenants_cost_and_idle_gpus(tmp_path: 
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.press("2")
         await wait_for(pilot, lambda: isinstance(app.screen, TenantsScreen))
-        await wait_for(pilot, lambda: "29.25" in screen_text(app))
+        await wait_for(pilot, lambda: "27.00" in screen_text(app))
         text = screen_text(app)
         assert "COST 7D" in text and "IDLE" in text
-        # team-a: 6.5 GPU-hours of H100 at 4.5; one H100 idle now. team-b: no price.
-        assert line_of(text, "team-a").split()[-2:] == ["29.25", "1"]
+        # team-a: 6 GPU-hours of H100 at 4.5; one H100 idle now. team-b: no price.
+        assert line_of(text, "team-a").split()[-2:] == ["27.00", "1"]
         assert "no price" in line_of(text, "team-b")
 
 
@@ -49,9 +49,9 @@ async def test_the_tenant_shows_its_cost_and_r_prefills_the_reclaim(tmp_path: Pa
             [str(cell) for cell in screen.query_one("#cost", DataTable).get_row_at(i)]
             for i in range(screen.query_one("#cost", DataTable).row_count)
         ]
-        assert rows[0] == ["24h", "H100-80GB-HBM3", "6.5", "50%", "4.50", "29.25"]
+        assert rows[0] == ["24h", "H100-80GB-HBM3", "6.0", "50%", "4.50", "27.00"]
         assert [row[0] for row in rows] == ["24h", "7d", "30d"]
-        assert rows[2][2] == "9.8" and rows[2][5] == "44.25"  # 40 GPUs × 5 min, 8 days ago
+        assert rows[2][2] == "9.0" and rows[2][5] == "40.50"  # 36 GPUs × 5 min, 8 days ago
         idle = str(screen.query_one("#idle", Static).render())
         assert "1 H100-80GB-HBM3 idle for" in idle and "108.00/day" in idle
 
@@ -88,7 +88,7 @@ async def test_r_without_idle_gpus_says_so(tmp_path: Path, monkeypatch: pytest.M
 async def test_the_overview_shows_the_fleets_cost(tmp_path: Path) -> None:
     app = make_app(await costed_fleet(tmp_path))
     async with app.run_test(size=(160, 48)) as pilot:
-        await wait_for(pilot, lambda: "cost 24h 29.25" in screen_text(app))
+        await wait_for(pilot, lambda: "cost 24h 27.00" in screen_text(app))
         assert "idle GPUs" in line_of(screen_text(app), "cost 24h")
 
 

@@ -6,10 +6,11 @@ The summaries are computed by the database (grouped queries per window) after ea
 kept in memory, so that ``GET /api/v1/quotas`` and ``GET /api/v1/cost`` never wait for the
 database.
 
-GPU-hours integrate the recordings honestly: each recording stands for the time since the
-previous one, at most one recording interval, clipped to the window. A gap in the history (the
-backend was down) counts one interval before the recording that ends it, never the whole gap:
-a missing interval is not allocation.
+GPU-hours integrate the recordings honestly: each recording stands for the time until the next
+one, at most one recording interval, clipped to the window; the newest stands for nothing until
+the next is taken (no time is claimed that was not observed, at either end). A gap in the history
+(the backend was down) counts one interval after the recording that starts it, never the whole
+gap: a missing interval is not allocation.
 """
 
 from __future__ import annotations
@@ -114,20 +115,21 @@ class QuotaUsageStore:
             }
 
     def gpu_hours(self, since: float, interval: float) -> dict[Key, GpuHours]:
-        """GPU-hours after ``since``: each recording weighs the seconds since the previous one,
-        at most ``interval`` and not before ``since`` (a window function over the recording
-        times, then one grouped sum)."""
+        """GPU-hours from ``since`` on: each recording weighs the seconds until the next one, at
+        most ``interval``, clipped to start at ``since`` (a window function over the recording
+        times, then one grouped sum). The newest recording weighs nothing yet."""
         t = QuotaUsageRow.__table__  # type: ignore[attr-defined]
         times = sa.select(t.c.at).where(t.c.at >= since - interval).distinct().subquery()
         spans = sa.select(
-            times.c.at, sa.func.lag(times.c.at).over(order_by=times.c.at).label("prev")
+            times.c.at, sa.func.lead(times.c.at).over(order_by=times.c.at).label("next")
         ).subquery()
-        earliest = spans.c.at - interval
-        start = sa.case(
-            (sa.or_(spans.c.prev.is_(None), spans.c.prev < earliest), earliest),
-            else_=spans.c.prev,
+        latest = spans.c.at + interval
+        end = sa.case(
+            (spans.c.next.is_(None), spans.c.at),
+            (spans.c.next > latest, latest),
+            else_=spans.c.next,
         )
-        seconds = spans.c.at - sa.case((start < since, since), else_=start)
+        seconds = end - sa.case((spans.c.at < since, since), else_=spans.c.at)
         query = (
             sa.select(
                 t.c.tenant,
@@ -137,7 +139,7 @@ class QuotaUsageStore:
                 sa.func.sum(t.c.busy * seconds),
             )
             .join(spans, spans.c.at == t.c.at)
-            .where(spans.c.at > since)
+            .where(sa.or_(spans.c.at >= since, end > since))
             .group_by(t.c.tenant, t.c.gpu_model)
         )
         with self.engine.connect() as conn:

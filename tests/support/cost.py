@@ -1,8 +1,9 @@
 """The detail fleet with an hour of usage history and a price for H100s: what the cost tests
 compute by hand.
 
-Recordings every 5 minutes for the last hour (13 of them, the first after a gap): team-a held 6
-H100s (3 busy), team-b 2 A100s (2 busy, no price); and team-a 40 H100s once, 8 days earlier.
+Recordings every 5 minutes for the last hour (13 of them: 12 intervals, the newest counts nothing
+yet): team-a held 6 H100s (3 busy), 6 GPU-hours; team-b 2 A100s (2 busy, no price), 2 GPU-hours;
+and team-a 36 H100s once, 8 days earlier, followed by a gap: one interval, 3 GPU-hours.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ async def costed_fleet(tmp_path: Path) -> FleetBackend:
     url = f"sqlite:///{tmp_path / 'usage.db'}"
     upgrade(url)
     history = QuotaUsageHistory(QuotaUsageStore(create_db_engine(url)), 90, 1.0, interval=300)
-    await history.record([UsageSample("team-a", H100, 40, 40, 0)], now=NOW - 8 * DAY)
+    await history.record([UsageSample("team-a", H100, 36, 36, 0)], now=NOW - 8 * DAY)
     for k in range(13):
         await history.record(
             [UsageSample("team-a", H100, 6, 3, 0), UsageSample("team-b", A100, 2, 2, 0)],
