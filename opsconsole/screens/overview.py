@@ -173,13 +173,15 @@ class OverviewScreen(RefreshingScreen[Overview]):
 
     @work(exclusive=True, exit_on_error=False, group="cost")
     async def _show_cost(self) -> None:
-        """The fleet's cost over 24 h and its idle GPUs, under the tenants (left out by a
+        """The fleet's cost over 24 h and its idle GPUs, under the GPU models (left out by a
         backend without cost showback)."""
         try:
             report = await shell(self.app).client.cost("24h")
         except BackendError:
             return
-        self.query_one("#tenants", DataTable).border_subtitle = cost_summary(report)
+        line, table = cost_summary(report), self.query_one("#models", DataTable)
+        if str(table.border_subtitle or "") != line.plain:  # unchanged: no repaint
+            table.border_subtitle = line
 
     def _show_gpus(self, table_id: str, gpus: list[Gpu]) -> None:
         rows = [
