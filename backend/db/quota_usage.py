@@ -82,6 +82,42 @@ class QuotaUsageStore:
             conn.execute(sa.delete(table).where(table.c.at < before))
 
     def summary(self, since: float) -> dict[Key, UsageWindow]:
+        """Average and peak per tenant and model of the recordings from ``since`` on."""
+        return {key: window for key, (window, _, _) in self._grouped(since).items()}
+
+    def gpu_hours(self, since: float, interval: float) -> dict[Key, GpuHours]:
+        """GPU-hours from ``since`` on (see the module's docstring for the weights)."""
+        return self.summaries(since, interval)[1]
+
+    def summaries(
+        self, since: float, interval: float
+    ) -> tuple[dict[Key, UsageWindow], dict[Key, GpuHours]]:
+        """Both summaries of a window from one grouped scan.
+
+        Most recordings weigh exactly ``interval`` (the recorder sleeps that long between two),
+        so GPU-seconds are ``interval × SUM(allocated)`` from the scan, corrected by the few
+        recordings that weigh otherwise: the newest, those before a gap or closer than the
+        interval to the next, and the one before the window whose interval reaches into it."""
+        grouped = self._grouped(since)
+        seconds = {key: [interval * a, interval * b] for key, (_, a, b) in grouped.items()}
+        for (tenant, model), extra, allocated, busy in self._corrections(since, interval):
+            held = seconds.setdefault((tenant, model), [0.0, 0.0])
+            held[0] += extra * allocated
+            held[1] += extra * busy
+        windows = {key: window for key, (window, _, _) in grouped.items()}
+        hours = {
+            key: GpuHours(
+                samples=windows[key].samples if key in windows else 0,
+                allocated=max(0.0, a) / HOUR,
+                busy=max(0.0, b) / HOUR,
+            )
+            for key, (a, b) in seconds.items()
+        }
+        return windows, hours
+
+    def _grouped(self, since: float) -> dict[Key, tuple[UsageWindow, float, float]]:
+        """Per tenant and model from ``since`` on: the window, and the sums of allocated and
+        busy GPUs over its recordings."""
         t = QuotaUsageRow.__table__  # type: ignore[attr-defined]
         query = (
             sa.select(
@@ -94,63 +130,59 @@ class QuotaUsageStore:
                 sa.func.max(t.c.busy),
                 sa.func.avg(t.c.pending),
                 sa.func.max(t.c.pending),
+                sa.func.sum(t.c.allocated),
+                sa.func.sum(t.c.busy),
             )
             .where(t.c.at >= since)
             .group_by(t.c.tenant, t.c.gpu_model)
         )
         with self.engine.connect() as conn:
             return {
-                (tenant, model): UsageWindow(
-                    samples=n,
-                    allocated_avg=_number(a_avg),
-                    allocated_peak=a_max,
-                    busy_avg=_number(b_avg),
-                    busy_peak=b_max,
-                    pending_avg=_number(p_avg),
-                    pending_peak=p_max,
+                (tenant, model): (
+                    UsageWindow(
+                        samples=n,
+                        allocated_avg=_number(a_avg),
+                        allocated_peak=a_max,
+                        busy_avg=_number(b_avg),
+                        busy_peak=b_max,
+                        pending_avg=_number(p_avg),
+                        pending_peak=p_max,
+                    ),
+                    float(a_sum or 0),
+                    float(b_sum or 0),
                 )
-                for tenant, model, n, a_avg, a_max, b_avg, b_max, p_avg, p_max in conn.execute(
-                    query
-                )
-            }
+                for (
+                    tenant, model, n, a_avg, a_max, b_avg, b_max, p_avg, p_max, a_sum, b_sum
+                ) in conn.execute(query)
+            }  # fmt: skip
 
-    def gpu_hours(self, since: float, interval: float) -> dict[Key, GpuHours]:
-        """GPU-hours from ``since`` on: each recording weighs the seconds until the next one, at
-        most ``interval``, clipped to start at ``since`` (a window function over the recording
-        times, then one grouped sum). The newest recording weighs nothing yet."""
+    def _corrections(
+        self, since: float, interval: float
+    ) -> list[tuple[tuple[str, str], float, int, int]]:
+        """((tenant, model), seconds to add per GPU, allocated, busy) of every recording whose
+        weight is not the ``interval`` the grouped scan gave it (0 before the window)."""
         t = QuotaUsageRow.__table__  # type: ignore[attr-defined]
-        times = sa.select(t.c.at).where(t.c.at >= since - interval).distinct().subquery()
-        spans = sa.select(
-            times.c.at, sa.func.lead(times.c.at).over(order_by=times.c.at).label("next")
-        ).subquery()
-        latest = spans.c.at + interval
-        end = sa.case(
-            (spans.c.next.is_(None), spans.c.at),
-            (spans.c.next > latest, latest),
-            else_=spans.c.next,
-        )
-        seconds = end - sa.case((spans.c.at < since, since), else_=spans.c.at)
-        query = (
-            sa.select(
-                t.c.tenant,
-                t.c.gpu_model,
-                sa.func.count(),
-                sa.func.sum(t.c.allocated * seconds),
-                sa.func.sum(t.c.busy * seconds),
-            )
-            .join(spans, spans.c.at == t.c.at)
-            .where(sa.or_(spans.c.at >= since, end > since))
-            .group_by(t.c.tenant, t.c.gpu_model)
-        )
         with self.engine.connect() as conn:
-            return {
-                (tenant, model): GpuHours(
-                    samples=n,
-                    allocated=float(allocated or 0) / HOUR,
-                    busy=float(busy or 0) / HOUR,
+            times = list(
+                conn.execute(
+                    sa.select(t.c.at).where(t.c.at >= since - interval).distinct().order_by(t.c.at)
+                ).scalars()
+            )
+            extra = {}
+            for at, following in zip(times, [*times[1:], None], strict=True):
+                end = at if following is None else min(following, at + interval)
+                weight = max(0.0, end - max(at, since))
+                counted = interval if at >= since else 0.0
+                if abs(weight - counted) > 1e-9:
+                    extra[at] = weight - counted
+            if not extra:
+                return []
+            rows = conn.execute(
+                sa.select(t.c.tenant, t.c.gpu_model, t.c.at, t.c.allocated, t.c.busy).where(
+                    t.c.at.in_(list(extra))
                 )
-                for tenant, model, n, allocated, busy in conn.execute(query)
-            }
+            )
+            return [((tenant, model), extra[at], a, b) for tenant, model, at, a, b in rows]
 
 
 def _number(value: object) -> float | None:
@@ -182,9 +214,10 @@ class QuotaUsageHistory:
         await asyncio.to_thread(self.store.record, now, samples)
         await asyncio.to_thread(self.store.prune, now - self.retention)
         for name, seconds in WINDOWS.items():
-            since = now - seconds
-            self._windows[name] = await asyncio.to_thread(self.store.summary, since)
-            self._hours[name] = await asyncio.to_thread(self.store.gpu_hours, since, self.interval)
+            windows, hours = await asyncio.to_thread(
+                self.store.summaries, now - seconds, self.interval
+            )
+            self._windows[name], self._hours[name] = windows, hours
         self.updated = datetime.fromtimestamp(now, UTC)
 
     def windows(self) -> Mapping[str, Mapping[Key, UsageWindow]]:
