@@ -45,6 +45,8 @@ async def test_the_tenant_shows_its_cost_and_r_prefills_the_reclaim(tmp_path: Pa
             pilot, lambda: isinstance(app.screen, TenantDetailScreen) and app.screen.data
         )
         screen = app.screen
+        await pilot.press("c")  # the cost panel, scrolled into view
+        assert screen.focused is screen.query_one("#cost", DataTable)
         rows = [
             [str(cell) for cell in screen.query_one("#cost", DataTable).get_row_at(i)]
             for i in range(screen.query_one("#cost", DataTable).row_count)

@@ -1,5 +1,5 @@
-"""One tenant: quota per GPU model against used / borrowed / pending, its queue, cost, idle GPUs,
-workloads and GPUs.
+"""One tenant: quota per GPU model against used / borrowed / pending, its queue, workloads and
+GPUs, then its cost and the GPUs it holds idle (``c`` goes there).
 
 A few small calls per refresh (the tenant, its workloads, its GPUs, its cost over 24 h, 7 d and
 30 d), made concurrently. Enter on a workload opens it; enter on a GPU opens its node. ``R``
@@ -57,6 +57,7 @@ class TenantDetailScreen(DetailScreen[TenantView]):
         *DetailScreen.BINDINGS,
         Binding("w", "focus_panel('workloads')", "Workloads"),
         Binding("g", "focus_panel('gpus')", "GPUs"),
+        Binding("c", "focus_panel('cost')", "Cost"),
         Binding("h", "history", "History"),
         Binding("Q", "quota", "Quota"),
         Binding("R", "reclaim", "Reclaim idle"),
@@ -96,15 +97,6 @@ class TenantDetailScreen(DetailScreen[TenantView]):
                 ["MODEL", "FLAVOR", "USED / NOMINAL", "BORROWED", "PENDING", "BORROW≤", "LEND≤"],
             )
             yield panel_table(
-                "cost",
-                "Cost",
-                ["WINDOW", "MODEL", "GPU-HOURS", "EFFICIENCY", "PRICE/H", "COST"],
-                cursor=False,
-            )
-            idle = Static("", id="idle", classes="panel")
-            idle.border_title = "Idle GPUs now  (R reclaim)"
-            yield idle
-            yield panel_table(
                 "workloads",
                 "Workloads",
                 ["KIND", "NAMESPACE", "NAME", "STATUS", "READY", "GPUS", "MODEL", "STAGE"],
@@ -114,6 +106,14 @@ class TenantDetailScreen(DetailScreen[TenantView]):
                 "GPUs",
                 ["GPU", "MODEL", "UTIL", "MEMORY", "TEMP", "POD", "WORKLOAD"],
             )
+            yield panel_table(
+                "cost",
+                "Cost",
+                ["WINDOW", "MODEL", "GPU-HOURS", "EFFICIENCY", "PRICE/H", "COST"],
+            )
+            idle = Static("", id="idle", classes="panel")
+            idle.border_title = "Idle GPUs now  (R reclaim)"
+            yield idle
 
     async def fetch(self) -> TenantView:
         client = shell(self.app).client
