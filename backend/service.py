@@ -45,6 +45,7 @@ from backend.telemetry.scrape import ScrapeTarget, TelemetryCollector
 from backend.version import VERSION
 
 log = logging.getLogger("opsconsole.serve")
+USAGE_TELEMETRY_WAIT = 60.0  # seconds the first usage recording waits for telemetry
 
 
 @dataclass
@@ -222,11 +223,18 @@ class Backend:
 
     # -- the quota usage history ---------------------------------------------------------------
     async def _usage_loop(self) -> None:
-        """Record every tenant's quota usage per GPU model, once per interval, from the model."""
+        """Record every tenant's quota usage per GPU model, once per interval, from the model.
+
+        The first recording waits for the first model, and for a model with telemetry (where a
+        GPU without any would count as not busy), at most ``USAGE_TELEMETRY_WAIT`` seconds."""
+        deadline = time.monotonic() + USAGE_TELEMETRY_WAIT
+        while self._model is None or (
+            not self._telemetry_snapshot.samples
+            and self.settings.telemetry_mode != "off"
+            and time.monotonic() < deadline
+        ):
+            await asyncio.sleep(1.0)
         while True:
-            if self._model is None:  # the first recording waits for the first model
-                await asyncio.sleep(1.0)
-                continue
             try:
                 await self.record_quota_usage()
             except Exception:  # the database may be away for a while: try again next time

@@ -21,6 +21,7 @@ from backend.settings import Settings
 from opsconsole import cost_cli
 from opsconsole.cli import main as cli
 from opsconsole.client import BackendClient
+from tests.conftest import LiveCluster
 from tests.support.backend import FleetBackend
 from tests.support.cost import A100, PRICES, costed_fleet
 from tests.support.fleets import H100
@@ -197,3 +198,25 @@ def test_prices_come_from_the_environment_in_either_form(monkeypatch: pytest.Mon
         monkeypatch.setenv("OPSCONSOLE_GPU_PRICES", bad)
         with pytest.raises(ValueError, match="gpu_prices"):
             Settings()
+
+
+def test_the_backend_serves_cost_from_its_usage_history(live_cluster: LiveCluster) -> None:
+    """The assembled backend on the demo sandbox: a row per tenant and quota from its first
+    recording (which counts no time yet, and was taken with the telemetry in), no prices set, and
+    the idle GPUs its telemetry sees."""
+    headers = bearer(live_cluster.token)
+    with httpx.Client(base_url=live_cluster.backend_url, headers=headers, timeout=30) as http:
+        report = CostReport.model_validate(http.get("/api/v1/cost?since=30d").json())
+        quotas = http.get("/api/v1/quotas").json()["items"]
+        overview = http.get("/api/v1/overview").json()
+    assert report.history_updated is not None
+    assert {(r.tenant, r.gpu_model) for r in report.items} == {
+        (q["tenant"], q["gpu_model"]) for q in quotas
+    }
+    assert all(r.samples == 1 and r.gpu_hours == 0.0 and r.cost is None for r in report.items)
+    assert report.idle_gpus == overview["totals"]["gpus_idle"] > 0
+    assert all(i.cost_per_day is None for i in report.idle)
+    # A GPU held without a quota of its model (borrowed through the cohort) has no quota to cut.
+    assert {i.quota_model for i in report.idle} >= {None, "NVIDIA-H100-80GB-HBM3"}
+    # The first recording waited for the telemetry: busy = held GPUs that are not idle.
+    assert all(q["usage_24h"]["busy_peak"] == q["allocated"] - q["idle"] for q in quotas)
