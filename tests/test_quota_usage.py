@@ -95,9 +95,9 @@ def test_gpu_hours_window_starts_exactly_at_its_boundary(database_url: str) -> N
         store.record(since - INTERVAL, [UsageSample("team-a", H100, 100, 100, 0)])
         store.record(since, [UsageSample("team-a", H100, 36, 18, 0)])
         store.record(since + INTERVAL, [UsageSample("team-a", H100, 12, 6, 0)])
-        hours = store.gpu_hours(since, INTERVAL)[("team-a", H100)]
+        hours = store.summaries(since, INTERVAL)[1][("team-a", H100)]
         assert (hours.samples, hours.allocated, hours.busy) == (2, 3.0, 1.5)
-        earlier = store.gpu_hours(since - 1, INTERVAL)[("team-a", H100)]
+        earlier = store.summaries(since - 1, INTERVAL)[1][("team-a", H100)]
         assert (earlier.samples, earlier.allocated) == (2, pytest.approx(3.0 + 100 / 3600))
     finally:
         engine.dispose()

@@ -85,14 +85,11 @@ class QuotaUsageStore:
         """Average and peak per tenant and model of the recordings from ``since`` on."""
         return {key: window for key, (window, _, _) in self._grouped(since).items()}
 
-    def gpu_hours(self, since: float, interval: float) -> dict[Key, GpuHours]:
-        """GPU-hours from ``since`` on (see the module's docstring for the weights)."""
-        return self.summaries(since, interval)[1]
-
     def summaries(
         self, since: float, interval: float
     ) -> tuple[dict[Key, UsageWindow], dict[Key, GpuHours]]:
-        """Both summaries of a window from one grouped scan.
+        """Both summaries of a window from one grouped scan: average and peak, and GPU-hours
+        (see the module's docstring for the weights).
 
         Most recordings weigh exactly ``interval`` (the recorder sleeps that long between two),
         so GPU-seconds are ``interval × SUM(allocated)`` from the scan, corrected by the few
