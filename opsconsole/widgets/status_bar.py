@@ -1,4 +1,5 @@
-"""The status bar: which backend, who is operating, how old the data is, and the link state.
+"""The status bar: which backend, who is operating, firing alerts, how old the data is, and the
+link state.
 
 Who is operating is who the backend says the token belongs to, with its role and tenant scope;
 before it has said (or from a backend without identities) the local operator name. Checked
@@ -47,7 +48,8 @@ def _age(age: float | None) -> str:
 
 
 def status_text(state: ConnectionState) -> Text:
-    """One line: ``SANDBOX  backend URL  op alice operator (team-a)  data 3 s  ● connected``."""
+    """One line: ``SANDBOX  backend URL  op alice operator (team-a)  ▲ 2 firing  data 3 s
+    ● connected`` (the firing alerts from the backend's ``/info``, when there are some)."""
     line = Text(no_wrap=True, overflow="ellipsis", end="")
     if state.sandbox:
         line.append(" SANDBOX ", style="bold black on yellow")
@@ -65,6 +67,9 @@ def status_text(state: ConnectionState) -> Text:
             line.append_text(literal(f" ({scope_text(identity.tenants)})", style="dim"))
     if state.read_only:
         line.append(" read-only", style="bold cyan")
+    firing = state.info.alerts_firing if state.info else None
+    if firing:
+        line.append(f"  ▲ {firing} firing", style="bold red")
     line.append("  data ")
     line.append(_age(state.data_age()), style="bold")
     line.append("  ")
