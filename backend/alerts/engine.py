@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from backend.alerts.rules import AlertInputs, ConfiguredRule, Observation, duration
-from backend.schemas import Alert, AlertState
+from backend.schemas import Alert, AlertState, ProblemSeverity
 
 RESOLVED_KEPT_SECONDS = 3600.0  # how long a resolved alert stays in the current list
 RESOLVED_KEPT_MAX = 500
 STATE_ORDER = {AlertState.FIRING: 0, AlertState.PENDING: 1, AlertState.RESOLVED: 2}
+SEVERITY_ORDER = {ProblemSeverity.CRITICAL: 0, ProblemSeverity.WARNING: 1, ProblemSeverity.INFO: 2}
 
 
 @dataclass(slots=True)
@@ -30,6 +31,15 @@ class _Active:
     observation: Observation
     started: float
     firing_since: float | None = None
+
+
+def _order(alert: Alert) -> tuple[int, int, float, str]:
+    return (
+        STATE_ORDER[alert.state],
+        SEVERITY_ORDER[alert.severity],
+        -alert.since.timestamp(),
+        alert.subject.name,
+    )
 
 
 def _time(at: float) -> datetime:
@@ -123,7 +133,8 @@ class AlertEngine:
         return alert
 
     def current(self) -> list[Alert]:
-        """Firing, then pending, then resolved (in the last hour); newest first in each."""
+        """Firing, then pending, then resolved (in the last hour); in each the most severe, then
+        the newest first."""
         alerts = [
             _alert(
                 a,
@@ -134,5 +145,5 @@ class AlertEngine:
             for a in self._active.values()
         ]
         alerts.extend(self._resolved)
-        alerts.sort(key=lambda a: (STATE_ORDER[a.state], -a.since.timestamp(), a.subject.name))
+        alerts.sort(key=_order)
         return alerts

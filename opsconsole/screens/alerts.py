@@ -1,8 +1,9 @@
 """``:alerts`` (key 7): firing alerts, then pending ones, then those resolved in the last hour.
 
 One ``GET /alerts?state=all`` per refresh. Each row says the state, severity, rule, subject, the
-observed value and since when; enter opens the subject: a GPU's or node's detail, a workload's,
-a tenant's. Every text from the backend (names, messages) is shown literally.
+observed value and since when; the highlighted alert's whole message is shown under the table.
+Enter opens the subject: a GPU's or node's detail, a workload's, a tenant's. Every text from the
+backend (names, messages) is shown literally.
 """
 
 from __future__ import annotations
@@ -71,6 +72,11 @@ class AlertsScreen(RefreshingScreen[AlertList]):
         border-title-color: $text-primary;
         border-title-style: bold;
     }
+    AlertsScreen #message {
+        height: auto;
+        max-height: 3;
+        padding: 0 1;
+    }
     """
     BINDINGS: ClassVar[list[BindingType]] = [*RefreshingScreen.BINDINGS]
     AUTO_FOCUS = "#alerts"
@@ -85,6 +91,7 @@ class AlertsScreen(RefreshingScreen[AlertList]):
         yield panel_table(
             "alerts", "Alerts", ["STATE", "SEV", "RULE", "SUBJECT", "VALUE", "SINCE", "MESSAGE"]
         )
+        yield Static("", id="message")
 
     async def fetch(self) -> AlertList:
         return await shell(self.app).client.alerts(state="all", limit=ROW_LIMIT)
@@ -110,6 +117,18 @@ class AlertsScreen(RefreshingScreen[AlertList]):
         if not rows:
             rows = [(Text("ok", style="green"), "", Text("no alerts", style="dim"), "", "", "", "")]
         refill(table, rows, limit=ROW_LIMIT)
+        self._show_message(table.cursor_row)
+
+    def _show_message(self, index: int) -> None:
+        """The highlighted alert's whole message (its column is clipped on a small terminal)."""
+        message = Text()
+        if 0 <= index < len(self._shown):
+            alert = self._shown[index]
+            message = literal(f"{alert.subject.name}: {alert.message}")
+        update_static(self.query_one("#message", Static), message)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_message(event.cursor_row)
 
     def _summary(self, data: AlertList) -> Text:
         out = Text()
