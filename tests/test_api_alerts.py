@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from backend.schemas import API_PREFIX, AlertList, Overview
+from tests.conftest import LiveCluster
 from tests.support.alerts import Alerting
 from tests.support.backend import FleetBackend
 from tests.support.fleets import SAMPLED_AT, generated_fleet
@@ -113,3 +114,26 @@ async def test_no_alerts_yet_answers_503() -> None:
         answer = await http.get(f"{API_PREFIX}/alerts")
         assert answer.status_code == 503
         assert (await http.get(f"{API_PREFIX}/info")).json()["alerts_firing"] is None
+
+
+def test_the_backend_evaluates_the_demo_fleet_and_keeps_the_history(
+    live_cluster: LiveCluster,
+) -> None:
+    """On the demo sandbox: node-12/gpu7's XID fires at once (``for: 0``), the saturated GPUs
+    of node-09 are pending; the firing alert is in the history and in ``/info``."""
+    with httpx.Client(
+        base_url=live_cluster.backend_url, timeout=10.0, headers=live_cluster.headers
+    ) as http:
+        firing = AlertList.model_validate(http.get(f"{API_PREFIX}/alerts").json())
+        assert ("firing", "gpu_xid", "node-12/gpu7") in subjects(firing)
+        pending = AlertList.model_validate(
+            http.get(f"{API_PREFIX}/alerts", params={"state": "pending"}).json()
+        )
+        assert ("pending", "gpu_saturated", "node-09/gpu0") in subjects(pending)
+        history = AlertList.model_validate(
+            http.get(
+                f"{API_PREFIX}/alerts", params={"since": "2026-01-01T00:00:00Z", "limit": 1000}
+            ).json()
+        )
+        assert ("firing", "gpu_xid", "node-12/gpu7") in subjects(history)
+        assert http.get(f"{API_PREFIX}/info").json()["alerts_firing"] == firing.firing

@@ -132,6 +132,27 @@ def test_status_bar_shows_the_firing_count_only_when_some_fire() -> None:
     assert "firing" not in status_text(state).plain
 
 
+def test_on_a_narrow_terminal_the_url_gives_way_to_the_alerts_and_the_link() -> None:
+    state = ConnectionState(
+        backend_url="http://opsconsole-backend.example.internal:8080",
+        operator="alice",
+        sandbox=True,
+        clock=lambda: 0,
+    )
+    state.ok()
+    state.info = BackendInfo(
+        version="t",
+        cluster_server="https://k",
+        telemetry_mode="off",
+        freshness=DataFreshness(synced=True),
+        alerts_firing=12,
+    )
+    line = status_text(state, 80).plain
+    assert line.endswith("▲ 12 firing  data <5 s  ● connected") and len(line) <= 80
+    assert " SANDBOX  http://opsconsole-back…  op alice  ▲ 12" in line
+    assert "opsconsole-backend.example.internal:8080" in status_text(state, 160).plain
+
+
 def test_a_tenant_problem_leads_to_the_tenant() -> None:
     starving = Problem(
         severity=ProblemSeverity.WARNING, kind="tenant-starving", subject="team-a", message="x"
