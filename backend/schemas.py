@@ -736,6 +736,7 @@ class Alert(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict, description="Prometheus-style labels.")
     value: float | None = Field(None, description="The observed value; null once unobserved.")
     threshold: float
+    unit: str = Field("", description="The value's and threshold's unit: %, °C or none.")
     since: datetime = Field(description="When it entered this state.")
     started: datetime = Field(description="When its condition became true (pending began).")
     message: str = Field(description="What was observed against the rule, or why it cleared.")

@@ -66,6 +66,7 @@ def _alert(active: _Active, state: AlertState, at: float, message: str) -> Alert
         labels=labels,
         value=observation.value,
         threshold=rule.threshold,
+        unit=rule.kind.unit,
         since=_time(at),
         started=_time(active.started),
         message=message,

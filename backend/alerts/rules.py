@@ -89,11 +89,16 @@ class ConfiguredRule:
         text = (
             k.phrase(observation)
             if k.phrase is not None
-            else f"{k.title} {value}{k.unit} {k.op} {threshold}{k.unit}"
+            else f"{k.title} {value}{_unit(k.unit)} {k.op} {threshold}{_unit(k.unit)}"
         )
         if self.for_seconds:
             text += f" for {duration(self.for_seconds)}"
         return f"{text} ({observation.detail})" if observation.detail else text
+
+
+def _unit(unit: str) -> str:
+    """``97%`` but ``89 °C``."""
+    return unit if unit in ("", "%") else f" {unit}"
 
 
 def number(value: float) -> str:
@@ -220,7 +225,7 @@ RULE_KINDS: dict[str, RuleKind] = {
             "gpu_idle", "allocated GPU utilization", "<", "%", "gpu-idle", allocated_gpu_utilization
         ),
         RuleKind("gpu_xid", "XID", ">", "", "xid", gpu_xid, lambda o: f"XID {number(o.value)}"),
-        RuleKind("gpu_hot", "GPU temperature", ">=", " °C", "hot", gpu_temperature),
+        RuleKind("gpu_hot", "GPU temperature", ">=", "°C", "hot", gpu_temperature),
         RuleKind(
             "rollout_stuck",
             "rollout stuck",

@@ -51,11 +51,11 @@ def open_subject(console: ConsoleShell, subject: AlertSubject) -> bool:
 
 
 def value_text(alert: Alert) -> Text:
-    """The observed value, with the unit a GPU rule's value has."""
+    """The observed value with its unit (``97%``, ``89 °C``)."""
     if alert.value is None:
         return fmt.na()
-    unit = {"gpu_saturated": "%", "gpu_idle": "%", "gpu_hot": " °C"}.get(alert.rule, "")
-    return Text(f"{alert.value:.0f}{unit}")
+    unit = alert.unit if alert.unit in ("", "%") else f" {alert.unit}"
+    return literal(f"{alert.value:.0f}{unit}")
 
 
 class AlertsScreen(RefreshingScreen[AlertList]):
