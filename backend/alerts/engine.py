@@ -46,18 +46,17 @@ def _time(at: float) -> datetime:
     return datetime.fromtimestamp(at, UTC)
 
 
+LABELS = ("node", "gpu_uuid", "namespace", "workload_kind", "workload", "tenant")
+
+
 def _alert(active: _Active, state: AlertState, at: float, message: str) -> Alert:
     rule, observation = active.rule, active.observation
     subject = observation.subject
-    labels = {
-        "alertname": rule.name,
-        "severity": rule.severity.value,
-        **{
-            key: str(value)
-            for key, value in subject.model_dump(exclude={"name", "kind"}).items()
-            if value is not None
-        },
-    }
+    labels = {"alertname": rule.name, "severity": rule.severity.value}
+    for name in LABELS:
+        value = getattr(subject, name)
+        if value is not None:
+            labels[name] = value
     return Alert(
         rule=rule.name,
         severity=rule.severity,

@@ -19,6 +19,8 @@ from backend.schemas import (
     AlertSubjectKind,
     Gpu,
     ProblemSeverity,
+    RolloutProgress,
+    TenantQuota,
     Workload,
 )
 from backend.settings import AlertRule
@@ -39,13 +41,30 @@ class AlertInputs:
     telemetry: TelemetrySnapshot
 
 
-@dataclass(frozen=True, slots=True)
 class Observation:
-    """One subject's observed value, and what else explains it (shown in the message)."""
+    """One subject's observed value; what it is about and what else explains it (shown in the
+    message) are worked out only when asked, that is for the few that hold: a rule observes
+    every GPU of the fleet."""
 
-    subject: AlertSubject
-    value: float
-    detail: str = ""
+    __slots__ = ("_explain", "_facts", "value")
+
+    def __init__(self, value: float, explain: Callable[[], tuple[AlertSubject, str]]) -> None:
+        self.value = value
+        self._explain = explain
+        self._facts: tuple[AlertSubject, str] | None = None
+
+    def _explained(self) -> tuple[AlertSubject, str]:
+        if self._facts is None:
+            self._facts = self._explain()
+        return self._facts
+
+    @property
+    def subject(self) -> AlertSubject:
+        return self._explained()[0]
+
+    @property
+    def detail(self) -> str:
+        return self._explained()[1]
 
 
 Observer = Callable[[AlertInputs], Iterator[tuple[str, Observation]]]
@@ -143,31 +162,35 @@ def _holder(gpu: Gpu) -> str:
     return f"pod {gpu.namespace}/{gpu.pod}" if gpu.pod else ""
 
 
+def _about_gpu(gpu: Gpu) -> Callable[[], tuple[AlertSubject, str]]:
+    return lambda: (gpu_subject(gpu), _holder(gpu))
+
+
 # -- observers -----------------------------------------------------------------------------------
 
 
 def gpu_utilization(inputs: AlertInputs) -> Iterator[tuple[str, Observation]]:
     for gpu in inputs.model.gpus.items:
         if gpu.utilization is not None:
-            yield gpu.uuid, Observation(gpu_subject(gpu), gpu.utilization, _holder(gpu))
+            yield gpu.uuid, Observation(gpu.utilization, _about_gpu(gpu))
 
 
 def allocated_gpu_utilization(inputs: AlertInputs) -> Iterator[tuple[str, Observation]]:
     for gpu in inputs.model.gpus.items:
         if gpu.allocated and gpu.utilization is not None:
-            yield gpu.uuid, Observation(gpu_subject(gpu), gpu.utilization, _holder(gpu))
+            yield gpu.uuid, Observation(gpu.utilization, _about_gpu(gpu))
 
 
 def gpu_xid(inputs: AlertInputs) -> Iterator[tuple[str, Observation]]:
     for gpu in inputs.model.gpus.items:
         if gpu.last_xid is not None:
-            yield gpu.uuid, Observation(gpu_subject(gpu), float(gpu.last_xid), _holder(gpu))
+            yield gpu.uuid, Observation(float(gpu.last_xid), _about_gpu(gpu))
 
 
 def gpu_temperature(inputs: AlertInputs) -> Iterator[tuple[str, Observation]]:
     for gpu in inputs.model.gpus.items:
         if gpu.temperature_c is not None:
-            yield gpu.uuid, Observation(gpu_subject(gpu), gpu.temperature_c, _holder(gpu))
+            yield gpu.uuid, Observation(gpu.temperature_c, _about_gpu(gpu))
 
 
 def rollout_stuck(inputs: AlertInputs) -> Iterator[tuple[str, Observation]]:
@@ -175,13 +198,15 @@ def rollout_stuck(inputs: AlertInputs) -> Iterator[tuple[str, Observation]]:
     for workload in inputs.model.workloads.items:
         rollout = workload.rollout
         if rollout is not None:
-            detail = (
-                f"{rollout.updated}/{rollout.desired} updated, {rollout.available} available"
-                if rollout.stuck
-                else ""
-            )
             key = f"{workload.namespace}/{workload.kind.value}/{workload.name}"
-            yield key, Observation(workload_subject(workload), float(rollout.stuck), detail)
+            yield key, Observation(float(rollout.stuck), _about_rollout(workload, rollout))
+
+
+def _about_rollout(
+    workload: Workload, rollout: RolloutProgress
+) -> Callable[[], tuple[AlertSubject, str]]:
+    progress = f"{rollout.updated}/{rollout.desired} updated, {rollout.available} available"
+    return lambda: (workload_subject(workload), progress if rollout.stuck else "")
 
 
 def tenant_starving(inputs: AlertInputs) -> Iterator[tuple[str, Observation]]:
@@ -189,9 +214,12 @@ def tenant_starving(inputs: AlertInputs) -> Iterator[tuple[str, Observation]]:
     for tenant in inputs.model.tenants.items:
         starving = [q for q in tenant.quotas if q.pending > 0 and q.used < q.nominal]
         pending = sum(q.pending for q in starving)
-        detail = ", ".join(f"{q.gpu_model}: {q.used} of {q.nominal} used" for q in starving)
-        subject = AlertSubject(kind=AlertSubjectKind.TENANT, name=tenant.name, tenant=tenant.name)
-        yield tenant.name, Observation(subject, float(pending), detail)
+        yield tenant.name, Observation(float(pending), _about_tenant(tenant.name, starving))
+
+
+def _about_tenant(name: str, starving: list[TenantQuota]) -> Callable[[], tuple[AlertSubject, str]]:
+    detail = ", ".join(f"{q.gpu_model}: {q.used} of {q.nominal} used" for q in starving)
+    return lambda: (AlertSubject(kind=AlertSubjectKind.TENANT, name=name, tenant=name), detail)
 
 
 def telemetry_samples(inputs: AlertInputs) -> Iterator[tuple[str, Observation]]:
@@ -205,8 +233,12 @@ def telemetry_samples(inputs: AlertInputs) -> Iterator[tuple[str, Observation]]:
     detail = f"{failing} telemetry source(s) failing" if failing else ""
     for node in inputs.model.nodes.items:
         if node.gpus_capacity > 0:
-            subject = AlertSubject(kind=AlertSubjectKind.NODE, name=node.name, node=node.name)
-            yield node.name, Observation(subject, float(sampled.get(node.name, 0)), detail)
+            value = float(sampled.get(node.name, 0))
+            yield node.name, Observation(value, _about_node(node.name, detail))
+
+
+def _about_node(name: str, detail: str) -> Callable[[], tuple[AlertSubject, str]]:
+    return lambda: (AlertSubject(kind=AlertSubjectKind.NODE, name=name, node=name), detail)
 
 
 def _sampled_per_node(gpus: list[Gpu]) -> Mapping[str, int]:
