@@ -4,7 +4,9 @@ and the history of transitions in SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -284,3 +286,40 @@ async def test_history_keeps_a_row_per_transition(database_url: str) -> None:
         ]
     finally:
         db.dispose()
+
+
+async def test_the_monitor_evaluates_on_a_new_model_and_every_interval() -> None:
+    """A ``for:`` must run out on a fleet that does not change: evaluations come every
+    interval, and at once when woken by a new model."""
+    inputs = gpu_fleet(utilization=99.0)
+    clock = Clock()
+    monitor = AlertMonitor(
+        engine(gpu_saturated=AlertRule(threshold=95.0, for_seconds=600)),
+        None,
+        interval=0.05,
+        clock=clock,
+    )
+    latest: list[Any] = [None]
+    await monitor.start(lambda: (latest[0], inputs.telemetry))
+    try:
+        await asyncio.sleep(0.2)
+        assert monitor.evaluations == 0  # no model yet: nothing to evaluate
+        latest[0] = inputs.model
+        await wait(lambda: monitor.evaluations >= 1)
+        assert [a.state for a in monitor.view.alerts] == [AlertState.PENDING]
+        clock.now = T0 + 600  # time passes, the fleet does not change
+        await wait(lambda: monitor.view.alerts[0].state is AlertState.FIRING)
+        monitor.interval = 3600.0
+        await asyncio.sleep(0.1)  # the loop is now waiting for an hour, or for a wake
+        count = monitor.evaluations
+        monitor.wake()
+        await wait(lambda: monitor.evaluations > count)
+    finally:
+        await monitor.stop()
+
+
+async def wait(check: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
