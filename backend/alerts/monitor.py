@@ -41,9 +41,11 @@ def visible(alert: Alert, scope: frozenset[str] | None) -> bool:
 
 def as_problem(alert: Alert) -> Problem:
     """A firing alert as an overview problem (its subject named as problems name theirs)."""
-    kind = RULE_KINDS[alert.rule].problem_kind if alert.rule in RULE_KINDS else alert.rule
     return Problem(
-        severity=alert.severity, kind=kind, subject=alert.subject.name, message=alert.message
+        severity=alert.severity,
+        kind=RULE_KINDS[alert.rule].problem_kind,
+        subject=alert.subject.name,
+        message=alert.message,
     )
 
 

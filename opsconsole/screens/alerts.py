@@ -8,11 +8,8 @@ backend (names, messages) is shown literally.
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import BindingType
 from textual.widgets import DataTable, Static
 
 from backend.schemas import Alert, AlertList, AlertState, AlertSubject, AlertSubjectKind
@@ -78,7 +75,6 @@ class AlertsScreen(RefreshingScreen[AlertList]):
         padding: 0 1;
     }
     """
-    BINDINGS: ClassVar[list[BindingType]] = [*RefreshingScreen.BINDINGS]
     AUTO_FOCUS = "#alerts"
     TITLE = "Alerts"
 
