@@ -63,6 +63,9 @@ async def test_current_alerts_by_state(alerting: Alerting) -> None:
         assert (await http.get(f"{API_PREFIX}/alerts", params={"state": "loud"})).status_code == 422
         info = (await http.get(f"{API_PREFIX}/info")).json()
         assert info["alerts_firing"] == 1
+        metrics = (await http.get("/metrics")).text
+        assert 'opsconsole_alerts{rule="gpu_xid",state="firing"} 1.0' in metrics
+        assert 'opsconsole_alerts{rule="gpu_idle",state="pending"} 3.0' in metrics
 
 
 async def test_a_tenant_scope_sees_its_alerts_and_those_of_no_tenant(alerting: Alerting) -> None:

@@ -1,9 +1,9 @@
 """The backend's alerts: evaluated after each model rebuild and every ``interval`` seconds (so a
 ``for:`` runs out on a fleet that does not change), never per request.
 
-Each evaluation runs the engine in a worker thread, writes the transitions to the history (also
-in a thread), then publishes an immutable ``AlertView`` that every read answers from: the current
-alerts, counts and overview problems per tenant scope, and JSON rendered once per scope.
+Each evaluation runs the engine in a worker thread, publishes an ``AlertView`` that every read
+answers from (the current alerts, counts and overview problems per tenant scope, JSON rendered
+once per scope), then writes the transitions to the history, in a thread too.
 """
 
 from __future__ import annotations
