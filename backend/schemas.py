@@ -107,6 +107,9 @@ class BackendInfo(BaseModel):
     cluster_version: str | None = Field(None, description="The API server's gitVersion.")
     telemetry_mode: str
     freshness: DataFreshness
+    alerts_firing: int | None = Field(
+        None, description="Firing alerts the caller may see; null: the backend has no alerts."
+    )
 
 
 # -- tenants ---------------------------------------------------------------------------------------
@@ -760,3 +763,61 @@ class CostReport(BaseModel):
     history_updated: datetime | None = Field(
         None, description="When the usage history was last recorded; null: not yet."
     )
+
+
+# -- alerts ----------------------------------------------------------------------------------
+
+
+class AlertState(StrEnum):
+    """Prometheus's ``for:`` semantics: a condition true for less than the rule's duration is
+    pending, then firing; when it stops being true the alert is resolved."""
+
+    PENDING = "pending"
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+class AlertSubjectKind(StrEnum):
+    GPU = "gpu"
+    NODE = "node"
+    WORKLOAD = "workload"
+    TENANT = "tenant"
+
+
+class AlertSubject(BaseModel):
+    """What an alert is about, with what a console needs to open it."""
+
+    kind: AlertSubjectKind
+    name: str = Field(description="node-07/gpu3, node-07, team-a/llama-70b or team-a.")
+    node: str | None = None
+    gpu_uuid: str | None = None
+    namespace: str | None = None
+    workload_kind: str | None = Field(None, description="Deployment, InferenceService or Job.")
+    workload: str | None = None
+    tenant: str | None = Field(None, description="The tenant it belongs to; null: none.")
+
+
+class Alert(BaseModel):
+    """One alert in one state: current (``GET /alerts``) or a transition of the history."""
+
+    rule: str = Field(description="The rule's name, e.g. gpu_saturated.")
+    severity: ProblemSeverity
+    state: AlertState
+    subject: AlertSubject
+    labels: dict[str, str] = Field(default_factory=dict, description="Prometheus-style labels.")
+    value: float | None = Field(None, description="The observed value; null once unobserved.")
+    threshold: float
+    unit: str = Field("", description="The value's and threshold's unit: %, °C or none.")
+    since: datetime = Field(description="When it entered this state.")
+    started: datetime = Field(description="When its condition became true (pending began).")
+    message: str = Field(description="What was observed against the rule, or why it cleared.")
+
+
+class AlertList(BaseModel):
+    """``GET /api/v1/alerts``: current alerts (firing, then pending, then recently resolved),
+    or the history's transitions since a time, newest first."""
+
+    items: list[Alert]
+    firing: int = Field(0, description="Firing alerts the caller may see, in all.")
+    pending: int = Field(0, description="Pending alerts the caller may see, in all.")
+    evaluated_at: datetime | None = Field(None, description="The rules' last evaluation.")

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from backend.alerts.monitor import AlertMonitor, monitor_from_settings
 from backend.audit.log import AuditLog
 from backend.audit.store import AuditStore
 from backend.changes.head import ConfigMapHead
@@ -86,6 +87,7 @@ class Backend:
         self.identities: TokenAuthenticator | None = None  # from start(), like the audit log
         self.quota_usage: QuotaUsageHistory | None = None
         self.cost_basis = CostBasis.from_settings(settings)
+        self.alerts: AlertMonitor | None = None  # from start(): its history is in the database
         self._usage_task: asyncio.Task[None] | None = None
         self._model_task: asyncio.Task[None] | None = None
         self._recovery_task: asyncio.Task[None] | None = None
@@ -143,6 +145,8 @@ class Backend:
             interval=self.settings.quota_usage_interval,
         )
         self._usage_task = asyncio.create_task(self._usage_loop(), name="quota-usage")
+        self.alerts = monitor_from_settings(self.settings, self.database.engine)
+        await self.alerts.start(lambda: (self._model, self._telemetry_snapshot))
         await self.cache.start()
         if self.settings.telemetry_mode != "off":
             try:
@@ -208,6 +212,8 @@ class Backend:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         self._recovery_task = self._usage_task = None
+        if self.alerts is not None:
+            await self.alerts.stop()
         if self.audit is not None:
             await self.audit.stop()
         if self._model_task is not None:
@@ -301,6 +307,8 @@ class Backend:
             return
         self._model = model
         self._telemetry_snapshot = telemetry
+        if self.alerts is not None:
+            self.alerts.wake()
         stats = self.model_stats
         stats.builds += 1
         stats.last_duration = time.perf_counter() - start

@@ -13,10 +13,35 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import platformdirs
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 TelemetryMode = Literal["proxy", "direct", "urls", "prometheus", "nvml", "off"]
+
+
+class AlertRule(BaseModel):
+    """One alert rule: it fires once its condition (the observed value against ``threshold``)
+    has held for ``for_seconds`` (Prometheus's ``for:``); pending until then."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    threshold: float | None = Field(
+        description="What the observed value is compared with; null (gpu_hot): hot_temperature_c."
+    )
+    for_seconds: float = Field(ge=0, description="How long the condition holds before it fires.")
+    severity: Literal["critical", "warning", "info"] = "warning"
+    enabled: bool = True
+
+
+DEFAULT_ALERT_RULES: dict[str, AlertRule] = {
+    "gpu_saturated": AlertRule(threshold=95.0, for_seconds=600),
+    "gpu_idle": AlertRule(threshold=5.0, for_seconds=1800),
+    "gpu_xid": AlertRule(threshold=0.0, for_seconds=0, severity="critical"),
+    "gpu_hot": AlertRule(threshold=None, for_seconds=300),
+    "rollout_stuck": AlertRule(threshold=0.0, for_seconds=0),
+    "tenant_starving": AlertRule(threshold=0.0, for_seconds=600),
+    "telemetry_missing": AlertRule(threshold=1.0, for_seconds=300),
+}
 
 
 def data_dir() -> Path:
@@ -32,7 +57,9 @@ def default_database_url() -> str:
 class Settings(BaseSettings):
     """Everything ``opsconsole serve`` can be told; see the field descriptions."""
 
-    model_config = SettingsConfigDict(env_prefix="OPSCONSOLE_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="OPSCONSOLE_", env_nested_delimiter="__", extra="ignore"
+    )
 
     kubeconfig: Path | None = Field(
         None, description="kubeconfig file; default as kubectl finds it ($KUBECONFIG, ~/.kube)."
@@ -103,6 +130,15 @@ class Settings(BaseSettings):
         "for ResourceQuota tenants' any-model quota): 'NVIDIA-H100-80GB-HBM3=4.5,*=2' or a JSON "
         "object. A model without a price shows GPU-hours with its cost unknown.",
     )
+    alert_rules: dict[str, AlertRule] = Field(
+        default_factory=lambda: dict(DEFAULT_ALERT_RULES),
+        description="Per rule, what differs from its default (JSON, or "
+        "OPSCONSOLE_ALERT_RULES__GPU_IDLE__FOR_SECONDS=3600).",
+    )
+    alert_interval: float = Field(
+        15.0, gt=0, description="Seconds between evaluations while the fleet does not change."
+    )
+    alert_history_days: float = Field(30.0, gt=0, description="Days of alert history kept.")
 
     @field_validator("dcgm_urls", "allowed_hosts", mode="before")
     @classmethod
@@ -134,6 +170,27 @@ class Settings(BaseSettings):
         if bad:
             raise ValueError(f"gpu_prices: negative price for {', '.join(bad)}")
         return value
+
+    @field_validator("alert_rules", mode="before")
+    @classmethod
+    def _merge_alert_rules(cls, value: object) -> object:
+        """Each rule given is its default with the fields given replaced; unknown rules fail."""
+        if isinstance(value, str):
+            value = json.loads(value)
+        if not isinstance(value, dict):
+            return value
+        unknown = sorted(set(value) - set(DEFAULT_ALERT_RULES))
+        if unknown:
+            raise ValueError(
+                f"unknown alert rule {unknown[0]!r}; one of {sorted(DEFAULT_ALERT_RULES)}"
+            )
+        merged: dict[str, object] = {}
+        for name, rule in DEFAULT_ALERT_RULES.items():
+            given = value.get(name, {})
+            if isinstance(given, AlertRule):
+                given = given.model_dump()
+            merged[name] = {**rule.model_dump(), **given} if isinstance(given, dict) else given
+        return merged
 
     @model_validator(mode="after")
     def _tls_pair(self) -> Settings:

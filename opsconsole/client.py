@@ -23,6 +23,7 @@ from backend.schemas import (
     API_PREFIX,
     OPERATOR_HEADER,
     SSH_CLIENT_HEADER,
+    AlertList,
     AuditFilter,
     AuditPage,
     AuditRecordDetail,
@@ -378,6 +379,13 @@ class BackendClient:
         return await self._get("/cost", CostReport, {"since": since})
 
     # -- quotas ------------------------------------------------------------------------------------
+    async def alerts(
+        self, *, state: str | None = None, since: str | None = None, limit: int | None = None
+    ) -> AlertList:
+        """Current alerts (``state``: firing by default, pending, resolved or all), or the
+        history's transitions ``since`` a time (ISO 8601)."""
+        return await self._get("/alerts", AlertList, _params(state=state, since=since, limit=limit))
+
     async def quotas(self, *, tenant: str | None = None, model: str | None = None) -> QuotaReview:
         """Every tenant's GPU quota per model against its use (filtered by tenant, model)."""
         return await self._get("/quotas", QuotaReview, _params(tenant=tenant, model=model))

@@ -12,6 +12,7 @@ from typing import Any
 
 from textual.screen import Screen
 
+from opsconsole.screens.alerts import AlertsScreen
 from opsconsole.screens.audit import AuditScreen
 from opsconsole.screens.gpus import GpusScreen, NodesScreen
 from opsconsole.screens.listing import ListScreen
@@ -113,6 +114,14 @@ VIEWS: tuple[View, ...] = (
         key="6",
         arg="tenant",
         aliases=("quotas",),
+    ),
+    View(
+        "alerts",
+        "Alerts",
+        AlertsScreen,
+        lambda _: AlertsScreen(),
+        help="firing, pending and recently resolved alerts",
+        key="7",
     ),
     View(
         "tenant",

@@ -16,7 +16,7 @@ def test_every_view_with_a_key_is_bound_on_the_app() -> None:
         if view.key:
             binding = bindings[view.key]
             assert (binding.action, binding.description) == (f"goto('{view.name}')", view.title)
-    assert [k for k in bindings if k.isdigit()] == ["1", "2", "3", "4", "5", "6"]
+    assert [k for k in bindings if k.isdigit()] == ["1", "2", "3", "4", "5", "6", "7"]
 
 
 def test_every_view_that_opens_on_its_own_is_a_command() -> None:
@@ -39,6 +39,7 @@ def test_help_groups_and_command_rows_come_from_the_views() -> None:
         "GPUs",
         "Audit log",
         "Quota review",
+        "Alerts",
         "Tenant detail",
         "Workload detail",
         "Node detail",
@@ -48,3 +49,4 @@ def test_help_groups_and_command_rows_come_from_the_views() -> None:
     assert rows[":tenant <tenant>"] == "one tenant's detail"
     assert rows[":quota [tenant]"].startswith("every tenant's quota against its use")
     assert rows[":overview"] == "the fleet at a glance (also :home)"
+    assert rows[":alerts"] == "firing, pending and recently resolved alerts"

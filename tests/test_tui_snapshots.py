@@ -43,6 +43,7 @@ SCREEN_NAMES = [
     "rollback",
     "quota",
     "quota-plan",
+    "alerts",
 ]
 
 

@@ -15,8 +15,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from backend.api.alerts import router as alerts_router
 from backend.api.audit import router as audit_router
-from backend.api.auth import AUTH_ERRORS, require_actor
+from backend.api.auth import AUTH_ERRORS, ActorDep, require_actor
 from backend.api.auth import router as identity_router
 from backend.api.changes import router as changes_router
 from backend.api.cost import router as cost_router
@@ -28,7 +29,7 @@ from backend.api.protocols import ServedSource
 from backend.api.quotas import router as quotas_router
 from backend.api.routes import router as fleet_router
 from backend.identity.limiter import FailureLimiter
-from backend.schemas import API_PREFIX, ApiErrorBody, BackendInfo
+from backend.schemas import API_PREFIX, AlertState, ApiErrorBody, BackendInfo
 from backend.version import VERSION
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -71,8 +72,16 @@ def _info_router() -> APIRouter:
     router = APIRouter(tags=["backend"])
 
     @router.get("/info", response_model=BackendInfo, responses=ERRORS)
-    async def info(source: ServedSource = Depends(get_source)) -> BackendInfo:  # noqa: B008
-        return source.info()
+    async def info(
+        actor: ActorDep,
+        source: ServedSource = Depends(get_source),  # noqa: B008
+    ) -> BackendInfo:
+        """The backend and its data's freshness, with the firing alerts the caller may see."""
+        info = source.info()
+        if source.alerts is None:
+            return info
+        firing = source.alerts.view.count(actor.tenants, AlertState.FIRING)
+        return info.model_copy(update={"alerts_firing": firing})
 
     return router
 
@@ -141,6 +150,7 @@ def create_app(
         changes_router,
         quotas_router,
         cost_router,
+        alerts_router,
     ):
         app.include_router(
             router, prefix=API_PREFIX, dependencies=authenticated, responses=AUTH_ERRORS

@@ -9,7 +9,8 @@ served source at scrape time by a custom collector, so there is nothing to keep 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from prometheus_client import (
@@ -23,6 +24,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from backend.api.protocols import ServedSource
+from backend.schemas import Alert
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 UNMATCHED = "unmatched"
@@ -80,6 +82,18 @@ class BackendCollector(Collector):
         builds = CounterMetricFamily("opsconsole_model_builds", "Fleet model builds.")
         builds.add_metric([], stats.builds)
         yield builds
+        if source.alerts is not None:
+            yield _alerts(source.alerts.view.alerts)
+
+
+def _alerts(current: Iterable[Alert]) -> GaugeMetricFamily:
+    """Current alerts per rule and state (resolved: in the last hour)."""
+    family = GaugeMetricFamily(
+        "opsconsole_alerts", "Current alerts per rule and state.", labels=["rule", "state"]
+    )
+    for (rule, state), count in sorted(Counter((a.rule, a.state.value) for a in current).items()):
+        family.add_metric([rule, state], count)
+    return family
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

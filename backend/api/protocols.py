@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
+from backend.alerts.monitor import AlertView
 from backend.changes.path import ChangeResult
 from backend.changes.plan import Plan
 from backend.changes.request import Actor
@@ -18,6 +19,8 @@ from backend.db.quota_usage import GpuHours
 from backend.fleet.model import FleetModel
 from backend.identity.tokens import Identity
 from backend.schemas import (
+    Alert,
+    AlertState,
     AuditFilter,
     AuditRecord,
     BackendInfo,
@@ -26,6 +29,25 @@ from backend.schemas import (
     DataFreshness,
     UsageWindow,
 )
+
+
+class AlertsReader(Protocol):
+    """The alerts (``backend.alerts.monitor.AlertMonitor``)."""
+
+    @property
+    def view(self) -> AlertView:
+        """The last evaluation's alerts."""
+        ...
+
+    async def since(
+        self,
+        since: datetime,
+        state: AlertState | None,
+        scope: frozenset[str] | None,
+        limit: int,
+    ) -> list[Alert]:
+        """The history's transitions since ``since``, newest first."""
+        ...
 
 
 class FleetSource(Protocol):
@@ -37,6 +59,11 @@ class FleetSource(Protocol):
         ...
 
     def freshness(self) -> DataFreshness: ...
+
+    @property
+    def alerts(self) -> AlertsReader | None:
+        """None: no alerts yet (``/alerts`` answers 503, the overview shows none)."""
+        ...
 
 
 class ModelBuilds(Protocol):

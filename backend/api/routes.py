@@ -107,8 +107,10 @@ def _page(table: Table[Any], **query: Any) -> Response:
 
 @router.get("/overview", response_model=Overview, responses=ERRORS)
 async def overview(source: SourceDep, actor: ActorDep) -> Response:
-    """The fleet at a glance: totals, GPUs by model, tenants, problems, data freshness."""
-    return _json(_model(source, actor).overview_json(source.freshness()))
+    """The fleet at a glance: totals, GPUs by model, tenants, problems (with the firing
+    alerts), data freshness."""
+    alerts = source.alerts.view.problems(actor.tenants) if source.alerts is not None else ()
+    return _json(_model(source, actor).overview_json(source.freshness(), alerts))
 
 
 @router.get("/tenants", response_model=Page[Tenant], responses=ERRORS)

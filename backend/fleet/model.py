@@ -26,6 +26,7 @@ from backend.fleet.problems import (
     gpu_model_summaries,
     hottest,
     idlest,
+    merge_problems,
     tenants_by_usage,
     workloads_by_status,
 )
@@ -95,7 +96,7 @@ class FleetModel:
             "idlest": idlest(gpus),
             "problems": problems[:MAX_PROBLEMS],
         }
-        self._overview_json: bytes | None = None
+        self._overview_json: tuple[tuple[Problem, ...], bytes] | None = None
         self._scoped: dict[frozenset[str], ScopedFleet] = {}
         # Built with the model (off the event loop), not on the first request.
         self._quota_rows = build_quota_rows(index, tenants, gpus)
@@ -109,11 +110,13 @@ class FleetModel:
     def overview(self, freshness: DataFreshness) -> Overview:
         return Overview(**self._overview, freshness=freshness)
 
-    def overview_json(self, freshness: DataFreshness) -> bytes:
-        """The overview's JSON; everything but the freshness is serialised once per model."""
-        if self._overview_json is None:
-            self._overview_json = _overview_json(self._overview)
-        return _with_freshness(self._overview_json, freshness)
+    def overview_json(self, freshness: DataFreshness, alerts: tuple[Problem, ...] = ()) -> bytes:
+        """The overview's JSON with ``alerts`` (firing alerts) among its problems; everything
+        but the freshness is serialised once per model and alerts tuple."""
+        if self._overview_json is None or self._overview_json[0] is not alerts:
+            body = _overview_json(_with_alerts(self._overview, self.problems, alerts))
+            self._overview_json = (alerts, body)
+        return _with_freshness(self._overview_json[1], freshness)
 
     def scoped(self, tenants: frozenset[str] | None) -> FleetModel | ScopedFleet:
         """What an actor limited to ``tenants`` may read (None: everything); built once per
@@ -193,18 +196,24 @@ class ScopedFleet:
         self.gpus = _gpu_table(gpus)
         self._tenants_by_name = {t.name: t for t in mine}
         self._namespaces = {namespace for t in mine for namespace in t.namespaces}
-        problems = build_problems(self.workloads.items, gpus, model.nodes.items, model.rules)
-        overview = {
+        self._problems = build_problems(self.workloads.items, gpus, model.nodes.items, model.rules)
+        self._overview = {
             **model._overview,
             "tenants": tenants_by_usage(mine),
             "hottest": hottest(gpus),
             "idlest": idlest(gpus),
-            "problems": problems[:MAX_PROBLEMS],
+            "problems": self._problems[:MAX_PROBLEMS],
         }
-        self._overview_json = _overview_json(overview)
+        self._overview_json: tuple[tuple[Problem, ...], bytes] = (
+            (),
+            _overview_json(self._overview),
+        )
 
-    def overview_json(self, freshness: DataFreshness) -> bytes:
-        return _with_freshness(self._overview_json, freshness)
+    def overview_json(self, freshness: DataFreshness, alerts: tuple[Problem, ...] = ()) -> bytes:
+        if self._overview_json[0] is not alerts:
+            body = _overview_json(_with_alerts(self._overview, self._problems, alerts))
+            self._overview_json = (alerts, body)
+        return _with_freshness(self._overview_json[1], freshness)
 
     def tenant(self, name: str) -> Tenant | None:
         return self._tenants_by_name.get(name)
@@ -224,6 +233,15 @@ def _overview_json(overview: dict[str, Any]) -> bytes:
     body = Overview(**overview, freshness=DataFreshness(synced=False)).model_dump(mode="json")
     body.pop("freshness")
     return orjson.dumps(body)
+
+
+def _with_alerts(
+    overview: dict[str, Any], problems: list[Problem], alerts: tuple[Problem, ...]
+) -> dict[str, Any]:
+    """The overview with the firing alerts among its problems."""
+    if not alerts:
+        return overview
+    return {**overview, "problems": merge_problems(problems, alerts)[:MAX_PROBLEMS]}
 
 
 def _with_freshness(overview_json: bytes, freshness: DataFreshness) -> bytes:

@@ -48,8 +48,21 @@ def build_problems(
             )
     for gpu in gpus:
         problems.extend(_gpu_problems(gpu, rules))
-    problems.sort(key=lambda p: (_SEVERITY_ORDER[p.severity], p.kind, p.subject))
+    problems.sort(key=_order)
     return problems
+
+
+def _order(problem: Problem) -> tuple[int, str, str]:
+    return _SEVERITY_ORDER[problem.severity], problem.kind, problem.subject
+
+
+def merge_problems(problems: list[Problem], alerts: Iterable[Problem]) -> list[Problem]:
+    """The problems and the firing alerts, most severe first; an alert that says what a problem
+    already says (same kind and subject: an XID, a hot GPU, a stuck rollout) is left out."""
+    said = {(p.kind, p.subject) for p in problems}
+    merged = problems + [a for a in alerts if (a.kind, a.subject) not in said]
+    merged.sort(key=_order)
+    return merged
 
 
 def _workload_problem(workload: Workload) -> Problem | None:

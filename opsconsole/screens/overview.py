@@ -33,18 +33,22 @@ from opsconsole.text import clean, literal
 
 PROBLEM_LIMIT = 200  # the backend orders problems by severity: the first ones matter most
 WORKLOAD_PROBLEMS = frozenset({"pending", "degraded", "failed", "rollout", "canary", "paused"})
+TENANT_PROBLEMS = frozenset({"tenant-starving"})
 
 
 def problem_target(problem: Problem) -> tuple[str, str, str] | None:
-    """Where a problem leads: ``("node", name, "")`` or ``("workload", namespace, name)``.
+    """Where a problem leads: ``("node", name, "")``, ``("workload", namespace, name)`` or
+    ``("tenant", name, "")``.
 
-    Workload problems name ``namespace/name``; GPU and node problems name ``node/gpuN`` or
-    ``node``. Returns None when the subject does not say.
+    Workload problems name ``namespace/name``; tenant problems the tenant; GPU and node problems
+    name ``node/gpuN`` or ``node``. Returns None when the subject does not say.
     """
     subject = clean(problem.subject).strip()
     if not subject:
         return None
     kind = clean(problem.kind).lower()
+    if kind in TENANT_PROBLEMS:
+        return ("tenant", subject, "")
     first, _, rest = subject.partition("/")
     if kind in WORKLOAD_PROBLEMS:
         return ("workload", first, rest) if rest else None
@@ -218,6 +222,8 @@ class OverviewScreen(RefreshingScreen[Overview]):
             return
         if target[0] == "node":
             shell(self.app).action_show_node(target[1])
+        elif target[0] == "tenant":
+            shell(self.app).action_show_tenant(target[1])
         else:
             self.run_worker(
                 self._open_workload(target[1], target[2]), group="drill", exit_on_error=False

@@ -1,4 +1,5 @@
-"""The status bar: which backend, who is operating, how old the data is, and the link state.
+"""The status bar: which backend, who is operating, firing alerts, how old the data is, and the
+link state.
 
 Who is operating is who the backend says the token belongs to, with its role and tenant scope;
 before it has said (or from a backend without identities) the local operator name. Checked
@@ -37,6 +38,7 @@ def scope_text(tenants: list[str]) -> str:
     return shown + (f" +{more}" if more > 0 else "")
 
 
+URL_MIN = 12  # cells of the backend URL kept on a narrow terminal
 FRESH_AGE = 5.0  # seconds: younger data is shown as fresh, older with its age
 
 
@@ -46,34 +48,48 @@ def _age(age: float | None) -> str:
     return f"<{seconds_str(FRESH_AGE)}" if age < FRESH_AGE else seconds_str(age)
 
 
-def status_text(state: ConnectionState) -> Text:
-    """One line: ``SANDBOX  backend URL  op alice operator (team-a)  data 3 s  ● connected``."""
+def status_text(state: ConnectionState, width: int | None = None) -> Text:
+    """One line: ``SANDBOX  backend URL  op alice operator (team-a)  ▲ 2 firing  data 3 s
+    ● connected`` (the firing alerts from the backend's ``/info``, when there are some).
+
+    Within ``width`` cells the URL gives way first (clipped with an ellipsis), so that the
+    alerts, the data's age and the link state stay in sight on a small terminal."""
+    url = literal(state.backend_url, style="bold")
+    rest = Text(no_wrap=True, end="")
+    rest.append("  op ")
+    identity = state.identity
+    if identity is None:
+        rest.append_text(literal(state.operator, style="bold"))
+    else:
+        rest.append_text(literal(identity.operator, style="bold"))
+        rest.append(" ")
+        rest.append_text(literal(identity.role, style=ROLE_STYLES.get(identity.role, "bold")))
+        if identity.tenants is not None:
+            rest.append_text(literal(f" ({scope_text(identity.tenants)})", style="dim"))
+    if state.read_only:
+        rest.append(" read-only", style="bold cyan")
+    firing = state.info.alerts_firing if state.info else None
+    if firing:
+        rest.append(f"  ▲ {firing} firing", style="bold red")
+    rest.append("  data ")
+    rest.append(_age(state.data_age()), style="bold")
+    rest.append("  ")
+    link = state.shown_link()
+    freshness = state.info.freshness if state.info else None
+    if link is Link.CONNECTED and freshness is not None and freshness.cluster_problem:
+        rest.append("● cluster stale" if freshness.synced else "● syncing", style="bold yellow")
+    else:
+        rest.append(f"● {link.value}", style=LINK_STYLES[link])
     line = Text(no_wrap=True, overflow="ellipsis", end="")
     if state.sandbox:
         line.append(" SANDBOX ", style="bold black on yellow")
         line.append(" ")
-    line.append_text(literal(state.backend_url, style="bold"))
-    line.append("  op ")
-    identity = state.identity
-    if identity is None:
-        line.append_text(literal(state.operator, style="bold"))
-    else:
-        line.append_text(literal(identity.operator, style="bold"))
-        line.append(" ")
-        line.append_text(literal(identity.role, style=ROLE_STYLES.get(identity.role, "bold")))
-        if identity.tenants is not None:
-            line.append_text(literal(f" ({scope_text(identity.tenants)})", style="dim"))
-    if state.read_only:
-        line.append(" read-only", style="bold cyan")
-    line.append("  data ")
-    line.append(_age(state.data_age()), style="bold")
-    line.append("  ")
-    link = state.shown_link()
-    freshness = state.info.freshness if state.info else None
-    if link is Link.CONNECTED and freshness is not None and freshness.cluster_problem:
-        line.append("● cluster stale" if freshness.synced else "● syncing", style="bold yellow")
-    else:
-        line.append(f"● {link.value}", style=LINK_STYLES[link])
+    if width is not None:
+        over = line.cell_len + url.cell_len + rest.cell_len - width
+        if over > 0:
+            url.truncate(max(URL_MIN, url.cell_len - over), overflow="ellipsis")
+    line.append_text(url)
+    line.append_text(rest)
     return line
 
 
@@ -95,9 +111,9 @@ class StatusBar(Widget):
 
     def update_state(self) -> None:
         """Redraw when the text would change (a repaint is bytes down the operator's SSH)."""
-        if status_text(shell(self.app).connection) != self._shown:
+        if status_text(shell(self.app).connection, self.size.width) != self._shown:
             self.refresh()
 
     def render(self) -> Text:
-        self._shown = status_text(shell(self.app).connection)
+        self._shown = status_text(shell(self.app).connection, self.size.width)
         return self._shown

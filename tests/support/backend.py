@@ -26,6 +26,7 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.pool import StaticPool
 from sqlmodel import SQLModel
 
+from backend.alerts.monitor import AlertMonitor
 from backend.api.app import create_app
 from backend.audit.log import AuditLog
 from backend.changes.path import ChangePath
@@ -76,6 +77,7 @@ class InMemorySource:
         self.identities: TokenAuthenticator | None = TokenAuthenticator(self.tokens)
         self.quota_usage: QuotaUsageHistory | None = None
         self.cost_basis = CostBasis()  # tests of cost showback set prices
+        self.alerts: AlertMonitor | None = None  # tests of alerts give it one
 
     def freshness(self) -> DataFreshness:
         return DataFreshness(

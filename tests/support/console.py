@@ -69,7 +69,7 @@ def make_app(
     )
 
 
-def screen_text(app: OpsConsoleApp) -> str:
+def screen_text(app: App[Any]) -> str:
     """The characters on the terminal right now, one line per row."""
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
 

@@ -191,6 +191,7 @@ def screens(subjects: Subjects) -> dict[str, Callable[[OpsConsoleApp], None]]:
         node = subjects.node
         out["node"] = lambda app: app.action_show_node(node)
     out["quota"] = lambda app: app.action_goto("quota")
+    out["alerts"] = lambda app: app.action_goto("alerts")
     if subjects.quota_grant:
         grant = subjects.quota_grant
 

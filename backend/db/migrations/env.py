@@ -6,7 +6,8 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-import backend.audit.tables  # the models the migrations create
+import backend.alerts.history  # the models the migrations create
+import backend.audit.tables
 import backend.db.quota_usage
 import backend.identity.tables  # noqa: F401
 from backend.db.engine import create_db_engine

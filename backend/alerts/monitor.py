@@ -1,0 +1,202 @@
+"""The backend's alerts: evaluated after each model rebuild and every ``interval`` seconds (so a
+``for:`` runs out on a fleet that does not change), never per request.
+
+Each evaluation runs the engine in a worker thread, publishes an ``AlertView`` that every read
+answers from (the current alerts, counts and overview problems per tenant scope, JSON rendered
+once per scope), then writes the transitions to the history, in a thread too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine
+
+from backend.alerts.engine import AlertEngine
+from backend.alerts.history import AlertHistoryStore
+from backend.alerts.rules import RULE_KINDS, AlertInputs, configured_rules
+from backend.fleet.model import FleetModel
+from backend.schemas import Alert, AlertList, AlertState, Problem
+from backend.settings import Settings
+from backend.telemetry.base import TelemetrySnapshot
+
+log = logging.getLogger(__name__)
+DAY = 86400.0
+MAX_RENDERED = 64  # answers kept per view (scopes × states × limits)
+Latest = Callable[[], tuple[FleetModel | None, TelemetrySnapshot]]
+
+
+def visible(alert: Alert, scope: frozenset[str] | None) -> bool:
+    """An actor limited to ``scope`` sees its tenants' alerts and those about no tenant (nodes,
+    free GPUs), as it sees those GPUs and nodes."""
+    tenant = alert.subject.tenant
+    return scope is None or tenant is None or tenant in scope
+
+
+def as_problem(alert: Alert) -> Problem:
+    """A firing alert as an overview problem (its subject named as problems name theirs)."""
+    return Problem(
+        severity=alert.severity,
+        kind=RULE_KINDS[alert.rule].problem_kind,
+        subject=alert.subject.name,
+        message=alert.message,
+    )
+
+
+@dataclass
+class AlertView:
+    """One evaluation's alerts; what every read of that evaluation answers from."""
+
+    alerts: list[Alert] = field(default_factory=list)
+    evaluated_at: datetime | None = None
+    _rendered: dict[Hashable, object] = field(default_factory=dict)
+
+    def _cached(self, key: Hashable, make: Callable[[], object]) -> object:
+        if key not in self._rendered:
+            if len(self._rendered) >= MAX_RENDERED:
+                self._rendered.pop(next(iter(self._rendered)))
+            self._rendered[key] = make()
+        return self._rendered[key]
+
+    def scoped(self, scope: frozenset[str] | None) -> list[Alert]:
+        found = self._cached(
+            ("scoped", scope), lambda: [a for a in self.alerts if visible(a, scope)]
+        )
+        assert isinstance(found, list)
+        return found
+
+    def count(self, scope: frozenset[str] | None, state: AlertState) -> int:
+        return sum(1 for a in self.scoped(scope) if a.state is state)
+
+    def problems(self, scope: frozenset[str] | None) -> tuple[Problem, ...]:
+        """The firing alerts as problems; the same tuple for the whole evaluation (the overview
+        caches its JSON by it)."""
+        found = self._cached(
+            ("problems", scope),
+            lambda: tuple(
+                as_problem(a) for a in self.scoped(scope) if a.state is AlertState.FIRING
+            ),
+        )
+        assert isinstance(found, tuple)
+        return found
+
+    def list_json(
+        self, scope: frozenset[str] | None, state: AlertState | None, limit: int
+    ) -> bytes:
+        """``AlertList`` of ``state`` (None: every state), at most ``limit`` items."""
+
+        def render() -> bytes:
+            mine = self.scoped(scope)
+            items = [a for a in mine if state is None or a.state is state][:limit]
+            body = AlertList(
+                items=items,
+                firing=self.count(scope, AlertState.FIRING),
+                pending=self.count(scope, AlertState.PENDING),
+                evaluated_at=self.evaluated_at,
+            )
+            return body.__pydantic_serializer__.to_json(body)
+
+        found = self._cached(("json", scope, state, limit), render)
+        assert isinstance(found, bytes)
+        return found
+
+
+class AlertMonitor:
+    """Keeps the alerts current from the newest model; ``clock`` is ``time.time`` but in tests."""
+
+    def __init__(
+        self,
+        engine: AlertEngine,
+        history: AlertHistoryStore | None,
+        *,
+        interval: float = 15.0,
+        retention_days: float = 30.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.engine = engine
+        self.history = history
+        self.interval = interval
+        self.retention = retention_days * DAY
+        self.clock = clock
+        self.view = AlertView()
+        self.evaluations = 0
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def evaluate(self, model: FleetModel, telemetry: TelemetrySnapshot) -> list[Alert]:
+        """One evaluation at ``clock()``: the transitions, recorded and published."""
+        now = self.clock()
+        inputs = AlertInputs(model, telemetry)
+        transitions, current = await asyncio.to_thread(self._evaluate, inputs, now)
+        self.view = AlertView(current, datetime.fromtimestamp(now, UTC))
+        self.evaluations += 1
+        if transitions and self.history is not None:
+            try:
+                await asyncio.to_thread(self.history.record, transitions)
+                await asyncio.to_thread(self.history.prune, now - self.retention)
+            except Exception:  # the database may be away: the alerts themselves stay current
+                log.exception("recording %d alert transitions failed", len(transitions))
+        return transitions
+
+    def _evaluate(self, inputs: AlertInputs, now: float) -> tuple[list[Alert], list[Alert]]:
+        transitions = self.engine.evaluate(inputs, now)
+        return transitions, self.engine.current()
+
+    def wake(self) -> None:
+        """Evaluate now (a new model was built)."""
+        self._wake.set()
+
+    async def start(self, latest: Latest) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(latest), name="alerts")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self, latest: Latest) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            self._wake.clear()
+            model, telemetry = latest()
+            if model is None:
+                continue
+            try:
+                await self.evaluate(model, telemetry)
+            except Exception:  # never let the loop die: the alerts would freeze silently
+                log.exception("alert evaluation failed")
+
+    async def since(
+        self,
+        since: datetime,
+        state: AlertState | None,
+        scope: frozenset[str] | None,
+        limit: int,
+    ) -> list[Alert]:
+        """The history's transitions since ``since``, newest first (empty without a database)."""
+        if self.history is None:
+            return []
+        return await asyncio.to_thread(
+            self.history.since, since, state=state, scope=scope, limit=limit
+        )
+
+
+def monitor_from_settings(settings: Settings, database: Engine | None) -> AlertMonitor:
+    """The rules of the settings, their history in ``database`` (None: kept nowhere)."""
+    rules = configured_rules(settings.alert_rules, settings.hot_temperature_c)
+    return AlertMonitor(
+        AlertEngine(rules),
+        AlertHistoryStore(database) if database is not None else None,
+        interval=settings.alert_interval,
+        retention_days=settings.alert_history_days,
+    )
