@@ -106,6 +106,7 @@ class Backend:
             pods=lambda: self.cache.objects("pods").values(),
             selector=s.dcgm_selector,
             port=s.dcgm_port,
+            namespaces=tuple(s.dcgm_namespaces),
         )
         access = self.access
         targets: Callable[[], list[ScrapeTarget]] = {

@@ -181,6 +181,7 @@ async def test_targets_are_read_each_round_and_removed_ones_are_forgotten(
 async def test_headers_and_node_of_the_target(exporters: Exporters) -> None:
     exporters.responses["/proxy"] = (200, exporter_text("dcgm-exporter-x7k2p", 10, gpus=1))
     target = exporters.target("/proxy", node="gpu-node-07", Authorization="Bearer t0ken")
+    target.pod = "dcgm-exporter-x7k2p"
     collector = TelemetryCollector(lambda: [target])
     try:
         await collector.scrape_once()
@@ -188,8 +189,11 @@ async def test_headers_and_node_of_the_target(exporters: Exporters) -> None:
         await collector.stop()
     assert exporters.headers["/proxy"]["Authorization"] == "Bearer t0ken"
     assert "text/plain" in exporters.headers["/proxy"]["Accept"]
-    # the pod's node wins over a Hostname label that names the exporter pod
-    assert collector.snapshot().samples["GPU-dcgm-exporter-x7k2p-0"].node == "gpu-node-07"
+    # the pod's node wins over a Hostname label that names the exporter pod (its hostname
+    # when it runs without NODE_NAME)
+    snapshot = collector.snapshot()
+    assert snapshot.samples["GPU-dcgm-exporter-x7k2p-0"].node == "gpu-node-07"
+    assert not snapshot.failures
 
 
 async def test_garbage_and_unreachable_exporters_are_errors_not_crashes(

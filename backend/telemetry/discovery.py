@@ -1,5 +1,6 @@
-"""Where the DCGM exporters are: found among the cluster's pods by label, reached through the API
-server's pod proxy (with the kubeconfig's credentials and TLS) or directly at their pod IPs.
+"""Where the DCGM exporters are: found among the cluster's pods by label, in the namespaces
+configured for them only, reached through the API server's pod proxy (with the kubeconfig's
+credentials, TLS and proxy) or directly at their pod IPs.
 
 The scrape collector asks for its targets before every round, so exporters that come and go are
 followed without a restart.
@@ -14,6 +15,7 @@ from typing import Any
 
 from backend.k8s.selectors import LabelPredicate, parse_label_selector
 from backend.telemetry.scrape import ScrapeTarget
+from backend.telemetry.trust import namespace_allowed
 
 # dcgm-exporter's labels: the GPU operator's, and the upstream Helm chart's.
 EXTRA_DCGM_SELECTOR = "app.kubernetes.io/name=dcgm-exporter"
@@ -26,10 +28,15 @@ def selector_predicate(selector: str) -> LabelPredicate:
     return predicate or (lambda _labels: False)
 
 
-def exporter_pods(pods: Iterable[Mapping], selectors: list[LabelPredicate]) -> Iterator[Mapping]:
-    """Running pods whose labels match any of the selectors."""
+def exporter_pods(
+    pods: Iterable[Mapping], selectors: list[LabelPredicate], namespaces: Iterable[str]
+) -> Iterator[Mapping]:
+    """Running pods in the exporters' namespaces whose labels match any of the selectors."""
+    allowed = frozenset(namespaces)
     for pod in pods:
         if (pod.get("status") or {}).get("phase") != "Running":
+            continue
+        if not namespace_allowed(pod["metadata"].get("namespace", ""), allowed):
             continue
         labels = pod["metadata"].get("labels") or {}
         if any(matches(labels) for matches in selectors):
@@ -68,26 +75,32 @@ def _node(pod: Mapping) -> str | None:
 
 @dataclass(frozen=True)
 class ExporterDiscovery:
-    """The exporters among ``pods()`` (the cluster cache's pods, read at each round)."""
+    """The exporters among ``pods()`` (the cluster cache's pods, read at each round), in the
+    ``namespaces`` allowed for them (``*``: any)."""
 
     pods: Callable[[], Iterable[Mapping]]
     selector: str
     port: int
+    namespaces: tuple[str, ...]
 
     def exporters(self) -> Iterator[Mapping]:
         selectors = [selector_predicate(self.selector), selector_predicate(EXTRA_DCGM_SELECTOR)]
-        return exporter_pods(self.pods(), selectors)
+        return exporter_pods(self.pods(), selectors, self.namespaces)
 
     def proxy_targets(self, server: str, api_client: Any) -> list[ScrapeTarget]:
-        """Through the API server's pod proxy, as ``kubectl get --raw`` reaches them."""
+        """Through the API server's pod proxy, as ``kubectl get --raw`` reaches them: with the
+        client's credentials and through its HTTP proxy (a kubeconfig's ``proxy-url``)."""
         base = server.rstrip("/")
         headers = auth_headers(api_client)
+        proxy = api_client.configuration.proxy or None
         return [
             ScrapeTarget(
                 url=f"{base}/api/v1/namespaces/{p['metadata']['namespace']}/pods/"
                 f"{p['metadata']['name']}:{self.port}/proxy/metrics",
                 node=_node(p),
                 headers=headers,
+                pod=p["metadata"]["name"],
+                proxy=proxy,
             )
             for p in self.exporters()
         ]
@@ -95,12 +108,17 @@ class ExporterDiscovery:
     def direct_targets(self) -> list[ScrapeTarget]:
         """Pod IPs, for a backend running inside the cluster."""
         return [
-            ScrapeTarget(url=f"http://{p['status']['podIP']}:{self.port}/metrics", node=_node(p))
+            ScrapeTarget(
+                url=f"http://{p['status']['podIP']}:{self.port}/metrics",
+                node=_node(p),
+                pod=p["metadata"]["name"],
+            )
             for p in self.exporters()
             if (p.get("status") or {}).get("podIP")
         ]
 
 
 def url_targets(urls: Iterable[str]) -> list[ScrapeTarget]:
-    """Fixed exporter URLs (no discovery)."""
+    """Fixed exporter URLs (no discovery, no pod): the operator vouches for them, and each
+    sample's host label stands for its node."""
     return [ScrapeTarget(url=url, node=None) for url in urls]
