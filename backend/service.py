@@ -96,6 +96,7 @@ class Backend:
         if s.telemetry_mode == "prometheus":
             return PrometheusCollector(
                 s.prometheus_url,
+                namespaces=s.dcgm_namespaces,
                 interval=s.scrape_interval,
                 history_length=s.history_length,
                 token=s.prometheus_token,

@@ -16,8 +16,10 @@ from backend.cluster.kubeconfig import ClusterAccess, load_cluster_access
 from backend.settings import Settings
 from backend.telemetry.base import TelemetrySnapshot
 from backend.telemetry.discovery import ExporterDiscovery, tls_context
+from backend.telemetry.prometheus_api import PrometheusCollector
 from backend.telemetry.scrape import ScrapeTarget, TelemetryCollector
 from tests.conftest import FROZEN_TIME, SEED
+from tests.prom_fixture import running_prometheus
 from tests.support.exporters import Exporters, running_exporters
 from tests.support.proxy import running_proxy
 from tests.support.sandbox import ADMIN_HEADERS, SandboxThread
@@ -264,3 +266,47 @@ async def test_scrapes_go_through_the_kubeconfigs_proxy_url(
     assert snapshot.errors == len(pods)
     port = proxy.url.rsplit(":", 1)[1]
     assert all(port in why for why in snapshot.failures.values())
+
+
+def gpu_lines(host: str, uuids: list[str]) -> str:
+    return "".join(
+        f'DCGM_FI_DEV_GPU_UTIL{{gpu="{i}",UUID="{uuid}",Hostname="{host}"}} 42\n'
+        for i, uuid in enumerate(uuids)
+    )
+
+
+def static_job(name: str, address: str, labels: dict[str, str]) -> dict[str, Any]:
+    return {
+        "job_name": name,
+        "metrics_path": f"/{name}",
+        "static_configs": [{"targets": [address], "labels": labels}],
+    }
+
+
+async def test_prometheus_targets_are_held_to_their_namespace_and_node(
+    exporters: Exporters,
+) -> None:
+    b_gpus = ["GPU-b0", "GPU-b1"]
+    exporters.responses["/honest"] = (200, gpu_lines("node-b", b_gpus))
+    exporters.responses["/tenant"] = (200, gpu_lines("node-b", ["GPU-t0"]))
+    exporters.responses["/other-node"] = (200, gpu_lines("node-b", b_gpus))
+    address = exporters.url.removeprefix("http://")
+    operator = {"namespace": "gpu-operator"}
+    jobs = [
+        static_job("honest", address, {**operator, "node": "node-b", "pod": "exporter-b"}),
+        static_job("tenant", address, {"namespace": "team-a", "pod": "nvidia-dcgm-exporter"}),
+        static_job("other-node", address, {**operator, "node": "node-a", "pod": "exporter-a"}),
+    ]
+    with running_prometheus(jobs) as prom:
+        prom.wait_for("up == 1", len(jobs))
+        collector = PrometheusCollector(prom.url, namespaces=Settings().dcgm_namespaces)
+        try:
+            await collector.scrape_once()
+        finally:
+            await collector.stop()
+    snapshot = collector.snapshot()
+    assert nodes_of(snapshot) == dict.fromkeys(b_gpus, "node-b")
+    assert snapshot.failures == {
+        f"tenant/{address}": "namespace team-a is not an exporter's",
+        f"other-node/{address}": 'refused 2 of 2 GPUs not of node node-a: GPU-b0 has host "node-b"',
+    }
