@@ -266,6 +266,12 @@ async def test_scrapes_go_through_the_kubeconfigs_proxy_url(
     assert snapshot.errors == len(pods)
     port = proxy.url.rsplit(":", 1)[1]
     assert all(port in why for why in snapshot.failures.values())
+    # kubectl also takes SOCKS proxies (so does the client, with PySocks installed); the scrape
+    # says it cannot rather than fail obscurely.
+    access.api_client.configuration.proxy = "socks5://127.0.0.1:1080"
+    targets = proxy_targets(access, pods)
+    snapshot = await one_round(access, lambda: targets)
+    assert set(snapshot.failures.values()) == {"proxy socks5:// is not supported, only http(s)://"}
 
 
 def gpu_lines(host: str, uuids: list[str]) -> str:

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 # Ask for the classic text format: OpenMetrics differs in details the parser need not know.
 ACCEPT = "text/plain;version=0.0.4;q=1,*/*;q=0.1"
+HTTP_PROXY_SCHEMES = ("http://", "https://")
 
 
 @dataclass
@@ -106,6 +107,9 @@ class TelemetryCollector(RoundCollector):
         self, target: ScrapeTarget, semaphore: asyncio.Semaphore
     ) -> tuple[list[GpuSample], str | None]:
         """The target's GPUs, or the reason it failed (never raises for a bad exporter)."""
+        if target.proxy and not target.proxy.startswith(HTTP_PROXY_SCHEMES):
+            # aiohttp speaks only HTTP to a proxy: a SOCKS proxy would fail obscurely.
+            return [], f"proxy {target.proxy.split('://')[0]}:// is not supported, only http(s)://"
         async with semaphore:
             try:
                 async with (
