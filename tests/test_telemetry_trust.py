@@ -4,6 +4,7 @@ namespace, each speaking only for its own node's GPUs, reached through the kubec
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -268,9 +269,8 @@ async def test_scrapes_go_through_the_kubeconfigs_proxy_url(
     assert all(port in why for why in snapshot.failures.values())
     # kubectl also takes SOCKS proxies (so does the client, with PySocks installed); the scrape
     # says it cannot rather than fail obscurely.
-    access.api_client.configuration.proxy = "socks5://127.0.0.1:1080"
-    targets = proxy_targets(access, pods)
-    snapshot = await one_round(access, lambda: targets)
+    socks = [replace(t, proxy="socks5://127.0.0.1:1080") for t in proxy_targets(access, pods)]
+    snapshot = await one_round(access, lambda: socks)
     assert set(snapshot.failures.values()) == {"proxy socks5:// is not supported, only http(s)://"}
 
 
