@@ -360,6 +360,8 @@ async def test_scrape_targets_per_mode(tmp_path: Path) -> None:
     assert proxy.headers == {"authorization": "Bearer abc"}
     access.api_client.configuration.proxy = "http://proxy.example:3128"
     assert targets("proxy")[0].proxy == "http://proxy.example:3128"  # as the client goes
+    access.api_client.configuration.no_proxy = "10.0.0.0/8,.example"
+    assert targets("proxy")[0].proxy is None  # the client's NO_PROXY exempts the API server
     (direct,) = targets("direct")
     assert (direct.url, direct.node, direct.headers) == (
         "http://10.0.0.5:9400/metrics",

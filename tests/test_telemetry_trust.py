@@ -4,8 +4,8 @@ namespace, each speaking only for its own node's GPUs, reached through the kubec
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 

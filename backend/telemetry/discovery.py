@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kubernetes.client.rest import should_bypass_proxies
+
 from backend.k8s.selectors import LabelPredicate, parse_label_selector
 from backend.telemetry.scrape import ScrapeTarget
 from backend.telemetry.trust import namespace_allowed
@@ -56,6 +58,17 @@ def auth_headers(api_client: Any) -> dict[str, str]:
     return headers
 
 
+def api_server_proxy(api_client: Any) -> str | None:
+    """The HTTP proxy the Kubernetes client takes to the API server: the kubeconfig's
+    ``proxy-url``, else the environment's (``HTTPS_PROXY``...), unless ``NO_PROXY`` exempts the
+    server."""
+    cfg = api_client.configuration
+    if not cfg.proxy or should_bypass_proxies(cfg.host, cfg.no_proxy or ""):
+        return None
+    proxy: str = cfg.proxy
+    return proxy
+
+
 def tls_context(api_client: Any) -> ssl.SSLContext:
     """TLS settings for scraping through the API server, equal to the kubeconfig's: CA, client certificate, skip-verify."""
     cfg = api_client.configuration
@@ -92,7 +105,7 @@ class ExporterDiscovery:
         client's credentials and through its HTTP proxy (a kubeconfig's ``proxy-url``)."""
         base = server.rstrip("/")
         headers = auth_headers(api_client)
-        proxy = api_client.configuration.proxy or None
+        proxy = api_server_proxy(api_client)
         return [
             ScrapeTarget(
                 url=f"{base}/api/v1/namespaces/{p['metadata']['namespace']}/pods/"
