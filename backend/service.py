@@ -101,6 +101,7 @@ class Backend:
         if s.telemetry_mode == "prometheus":
             return PrometheusCollector(
                 s.prometheus_url,
+                namespaces=s.dcgm_namespaces,
                 interval=s.scrape_interval,
                 history_length=s.history_length,
                 token=s.prometheus_token,
@@ -111,6 +112,7 @@ class Backend:
             pods=lambda: self.cache.objects("pods").values(),
             selector=s.dcgm_selector,
             port=s.dcgm_port,
+            namespaces=tuple(s.dcgm_namespaces),
         )
         access = self.access
         targets: Callable[[], list[ScrapeTarget]] = {

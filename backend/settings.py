@@ -91,6 +91,11 @@ class Settings(BaseSettings):
         None, description="CA bundle (file or folder) to verify Prometheus's TLS certificate."
     )
     dcgm_selector: str = "app=nvidia-dcgm-exporter"
+    dcgm_namespaces: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["gpu-operator"],
+        description="Namespaces whose pods may be DCGM exporters (comma-separated; * = any): the "
+        "GPU operator's. A matching pod elsewhere, e.g. a tenant's, is not scraped.",
+    )
     dcgm_port: int = 9400
     scrape_interval: float = Field(15.0, gt=0)
     history_length: int = Field(60, ge=1)
@@ -140,7 +145,7 @@ class Settings(BaseSettings):
     )
     alert_history_days: float = Field(30.0, gt=0, description="Days of alert history kept.")
 
-    @field_validator("dcgm_urls", "allowed_hosts", mode="before")
+    @field_validator("dcgm_urls", "dcgm_namespaces", "allowed_hosts", mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:
         """Accept ``a,b`` (the natural form in an environment variable), a JSON list, a list."""

@@ -6,6 +6,7 @@ that frame is included; writing it to a terminal is not). Usage::
 
     python -m bench.tui_bench --backend http://127.0.0.1:8080      # a backend on the large fleet
     python -m bench.tui_bench --synthetic                          # in-process, 20,000 rows
+    python -m bench.tui_bench --backend URL --only-filter --lists gpus --presses 100
 
 Prints a table and writes ``bench/results/tui.json``. Not a test: figures depend on the machine.
 """
@@ -28,6 +29,7 @@ from typing import Any, NamedTuple
 import httpx
 
 from opsconsole.app import OpsConsoleApp
+from opsconsole.launch import freeze_startup_objects
 from opsconsole.screens.gpus import GpusScreen
 from opsconsole.screens.listing import ListScreen
 from opsconsole.screens.overview import OverviewScreen
@@ -35,6 +37,10 @@ from opsconsole.screens.workloads import WorkloadsScreen
 from opsconsole.settings import ConsoleSettings
 
 RESULTS = Path(__file__).parent / "results" / "tui.json"
+LISTS: dict[str, tuple[str, type[ListScreen]]] = {
+    "workloads": ("3", WorkloadsScreen),
+    "gpus": ("4", GpusScreen),
+}
 SIZE = (120, 40)
 DEADLINE = 30.0  # seconds any single measurement may take before the run is declared broken
 
@@ -153,8 +159,10 @@ async def list_latencies(
     key: str,
     screen_type: type[ListScreen],
     presses: int,
+    scroll: bool = True,
 ) -> tuple[int, dict[str, list[Sample]]]:
-    """Scroll (pagedown, down) and filter keystrokes on one list screen."""
+    """Scroll (pagedown, down; unless ``scroll`` is false) and filter keystrokes on one list
+    screen."""
     app = make_app(url, transport, token)
     frames = FrameClock(app)
     out: dict[str, list[Sample]] = {"pagedown": [], "pagedown_data": [], "down": [], "filter": []}
@@ -166,7 +174,7 @@ async def list_latencies(
         await until(pilot, lambda: rows_ready(screen))
         table = screen.table
         rows = table.total or 0
-        for _ in range(presses):
+        for _ in range(presses if scroll else 0):
             target = min((table.total or 1) - 1, table.cursor + table._rows_height())
             frames.expect(
                 done=partial(cursor_on, screen, target),
@@ -176,7 +184,7 @@ async def list_latencies(
             await pilot.press("pagedown")
             out["pagedown"].append(await framed(pilot, frames, start, start_cpu))
             out["pagedown_data"].append(await framed(pilot, frames, start, start_cpu, "data"))
-        for _ in range(presses):
+        for _ in range(presses if scroll else 0):
             frames.expect(done=partial(cursor_on, screen, table.cursor + 1))
             start, start_cpu = time.perf_counter(), time.process_time()
             await pilot.press("down")
@@ -252,20 +260,23 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         def transport_factory() -> Any:
             return None
 
+    freeze_startup_objects()  # as ``opsconsole`` does before it runs the app
     metrics: dict[str, dict[str, float]] = {}
     rows: dict[str, int] = {}
-    first = await first_frame(url, transport_factory, token, args.starts)
-    metrics["first frame with data (overview, in-process)"] = summary(first)
-    imports = [Sample(import_seconds(), 0.0) for _ in range(3)]
-    metrics["console imports (fresh interpreter)"] = summary(imports)
-    for key, screen_type in (("3", WorkloadsScreen), ("4", GpusScreen)):
-        name = screen_type.__name__.removesuffix("Screen").lower()
+    if not args.only_filter:
+        first = await first_frame(url, transport_factory, token, args.starts)
+        metrics["first frame with data (overview, in-process)"] = summary(first)
+        imports = [Sample(import_seconds(), 0.0) for _ in range(3)]
+        metrics["console imports (fresh interpreter)"] = summary(imports)
+    for name in args.lists.split(","):
+        key, screen_type = LISTS[name]
         rows[name], found = await list_latencies(
-            url, transport_factory(), token, key, screen_type, args.presses
+            url, transport_factory(), token, key, screen_type, args.presses, not args.only_filter
         )
-        metrics[f"{name}: pagedown repaint"] = summary(found["pagedown"])
-        metrics[f"{name}: pagedown until rows loaded"] = summary(found["pagedown_data"])
-        metrics[f"{name}: down repaint"] = summary(found["down"])
+        if not args.only_filter:
+            metrics[f"{name}: pagedown repaint"] = summary(found["pagedown"])
+            metrics[f"{name}: pagedown until rows loaded"] = summary(found["pagedown_data"])
+            metrics[f"{name}: down repaint"] = summary(found["down"])
         metrics[f"{name}: filter keystroke until filtered rows drawn"] = summary(found["filter"])
     return {
         "backend": "synthetic (real app, in-process fixture fleet)" if args.synthetic else url,
@@ -298,6 +309,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=20_000, help="synthetic rows per list")
     parser.add_argument("--presses", type=int, default=30, help="key presses per measurement")
     parser.add_argument("--starts", type=int, default=5, help="app starts for the first frame")
+    parser.add_argument(
+        "--lists", default="workloads,gpus", help="comma-separated: " + ", ".join(LISTS)
+    )
+    parser.add_argument(
+        "--only-filter", action="store_true", help="only the filter keystrokes (no start, scroll)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     result = asyncio.run(run(args))

@@ -229,20 +229,27 @@ async def _gpus_with_utilization(http: httpx.AsyncClient) -> int:
 
 def test_exporter_selection() -> None:
     selectors = [selector_predicate("app=nvidia-dcgm-exporter"), selector_predicate("a=b, c=d")]
+
+    def pod(name: str, labels: dict, phase: str = "Running", ns: str = "gpu-operator") -> dict:
+        return {
+            "metadata": {"name": name, "namespace": ns, "labels": labels},
+            "status": {"phase": phase},
+        }
+
+    exporter = {"app": "nvidia-dcgm-exporter"}
     pods = [
-        {
-            "metadata": {"name": "x", "labels": {"app": "nvidia-dcgm-exporter"}},
-            "status": {"phase": "Running"},
-        },
-        {
-            "metadata": {"name": "pending", "labels": {"app": "nvidia-dcgm-exporter"}},
-            "status": {"phase": "Pending"},
-        },
-        {"metadata": {"name": "y", "labels": {"a": "b", "c": "d"}}, "status": {"phase": "Running"}},
-        {"metadata": {"name": "z", "labels": {"a": "b"}}, "status": {"phase": "Running"}},
+        pod("x", exporter),
+        pod("pending", exporter, phase="Pending"),
+        pod("y", {"a": "b", "c": "d"}),
+        pod("z", {"a": "b"}),
+        pod("tenants-own", exporter, ns="team-a"),
+        pod("monitoring", exporter, ns="monitoring"),
     ]
-    names = [p["metadata"]["name"] for p in exporter_pods(iter(pods), selectors)]
-    assert names == ["x", "y"]
+    namespaces = ("gpu-operator", "monitoring")
+    names = [p["metadata"]["name"] for p in exporter_pods(iter(pods), selectors, namespaces)]
+    assert names == ["x", "y", "monitoring"]
+    anywhere = [p["metadata"]["name"] for p in exporter_pods(iter(pods), selectors, ("*",))]
+    assert anywhere == ["x", "y", "tenants-own", "monitoring"]
 
 
 def test_serve_without_a_cluster_says_so(
@@ -310,11 +317,13 @@ async def _line_with(proc: subprocess.Popen[str], text: str) -> str:
             return line
 
 
-def _exporter(name: str, node: str, ip: str, phase: str = "Running") -> dict:
+def _exporter(
+    name: str, node: str, ip: str, phase: str = "Running", namespace: str = "gpu-operator"
+) -> dict:
     return {
         "metadata": {
             "name": name,
-            "namespace": "gpu-operator",
+            "namespace": namespace,
             "labels": {"app.kubernetes.io/name": "dcgm-exporter"},
         },
         "spec": {"nodeName": node},
@@ -333,6 +342,7 @@ async def test_scrape_targets_per_mode(tmp_path: Path) -> None:
     pods = {
         ("gpu-operator", "e1"): _exporter("e1", "node-1", "10.0.0.5"),
         ("gpu-operator", "e2"): _exporter("e2", "node-2", "10.0.0.6", phase="Pending"),
+        ("team-a", "e3"): _exporter("e3", "node-2", "10.0.0.7", namespace="team-a"),
     }
     kubeconfig = tmp_path / "unused"
 
@@ -346,8 +356,12 @@ async def test_scrape_targets_per_mode(tmp_path: Path) -> None:
     assert proxy.url == (
         "https://k8s.example:6443/api/v1/namespaces/gpu-operator/pods/e1:9400/proxy/metrics"
     )
-    assert proxy.node == "node-1"
+    assert (proxy.node, proxy.pod, proxy.proxy) == ("node-1", "e1", None)
     assert proxy.headers == {"authorization": "Bearer abc"}
+    access.api_client.configuration.proxy = "http://proxy.example:3128"
+    assert targets("proxy")[0].proxy == "http://proxy.example:3128"  # as the client goes
+    access.api_client.configuration.no_proxy = "10.0.0.0/8,.example"
+    assert targets("proxy")[0].proxy is None  # the client's NO_PROXY exempts the API server
     (direct,) = targets("direct")
     assert (direct.url, direct.node, direct.headers) == (
         "http://10.0.0.5:9400/metrics",
@@ -357,6 +371,11 @@ async def test_scrape_targets_per_mode(tmp_path: Path) -> None:
     urls = targets("urls", dcgm_urls=["http://a:9400/metrics", "http://b:9400/metrics"])
     assert [t.url for t in urls] == ["http://a:9400/metrics", "http://b:9400/metrics"]
     assert targets("off") == []
+    everywhere = targets("direct", dcgm_namespaces="*")
+    assert [t.url for t in everywhere] == [
+        "http://10.0.0.5:9400/metrics",
+        "http://10.0.0.7:9400/metrics",
+    ]
 
 
 async def test_nvml_mode_serves_without_a_driver(sandbox: Sandbox, tmp_path: Path) -> None:

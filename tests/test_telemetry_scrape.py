@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
-import threading
-import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import certifi
@@ -16,6 +12,7 @@ import pytest
 
 from backend.telemetry.history import UtilizationHistory
 from backend.telemetry.scrape import ScrapeTarget, TelemetryCollector, tls_verification
+from tests.support.exporters import Exporters, running_exporters
 
 
 def exporter_text(node: str, utilization: float, gpus: int = 2) -> str:
@@ -30,47 +27,10 @@ def exporter_text(node: str, utilization: float, gpus: int = 2) -> str:
     return "\n".join(lines) + "\n"
 
 
-class Exporters:
-    """Per-path responses the test can change between rounds; records request headers."""
-
-    def __init__(self) -> None:
-        self.responses: dict[str, tuple[int, str]] = {}
-        self.headers: dict[str, dict[str, str]] = {}
-        self.delay: dict[str, float] = {}
-        self.url = ""
-
-    def target(self, path: str, node: str | None = None, **headers: str) -> ScrapeTarget:
-        return ScrapeTarget(url=f"{self.url}{path}", node=node, headers=headers)
-
-
 @pytest.fixture
 def exporters() -> Iterator[Exporters]:
-    state = Exporters()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            state.headers[self.path] = dict(self.headers)
-            time.sleep(state.delay.get(self.path, 0.0))
-            status, body = state.responses.get(self.path, (404, "not found"))
-            data = body.encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            with contextlib.suppress(OSError):  # the client gave up (timeout test)
-                self.wfile.write(data)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
+    with running_exporters() as state:
+        yield state
 
 
 async def test_round_with_one_failing_exporter(exporters: Exporters) -> None:
@@ -181,6 +141,7 @@ async def test_targets_are_read_each_round_and_removed_ones_are_forgotten(
 async def test_headers_and_node_of_the_target(exporters: Exporters) -> None:
     exporters.responses["/proxy"] = (200, exporter_text("dcgm-exporter-x7k2p", 10, gpus=1))
     target = exporters.target("/proxy", node="gpu-node-07", Authorization="Bearer t0ken")
+    target.pod = "dcgm-exporter-x7k2p"
     collector = TelemetryCollector(lambda: [target])
     try:
         await collector.scrape_once()
@@ -188,8 +149,11 @@ async def test_headers_and_node_of_the_target(exporters: Exporters) -> None:
         await collector.stop()
     assert exporters.headers["/proxy"]["Authorization"] == "Bearer t0ken"
     assert "text/plain" in exporters.headers["/proxy"]["Accept"]
-    # the pod's node wins over a Hostname label that names the exporter pod
-    assert collector.snapshot().samples["GPU-dcgm-exporter-x7k2p-0"].node == "gpu-node-07"
+    # the pod's node wins over a Hostname label that names the exporter pod (its hostname
+    # when it runs without NODE_NAME)
+    snapshot = collector.snapshot()
+    assert snapshot.samples["GPU-dcgm-exporter-x7k2p-0"].node == "gpu-node-07"
+    assert not snapshot.failures
 
 
 async def test_garbage_and_unreachable_exporters_are_errors_not_crashes(

@@ -8,6 +8,7 @@ default instead of raising.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -229,11 +230,16 @@ def normalized_model(value: str | None) -> str:
 _DIGITS = re.compile(r"(\d+)")
 
 
-def natural_key(value: str) -> list[Any]:
-    """Case-insensitive natural order: "node-2" before "node-10"."""
+@functools.lru_cache(maxsize=1 << 15)
+def natural_key(value: str) -> tuple[Any, ...]:
+    """Case-insensitive natural order: "node-2" before "node-10".
+
+    Remembered per string: the same names are sorted again after every model build (the first
+    request sorted by a name field pays for the whole list), and computing a key costs far more
+    than comparing two."""
     parts: list[Any] = _DIGITS.split(value.casefold())
     parts[1::2] = [int(p) for p in parts[1::2]]
-    return parts
+    return tuple(parts)
 
 
 KSERVE_REVISION_LABELS = ("serving.knative.dev/revision", "serving.kserve.io/revision")

@@ -92,7 +92,7 @@ class RoundCollector:
 
         A round in which every source failed read nothing: the data's age keeps counting from
         the last round that read something."""
-        failed_all = sources > 0 and len(failures) >= sources
+        failed_all = sources > 0 and len(failures) >= sources and not fresh
         for uuid, sample in samples.items():
             self._history.append(uuid, sample.utilization if uuid in fresh else None)
         self._history.retain(samples)

@@ -1,5 +1,6 @@
-"""Where the DCGM exporters are: found among the cluster's pods by label, reached through the API
-server's pod proxy (with the kubeconfig's credentials and TLS) or directly at their pod IPs.
+"""Where the DCGM exporters are: found among the cluster's pods by label, in the namespaces
+configured for them only, reached through the API server's pod proxy (with the kubeconfig's
+credentials, TLS and proxy) or directly at their pod IPs.
 
 The scrape collector asks for its targets before every round, so exporters that come and go are
 followed without a restart.
@@ -12,8 +13,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kubernetes.client.rest import should_bypass_proxies
+
 from backend.k8s.selectors import LabelPredicate, parse_label_selector
 from backend.telemetry.scrape import ScrapeTarget
+from backend.telemetry.trust import namespace_allowed
 
 # dcgm-exporter's labels: the GPU operator's, and the upstream Helm chart's.
 EXTRA_DCGM_SELECTOR = "app.kubernetes.io/name=dcgm-exporter"
@@ -26,10 +30,15 @@ def selector_predicate(selector: str) -> LabelPredicate:
     return predicate or (lambda _labels: False)
 
 
-def exporter_pods(pods: Iterable[Mapping], selectors: list[LabelPredicate]) -> Iterator[Mapping]:
-    """Running pods whose labels match any of the selectors."""
+def exporter_pods(
+    pods: Iterable[Mapping], selectors: list[LabelPredicate], namespaces: Iterable[str]
+) -> Iterator[Mapping]:
+    """Running pods in the exporters' namespaces whose labels match any of the selectors."""
+    allowed = frozenset(namespaces)
     for pod in pods:
         if (pod.get("status") or {}).get("phase") != "Running":
+            continue
+        if not namespace_allowed(pod["metadata"].get("namespace", ""), allowed):
             continue
         labels = pod["metadata"].get("labels") or {}
         if any(matches(labels) for matches in selectors):
@@ -47,6 +56,17 @@ def auth_headers(api_client: Any) -> dict[str, str]:
     if cfg.username and cfg.password and "authorization" not in headers:
         headers["authorization"] = cfg.get_basic_auth_token()
     return headers
+
+
+def api_server_proxy(api_client: Any) -> str | None:
+    """The HTTP proxy the Kubernetes client takes to the API server: the kubeconfig's
+    ``proxy-url``, else the environment's (``HTTPS_PROXY``...), unless ``NO_PROXY`` exempts the
+    server."""
+    cfg = api_client.configuration
+    if not cfg.proxy or should_bypass_proxies(cfg.host, cfg.no_proxy or ""):
+        return None
+    proxy: str = cfg.proxy
+    return proxy
 
 
 def tls_context(api_client: Any) -> ssl.SSLContext:
@@ -68,26 +88,32 @@ def _node(pod: Mapping) -> str | None:
 
 @dataclass(frozen=True)
 class ExporterDiscovery:
-    """The exporters among ``pods()`` (the cluster cache's pods, read at each round)."""
+    """The exporters among ``pods()`` (the cluster cache's pods, read at each round), in the
+    ``namespaces`` allowed for them (``*``: any)."""
 
     pods: Callable[[], Iterable[Mapping]]
     selector: str
     port: int
+    namespaces: tuple[str, ...]
 
     def exporters(self) -> Iterator[Mapping]:
         selectors = [selector_predicate(self.selector), selector_predicate(EXTRA_DCGM_SELECTOR)]
-        return exporter_pods(self.pods(), selectors)
+        return exporter_pods(self.pods(), selectors, self.namespaces)
 
     def proxy_targets(self, server: str, api_client: Any) -> list[ScrapeTarget]:
-        """Through the API server's pod proxy, as ``kubectl get --raw`` reaches them."""
+        """Through the API server's pod proxy, as ``kubectl get --raw`` reaches them: with the
+        client's credentials and through its HTTP proxy (a kubeconfig's ``proxy-url``)."""
         base = server.rstrip("/")
         headers = auth_headers(api_client)
+        proxy = api_server_proxy(api_client)
         return [
             ScrapeTarget(
                 url=f"{base}/api/v1/namespaces/{p['metadata']['namespace']}/pods/"
                 f"{p['metadata']['name']}:{self.port}/proxy/metrics",
                 node=_node(p),
                 headers=headers,
+                pod=p["metadata"]["name"],
+                proxy=proxy,
             )
             for p in self.exporters()
         ]
@@ -95,12 +121,17 @@ class ExporterDiscovery:
     def direct_targets(self) -> list[ScrapeTarget]:
         """Pod IPs, for a backend running inside the cluster."""
         return [
-            ScrapeTarget(url=f"http://{p['status']['podIP']}:{self.port}/metrics", node=_node(p))
+            ScrapeTarget(
+                url=f"http://{p['status']['podIP']}:{self.port}/metrics",
+                node=_node(p),
+                pod=p["metadata"]["name"],
+            )
             for p in self.exporters()
             if (p.get("status") or {}).get("podIP")
         ]
 
 
 def url_targets(urls: Iterable[str]) -> list[ScrapeTarget]:
-    """Fixed exporter URLs (no discovery)."""
+    """Fixed exporter URLs (no discovery, no pod): the operator vouches for them, and each
+    sample's host label stands for its node."""
     return [ScrapeTarget(url=url, node=None) for url in urls]

@@ -14,6 +14,14 @@ snapshot's age keeps counting, with the reason in ``failures``. A target that Pr
 down (``up == 0``) keeps its GPUs' last samples and is listed in ``failures``; a target that is
 gone from ``up`` takes its GPUs with it.
 
+Exporters are trusted as in a direct scrape (``backend.telemetry.trust``), with what Prometheus
+knows of each target, read from the labels of its ``up`` series (never the exporter's): a target
+whose ``namespace`` label is not an exporter namespace is refused, and one with a ``node`` label
+speaks only for that node's GPUs. Those labels exist only where the scrape configuration adds them
+(kube-prometheus's ServiceMonitors add ``namespace`` and ``pod``; ``node`` needs a relabeling of
+``__meta_kubernetes_pod_node_name``); without them only the UUID rule applies, with each sample's
+host label standing for its node.
+
 The utilization history is read once through ``/api/v1/query_range`` on the first successful
 round, so sparklines are full as soon as the backend starts; later rounds append to it.
 """
@@ -23,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +49,7 @@ from backend.telemetry.dcgm import (
 )
 from backend.telemetry.prometheus import PromSample
 from backend.telemetry.scrape import tls_verification
+from backend.telemetry.trust import ANY_NAMESPACE, Origin, namespace_allowed, screen
 
 UTILIZATION = "DCGM_FI_DEV_GPU_UTIL"
 FIELDS_QUERY = '{__name__=~"' + "|".join(FIELDS) + '"}'
@@ -85,6 +94,11 @@ def target_health(up: list[dict[str, Any]]) -> dict[Target, float]:
     }
 
 
+def target_labels(up: list[dict[str, Any]]) -> dict[Target, Mapping[str, str]]:
+    """The labels Prometheus gave each target (``up`` carries no label of the exporter's)."""
+    return {(s["metric"].get("job", ""), s["metric"].get("instance", "")): s["metric"] for s in up}
+
+
 class PrometheusCollector(RoundCollector):
     """Reads the fleet's GPUs from Prometheus every ``interval`` seconds; see the module doc."""
 
@@ -92,6 +106,7 @@ class PrometheusCollector(RoundCollector):
         self,
         url: str,
         *,
+        namespaces: Iterable[str] = (ANY_NAMESPACE,),
         interval: float = 10.0,
         history_length: int = 60,
         token: str | None = None,
@@ -101,6 +116,7 @@ class PrometheusCollector(RoundCollector):
     ) -> None:
         super().__init__(interval=interval, history_length=history_length)
         self.url = url.rstrip("/")
+        self.namespaces = tuple(namespaces)
         self.token = token
         self.token_file = token_file
         self.timeout = timeout
@@ -129,6 +145,7 @@ class PrometheusCollector(RoundCollector):
                 for target, samples in vector_samples(series).items()
             }
             health = target_health(up)
+            labels = target_labels(up)
         except PrometheusError as exc:
             self._fail(str(exc), started)
             return
@@ -136,7 +153,7 @@ class PrometheusCollector(RoundCollector):
             self._fail(f"malformed answer: {type(exc).__name__}: {exc}", started)
             return
         self.last_error = None
-        self._round(by_target, health, started)
+        self._round(by_target, health, labels, started)
 
     def _fail(self, error: str, started: float) -> None:
         """A round that read nothing: every GPU keeps its last sample, the age keeps counting."""
@@ -148,18 +165,31 @@ class PrometheusCollector(RoundCollector):
         self,
         by_target: dict[Target, list[GpuSample]],
         health: dict[Target, float],
+        labels: dict[Target, Mapping[str, str]],
         started: float,
     ) -> None:
-        """Publish the fresh GPUs; a target Prometheus reports down keeps its last GPUs."""
-        fresh = {gpu.uuid for gpus in by_target.values() for gpu in gpus}
+        """Publish the fresh GPUs that their targets may give; a target Prometheus reports down
+        keeps its last GPUs."""
         failures: dict[str, str] = {}
+        for target in list(by_target):
+            namespace = labels.get(target, {}).get("namespace")
+            if namespace is not None and not namespace_allowed(namespace, self.namespaces):
+                del by_target[target]
+                failures[_target_name(target)] = f"namespace {namespace} is not an exporter's"
+        fresh_targets = set(by_target)
         for target, gpus in self._by_target.items():
             if target not in by_target and health.get(target) == 0:
                 by_target[target] = gpus
                 failures[_target_name(target)] = "target down in Prometheus (up == 0)"
-        self._by_target = by_target
-        samples = {gpu.uuid: gpu for gpus in by_target.values() for gpu in gpus}
-        self._publish(samples, fresh, sources=len(by_target), failures=failures, started=started)
+        targets = list(by_target)
+        reports = [(_origin(t, labels.get(t, {})), by_target[t]) for t in targets]
+        owners = {gpu.uuid: gpu.node for gpus in self._by_target.values() for gpu in gpus}
+        accepted, refused = screen(reports, owners)
+        self._by_target = dict(zip(targets, accepted, strict=True))
+        fresh = {g.uuid for t, gpus in self._by_target.items() if t in fresh_targets for g in gpus}
+        samples = {gpu.uuid: gpu for gpus in self._by_target.values() for gpu in gpus}
+        failures = {**refused, **failures}
+        self._publish(samples, fresh, sources=len(targets), failures=failures, started=started)
 
     async def _read_history(self, at: float) -> None:
         """Fill the history with the utilization Prometheus kept before this round."""
@@ -264,3 +294,8 @@ def _error_text(response: httpx.Response, body: Any) -> str:
 def _target_name(target: Target) -> str:
     job, instance = target
     return f"{job}/{instance}"
+
+
+def _origin(target: Target, labels: Mapping[str, str]) -> Origin:
+    """Who the target is, as far as Prometheus's target labels say."""
+    return Origin(_target_name(target), node=labels.get("node"), pod=labels.get("pod"))

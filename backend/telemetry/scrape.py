@@ -5,7 +5,9 @@ exporters behind the sandbox's pod proxy, a round cost 0.25 s of CPU with aiohtt
 httpx, whose connection pool dominated the backend's CPU at fleet scale.
 
 Targets come from a callable evaluated at the start of each round (the cluster cache knows
-which exporter pods exist now). A failing exporter does not fail the round: it is counted in
+which exporter pods exist now). Each target speaks only for the GPUs of its node
+(``backend.telemetry.trust``): refused samples make the target a failure of the round. A target
+may name an HTTP proxy, as a kubeconfig's ``proxy-url`` does for the API server. A failing exporter does not fail the round: it is counted in
 ``errors`` and its GPUs keep their last sample, whose ``sampled_at`` then shows its age. GPUs
 of targets that are no longer listed are dropped.
 """
@@ -24,20 +26,28 @@ import aiohttp
 
 from backend.telemetry.base import RoundCollector
 from backend.telemetry.dcgm import GpuSample, parse_dcgm
+from backend.telemetry.trust import Origin, Report, screen
 
 log = logging.getLogger(__name__)
 
 # Ask for the classic text format: OpenMetrics differs in details the parser need not know.
 ACCEPT = "text/plain;version=0.0.4;q=1,*/*;q=0.1"
+HTTP_PROXY_SCHEMES = ("http://", "https://")
 
 
 @dataclass
 class ScrapeTarget:
-    """One exporter endpoint; ``node`` is the node its pod runs on, when known."""
+    """One exporter endpoint; ``node`` is the node its pod runs on and ``pod`` its pod's name,
+    when known; ``proxy`` the HTTP proxy that reaches it, if any."""
 
     url: str
     node: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    pod: str | None = None
+    proxy: str | None = None
+
+    def origin(self) -> Origin:
+        return Origin(source=self.url, node=self.node, pod=self.pod)
 
 
 class TelemetryCollector(RoundCollector):
@@ -76,16 +86,18 @@ class TelemetryCollector(RoundCollector):
         targets = list({target.url: target for target in self.targets()}.values())
         semaphore = asyncio.Semaphore(self.concurrency)
         results = await asyncio.gather(*(self._scrape(t, semaphore) for t in targets))
-        by_target: dict[str, list[GpuSample]] = {}
-        fresh: set[str] = set()
         errors: dict[str, str] = {}
+        reports: list[Report] = []
         for target, (gpus, error) in zip(targets, results, strict=True):
             if error is not None:
                 errors[target.url] = error
                 gpus = self._by_target.get(target.url, [])
-            else:
-                fresh.update(gpu.uuid for gpu in gpus)
-            by_target[target.url] = gpus
+            reports.append((target.origin(), gpus))
+        owners = {gpu.uuid: gpu.node for gpus in self._by_target.values() for gpu in gpus}
+        accepted, refused = screen(reports, owners)
+        by_target = {t.url: gpus for t, gpus in zip(targets, accepted, strict=True)}
+        fresh = {gpu.uuid for url, gpus in by_target.items() if url not in errors for gpu in gpus}
+        errors = {**refused, **errors}
         self._by_target = by_target
         self.last_errors = errors
         samples = {gpu.uuid: gpu for gpus in by_target.values() for gpu in gpus}
@@ -95,12 +107,17 @@ class TelemetryCollector(RoundCollector):
         self, target: ScrapeTarget, semaphore: asyncio.Semaphore
     ) -> tuple[list[GpuSample], str | None]:
         """The target's GPUs, or the reason it failed (never raises for a bad exporter)."""
+        if target.proxy and not target.proxy.startswith(HTTP_PROXY_SCHEMES):
+            # aiohttp speaks only HTTP to a proxy: a SOCKS proxy would fail obscurely.
+            return [], f"proxy {target.proxy.split('://')[0]}:// is not supported, only http(s)://"
         async with semaphore:
             try:
                 async with (
                     asyncio.timeout(self.timeout),
                     self._http().get(
-                        target.url, headers={"Accept": ACCEPT, **target.headers}
+                        target.url,
+                        headers={"Accept": ACCEPT, **target.headers},
+                        proxy=target.proxy,
                     ) as response,
                 ):
                     if response.status >= 400:
@@ -112,11 +129,6 @@ class TelemetryCollector(RoundCollector):
             except Exception as exc:  # one broken exporter must not break the round
                 log.debug("scrape of %s failed", target.url, exc_info=True)
                 return [], f"{type(exc).__name__}: {exc}"
-        if target.node:
-            # The pod's node (spec.nodeName) is authoritative; the Hostname label may be the
-            # exporter pod's own hostname when it does not run with NODE_NAME set.
-            for gpu in gpus:
-                gpu.node = target.node
         return gpus, None
 
     def _http(self) -> aiohttp.ClientSession:

@@ -35,6 +35,7 @@ PAGE_SIZE = 100
 MAX_PAGES = 24  # pages kept in the cache; the farthest from the view are dropped first
 GAP = 1  # blank cells between columns
 READ_AHEAD_SCREENS = 2
+PAGE_WORKERS = "virtual-table-pages"  # the worker group of page fetches
 
 Fetch = Callable[[int, int, str | None, str | None], Awaitable[Page[Any]]]
 
@@ -175,6 +176,9 @@ class VirtualTable(ScrollView, can_focus=True):
         self._ensure_visible_pages(read_ahead=False)  # a refresh re-reads only what is seen
 
     def _restart(self) -> None:
+        # Pages of the previous query or order are of no use any more: stop waiting for them,
+        # so that the console does not parse them and the next query does not queue behind them.
+        self.workers.cancel_group(self, PAGE_WORKERS)
         self._generation += 1
         self._lines.clear()
         self._cache.clear()
@@ -221,7 +225,7 @@ class VirtualTable(ScrollView, can_focus=True):
                 self._pending.add((self._generation, page))
                 self.run_worker(
                     self._load_page(self._generation, page),
-                    group="virtual-table-pages",
+                    group=PAGE_WORKERS,
                     exit_on_error=False,
                 )
 
