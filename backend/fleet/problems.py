@@ -35,24 +35,37 @@ def build_problems(
     workloads: Iterable[Workload], gpus: Iterable[Gpu], nodes: Iterable[Node], rules: GpuRules
 ) -> list[Problem]:
     """Every current problem, most severe first (the overview shows the first 100)."""
-    problems = [p for w in workloads if (p := _workload_problem(w)) is not None]
-    for node in nodes:
-        if not node.ready:
-            problems.append(
-                Problem(
-                    severity=ProblemSeverity.CRITICAL,
-                    kind="node-not-ready",
-                    subject=node.name,
-                    message=f"node is not Ready ({node.gpus_capacity} GPUs unavailable)",
-                )
-            )
+    problems = [p for w in workloads if (p := workload_problem(w)) is not None]
+    problems.extend(node_problem(node) for node in nodes if not node.ready)
     for gpu in gpus:
         problems.extend(_gpu_problems(gpu, rules))
+    return sort_problems(problems)
+
+
+def sort_problems(problems: list[Problem]) -> list[Problem]:
+    """By severity, kind and subject; ties keep the order given (workloads, nodes, GPUs)."""
     problems.sort(key=lambda p: (_SEVERITY_ORDER[p.severity], p.kind, p.subject))
     return problems
 
 
-def _workload_problem(workload: Workload) -> Problem | None:
+def node_problems(node: Node | None, gpus: Iterable[Gpu], rules: GpuRules) -> list[Problem]:
+    """A node's problem (not Ready) and its GPUs' problems (XID errors, hot)."""
+    problems = [node_problem(node)] if node is not None and not node.ready else []
+    for gpu in gpus:
+        problems.extend(_gpu_problems(gpu, rules))
+    return problems
+
+
+def node_problem(node: Node) -> Problem:
+    return Problem(
+        severity=ProblemSeverity.CRITICAL,
+        kind="node-not-ready",
+        subject=node.name,
+        message=f"node is not Ready ({node.gpus_capacity} GPUs unavailable)",
+    )
+
+
+def workload_problem(workload: Workload) -> Problem | None:
     subject = f"{workload.namespace}/{workload.name}"
     message = workload.message
     rollout = workload.rollout

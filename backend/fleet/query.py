@@ -105,15 +105,30 @@ class Table(Generic[T]):
         *,
         search: Callable[[T], Iterable[str | None]],
         filters: dict[str, Filter[T]] | None = None,
+        previous: Table[T] | None = None,
     ) -> None:
+        """``previous``: a table with the same search and filters whose rows, where they are
+        the very same objects, lend their search text, filter keys and JSON (a model updated
+        with a few changed rows then prepares only those)."""
         self.items = items
         self.sort_fields = sortable_fields(model)
         self._filters = filters or {}
-        self._search = ["\n".join(s for s in search(item) if s).lower() for item in items]
+        same = _same_rows(items, previous)
+        old = previous if previous is not None else self
+        self._search: list[str] = [
+            old._search[j] if j is not None else _search_text(search, item)
+            for item, j in zip(items, same, strict=True)
+        ]
         self._keys: dict[str, list[str | None]] = {}
         self._index: dict[str, dict[str, list[int]]] = {}
         for name, spec in self._filters.items():
-            keys = [_normalized_key(spec, item) for item in items]
+            old_keys = old._keys.get(name)
+            keys = [
+                old_keys[j]
+                if j is not None and old_keys is not None
+                else _normalized_key(spec, item)
+                for item, j in zip(items, same, strict=True)
+            ]
             index: dict[str, list[int]] = {}
             for position, key in enumerate(keys):
                 if key is not None:
@@ -121,7 +136,7 @@ class Table(Generic[T]):
             self._keys[name], self._index[name] = keys, index
         self._orders: dict[tuple[str, bool], list[int]] = {}
         self._ranks: dict[tuple[str, bool], list[int]] = {}
-        self._json: list[bytes | None] = [None] * len(items)
+        self._json: list[bytes | None] = [old._json[j] if j is not None else None for j in same]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -224,6 +239,20 @@ class Table(Generic[T]):
                 rank[position] = place
             self._ranks[key] = rank
         return rank
+
+
+def _same_rows(items: list[Any], previous: Table[Any] | None) -> list[int | None]:
+    """For each item, its position in ``previous`` if it is the very same object there.
+
+    ``previous`` keeps its rows alive, so an id found among them is that row's."""
+    if previous is None:
+        return [None] * len(items)
+    positions = {id(item): j for j, item in enumerate(previous.items)}
+    return [positions.get(id(item)) for item in items]
+
+
+def _search_text(search: Callable[[Any], Iterable[str | None]], item: Any) -> str:
+    return "\n".join(s for s in search(item) if s).lower()
 
 
 def _normalized_key(spec: Filter[Any], item: Any) -> str | None:
