@@ -224,20 +224,22 @@ class _Step:
         problems = dict(self.workload_problems)
         added = False
         for key in self.dirty_workloads:
-            before = records.pop(key, None)
-            problems.pop(key, None)
+            before = records.get(key)
             found = workload_object(self.cluster, key)
             after = workload_record(*found, self.index) if found else None
             for record in (before, after):
                 if record is not None:
                     self.dirty_tenants.add(record.row.tenant or "")
                     self.dirty_pods.update((key[0], name_of(p)) for p in record.pods)
-            if after is not None:
-                records[key] = after
-                added = added or before is None
-                problem = workload_problem(after.row)
-                if problem is not None:
-                    problems[key] = problem
+            problems.pop(key, None)
+            if after is None:
+                records.pop(key, None)
+                continue
+            records[key] = after  # an existing key keeps its place
+            added = added or before is None
+            problem = workload_problem(after.row)
+            if problem is not None:
+                problems[key] = problem
         # An update keeps each key's place; only a new key needs the order restored.
         self.records = _sorted(records) if added else records
         self.workload_problems = {k: problems[k] for k in self.records if k in problems}
@@ -264,14 +266,16 @@ class _Step:
         history = mapping(getattr(self.telemetry, "history", None))
         added = False
         for name in self.dirty_nodes:
-            before = nodes.pop(name, None)
+            before = nodes.get(name)
             samples = self.samples.get(name, [])
             after = None
             if name in self.index.nodes or samples:
-                after = nodes[name] = _node_parts(
+                after = nodes[name] = _node_parts(  # an existing name keeps its place
                     name, self.index, samples, owners_of, history, self.previous.rules
                 )
                 added = added or before is None
+            else:
+                nodes.pop(name, None)
             for part in (before, after):
                 for gpu in part.gpus if part is not None else ():
                     self.dirty_tenants.add(gpu.tenant or "")
