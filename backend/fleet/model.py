@@ -22,6 +22,8 @@ from backend.fleet.parts import ChangedKey, FleetParts, build_parts, update_part
 from backend.fleet.problems import (
     MAX_PROBLEMS,
     build_problems,
+    fleet_hottest,
+    fleet_idlest,
     fleet_totals,
     gpu_model_summaries,
     hottest,
@@ -82,15 +84,16 @@ class FleetModel:
         self._records = parts.records
         # Details are built on first request and kept for the model's life (it is immutable).
         self._detail_json: dict[tuple[str, str, str], bytes | None] = {}
-        models = gpu_model_summaries(nodes, gpus)
+        sums = [part.sums for part in parts.nodes.values()]
+        models = gpu_model_summaries(sums)
         pods = parts.index.live_pods
         self._overview: dict[str, Any] = {
-            "totals": fleet_totals(nodes, gpus, models, len(tenants), len(records), pods),
+            "totals": fleet_totals(nodes, sums, models, len(tenants), len(records), pods),
             "gpu_models": models,
             "tenants": tenants_by_usage(tenants),
             "workloads_by_status": workloads_by_status(rows),
-            "hottest": hottest(gpus),
-            "idlest": idlest(gpus),
+            "hottest": fleet_hottest(sums),
+            "idlest": fleet_idlest(sums),
             "problems": problems[:MAX_PROBLEMS],
         }
         self._overview_json: bytes | None = None

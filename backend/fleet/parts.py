@@ -38,7 +38,7 @@ from backend.fleet.index import (
 from backend.fleet.inputs import ClusterObjects, TelemetryLike
 from backend.fleet.nodes import GpuRules, group_samples, node_and_gpus, node_order
 from backend.fleet.objects import dig, labels, mapping, name_of, namespace_of, owners, text
-from backend.fleet.problems import node_problems, workload_problem
+from backend.fleet.problems import NodeSums, node_problems, node_sums, workload_problem
 from backend.fleet.quotas import quota_rows_by_tenant
 from backend.fleet.tenants import tenant_names, tenant_rows
 from backend.fleet.workloads import (
@@ -64,6 +64,7 @@ class NodeParts:
     node: Node | None
     gpus: list[Gpu]
     problems: list[Problem]
+    sums: NodeSums  # its share of the overview
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,18 +232,20 @@ class _Step:
                 if record is not None:
                     self.dirty_tenants.add(record.row.tenant or "")
                     self.dirty_pods.update((key[0], name_of(p)) for p in record.pods)
-            problems.pop(key, None)
+            problem = workload_problem(after.row) if after is not None else None
+            if problem is None:
+                problems.pop(key, None)
+            else:
+                added = added or key not in problems
+                problems[key] = problem  # an existing key keeps its place
             if after is None:
                 records.pop(key, None)
-                continue
-            records[key] = after  # an existing key keeps its place
-            added = added or before is None
-            problem = workload_problem(after.row)
-            if problem is not None:
-                problems[key] = problem
-        # An update keeps each key's place; only a new key needs the order restored.
+            else:
+                added = added or before is None
+                records[key] = after
+        # Keys are kept in record order: only a new key needs the order restored.
         self.records = _sorted(records) if added else records
-        self.workload_problems = {k: problems[k] for k in self.records if k in problems}
+        self.workload_problems = _sorted(problems) if added else problems
 
     def update_telemetry(self) -> None:
         if not self.regroup:
@@ -276,11 +279,20 @@ class _Step:
                 added = added or before is None
             else:
                 nodes.pop(name, None)
-            for part in (before, after):
-                for gpu in part.gpus if part is not None else ():
-                    self.dirty_tenants.add(gpu.tenant or "")
+            self._changed_gpus(before, after)
         self.nodes = {name: nodes[name] for name in node_order(nodes)} if added else nodes
         self.gpus = [gpu for part in self.nodes.values() for gpu in part.gpus]
+
+    def _changed_gpus(self, before: NodeParts | None, after: NodeParts | None) -> None:
+        """Mark the tenants of the GPUs that read differently now (utilization, holder)."""
+        old = before.gpus if before is not None else []
+        new = after.gpus if after is not None else []
+        if len(old) == len(new):
+            pairs = [(a, b) for a, b in zip(old, new, strict=True) if a != b]
+            changed = [gpu for pair in pairs for gpu in pair]
+        else:
+            changed = old + new
+        self.dirty_tenants.update(gpu.tenant or "" for gpu in changed)
 
     def update_tenants(self) -> None:
         self.dirty_tenants.discard("")
@@ -371,4 +383,4 @@ def _node_parts(
     rules: GpuRules,
 ) -> NodeParts:
     node, gpus = node_and_gpus(name, index, samples, owners_of, history, rules)
-    return NodeParts(node, gpus, node_problems(node, gpus, rules))
+    return NodeParts(node, gpus, node_problems(node, gpus, rules), node_sums(node, gpus))

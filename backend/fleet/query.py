@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import types
 import typing
 from collections.abc import Callable, Iterable, Sequence
@@ -107,36 +108,57 @@ class Table(Generic[T]):
         filters: dict[str, Filter[T]] | None = None,
         previous: Table[T] | None = None,
     ) -> None:
-        """``previous``: a table with the same search and filters whose rows, where they are
-        the very same objects, lend their search text, filter keys and JSON (a model updated
-        with a few changed rows then prepares only those)."""
+        """``previous``: the table this one replaces (same search and filters). When few of its
+        rows were replaced (the same row count, most rows the very same objects), its search
+        text, filter indexes and JSON are copied and patched at those rows only."""
         self.items = items
         self.sort_fields = sortable_fields(model)
         self._filters = filters or {}
-        same = _same_rows(items, previous)
-        old = previous if previous is not None else self
-        self._search: list[str] = [
-            old._search[j] if j is not None else _search_text(search, item)
-            for item, j in zip(items, same, strict=True)
-        ]
+        self._orders: dict[tuple[str, bool], list[int]] = {}
+        self._ranks: dict[tuple[str, bool], list[int]] = {}
+        changed = _replaced_rows(items, previous)
+        if previous is not None and changed is not None:
+            self._patch(previous, changed, search)
+            return
+        self._search = [_search_text(search, item) for item in items]
         self._keys: dict[str, list[str | None]] = {}
         self._index: dict[str, dict[str, list[int]]] = {}
         for name, spec in self._filters.items():
-            old_keys = old._keys.get(name)
-            keys = [
-                old_keys[j]
-                if j is not None and old_keys is not None
-                else _normalized_key(spec, item)
-                for item, j in zip(items, same, strict=True)
-            ]
+            keys = [_normalized_key(spec, item) for item in items]
             index: dict[str, list[int]] = {}
             for position, key in enumerate(keys):
                 if key is not None:
                     index.setdefault(key, []).append(position)
             self._keys[name], self._index[name] = keys, index
-        self._orders: dict[tuple[str, bool], list[int]] = {}
-        self._ranks: dict[tuple[str, bool], list[int]] = {}
-        self._json: list[bytes | None] = [old._json[j] if j is not None else None for j in same]
+        self._json: list[bytes | None] = [None] * len(items)
+
+    def _patch(
+        self, previous: Table[T], changed: list[int], search: Callable[[T], Iterable[str | None]]
+    ) -> None:
+        """Copy ``previous``'s per-row data and redo it at the ``changed`` positions. Position
+        lists are replaced, never mutated: ``previous`` may still be read."""
+        self._search = list(previous._search)
+        self._json = list(previous._json)
+        for i in changed:
+            self._search[i] = _search_text(search, self.items[i])
+            self._json[i] = None
+        self._keys, self._index = {}, {}
+        for name, spec in self._filters.items():
+            keys, index = list(previous._keys[name]), dict(previous._index[name])
+            for i in changed:
+                old, new = keys[i], _normalized_key(spec, self.items[i])
+                if old == new:
+                    continue
+                keys[i] = new
+                if old is not None:
+                    index[old] = [p for p in index[old] if p != i]
+                    if not index[old]:
+                        del index[old]
+                if new is not None:
+                    positions = list(index.get(new, ()))
+                    bisect.insort(positions, i)
+                    index[new] = positions
+            self._keys[name], self._index[name] = keys, index
 
     def __len__(self) -> int:
         return len(self.items)
@@ -241,14 +263,14 @@ class Table(Generic[T]):
         return rank
 
 
-def _same_rows(items: list[Any], previous: Table[Any] | None) -> list[int | None]:
-    """For each item, its position in ``previous`` if it is the very same object there.
-
-    ``previous`` keeps its rows alive, so an id found among them is that row's."""
-    if previous is None:
-        return [None] * len(items)
-    positions = {id(item): j for j, item in enumerate(previous.items)}
-    return [positions.get(id(item)) for item in items]
+def _replaced_rows(items: list[Any], previous: Table[Any] | None) -> list[int] | None:
+    """The positions whose row is not the very object ``previous`` has there; None when the
+    tables differ in length or in more than an eighth of their rows (then patching a copy would
+    cost more than building anew)."""
+    if previous is None or len(previous.items) != len(items):
+        return None
+    changed = [i for i, (a, b) in enumerate(zip(items, previous.items, strict=True)) if a is not b]
+    return changed if len(changed) <= len(items) // 8 else None
 
 
 def _search_text(search: Callable[[Any], Iterable[str | None]], item: Any) -> str:
