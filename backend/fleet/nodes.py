@@ -16,7 +16,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
 
 from backend.conventions import GPU_PRODUCT_LABEL, GPU_RESOURCE
 from backend.fleet.index import ClusterIndex, Obj
@@ -36,16 +35,10 @@ class GpuRules:
     hot_temperature_c: float = 85.0
 
 
-class PodWorkloadsLike(Protocol):
-    """(namespace, pod) -> "Kind/name" of the workload that holds the pod."""
-
-    def get(self, key: tuple[str, str], /) -> str | None: ...
-
-
 def build_nodes_and_gpus(
     index: ClusterIndex,
     telemetry: TelemetryLike,
-    pod_workloads: PodWorkloadsLike,
+    pod_workloads: Mapping[tuple[str, str], str],
     rules: GpuRules,
 ) -> tuple[list[Node], list[Gpu]]:
     """Nodes in natural name order, GPUs by (node, index, uuid)."""
@@ -72,7 +65,7 @@ def node_and_gpus(
     name: str,
     index: ClusterIndex,
     samples: list,
-    pod_workloads: PodWorkloadsLike,
+    pod_workloads: Mapping[tuple[str, str], str],
     history: Mapping[str, Sequence[float | None]],
     rules: GpuRules,
 ) -> tuple[Node | None, list[Gpu]]:
@@ -127,7 +120,7 @@ def _gpus_of_node(
     node_obj: Obj | None,
     samples: list,
     index: ClusterIndex,
-    pod_workloads: PodWorkloadsLike,
+    pod_workloads: Mapping[tuple[str, str], str],
     history: Mapping[str, Sequence[float | None]],
     rules: GpuRules,
 ) -> list[Gpu]:
@@ -144,7 +137,7 @@ def _sample_gpu(
     node_model: str | None,
     sample,
     index: ClusterIndex,
-    pod_workloads: PodWorkloadsLike,
+    pod_workloads: Mapping[tuple[str, str], str],
     history: Mapping[str, Sequence[float | None]],
     rules: GpuRules,
 ) -> Gpu:

@@ -43,9 +43,10 @@ from backend.fleet.quotas import quota_rows_by_tenant
 from backend.fleet.tenants import tenant_names, tenant_rows
 from backend.fleet.workloads import (
     KIND_PLURALS,
-    PodWorkloads,
     WorkloadRecord,
     build_workloads,
+    holder_label,
+    pod_holders,
     workload_object,
     workload_record,
     workloads_of,
@@ -53,6 +54,7 @@ from backend.fleet.workloads import (
 from backend.schemas import Gpu, Node, Problem, QuotaRow, Tenant
 
 ChangedKey = tuple[str, tuple[str, str]]  # kind plural, (namespace, name)
+PodKey = tuple[str, str]  # (namespace, name)
 FULL_BUILD_KINDS = frozenset({"namespaces", "resourceflavors"})
 _WORKLOAD_KINDS = {plural: kind.value for kind, plural in KIND_PLURALS.items()}
 
@@ -77,8 +79,10 @@ class FleetParts:
     index: ClusterIndex
     records: dict[ObjectKey, WorkloadRecord]  # by (namespace, kind, name)
     workload_problems: dict[ObjectKey, Problem]  # the records that have one, in record order
+    holders: dict[PodKey, set[ObjectKey]]  # (namespace, pod) -> the records holding it
+    pod_workloads: dict[PodKey, str]  # (namespace, pod) -> "Kind/name" of its workload
     samples: dict[str, list[Any]]  # telemetry samples by node name
-    sample_pods: dict[tuple[str, str], set[str]]  # (namespace, pod) -> nodes with its samples
+    sample_pods: dict[PodKey, set[str]]  # (namespace, pod) -> nodes with its samples
     nodes: dict[str, NodeParts]  # in natural node order
     gpus: list[Gpu]  # every node's GPUs, in node order
     tenants: dict[str, Tenant]  # by name
@@ -102,7 +106,8 @@ def build_parts(cluster: ClusterObjects, telemetry: TelemetryLike, rules: GpuRul
     index = build_index(cluster)
     records = {record.key: record for record in build_workloads(cluster, index)}
     samples, sample_pods = _group(index, telemetry)
-    owners_of = PodWorkloads(index, records)
+    holders = pod_holders(records.values())
+    owners_of = {pod: holder_label(keys) for pod, keys in holders.items()}
     history = mapping(getattr(telemetry, "history", None))
     nodes = {
         name: _node_parts(name, index, samples.get(name, []), owners_of, history, rules)
@@ -117,6 +122,8 @@ def build_parts(cluster: ClusterObjects, telemetry: TelemetryLike, rules: GpuRul
         index=index,
         records=records,
         workload_problems=_problems_of(records),
+        holders=holders,
+        pod_workloads=owners_of,
         samples=samples,
         sample_pods=sample_pods,
         nodes=nodes,
@@ -171,6 +178,7 @@ class _Step:
         self.indexes = (previous.index, index)
         self.records = previous.records
         self.workload_problems = previous.workload_problems
+        self.holders, self.pod_workloads = previous.holders, previous.pod_workloads
         self.samples, self.sample_pods = previous.samples, previous.sample_pods
         self.nodes = previous.nodes
         self.gpus = previous.gpus
@@ -223,6 +231,8 @@ class _Step:
             return
         records = dict(self.records)
         problems = dict(self.workload_problems)
+        self.holders, self.pod_workloads = dict(self.holders), dict(self.pod_workloads)
+        held: set[PodKey] = set()  # the pods whose holders may have changed
         added = False
         for key in self.dirty_workloads:
             before = records.get(key)
@@ -231,7 +241,8 @@ class _Step:
             for record in (before, after):
                 if record is not None:
                     self.dirty_tenants.add(record.row.tenant or "")
-                    self.dirty_pods.update((key[0], name_of(p)) for p in record.pods)
+                    held.update((key[0], name_of(p)) for p in record.pods)
+            self._hold(key, before, after)
             problem = workload_problem(after.row) if after is not None else None
             if problem is None:
                 problems.pop(key, None)
@@ -243,9 +254,32 @@ class _Step:
             else:
                 added = added or before is None
                 records[key] = after
+        for pod in held:
+            holders = self.holders.get(pod)
+            if holders:
+                self.pod_workloads[pod] = holder_label(holders)
+            else:
+                self.holders.pop(pod, None)
+                self.pod_workloads.pop(pod, None)
+        self.dirty_pods |= held
         # Keys are kept in record order: only a new key needs the order restored.
         self.records = _sorted(records) if added else records
         self.workload_problems = _sorted(problems) if added else problems
+
+    def _hold(
+        self, key: ObjectKey, before: WorkloadRecord | None, after: WorkloadRecord | None
+    ) -> None:
+        """Move ``key`` from the holders of ``before``'s pods to those of ``after``'s (the
+        sets are replaced: the previous parts share them)."""
+        for record, holds in ((before, False), (after, True)):
+            for pod in record.pods if record is not None else ():
+                pod_key = (key[0], name_of(pod))
+                holders = set(self.holders.get(pod_key, ()))
+                if holds:
+                    holders.add(key)
+                else:
+                    holders.discard(key)
+                self.holders[pod_key] = holders
 
     def update_telemetry(self) -> None:
         if not self.regroup:
@@ -265,7 +299,6 @@ class _Step:
         if not self.dirty_nodes:
             return
         nodes = dict(self.nodes)
-        owners_of = PodWorkloads(self.index, self.records)
         history = mapping(getattr(self.telemetry, "history", None))
         added = False
         for name in self.dirty_nodes:
@@ -274,7 +307,7 @@ class _Step:
             after = None
             if name in self.index.nodes or samples:
                 after = nodes[name] = _node_parts(  # an existing name keeps its place
-                    name, self.index, samples, owners_of, history, self.previous.rules
+                    name, self.index, samples, self.pod_workloads, history, self.previous.rules
                 )
                 added = added or before is None
             else:
@@ -288,8 +321,10 @@ class _Step:
         old = before.gpus if before is not None else []
         new = after.gpus if after is not None else []
         if len(old) == len(new):
-            pairs = [(a, b) for a, b in zip(old, new, strict=True) if a != b]
-            changed = [gpu for pair in pairs for gpu in pair]
+            pairs = zip(old, new, strict=True)
+            changed = [
+                gpu for a, b in pairs if _tenant_facts(a) != _tenant_facts(b) for gpu in (a, b)
+            ]
         else:
             changed = old + new
         self.dirty_tenants.update(gpu.tenant or "" for gpu in changed)
@@ -317,6 +352,8 @@ class _Step:
             index=self.index,
             records=self.records,
             workload_problems=self.workload_problems,
+            holders=self.holders,
+            pod_workloads=self.pod_workloads,
             samples=self.samples,
             sample_pods=self.sample_pods,
             nodes=self.nodes,
@@ -324,6 +361,11 @@ class _Step:
             tenants=self.tenants,
             quota_rows=self.quota_rows,
         )
+
+
+def _tenant_facts(gpu: Gpu) -> tuple[Any, ...]:
+    """What the tenant's row and quota rows read of a GPU."""
+    return gpu.tenant, gpu.utilization, gpu.allocated, gpu.idle, gpu.model
 
 
 def _object(cluster: ClusterObjects, kind: str, key: tuple[str, str]) -> Obj | None:
@@ -378,7 +420,7 @@ def _node_parts(
     name: str,
     index: ClusterIndex,
     samples: list[Any],
-    owners_of: PodWorkloads,
+    owners_of: Mapping[PodKey, str],
     history: Mapping[str, Sequence[float | None]],
     rules: GpuRules,
 ) -> NodeParts:

@@ -8,7 +8,7 @@ way. The reason found is kept as the row's message, so "Pending" always says wha
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -499,27 +499,17 @@ def _isvc_status(obj: Obj, facts: _Facts, canary: int | None) -> tuple[WorkloadS
     return WorkloadStatus.DEGRADED, why
 
 
-class PodWorkloads:
-    """(namespace, pod) -> "Kind/name" of the workload whose record holds the pod, looked up
-    through the pod's owners; when several do, the last in (namespace, kind, name) order."""
+def pod_holders(records: Iterable[WorkloadRecord]) -> dict[tuple[str, str], set[ObjectKey]]:
+    """(namespace, pod) -> the keys of the workloads whose records hold the pod."""
+    out: dict[tuple[str, str], set[ObjectKey]] = {}
+    for record in records:
+        for pod in record.pods:
+            out.setdefault((record.row.namespace, name_of(pod)), set()).add(record.key)
+    return out
 
-    def __init__(self, index: ClusterIndex, records: Mapping[ObjectKey, WorkloadRecord]) -> None:
-        self._index = index
-        self._records = records
-        self._known: dict[tuple[str, str], str | None] = {}
 
-    def get(self, key: tuple[str, str]) -> str | None:
-        if key not in self._known:
-            self._known[key] = self._find(key)
-        return self._known[key]
-
-    def _find(self, key: tuple[str, str]) -> str | None:
-        if key not in self._index.pods:
-            return None
-        held = [
-            k for k in workloads_of((key[0], "Pod", key[1]), (self._index,)) if k in self._records
-        ]
-        if not held:
-            return None
-        _, kind, name = max(held)
-        return f"{kind}/{name}"
+def holder_label(holders: Iterable[ObjectKey]) -> str:
+    """ "Kind/name" of the pod's workload: the last of its holders in (namespace, kind, name)
+    order, when (rarely) several records hold one pod."""
+    _, kind, name = max(holders)
+    return f"{kind}/{name}"
