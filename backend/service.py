@@ -32,8 +32,10 @@ from backend.cluster.kubeconfig import ClusterAccess, load_cluster_access
 from backend.db.engine import Database, redact
 from backend.db.migrate import upgrade
 from backend.db.quota_usage import QuotaUsageHistory, QuotaUsageStore, UsageSample
+from backend.fleet.inputs import TelemetryLike
 from backend.fleet.model import FleetModel, build_fleet_model, update_fleet_model
 from backend.fleet.nodes import GpuRules
+from backend.fleet.stepping import step_towards
 from backend.identity.authenticate import TokenAuthenticator
 from backend.identity.tokens import TokenStore
 from backend.schemas import BackendInfo, DataFreshness, KindFreshness, TelemetryFailure
@@ -46,6 +48,9 @@ from backend.telemetry.scrape import ScrapeTarget, TelemetryCollector
 from backend.version import VERSION
 
 log = logging.getLogger("opsconsole.serve")
+# GPUs of a telemetry round brought into the model per update: a round that changes all 8,000
+# GPUs of a large fleet then takes a few short updates, and a cluster change never waits long.
+TELEMETRY_STEP_GPUS = 1000
 
 
 @dataclass
@@ -82,6 +87,8 @@ class Backend:
         )
         self._model: FleetModel | None = None  # built from every kind's first list, then kept
         self._model_version = -1  # the cache version the model was built from
+        self._model_telemetry: TelemetryLike | None = None  # the telemetry it was built from
+        self._telemetry_pending = False  # the newest round is not all in the model yet
         self.cluster = ClusterClient(self.access.api_client)
         self.audit: AuditLog | None = None  # from start(), when the database is there
         self.changes: ChangePath | None = None
@@ -262,7 +269,7 @@ class Backend:
         built = (-1, -1)
         last_end = 0.0
         while True:
-            if self._inputs_version() == built:
+            if self._inputs_version() == built and not self._telemetry_pending:
                 # Woken by cache changes; polled for telemetry rounds.
                 await self.cache.wait_changed(timeout=max(debounce, 0.25))
                 continue
@@ -283,15 +290,18 @@ class Backend:
         cluster: dict,
         changed: set[tuple[str, tuple[str, str]]] | None,
         telemetry: TelemetrySnapshot,
-    ) -> FleetModel:
-        previous = self._model
-        if previous is None or changed is None:
-            return build_fleet_model(cluster, telemetry, rules=self.rules)
-        try:
-            return update_fleet_model(previous, cluster, changed, telemetry)
-        except Exception:  # a bug in an update must not stop the model: build it whole
-            log.exception("updating the fleet model failed; building it whole")
-            return build_fleet_model(cluster, telemetry, rules=self.rules)
+    ) -> tuple[FleetModel, TelemetryLike]:
+        """The next model and the telemetry it was made from: the previous model updated with
+        what changed and the next step of the newest round, or, when there is nothing to update
+        from, a whole build with the newest round."""
+        previous, applied = self._model, self._model_telemetry
+        if previous is not None and applied is not None and changed is not None:
+            step = step_towards(applied, telemetry, TELEMETRY_STEP_GPUS)
+            try:
+                return update_fleet_model(previous, cluster, changed, step), step
+            except Exception:  # a bug in an update must not stop the model: build it whole
+                log.exception("updating the fleet model failed; building it whole")
+        return build_fleet_model(cluster, telemetry, rules=self.rules), telemetry
 
     async def rebuild_model(self) -> None:
         """Bring the model up to the current inputs: from the previous model and what changed
@@ -304,13 +314,15 @@ class Backend:
         telemetry = self.telemetry.snapshot()
         start = time.perf_counter()
         try:
-            model = await asyncio.to_thread(self._build, cluster, changed, telemetry)
+            model, applied = await asyncio.to_thread(self._build, cluster, changed, telemetry)
         except Exception:
             self.model_stats.failures += 1
             log.exception("building the fleet model failed; keeping the previous one")
             return
         self._model = model
         self._model_version = version
+        self._model_telemetry = applied
+        self._telemetry_pending = applied is not telemetry
         self._telemetry_snapshot = telemetry
         stats = self.model_stats
         stats.builds += 1

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from backend.fleet import build_fleet_model
 from backend.fleet.model import FleetModel, update_fleet_model
+from backend.fleet.stepping import step_towards
 from backend.schemas import DataFreshness
 from backend.telemetry.base import TelemetrySnapshot
 from backend.telemetry.dcgm import GpuSample
@@ -506,3 +507,22 @@ def test_large_fleet_updates_equal_a_whole_build() -> None:
     again = update_fleet_model(updated, _snapshot(cluster), set(), rescraped, now=NOW)
     whole = build_fleet_model(_snapshot(cluster), rescraped, now=NOW)
     assert everything(again) == everything(whole)
+
+
+def test_a_telemetry_round_is_brought_in_a_slice_of_gpus_at_a_time() -> None:
+    """Every step moves at most the limit of GPUs to the new round, the model of each step
+    equals the model built whole from it, and the steps end on the round itself."""
+    builder = FleetBuilder(40, seed=2)
+    cluster = builder.build(8)
+    current, target = builder.telemetry(3), builder.telemetry(3)
+    model = build_fleet_model(cluster, current, now=NOW)
+    steps = 0
+    while current is not target:
+        step = step_towards(current, target, 64)
+        moved = [u for u in target.samples if current.samples.get(u) is not step.samples.get(u)]
+        assert 0 < len(moved) <= 64
+        assert all(step.samples[u] is target.samples[u] for u in moved)
+        model = update_fleet_model(model, cluster, set(), step, now=NOW)
+        assert everything(model) == everything(build_fleet_model(cluster, step, now=NOW))
+        current, steps = step, steps + 1
+    assert steps == 5  # 320 GPUs, 64 at a time

@@ -1,9 +1,12 @@
-"""The fleet model: one immutable picture of the fleet, rebuilt when its inputs change.
+"""The fleet model: one immutable picture of the fleet, kept current as its inputs change.
 
 ``build_fleet_model`` is a pure function of the cluster objects and a telemetry snapshot (and the
 time): one indexing pass, then tenants, workloads, nodes, GPUs, problems and the overview, each in
-linear time. Every read endpoint answers from the result, so reads never touch Kubernetes and cost
-a lookup plus one page of (cached) JSON.
+linear time. ``update_fleet_model`` gives the same model from the previous one and the keys of
+the objects that changed (and a new telemetry snapshot), recomputing only what those touch
+(``backend.fleet.parts``); the previous model is left as it was, for the readers that hold it.
+Every read endpoint answers from the result, so reads never touch Kubernetes and cost a lookup
+plus one page of (cached) JSON.
 """
 
 from __future__ import annotations
