@@ -49,8 +49,8 @@ from backend.version import VERSION
 
 log = logging.getLogger("opsconsole.serve")
 # GPUs of a telemetry round brought into the model per update: a round that changes all 8,000
-# GPUs of a large fleet then takes a few short updates, and a cluster change never waits long.
-TELEMETRY_STEP_GPUS = 1000
+# GPUs of a large fleet then takes 16 short updates, and a cluster change never waits long.
+TELEMETRY_STEP_GPUS = 500
 
 
 @dataclass
@@ -89,6 +89,7 @@ class Backend:
         self._model_version = -1  # the cache version the model was built from
         self._model_telemetry: TelemetryLike | None = None  # the telemetry it was built from
         self._telemetry_pending = False  # the newest round is not all in the model yet
+        self._step_skipped = False  # the last update left the round's next step out
         self.cluster = ClusterClient(self.access.api_client)
         self.audit: AuditLog | None = None  # from start(), when the database is there
         self.changes: ChangePath | None = None
@@ -296,7 +297,12 @@ class Backend:
         from, a whole build with the newest round."""
         previous, applied = self._model, self._model_telemetry
         if previous is not None and applied is not None and changed is not None:
-            step = step_towards(applied, telemetry, TELEMETRY_STEP_GPUS)
+            # A cluster change goes in alone, unless the last update already left a step out:
+            # a steady stream of changes slows a round down but never stops it.
+            step = applied
+            if not changed or self._step_skipped:
+                step = step_towards(applied, telemetry, TELEMETRY_STEP_GPUS)
+            self._step_skipped = step is applied and applied is not telemetry
             try:
                 return update_fleet_model(previous, cluster, changed, step), step
             except Exception:  # a bug in an update must not stop the model: build it whole

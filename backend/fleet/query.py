@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import bisect
 import types
 import typing
 from collections.abc import Callable, Iterable, Sequence
@@ -145,19 +144,21 @@ class Table(Generic[T]):
         self._keys, self._index = {}, {}
         for name, spec in self._filters.items():
             keys, index = list(previous._keys[name]), dict(previous._index[name])
+            moved: dict[str, tuple[set[int], set[int]]] = {}  # key -> positions out, in
             for i in changed:
                 old, new = keys[i], _normalized_key(spec, self.items[i])
-                if old == new:
-                    continue
-                keys[i] = new
-                if old is not None:
-                    index[old] = [p for p in index[old] if p != i]
-                    if not index[old]:
-                        del index[old]
-                if new is not None:
-                    positions = list(index.get(new, ()))
-                    bisect.insort(positions, i)
-                    index[new] = positions
+                if old != new:
+                    keys[i] = new
+                    if old is not None:
+                        moved.setdefault(old, (set(), set()))[0].add(i)
+                    if new is not None:
+                        moved.setdefault(new, (set(), set()))[1].add(i)
+            for key, (out, into) in moved.items():
+                positions = sorted({*index.get(key, ()), *into} - out)
+                if positions:
+                    index[key] = positions
+                else:
+                    index.pop(key, None)
             self._keys[name], self._index[name] = keys, index
 
     def __len__(self) -> int:

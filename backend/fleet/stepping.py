@@ -29,6 +29,8 @@ class SteppedSnapshot:
 def step_towards(current: TelemetryLike, target: TelemetryLike, limit: int) -> TelemetryLike:
     """``target`` itself when at most ``limit`` GPUs read differently in ``current``; otherwise
     ``current`` with the first ``limit`` of those (by node, then uuid) as ``target`` has them."""
+    if current is target:
+        return target
     old, new = current.samples, target.samples
     old_history, new_history = current.history, target.history
     differing = [
