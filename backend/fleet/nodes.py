@@ -35,27 +35,6 @@ class GpuRules:
     hot_temperature_c: float = 85.0
 
 
-def build_nodes_and_gpus(
-    index: ClusterIndex,
-    telemetry: TelemetryLike,
-    pod_workloads: Mapping[tuple[str, str], str],
-    rules: GpuRules,
-) -> tuple[list[Node], list[Gpu]]:
-    """Nodes in natural name order, GPUs by (node, index, uuid)."""
-    samples_by_node = group_samples(index, telemetry)
-    nodes: list[Node] = []
-    gpus: list[Gpu] = []
-    history = mapping(getattr(telemetry, "history", None))
-    for name in node_order(set(index.nodes) | set(samples_by_node)):
-        node, node_gpus = node_and_gpus(
-            name, index, samples_by_node.get(name, []), pod_workloads, history, rules
-        )
-        gpus.extend(node_gpus)
-        if node is not None:
-            nodes.append(node)
-    return nodes, gpus
-
-
 def node_order(names: Iterable[str]) -> list[str]:
     """Node names in natural order (the order of the node and GPU lists)."""
     return sorted(names, key=natural_key)

@@ -60,12 +60,6 @@ def _namespace_quotas(index: ClusterIndex, namespaces: list[str]) -> list[Namesp
     return out
 
 
-def build_quota_rows(index: ClusterIndex, tenants: list[Tenant], gpus: list[Gpu]) -> list[QuotaRow]:
-    """One row per tenant and GPU model with a quota, by tenant then model."""
-    rows = quota_rows_by_tenant(index, tenants, gpus)
-    return [row for tenant in tenants for row in rows[tenant.name]]
-
-
 def quota_rows_by_tenant(
     index: ClusterIndex, tenants: list[Tenant], gpus: Iterable[Gpu]
 ) -> dict[str, list[QuotaRow]]:

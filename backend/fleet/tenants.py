@@ -30,14 +30,6 @@ RQ_GPU = "requests.nvidia.com/gpu"
 ANY_MODEL = "*"
 
 
-def build_tenants(
-    index: ClusterIndex, records: list[WorkloadRecord], gpus: list[Gpu]
-) -> list[Tenant]:
-    """Every tenant named by a namespace or a ClusterQueue label, sorted by name."""
-    rows = tenant_rows(index, records, gpus, tenant_names(index))
-    return [rows[name] for name in sorted(rows)]
-
-
 def tenant_names(index: ClusterIndex) -> set[str]:
     """The tenants: named by a namespace label or a ClusterQueue label."""
     return set(index.tenant_namespaces) | set(index.cluster_queues)
