@@ -1,8 +1,10 @@
 """The backend's runtime: cluster cache + telemetry + fleet model, kept current.
 
 ``Backend`` composes the parts and keeps ``model`` (an immutable FleetModel) current: a background
-task rebuilds it in a worker thread when the cache or the telemetry changed, at most once per
-``model_debounce`` seconds, so that every read request is answered from precomputed data. There
+task updates it in a worker thread when the cache or the telemetry changed, at most once per
+``model_debounce`` seconds, so that every read request is answered from precomputed data. An
+update recomputes only what the changed objects (the cache's ``changes_since``) and the new
+telemetry touch; the first model, and any after a kind was listed again, is built whole. There
 is no model until one was built from every kind's first list: before that, an empty fleet would
 read as a healthy one. It is
 what ``backend.api`` serves (through its protocols); ``backend.main`` assembles and serves it.
@@ -32,8 +34,10 @@ from backend.cost.basis import CostBasis
 from backend.db.engine import Database, redact
 from backend.db.migrate import upgrade
 from backend.db.quota_usage import QuotaUsageHistory, QuotaUsageStore, UsageSample
-from backend.fleet.model import FleetModel, build_fleet_model
+from backend.fleet.inputs import TelemetryLike
+from backend.fleet.model import FleetModel, build_fleet_model, update_fleet_model
 from backend.fleet.nodes import GpuRules
+from backend.fleet.stepping import step_towards
 from backend.identity.authenticate import TokenAuthenticator
 from backend.identity.tokens import TokenStore
 from backend.schemas import BackendInfo, DataFreshness, KindFreshness, TelemetryFailure
@@ -47,6 +51,9 @@ from backend.version import VERSION
 
 log = logging.getLogger("opsconsole.serve")
 USAGE_TELEMETRY_WAIT = 60.0  # seconds the first usage recording waits for telemetry
+# GPUs of a telemetry round brought into the model per update: a round that changes all 8,000
+# GPUs of a large fleet then takes 16 short updates, and a cluster change never waits long.
+TELEMETRY_STEP_GPUS = 500
 
 
 @dataclass
@@ -57,6 +64,7 @@ class ModelStats:
     failures: int = 0
     last_duration: float = 0.0
     last_built_at: float | None = None
+    last_was_full: bool = True  # built whole, rather than updated with what changed
 
 
 class Backend:
@@ -81,6 +89,10 @@ class Backend:
             hot_temperature_c=settings.hot_temperature_c,
         )
         self._model: FleetModel | None = None  # built from every kind's first list, then kept
+        self._model_version = -1  # the cache version the model was built from
+        self._model_telemetry: TelemetryLike | None = None  # the telemetry it was built from
+        self._telemetry_pending = False  # the newest round is not all in the model yet
+        self._step_skipped = False  # the last update left the round's next step out
         self.cluster = ClusterClient(self.access.api_client)
         self.audit: AuditLog | None = None  # from start(), when the database is there
         self.changes: ChangePath | None = None
@@ -270,17 +282,19 @@ class Backend:
         return self.cache.version, self.telemetry.version
 
     async def _model_loop(self) -> None:
-        """Rebuild the model when its inputs change, debounced, off the event loop."""
+        """Bring the model up to date when its inputs change, off the event loop: at most once
+        per ``model_debounce`` seconds, and after a whole rebuild (which a big fleet pays in
+        seconds of CPU) never busier than half the time."""
         debounce = self.settings.model_debounce
         built = (-1, -1)
         last_end = 0.0
         while True:
-            if self._inputs_version() == built:
+            if self._inputs_version() == built and not self._telemetry_pending:
                 # Woken by cache changes; polled for telemetry rounds.
                 await self.cache.wait_changed(timeout=max(debounce, 0.25))
                 continue
-            # At least the debounce apart, and never busier than half the time on a big fleet.
-            gap = max(debounce, self.model_stats.last_duration)
+            stats = self.model_stats
+            gap = max(debounce, stats.last_duration if stats.last_was_full else 0.0)
             wait = gap - (time.monotonic() - last_end)
             if wait > 0:
                 await asyncio.sleep(wait)
@@ -291,23 +305,49 @@ class Backend:
                 log.exception("fleet model rebuild failed")
             last_end = time.monotonic()
 
-    def _build(self, cluster: dict, telemetry: TelemetrySnapshot) -> FleetModel:
-        return build_fleet_model(cluster, telemetry, rules=self.rules)
+    def _build(
+        self,
+        cluster: dict,
+        changed: set[tuple[str, tuple[str, str]]] | None,
+        telemetry: TelemetrySnapshot,
+    ) -> tuple[FleetModel, TelemetryLike]:
+        """The next model and the telemetry it was made from: the previous model updated with
+        what changed and the next step of the newest round, or, when there is nothing to update
+        from, a whole build with the newest round."""
+        previous, applied = self._model, self._model_telemetry
+        if previous is not None and applied is not None and changed is not None:
+            # A cluster change goes in alone, unless the last update already left a step out:
+            # a steady stream of changes slows a round down but never stops it.
+            step = applied
+            if not changed or self._step_skipped:
+                step = step_towards(applied, telemetry, TELEMETRY_STEP_GPUS)
+            self._step_skipped = step is applied and applied is not telemetry
+            try:
+                return update_fleet_model(previous, cluster, changed, step), step
+            except Exception:  # a bug in an update must not stop the model: build it whole
+                log.exception("updating the fleet model failed; building it whole")
+        return build_fleet_model(cluster, telemetry, rules=self.rules), telemetry
 
     async def rebuild_model(self) -> None:
-        """Build a new model from the current inputs; keep the old one if building fails."""
+        """Bring the model up to the current inputs: from the previous model and what changed
+        since it when there is one, whole otherwise; keep the old one if that fails."""
         if not self.cache.synced:  # a partial fleet would read as a healthy one
             return
         cluster = self.cache.snapshot()  # on the loop: a consistent copy
+        version = self.cache.version
+        changed = None if self._model is None else self.cache.changes_since(self._model_version)
         telemetry = self.telemetry.snapshot()
         start = time.perf_counter()
         try:
-            model = await asyncio.to_thread(self._build, cluster, telemetry)
+            model, applied = await asyncio.to_thread(self._build, cluster, changed, telemetry)
         except Exception:
             self.model_stats.failures += 1
             log.exception("building the fleet model failed; keeping the previous one")
             return
         self._model = model
+        self._model_version = version
+        self._model_telemetry = applied
+        self._telemetry_pending = applied is not telemetry
         self._telemetry_snapshot = telemetry
         if self.alerts is not None:
             self.alerts.wake()
@@ -315,6 +355,7 @@ class Backend:
         stats.builds += 1
         stats.last_duration = time.perf_counter() - start
         stats.last_built_at = time.time()
+        stats.last_was_full = changed is None
 
     # -- answers -------------------------------------------------------------------------------
     def freshness(self) -> DataFreshness:

@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     dcgm_port: int = 9400
     scrape_interval: float = Field(15.0, gt=0)
     history_length: int = Field(60, ge=1)
-    model_debounce: float = Field(0.5, ge=0)
+    model_debounce: float = Field(0.1, ge=0)
     audit_namespace: str = Field(
         "opsconsole",
         description="The backend's own namespace: the audit head's ConfigMap is kept there.",

@@ -2,7 +2,8 @@
 
 Builds, in memory, the slim objects of a large synthetic fleet (1,000 nodes, 8,000 GPUs, 200
 tenants, ~4,000 workloads, ~20,000 pods, telemetry for every GPU with 60 samples of history) and
-times ``build_fleet_model`` and typical page queries. Run:
+times ``build_fleet_model``, ``update_fleet_model`` for typical changes and typical page queries.
+Run:
 
     .venv/bin/python bench/model_bench.py [--nodes 1000] [--repeat 3] [--json bench/model_bench.json]
 """
@@ -23,7 +24,9 @@ from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from backend.fleet import build_fleet_model
+from backend.fleet import FleetModel, TelemetryLike, build_fleet_model
+from backend.fleet.model import update_fleet_model
+from backend.fleet.stepping import step_towards
 
 MODELS = ("NVIDIA-H100-80GB-HBM3", "NVIDIA-A100-SXM4-80GB", "NVIDIA-L40S")
 TS = "2026-11-28T10:00:00Z"
@@ -405,6 +408,41 @@ async def _http_pages(model, path: str, requests: int) -> float:
         return (time.perf_counter() - start) / requests
 
 
+def _update_figures(
+    model: FleetModel, cluster: dict, telemetry: Snapshot, builder: FleetBuilder, repeat: int
+) -> dict[str, float]:
+    """CPU seconds of ``update_fleet_model`` for one changed Deployment, one changed pod, a
+    telemetry round that changes every GPU at once, and one step of such a round."""
+    deployment = sorted(cluster["deployments"])[10]
+    pod = sorted(cluster["pods"])[100]
+
+    def changed(kind: str, key: tuple[str, str], path: tuple[str, str], value: object) -> dict:
+        obj = dict(cluster[kind][key])
+        obj[path[0]] = {**obj.get(path[0], {}), path[1]: value}
+        return {**cluster, kind: {**cluster[kind], key: obj}}
+
+    scaled = changed("deployments", deployment, ("spec", "replicas"), 9)
+    failed = changed("pods", pod, ("status", "phase"), "Failed")
+    round_ = builder.telemetry(60)
+    step = step_towards(telemetry, round_, 500)
+    updates: dict[str, tuple[dict, set, TelemetryLike]] = {
+        "update_deployment_cpu_s": (scaled, {("deployments", deployment)}, telemetry),
+        "update_pod_cpu_s": (failed, {("pods", pod)}, telemetry),
+        "update_round_all_gpus_cpu_s": (cluster, set(), round_),
+        "update_round_step_500_gpus_cpu_s": (cluster, set(), step),
+    }
+    figures: dict[str, float] = {}
+    for name, (objects, keys, snapshot) in updates.items():
+
+        def update(
+            objects: dict = objects, keys: set = keys, snapshot: TelemetryLike = snapshot
+        ) -> None:
+            update_fleet_model(model, objects, keys, snapshot)
+
+        figures[name] = _time(update, repeat)[1]
+    return figures
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=1000)
@@ -428,6 +466,7 @@ def main(argv: list[str] | None = None) -> int:
         "workloads": len(model.workloads),
         "build_wall_s": build_s,
         "build_cpu_s": build_cpu_s,
+        **_update_figures(model, cluster, telemetry, builder, args.repeat),
     }
     queries = {
         "gpus_page_cold": lambda: model.gpus.page_json(limit=100),

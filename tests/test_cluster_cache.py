@@ -143,6 +143,8 @@ async def test_changes_through_the_api_reach_the_cache(
         "the patched label",
     )
     assert cache.version > before
+    assert ("pods", ("team-a", "p1")) in (cache.changes_since(before) or set())
+    assert cache.changes_since(cache.version) == set()
 
     apps = client.AppsV1Api(access.api_client)
     deployment = {
@@ -160,8 +162,11 @@ async def test_changes_through_the_api_reach_the_cache(
     await asyncio.to_thread(apps.create_namespaced_deployment, "team-a", body)
     await eventually(lambda: ("team-a", "web") in cache.objects("deployments"), "the deployment")
 
+    before = cache.version
     await asyncio.to_thread(api.delete_namespaced_pod, "p1", "team-a")
     await eventually(lambda: ("team-a", "p1") not in cache.objects("pods"), "the deletion")
+    assert ("pods", ("team-a", "p1")) in (cache.changes_since(before) or set())
+    assert cache.changes_since(-1) is None  # from before the first lists: not known
 
 
 async def test_bookmarks_keep_contact_fresh(cache: ClusterCache) -> None:

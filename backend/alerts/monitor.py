@@ -116,12 +116,14 @@ class AlertMonitor:
         history: AlertHistoryStore | None,
         *,
         interval: float = 15.0,
+        settle: float = 1.0,
         retention_days: float = 30.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.engine = engine
         self.history = history
         self.interval = interval
+        self.settle = settle  # at least this long between two evaluations
         self.retention = retention_days * DAY
         self.clock = clock
         self.view = AlertView()
@@ -175,6 +177,9 @@ class AlertMonitor:
                 await self.evaluate(model, telemetry)
             except Exception:  # never let the loop die: the alerts would freeze silently
                 log.exception("alert evaluation failed")
+            # A model updated in many small steps (a telemetry round enters it in slices) wakes
+            # the loop after each: one evaluation per ``settle`` covers them all.
+            await asyncio.sleep(self.settle)
 
     async def since(
         self,

@@ -23,6 +23,7 @@ been quiet for ``probe_interval``, a cheap ``GET /version``. A kind with no conf
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 import random
@@ -44,6 +45,7 @@ from backend.cluster.slim import JsonObject, object_key, slim
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]
+MAX_JOURNAL = 100_000  # changes kept for changes_since; older ones are forgotten in halves
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,9 @@ class ClusterCache:
         self._probe_ok: float | None = None  # time.time() of the last answer to the probe
         self.probe_error: str | None = None  # why the last probe failed
         self._probe_task: asyncio.Task[None] | None = None
+        # (version, kind, key) of every applied change, oldest first; trimmed, see changes_since.
+        self._journal: list[tuple[int, str, Key]] = []
+        self._journal_floor = 0  # changes up to this version are no longer all in the journal
 
     # -- reading (event loop) ------------------------------------------------------------------
     @property
@@ -185,6 +190,16 @@ class ClusterCache:
         """Shallow copies of every kind, safe to read from another thread while the loop applies
         changes (objects themselves are never mutated, only replaced)."""
         return {kind: dict(objects) for kind, objects in self._objects.items()}
+
+    def changes_since(self, version: int) -> set[tuple[str, Key]] | None:
+        """The (kind, key) of every object added, replaced or deleted after ``version`` (a
+        ``version`` read earlier), so that a reader can recompute only what they touch; None
+        when that is not known: a kind was listed again (or dropped) since, or the change is
+        older than the journal keeps."""
+        if version < self._journal_floor:
+            return None
+        start = bisect.bisect_right(self._journal, version, key=lambda entry: entry[0])
+        return {(kind, key) for _, kind, key in self._journal[start:]}
 
     def kind_states(self) -> dict[str, str]:
         """Per kind: pending | listed | absent | forbidden."""
@@ -333,6 +348,7 @@ class ClusterCache:
         self._touch(kind)
         self._errors.pop(kind, None)
         self._bump()
+        self._journal_floor = self.version
         self._set_state(kind, LISTED)
 
     def _apply(self, kind: str, event_type: str, key: Key, obj: JsonObject) -> None:
@@ -342,6 +358,10 @@ class ClusterCache:
             self._objects[kind][key] = obj
         self._touch(kind)
         self._bump()
+        self._journal.append((self.version, kind, key))
+        if len(self._journal) > MAX_JOURNAL:
+            self._journal_floor = self._journal[MAX_JOURNAL // 2][0]
+            del self._journal[: MAX_JOURNAL // 2 + 1]
 
     def _touch(self, kind: str) -> None:
         self.last_contact = self._contact[kind] = time.time()
@@ -359,6 +379,7 @@ class ClusterCache:
         if self._objects[kind]:
             self._objects[kind] = {}
             self._bump()
+            self._journal_floor = self.version
         self._set_state(kind, state)
 
     def _restarted(self, kind: str, why: str) -> None:

@@ -1,16 +1,23 @@
-"""One linear pass over the cluster's objects, building the lookups every builder needs.
+"""The lookups every builder needs, kept current object by object.
 
 The builders (tenants, workloads, nodes, GPUs) join objects to each other: pods to nodes and to
 their owners, ReplicaSets to Deployments, events to what they are about, Kueue Workloads to the
 Job or ReplicaSet they admit. Doing each join by scanning would be quadratic on a large fleet;
 this index makes each one a dict lookup, so the whole model builds in linear time.
+
+Every object enters and leaves the index through one pair of functions per kind, whether the
+index is built from a full list (``build_index``) or updated with a few changed objects
+(``update_index``). An update never mutates the index it starts from (a model that readers still
+use holds it): it copies the top-level maps, which is cheap, and replaces, never mutates, the
+lists it changes. Lists are kept sorted by (namespace, name), so an index reached through any
+sequence of changes equals the one built from the resulting objects.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import bisect
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from backend.conventions import GPU_PRODUCT_LABEL, ISVC_LABEL, TENANT_LABEL
@@ -31,31 +38,41 @@ from backend.fleet.objects import (
 Obj = Mapping[str, Any]
 ObjectKey = tuple[str, str, str]  # (namespace, kind, name)
 JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
+INDEXED_KINDS = (
+    "namespaces",
+    "nodes",
+    "replicasets",
+    "pods",
+    "events",
+    "resourceflavors",
+    "clusterqueues",
+    "workloads",
+    "resourcequotas",
+)
 
 
 @dataclass(slots=True)
 class ClusterIndex:
-    """Lookups over one consistent set of cluster objects (built once per model)."""
+    """Lookups over one consistent set of cluster objects (read-only once a model holds it)."""
 
     namespace_tenant: dict[str, str] = field(default_factory=dict)
-    tenant_namespaces: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    tenant_namespaces: dict[str, list[str]] = field(default_factory=dict)
     nodes: dict[str, Obj] = field(default_factory=dict)
-    hostnames: dict[str, str] = field(default_factory=dict)  # kubernetes.io/hostname -> node
+    hostnames: dict[str, list[str]] = field(default_factory=dict)  # kubernetes.io/hostname
     pods: dict[tuple[str, str], Obj] = field(default_factory=dict)
-    pods_by_node: dict[str, list[Obj]] = field(default_factory=lambda: defaultdict(list))
-    pods_by_owner: dict[ObjectKey, list[Obj]] = field(default_factory=lambda: defaultdict(list))
+    pods_by_node: dict[str, list[Obj]] = field(default_factory=dict)
+    pods_by_owner: dict[ObjectKey, list[Obj]] = field(default_factory=dict)
     replicasets: dict[tuple[str, str], Obj] = field(default_factory=dict)
-    rs_by_deployment: dict[tuple[str, str], list[Obj]] = field(
-        default_factory=lambda: defaultdict(list)
-    )
-    events_by_object: dict[ObjectKey, list[Obj]] = field(default_factory=lambda: defaultdict(list))
-    kueue_by_owner: dict[ObjectKey, list[Obj]] = field(default_factory=lambda: defaultdict(list))
-    kueue_workloads: list[Obj] = field(default_factory=list)
+    rs_by_deployment: dict[tuple[str, str], list[Obj]] = field(default_factory=dict)
+    events_by_object: dict[ObjectKey, list[Obj]] = field(default_factory=dict)
+    kueue_by_owner: dict[ObjectKey, list[Obj]] = field(default_factory=dict)
+    kueue_workloads: dict[tuple[str, str], Obj] = field(default_factory=dict)
     flavor_models: dict[str, str | None] = field(default_factory=dict)
-    cluster_queues: dict[str, list[Obj]] = field(default_factory=lambda: defaultdict(list))
-    quotas_by_namespace: dict[str, list[Obj]] = field(default_factory=lambda: defaultdict(list))
+    cluster_queues: dict[str, list[Obj]] = field(default_factory=dict)
+    quotas_by_namespace: dict[str, list[Obj]] = field(default_factory=dict)
     pod_gpus: dict[int, int] = field(default_factory=dict)  # id(pod) -> GPUs it requests
     node_usage: dict[str, tuple[int, int]] = field(default_factory=dict)  # live pods, GPUs
+    live_pods: int = 0
 
     def tenant_of(self, namespace: str | None) -> str | None:
         return self.namespace_tenant.get(namespace or "")
@@ -64,6 +81,26 @@ class ClusterIndex:
         """GPUs a pod requests (computed once per pod while indexing)."""
         gpus = self.pod_gpus.get(id(pod))
         return pod_spec_gpus(pod.get("spec")) if gpus is None else gpus
+
+    def node_of_host(self, host: str) -> str:
+        """The node an exporter's host name means: a node of that name, else the node labelled
+        with that hostname (the first by name if several are), else the host name itself."""
+        if host in self.nodes:
+            return host
+        named = self.hostnames.get(host)
+        return named[0] if named else host
+
+    def copy(self) -> ClusterIndex:
+        """A copy whose maps can change without touching this one (lists are shared: they are
+        replaced on change, never mutated)."""
+        copied = ClusterIndex()
+        for f in fields(self):
+            value = getattr(self, f.name)
+            setattr(copied, f.name, dict(value) if isinstance(value, dict) else value)
+        return copied
+
+
+Change = tuple[str, Obj | None, Obj | None]  # kind plural, the object before, after
 
 
 def _objects(cluster: ClusterObjects, kind: str) -> list[Obj]:
@@ -79,64 +116,33 @@ def _objects(cluster: ClusterObjects, kind: str) -> list[Obj]:
 def build_index(cluster: ClusterObjects) -> ClusterIndex:
     """Index every kind the fleet model reads (unknown or missing kinds are simply empty)."""
     index = ClusterIndex()
-    _index_namespaces(index, cluster)
-    _index_nodes(index, cluster)
-    _index_workload_objects(index, cluster)
-    _index_pods(index, cluster)
-    _index_events(index, cluster)
-    _index_kueue(index, cluster)
-    for quota in _objects(cluster, "resourcequotas"):
-        index.quotas_by_namespace[namespace_of(quota)].append(quota)
+    touched: set[str] = set()
+    for kind in INDEXED_KINDS:
+        add = _INDEXERS[kind][0]
+        for obj in _objects(cluster, kind):
+            add(index, obj, touched)
+    _count_node_usage(index, touched)
     return index
 
 
-def _index_namespaces(index: ClusterIndex, cluster: ClusterObjects) -> None:
-    for ns in _objects(cluster, "namespaces"):
-        tenant = text(labels(ns).get(TENANT_LABEL))
-        name = name_of(ns)
-        if tenant and name:
-            index.namespace_tenant[name] = tenant
-            index.tenant_namespaces[tenant].append(name)
-    for names in index.tenant_namespaces.values():
-        names.sort()
-
-
-def _index_nodes(index: ClusterIndex, cluster: ClusterObjects) -> None:
-    for node in _objects(cluster, "nodes"):
-        name = name_of(node)
-        if not name:
+def update_index(index: ClusterIndex, changes: Iterable[Change]) -> ClusterIndex:
+    """A new index: ``index`` with each (kind, before, after) applied; ``index`` is unchanged.
+    Kinds the index does not read are ignored."""
+    updated = index.copy()
+    touched: set[str] = set()
+    for kind, before, after in changes:
+        indexer = _INDEXERS.get(kind)
+        if indexer is None:
             continue
-        index.nodes[name] = node
-        hostname = text(labels(node).get("kubernetes.io/hostname"))
-        if hostname:
-            index.hostnames[hostname] = name
+        if before is not None:
+            indexer[1](updated, before, touched)
+        if after is not None:
+            indexer[0](updated, after, touched)
+    _count_node_usage(updated, touched)
+    return updated
 
 
-def _index_workload_objects(index: ClusterIndex, cluster: ClusterObjects) -> None:
-    for rs in _objects(cluster, "replicasets"):
-        ns, name = namespace_of(rs), name_of(rs)
-        index.replicasets[(ns, name)] = rs
-        deployment = owner_named(rs, "Deployment")
-        if deployment:
-            index.rs_by_deployment[(ns, deployment)].append(rs)
-
-
-def _index_pods(index: ClusterIndex, cluster: ClusterObjects) -> None:
-    for pod in _objects(cluster, "pods"):
-        ns, name = namespace_of(pod), name_of(pod)
-        index.pods[(ns, name)] = pod
-        gpus = index.pod_gpus[id(pod)] = pod_spec_gpus(pod.get("spec"))
-        node = text(dig(pod, "spec", "nodeName"))
-        if node:
-            index.pods_by_node[node].append(pod)
-            if not pod_terminated(pod):
-                live, used = index.node_usage.get(node, (0, 0))
-                index.node_usage[node] = (live + 1, used + gpus)
-        for key in _pod_owner_keys(pod, ns):
-            index.pods_by_owner[key].append(pod)
-
-
-def _pod_owner_keys(pod: Obj, ns: str) -> set[ObjectKey]:
+def pod_owner_keys(pod: Obj, ns: str) -> set[ObjectKey]:
     """Every (namespace, kind, name) a pod belongs to: owner references and well-known labels."""
     keys = {(ns, kind, name) for kind, name in owners(pod)}
     pod_labels = labels(pod)
@@ -150,27 +156,208 @@ def _pod_owner_keys(pod: Obj, ns: str) -> set[ObjectKey]:
     return keys
 
 
-def _index_events(index: ClusterIndex, cluster: ClusterObjects) -> None:
-    for event in _objects(cluster, "events"):
-        regarding = mapping(event.get("involvedObject") or event.get("regarding"))
-        kind, name = text(regarding.get("kind")), text(regarding.get("name"))
-        if kind and name:
-            ns = text(regarding.get("namespace")) or namespace_of(event)
-            index.events_by_object[(ns, kind, name)].append(event)
+def event_subject(event: Obj) -> ObjectKey | None:
+    """The (namespace, kind, name) an event is about."""
+    regarding = mapping(event.get("involvedObject") or event.get("regarding"))
+    kind, name = text(regarding.get("kind")), text(regarding.get("name"))
+    if not (kind and name):
+        return None
+    return (text(regarding.get("namespace")) or namespace_of(event), kind, name)
 
 
-def _index_kueue(index: ClusterIndex, cluster: ClusterObjects) -> None:
-    for flavor in _objects(cluster, "resourceflavors"):
-        node_labels = mapping(dig(flavor, "spec", "nodeLabels"))
-        index.flavor_models[name_of(flavor)] = text(node_labels.get(GPU_PRODUCT_LABEL))
-    for queue in _objects(cluster, "clusterqueues"):
-        tenant = text(labels(queue).get(TENANT_LABEL))
-        if tenant:
-            index.cluster_queues[tenant].append(queue)
-    for queues in index.cluster_queues.values():
-        queues.sort(key=name_of)
-    for workload in _objects(cluster, "workloads"):
-        index.kueue_workloads.append(workload)
-        ns = namespace_of(workload)
-        for kind, name in owners(workload):
-            index.kueue_by_owner[(ns, kind, name)].append(workload)
+# -- sorted lists, replaced rather than mutated ----------------------------------------------------
+
+
+def _position(obj: Obj) -> tuple[str, str]:
+    return namespace_of(obj), name_of(obj)
+
+
+def _insert(table: dict[Any, list[Obj]], key: Any, obj: Obj) -> None:
+    items = list(table.get(key, ()))
+    bisect.insort(items, obj, key=_position)
+    table[key] = items
+
+
+def _discard(table: dict[Any, list[Any]], key: Any, obj: Obj) -> None:
+    position = _position(obj)
+    items = [o for o in table.get(key, ()) if _position(o) != position]
+    if items:
+        table[key] = items
+    else:
+        table.pop(key, None)
+
+
+def _insert_name(table: dict[str, list[str]], key: str, name: str) -> None:
+    items = list(table.get(key, ()))
+    bisect.insort(items, name)
+    table[key] = items
+
+
+def _discard_name(table: dict[str, list[str]], key: str, name: str) -> None:
+    items = [n for n in table.get(key, ()) if n != name]
+    if items:
+        table[key] = items
+    else:
+        table.pop(key, None)
+
+
+# -- one pair of functions per kind ---------------------------------------------------------------
+
+
+def _namespace_tenant(ns: Obj) -> tuple[str, str | None]:
+    return name_of(ns), text(labels(ns).get(TENANT_LABEL))
+
+
+def _add_namespace(index: ClusterIndex, ns: Obj, touched: set[str]) -> None:
+    name, tenant = _namespace_tenant(ns)
+    if tenant and name:
+        index.namespace_tenant[name] = tenant
+        _insert_name(index.tenant_namespaces, tenant, name)
+
+
+def _remove_namespace(index: ClusterIndex, ns: Obj, touched: set[str]) -> None:
+    name, tenant = _namespace_tenant(ns)
+    if tenant and name:
+        index.namespace_tenant.pop(name, None)
+        _discard_name(index.tenant_namespaces, tenant, name)
+
+
+def _add_node(index: ClusterIndex, node: Obj, touched: set[str]) -> None:
+    name = name_of(node)
+    if not name:
+        return
+    index.nodes[name] = node
+    hostname = text(labels(node).get("kubernetes.io/hostname"))
+    if hostname:
+        _insert_name(index.hostnames, hostname, name)
+
+
+def _remove_node(index: ClusterIndex, node: Obj, touched: set[str]) -> None:
+    name = name_of(node)
+    if not name:
+        return
+    index.nodes.pop(name, None)
+    hostname = text(labels(node).get("kubernetes.io/hostname"))
+    if hostname:
+        _discard_name(index.hostnames, hostname, name)
+
+
+def _add_replicaset(index: ClusterIndex, rs: Obj, touched: set[str]) -> None:
+    ns, name = namespace_of(rs), name_of(rs)
+    index.replicasets[(ns, name)] = rs
+    deployment = owner_named(rs, "Deployment")
+    if deployment:
+        _insert(index.rs_by_deployment, (ns, deployment), rs)
+
+
+def _remove_replicaset(index: ClusterIndex, rs: Obj, touched: set[str]) -> None:
+    ns, name = namespace_of(rs), name_of(rs)
+    index.replicasets.pop((ns, name), None)
+    deployment = owner_named(rs, "Deployment")
+    if deployment:
+        _discard(index.rs_by_deployment, (ns, deployment), rs)
+
+
+def _add_pod(index: ClusterIndex, pod: Obj, touched: set[str]) -> None:
+    ns, name = namespace_of(pod), name_of(pod)
+    index.pods[(ns, name)] = pod
+    index.pod_gpus[id(pod)] = pod_spec_gpus(pod.get("spec"))
+    index.live_pods += 0 if pod_terminated(pod) else 1
+    node = text(dig(pod, "spec", "nodeName"))
+    if node:
+        _insert(index.pods_by_node, node, pod)
+        touched.add(node)
+    for key in pod_owner_keys(pod, ns):
+        _insert(index.pods_by_owner, key, pod)
+
+
+def _remove_pod(index: ClusterIndex, pod: Obj, touched: set[str]) -> None:
+    ns, name = namespace_of(pod), name_of(pod)
+    index.pods.pop((ns, name), None)
+    index.pod_gpus.pop(id(pod), None)
+    index.live_pods -= 0 if pod_terminated(pod) else 1
+    node = text(dig(pod, "spec", "nodeName"))
+    if node:
+        _discard(index.pods_by_node, node, pod)
+        touched.add(node)
+    for key in pod_owner_keys(pod, ns):
+        _discard(index.pods_by_owner, key, pod)
+
+
+def _add_event(index: ClusterIndex, event: Obj, touched: set[str]) -> None:
+    subject = event_subject(event)
+    if subject is not None:
+        _insert(index.events_by_object, subject, event)
+
+
+def _remove_event(index: ClusterIndex, event: Obj, touched: set[str]) -> None:
+    subject = event_subject(event)
+    if subject is not None:
+        _discard(index.events_by_object, subject, event)
+
+
+def _add_flavor(index: ClusterIndex, flavor: Obj, touched: set[str]) -> None:
+    node_labels = mapping(dig(flavor, "spec", "nodeLabels"))
+    index.flavor_models[name_of(flavor)] = text(node_labels.get(GPU_PRODUCT_LABEL))
+
+
+def _remove_flavor(index: ClusterIndex, flavor: Obj, touched: set[str]) -> None:
+    index.flavor_models.pop(name_of(flavor), None)
+
+
+def _add_cluster_queue(index: ClusterIndex, queue: Obj, touched: set[str]) -> None:
+    tenant = text(labels(queue).get(TENANT_LABEL))
+    if tenant:
+        _insert(index.cluster_queues, tenant, queue)
+
+
+def _remove_cluster_queue(index: ClusterIndex, queue: Obj, touched: set[str]) -> None:
+    tenant = text(labels(queue).get(TENANT_LABEL))
+    if tenant:
+        _discard(index.cluster_queues, tenant, queue)
+
+
+def _add_kueue_workload(index: ClusterIndex, workload: Obj, touched: set[str]) -> None:
+    ns = namespace_of(workload)
+    index.kueue_workloads[(ns, name_of(workload))] = workload
+    for kind, name in owners(workload):
+        _insert(index.kueue_by_owner, (ns, kind, name), workload)
+
+
+def _remove_kueue_workload(index: ClusterIndex, workload: Obj, touched: set[str]) -> None:
+    ns = namespace_of(workload)
+    index.kueue_workloads.pop((ns, name_of(workload)), None)
+    for kind, name in owners(workload):
+        _discard(index.kueue_by_owner, (ns, kind, name), workload)
+
+
+def _add_quota(index: ClusterIndex, quota: Obj, touched: set[str]) -> None:
+    _insert(index.quotas_by_namespace, namespace_of(quota), quota)
+
+
+def _remove_quota(index: ClusterIndex, quota: Obj, touched: set[str]) -> None:
+    _discard(index.quotas_by_namespace, namespace_of(quota), quota)
+
+
+_Indexer = Callable[[ClusterIndex, Obj, set[str]], None]
+_INDEXERS: dict[str, tuple[_Indexer, _Indexer]] = {
+    "namespaces": (_add_namespace, _remove_namespace),
+    "nodes": (_add_node, _remove_node),
+    "replicasets": (_add_replicaset, _remove_replicaset),
+    "pods": (_add_pod, _remove_pod),
+    "events": (_add_event, _remove_event),
+    "resourceflavors": (_add_flavor, _remove_flavor),
+    "clusterqueues": (_add_cluster_queue, _remove_cluster_queue),
+    "workloads": (_add_kueue_workload, _remove_kueue_workload),
+    "resourcequotas": (_add_quota, _remove_quota),
+}
+
+
+def _count_node_usage(index: ClusterIndex, nodes: Iterable[str]) -> None:
+    """Live pods and the GPUs they request, per node, recounted for the nodes given."""
+    for node in nodes:
+        live = [p for p in index.pods_by_node.get(node, ()) if not pod_terminated(p)]
+        if live:
+            index.node_usage[node] = (len(live), sum(index.gpus_of(p) for p in live))
+        else:
+            index.node_usage.pop(node, None)

@@ -1,39 +1,43 @@
-"""The fleet model: one immutable picture of the fleet, rebuilt when its inputs change.
+"""The fleet model: one immutable picture of the fleet, kept current as its inputs change.
 
 ``build_fleet_model`` is a pure function of the cluster objects and a telemetry snapshot (and the
 time): one indexing pass, then tenants, workloads, nodes, GPUs, problems and the overview, each in
-linear time. Every read endpoint answers from the result, so reads never touch Kubernetes and cost
-a lookup plus one page of (cached) JSON.
+linear time. ``update_fleet_model`` gives the same model from the previous one and the keys of
+the objects that changed (and a new telemetry snapshot), recomputing only what those touch
+(``backend.fleet.parts``); the previous model is left as it was, for the readers that hold it.
+Every read endpoint answers from the result, so reads never touch Kubernetes and cost a lookup
+plus one page of (cached) JSON.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 import orjson
 
 from backend.fleet.detail import workload_detail
-from backend.fleet.index import ClusterIndex, build_index
 from backend.fleet.inputs import ClusterObjects, NoTelemetry, TelemetryLike
-from backend.fleet.nodes import GpuRules, build_nodes_and_gpus
-from backend.fleet.objects import normalized_model, pod_terminated
+from backend.fleet.nodes import GpuRules
+from backend.fleet.objects import normalized_model
+from backend.fleet.parts import ChangedKey, FleetParts, build_parts, update_parts
 from backend.fleet.problems import (
     MAX_PROBLEMS,
     build_problems,
+    fleet_hottest,
+    fleet_idlest,
     fleet_totals,
     gpu_model_summaries,
     hottest,
     idlest,
     merge_problems,
+    sort_problems,
     tenants_by_usage,
     workloads_by_status,
 )
 from backend.fleet.query import Filter, Table
-from backend.fleet.quotas import build_quota_rows, model_totals
-from backend.fleet.tenants import build_tenants
-from backend.fleet.workloads import WorkloadRecord, build_workloads, pod_workloads
+from backend.fleet.quotas import model_totals
 from backend.schemas import (
     DataFreshness,
     Gpu,
@@ -61,45 +65,45 @@ class FleetModel:
     """Tenants, workloads, nodes and GPUs with their indexes; read-only once built."""
 
     def __init__(
-        self,
-        *,
-        built_at: float,
-        index: ClusterIndex,
-        tenants: list[Tenant],
-        records: list[WorkloadRecord],
-        nodes: list[Node],
-        gpus: list[Gpu],
-        problems: list[Problem],
-        pods: int,
-        rules: GpuRules | None = None,
+        self, parts: FleetParts, *, built_at: float, previous: FleetModel | None = None
     ) -> None:
+        """The model of ``parts``; ``previous``, a model of earlier parts, lends its tables the
+        search text, filter keys and JSON of the rows the two share."""
         self.built_at = built_at
-        self.rules = rules or GpuRules()
-        self._index = index
-        self.problems = problems
-        self.tenants = _tenant_table(tenants)
-        self.workloads = _workload_table([r.row for r in records])
-        self.nodes = _node_table(nodes)
-        self.gpus = _gpu_table(gpus)
-        self._tenants_by_name = {t.name: t for t in tenants}
+        self.rules = parts.rules
+        self.parts = parts
+        self._index = parts.index
+        tenants = list(parts.tenants.values())
+        records = list(parts.records.values())
+        nodes, gpus = parts.node_rows, parts.gpus
+        problems = self.problems = sort_problems(parts.problems)
+        rows = [r.row for r in records]
+        self.tenants: Table[Tenant] = _tenant_table(tenants, previous.tenants if previous else None)
+        self.workloads: Table[Workload] = _workload_table(
+            rows, previous.workloads if previous else None
+        )
+        self.nodes: Table[Node] = _node_table(nodes, previous.nodes if previous else None)
+        self.gpus: Table[Gpu] = _gpu_table(gpus, previous.gpus if previous else None)
+        self._tenants_by_name = parts.tenants
         self._nodes_by_name = {n.name: n for n in nodes}
-        self._records = {r.key: r for r in records}
+        self._records = parts.records
         # Details are built on first request and kept for the model's life (it is immutable).
         self._detail_json: dict[tuple[str, str, str], bytes | None] = {}
-        models = gpu_model_summaries(nodes, gpus)
+        sums = [part.sums for part in parts.nodes.values()]
+        models = gpu_model_summaries(sums)
+        pods = parts.index.live_pods
         self._overview: dict[str, Any] = {
-            "totals": fleet_totals(nodes, gpus, models, len(tenants), len(records), pods),
+            "totals": fleet_totals(nodes, sums, models, len(tenants), len(records), pods),
             "gpu_models": models,
             "tenants": tenants_by_usage(tenants),
-            "workloads_by_status": workloads_by_status(r.row for r in records),
-            "hottest": hottest(gpus),
-            "idlest": idlest(gpus),
+            "workloads_by_status": workloads_by_status(rows),
+            "hottest": fleet_hottest(sums),
+            "idlest": fleet_idlest(sums),
             "problems": problems[:MAX_PROBLEMS],
         }
         self._overview_json: tuple[tuple[Problem, ...], bytes] | None = None
         self._scoped: dict[frozenset[str], ScopedFleet] = {}
-        # Built with the model (off the event loop), not on the first request.
-        self._quota_rows = build_quota_rows(index, tenants, gpus)
+        self._quota_rows = [row for rows_ in parts.quota_rows.values() for row in rows_]
         self._answers: dict[Hashable, bytes] = {}
 
     @classmethod
@@ -249,11 +253,18 @@ def _with_freshness(overview_json: bytes, freshness: DataFreshness) -> bytes:
     return overview_json[:-1] + b',"freshness":' + fresh + b"}"
 
 
-def _tenant_table(tenants: list[Tenant]) -> Table[Tenant]:
-    return Table(tenants, Tenant, search=lambda t: (t.name, *t.namespaces, t.cluster_queue))
+def _tenant_table(tenants: list[Tenant], previous: Table[Tenant] | None = None) -> Table[Tenant]:
+    return Table(
+        tenants,
+        Tenant,
+        search=lambda t: (t.name, *t.namespaces, t.cluster_queue),
+        previous=previous,
+    )
 
 
-def _workload_table(rows: list[Workload]) -> Table[Workload]:
+def _workload_table(
+    rows: list[Workload], previous: Table[Workload] | None = None
+) -> Table[Workload]:
     return Table(
         rows,
         Workload,
@@ -264,19 +275,21 @@ def _workload_table(rows: list[Workload]) -> Table[Workload]:
             "kind": Filter(lambda w: w.kind, choices=[k.value for k in WorkloadKind]),
             "status": Filter(lambda w: w.status, choices=[s.value for s in WorkloadStatus]),
         },
+        previous=previous,
     )
 
 
-def _node_table(nodes: list[Node]) -> Table[Node]:
+def _node_table(nodes: list[Node], previous: Table[Node] | None = None) -> Table[Node]:
     return Table(
         nodes,
         Node,
         search=lambda n: (n.name, n.gpu_model),
         filters={"gpu_model": Filter(lambda n: n.gpu_model, normalized_model)},
+        previous=previous,
     )
 
 
-def _gpu_table(gpus: list[Gpu]) -> Table[Gpu]:
+def _gpu_table(gpus: list[Gpu], previous: Table[Gpu] | None = None) -> Table[Gpu]:
     return Table(
         gpus,
         Gpu,
@@ -288,6 +301,7 @@ def _gpu_table(gpus: list[Gpu]) -> Table[Gpu]:
             "model": Filter(lambda g: g.model, normalized_model),
             "idle": Filter(lambda g: g.idle, choices=["true", "false"]),
         },
+        previous=previous,
     )
 
 
@@ -299,23 +313,29 @@ def build_fleet_model(
     rules: GpuRules | None = None,
 ) -> FleetModel:
     """The whole fleet model from one consistent set of inputs (pure: no I/O, no clock but now)."""
-    rules = rules or GpuRules()
-    telemetry = telemetry if telemetry is not None else NoTelemetry()
-    index = build_index(cluster or {})
-    records = build_workloads(cluster or {}, index)
-    owners = pod_workloads(records)
-    nodes, gpus = build_nodes_and_gpus(index, telemetry, owners, rules)
-    tenants = build_tenants(index, records, gpus)
-    problems = build_problems((r.row for r in records), gpus, nodes, rules)
-    pods = sum(1 for pod in index.pods.values() if not pod_terminated(pod))
-    return FleetModel(
-        built_at=time.time() if now is None else now,
-        index=index,
-        tenants=tenants,
-        records=records,
-        nodes=nodes,
-        gpus=gpus,
-        problems=problems,
-        pods=pods,
-        rules=rules,
+    parts = build_parts(
+        cluster or {}, telemetry if telemetry is not None else NoTelemetry(), rules or GpuRules()
     )
+    return FleetModel(parts, built_at=time.time() if now is None else now)
+
+
+def update_fleet_model(
+    previous: FleetModel,
+    cluster: ClusterObjects,
+    changed: Iterable[ChangedKey] | None,
+    telemetry: TelemetryLike | None,
+    *,
+    now: float | None = None,
+) -> FleetModel:
+    """The model of ``cluster`` and ``telemetry``, equal to ``build_fleet_model`` of them, from
+    ``previous`` and the keys of the objects ``changed`` since its inputs: only what those
+    objects and the new telemetry touch is recomputed (``backend.fleet.parts``). ``changed`` None
+    (not known), or a change that reaches nearly everything, builds the whole model."""
+    telemetry = telemetry if telemetry is not None else NoTelemetry()
+    built_at = time.time() if now is None else now
+    parts = None
+    if changed is not None:
+        parts = update_parts(previous.parts, cluster, changed, telemetry)
+    if parts is None:
+        parts = build_parts(cluster, telemetry, previous.rules)
+    return FleetModel(parts, built_at=built_at, previous=previous)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -35,35 +35,34 @@ class GpuRules:
     hot_temperature_c: float = 85.0
 
 
-def build_nodes_and_gpus(
+def node_order(names: Iterable[str]) -> list[str]:
+    """Node names in natural order (the order of the node and GPU lists)."""
+    return sorted(names, key=natural_key)
+
+
+def node_and_gpus(
+    name: str,
     index: ClusterIndex,
-    telemetry: TelemetryLike,
+    samples: list,
     pod_workloads: Mapping[tuple[str, str], str],
+    history: Mapping[str, Sequence[float | None]],
     rules: GpuRules,
-) -> tuple[list[Node], list[Gpu]]:
-    """Nodes in natural name order, GPUs by (node, index, uuid)."""
-    samples_by_node = _samples_by_node(index, telemetry)
-    node_names = set(index.nodes) | set(samples_by_node)
-    nodes: list[Node] = []
-    gpus: list[Gpu] = []
-    history = mapping(getattr(telemetry, "history", None))
-    for name in sorted(node_names, key=natural_key):
-        node_obj = index.nodes.get(name)
-        samples = samples_by_node.get(name, [])
-        node_gpus = _gpus_of_node(name, node_obj, samples, index, pod_workloads, history, rules)
-        gpus.extend(node_gpus)
-        if node_obj is not None:
-            nodes.append(_node_row(name, node_obj, node_gpus, index))
-    return nodes, gpus
+) -> tuple[Node | None, list[Gpu]]:
+    """One node's row (None for a host that telemetry names but the cluster does not) and its
+    GPUs, from its samples (``group_samples``) and the index."""
+    node_obj = index.nodes.get(name)
+    node_gpus = _gpus_of_node(name, node_obj, samples, index, pod_workloads, history, rules)
+    node = _node_row(name, node_obj, node_gpus, index) if node_obj is not None else None
+    return node, node_gpus
 
 
-def _samples_by_node(index: ClusterIndex, telemetry: TelemetryLike) -> dict[str, list]:
+def group_samples(index: ClusterIndex, telemetry: TelemetryLike) -> dict[str, list]:
     """Samples grouped by cluster node name (the exporter's host name, or a hostname label)."""
     out: dict[str, list[GpuSampleLike]] = defaultdict(list)
     samples = getattr(telemetry, "samples", None)
     for sample in samples.values() if isinstance(samples, Mapping) else ():
         host = text(getattr(sample, "node", None)) or ""
-        node = host if host in index.nodes else index.hostnames.get(host, host)
+        node = index.node_of_host(host)
         out[node or "unknown"].append(sample)
     return out
 

@@ -11,6 +11,9 @@ from __future__ import annotations
 import heapq
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
+from itertools import chain
+from operator import itemgetter
 
 from backend.fleet.nodes import GpuRules
 from backend.schemas import (
@@ -35,37 +38,44 @@ def build_problems(
     workloads: Iterable[Workload], gpus: Iterable[Gpu], nodes: Iterable[Node], rules: GpuRules
 ) -> list[Problem]:
     """Every current problem, most severe first (the overview shows the first 100)."""
-    problems = [p for w in workloads if (p := _workload_problem(w)) is not None]
-    for node in nodes:
-        if not node.ready:
-            problems.append(
-                Problem(
-                    severity=ProblemSeverity.CRITICAL,
-                    kind="node-not-ready",
-                    subject=node.name,
-                    message=f"node is not Ready ({node.gpus_capacity} GPUs unavailable)",
-                )
-            )
+    problems = [p for w in workloads if (p := workload_problem(w)) is not None]
+    problems.extend(node_problem(node) for node in nodes if not node.ready)
     for gpu in gpus:
         problems.extend(_gpu_problems(gpu, rules))
-    problems.sort(key=_order)
+    return sort_problems(problems)
+
+
+def sort_problems(problems: list[Problem]) -> list[Problem]:
+    """By severity, kind and subject; ties keep the order given (workloads, nodes, GPUs)."""
+    problems.sort(key=lambda p: (_SEVERITY_ORDER[p.severity], p.kind, p.subject))
     return problems
-
-
-def _order(problem: Problem) -> tuple[int, str, str]:
-    return _SEVERITY_ORDER[problem.severity], problem.kind, problem.subject
 
 
 def merge_problems(problems: list[Problem], alerts: Iterable[Problem]) -> list[Problem]:
     """The problems and the firing alerts, most severe first; an alert that says what a problem
     already says (same kind and subject: an XID, a hot GPU, a stuck rollout) is left out."""
     said = {(p.kind, p.subject) for p in problems}
-    merged = problems + [a for a in alerts if (a.kind, a.subject) not in said]
-    merged.sort(key=_order)
-    return merged
+    return sort_problems(problems + [a for a in alerts if (a.kind, a.subject) not in said])
 
 
-def _workload_problem(workload: Workload) -> Problem | None:
+def node_problems(node: Node | None, gpus: Iterable[Gpu], rules: GpuRules) -> list[Problem]:
+    """A node's problem (not Ready) and its GPUs' problems (XID errors, hot)."""
+    problems = [node_problem(node)] if node is not None and not node.ready else []
+    for gpu in gpus:
+        problems.extend(_gpu_problems(gpu, rules))
+    return problems
+
+
+def node_problem(node: Node) -> Problem:
+    return Problem(
+        severity=ProblemSeverity.CRITICAL,
+        kind="node-not-ready",
+        subject=node.name,
+        message=f"node is not Ready ({node.gpus_capacity} GPUs unavailable)",
+    )
+
+
+def workload_problem(workload: Workload) -> Problem | None:
     subject = f"{workload.namespace}/{workload.name}"
     message = workload.message
     rollout = workload.rollout
@@ -130,21 +140,68 @@ def _gpu_problems(gpu: Gpu, rules: GpuRules) -> list[Problem]:
     return out
 
 
-def gpu_model_summaries(nodes: list[Node], gpus: list[Gpu]) -> list[GpuModelSummary]:
+@dataclass(frozen=True, slots=True)
+class NodeSums:
+    """One node's share of the overview, computed with the node, so that the overview of a
+    fleet where a few nodes changed adds up a small record per node, not every GPU again."""
+
+    model: str | None  # the GPU model it counts for; None: it counts in no model's summary
+    total: int
+    allocated: int
+    idle: int
+    utilization: float  # summed over its GPUs with a reading
+    utilization_count: int
+    power: float
+    power_count: int
+    hottest: list[tuple[float, Gpu]]  # its own top GPUs (which hold the fleet's), by the value
+    idlest: list[tuple[float, Gpu]]
+
+
+def node_sums(node: Node | None, gpus: list[Gpu]) -> NodeSums:
+    """``node``'s share (None: a host only telemetry names; its GPUs count in the totals)."""
+    model, total, allocated, idle = None, 0, 0, 0
+    if node is not None:
+        model = node.gpu_model or (gpus[0].model if gpus else None)
+        total = max(node.gpus_capacity, len(gpus))
+        if model and total:
+            allocated = min(node.gpus_allocated, total)
+            idle = min(sum(1 for g in gpus if g.idle), allocated)
+        else:
+            model = None
+    utils = [g.utilization for g in gpus if g.utilization is not None]
+    powers = [g.power_watts for g in gpus if g.power_watts is not None]
+    return NodeSums(
+        model=model,
+        total=total,
+        allocated=allocated,
+        idle=idle,
+        utilization=sum(utils),
+        utilization_count=len(utils),
+        power=sum(powers),
+        power_count=len(powers),
+        hottest=[(g.temperature_c or 0.0, g) for g in hottest(gpus)],
+        idlest=[(g.utilization or 0.0, g) for g in idlest(gpus)],
+    )
+
+
+def fleet_hottest(sums: Iterable[NodeSums]) -> list[Gpu]:
+    """``hottest`` of every node's GPUs, from the nodes' own top GPUs."""
+    top = heapq.nlargest(TOP_GPUS, chain.from_iterable(s.hottest for s in sums), key=itemgetter(0))
+    return [gpu for _, gpu in top]
+
+
+def fleet_idlest(sums: Iterable[NodeSums]) -> list[Gpu]:
+    """``idlest`` of every node's GPUs, from the nodes' own top GPUs."""
+    top = heapq.nsmallest(TOP_GPUS, chain.from_iterable(s.idlest for s in sums), key=itemgetter(0))
+    return [gpu for _, gpu in top]
+
+
+def gpu_model_summaries(sums: Iterable[NodeSums]) -> list[GpuModelSummary]:
     """Per GPU model: nodes, GPUs, allocated (from pods' requests), in use, idle and free."""
-    per_node_gpus: dict[str, list[Gpu]] = defaultdict(list)
-    for gpu in gpus:
-        per_node_gpus[gpu.node].append(gpu)
     acc: dict[str, Counter] = defaultdict(Counter)
-    for node in nodes:
-        node_gpus = per_node_gpus.get(node.name, [])
-        model = node.gpu_model or (node_gpus[0].model if node_gpus else None)
-        total = max(node.gpus_capacity, len(node_gpus))
-        if not model or not total:
-            continue
-        allocated = min(node.gpus_allocated, total)
-        idle = min(sum(1 for g in node_gpus if g.idle), allocated)
-        acc[model].update(nodes=1, total=total, allocated=allocated, idle=idle)
+    for s in sums:
+        if s.model:
+            acc[s.model].update(nodes=1, total=s.total, allocated=s.allocated, idle=s.idle)
     return [
         GpuModelSummary(
             model=model,
@@ -161,14 +218,14 @@ def gpu_model_summaries(nodes: list[Node], gpus: list[Gpu]) -> list[GpuModelSumm
 
 def fleet_totals(
     nodes: list[Node],
-    gpus: list[Gpu],
+    sums: list[NodeSums],
     models: list[GpuModelSummary],
     tenants: int,
     workloads: int,
     pods: int,
 ) -> FleetTotals:
-    utils = [g.utilization for g in gpus if g.utilization is not None]
-    powers = [g.power_watts for g in gpus if g.power_watts is not None]
+    utilization_count = sum(s.utilization_count for s in sums)
+    utilization = sum(s.utilization for s in sums)
     return FleetTotals(
         nodes=len(nodes),
         nodes_ready=sum(1 for n in nodes if n.ready),
@@ -179,8 +236,8 @@ def fleet_totals(
         tenants=tenants,
         workloads=workloads,
         pods=pods,
-        utilization=sum(utils) / len(utils) if utils else None,
-        power_watts=sum(powers) if powers else None,
+        utilization=utilization / utilization_count if utilization_count else None,
+        power_watts=sum(s.power for s in sums) if any(s.power_count for s in sums) else None,
     )
 
 

@@ -105,11 +105,21 @@ class Table(Generic[T]):
         *,
         search: Callable[[T], Iterable[str | None]],
         filters: dict[str, Filter[T]] | None = None,
+        previous: Table[T] | None = None,
     ) -> None:
+        """``previous``: the table this one replaces (same search and filters). When few of its
+        rows were replaced (the same row count, most rows the very same objects), its search
+        text, filter indexes and JSON are copied and patched at those rows only."""
         self.items = items
         self.sort_fields = sortable_fields(model)
         self._filters = filters or {}
-        self._search = ["\n".join(s for s in search(item) if s).lower() for item in items]
+        self._orders: dict[tuple[str, bool], list[int]] = {}
+        self._ranks: dict[tuple[str, bool], list[int]] = {}
+        changed = _replaced_rows(items, previous)
+        if previous is not None and changed is not None:
+            self._patch(previous, changed, search)
+            return
+        self._search = [_search_text(search, item) for item in items]
         self._keys: dict[str, list[str | None]] = {}
         self._index: dict[str, dict[str, list[int]]] = {}
         for name, spec in self._filters.items():
@@ -119,9 +129,37 @@ class Table(Generic[T]):
                 if key is not None:
                     index.setdefault(key, []).append(position)
             self._keys[name], self._index[name] = keys, index
-        self._orders: dict[tuple[str, bool], list[int]] = {}
-        self._ranks: dict[tuple[str, bool], list[int]] = {}
         self._json: list[bytes | None] = [None] * len(items)
+
+    def _patch(
+        self, previous: Table[T], changed: list[int], search: Callable[[T], Iterable[str | None]]
+    ) -> None:
+        """Copy ``previous``'s per-row data and redo it at the ``changed`` positions. Position
+        lists are replaced, never mutated: ``previous`` may still be read."""
+        self._search = list(previous._search)
+        self._json = list(previous._json)
+        for i in changed:
+            self._search[i] = _search_text(search, self.items[i])
+            self._json[i] = None
+        self._keys, self._index = {}, {}
+        for name, spec in self._filters.items():
+            keys, index = list(previous._keys[name]), dict(previous._index[name])
+            moved: dict[str, tuple[set[int], set[int]]] = {}  # key -> positions out, in
+            for i in changed:
+                old, new = keys[i], _normalized_key(spec, self.items[i])
+                if old != new:
+                    keys[i] = new
+                    if old is not None:
+                        moved.setdefault(old, (set(), set()))[0].add(i)
+                    if new is not None:
+                        moved.setdefault(new, (set(), set()))[1].add(i)
+            for key, (out, into) in moved.items():
+                positions = sorted({*index.get(key, ()), *into} - out)
+                if positions:
+                    index[key] = positions
+                else:
+                    index.pop(key, None)
+            self._keys[name], self._index[name] = keys, index
 
     def __len__(self) -> int:
         return len(self.items)
@@ -224,6 +262,20 @@ class Table(Generic[T]):
                 rank[position] = place
             self._ranks[key] = rank
         return rank
+
+
+def _replaced_rows(items: list[Any], previous: Table[Any] | None) -> list[int] | None:
+    """The positions whose row is not the very object ``previous`` has there; None when the
+    tables differ in length or in more than an eighth of their rows (then patching a copy would
+    cost more than building anew)."""
+    if previous is None or len(previous.items) != len(items):
+        return None
+    changed = [i for i, (a, b) in enumerate(zip(items, previous.items, strict=True)) if a is not b]
+    return changed if len(changed) <= len(items) // 8 else None
+
+
+def _search_text(search: Callable[[Any], Iterable[str | None]], item: Any) -> str:
+    return "\n".join(s for s in search(item) if s).lower()
 
 
 def _normalized_key(spec: Filter[Any], item: Any) -> str | None:

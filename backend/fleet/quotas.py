@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Iterable
 
 from backend.fleet.index import ClusterIndex
 from backend.fleet.objects import count, dig, mapping, name_of, normalized_model
@@ -25,7 +26,7 @@ from backend.schemas import (
 )
 
 
-def _held(gpus: list[Gpu]) -> dict[tuple[str, str], tuple[int, int]]:
+def _held(gpus: Iterable[Gpu]) -> dict[tuple[str, str], tuple[int, int]]:
     """(tenant, normalized model or ANY_MODEL for all) -> (allocated, idle) GPUs."""
     out: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     models: dict[str, str] = {}
@@ -59,37 +60,45 @@ def _namespace_quotas(index: ClusterIndex, namespaces: list[str]) -> list[Namesp
     return out
 
 
-def build_quota_rows(index: ClusterIndex, tenants: list[Tenant], gpus: list[Gpu]) -> list[QuotaRow]:
-    """One row per tenant and GPU model with a quota, by tenant then model."""
-    held = _held(gpus)
-    rows = []
-    for tenant in tenants:
-        if tenant.quota_mode == QuotaMode.NONE:
-            continue
-        for quota in tenant.quotas:
-            model = ANY_MODEL if quota.gpu_model == ANY_MODEL else normalized_model(quota.gpu_model)
-            allocated, idle = held.get((tenant.name, model), (0, 0))
-            rq = tenant.quota_mode == QuotaMode.RESOURCE_QUOTA
-            rows.append(
-                QuotaRow(
-                    tenant=tenant.name,
-                    system=tenant.quota_mode,
-                    gpu_model=quota.gpu_model,
-                    flavor=quota.flavor,
-                    cluster_queue=tenant.cluster_queue,
-                    cohort=tenant.cohort,
-                    namespaces=tenant.namespaces,
-                    namespace_quotas=_namespace_quotas(index, tenant.namespaces) if rq else [],
-                    nominal=quota.nominal,
-                    borrowing_limit=quota.borrowing_limit,
-                    lending_limit=quota.lending_limit,
-                    used=quota.used,
-                    borrowed=quota.borrowed,
-                    pending=quota.pending,
-                    allocated=allocated,
-                    idle=idle,
-                )
+def quota_rows_by_tenant(
+    index: ClusterIndex, tenants: list[Tenant], gpus: Iterable[Gpu]
+) -> dict[str, list[QuotaRow]]:
+    """The quota rows of each of ``tenants``, from every GPU (only theirs are read)."""
+    names = {tenant.name for tenant in tenants}
+    held = _held(g for g in gpus if g.tenant in names)
+    return {tenant.name: _tenant_rows(index, tenant, held) for tenant in tenants}
+
+
+def _tenant_rows(
+    index: ClusterIndex, tenant: Tenant, held: dict[tuple[str, str], tuple[int, int]]
+) -> list[QuotaRow]:
+    rows: list[QuotaRow] = []
+    if tenant.quota_mode == QuotaMode.NONE:
+        return rows
+    for quota in tenant.quotas:
+        model = ANY_MODEL if quota.gpu_model == ANY_MODEL else normalized_model(quota.gpu_model)
+        allocated, idle = held.get((tenant.name, model), (0, 0))
+        rq = tenant.quota_mode == QuotaMode.RESOURCE_QUOTA
+        rows.append(
+            QuotaRow(
+                tenant=tenant.name,
+                system=tenant.quota_mode,
+                gpu_model=quota.gpu_model,
+                flavor=quota.flavor,
+                cluster_queue=tenant.cluster_queue,
+                cohort=tenant.cohort,
+                namespaces=tenant.namespaces,
+                namespace_quotas=_namespace_quotas(index, tenant.namespaces) if rq else [],
+                nominal=quota.nominal,
+                borrowing_limit=quota.borrowing_limit,
+                lending_limit=quota.lending_limit,
+                used=quota.used,
+                borrowed=quota.borrowed,
+                pending=quota.pending,
+                allocated=allocated,
+                idle=idle,
             )
+        )
     return rows
 
 

@@ -30,24 +30,29 @@ RQ_GPU = "requests.nvidia.com/gpu"
 ANY_MODEL = "*"
 
 
-def build_tenants(
-    index: ClusterIndex, records: list[WorkloadRecord], gpus: list[Gpu]
-) -> list[Tenant]:
-    """Every tenant named by a namespace or a ClusterQueue label, sorted by name."""
-    names = set(index.tenant_namespaces) | set(index.cluster_queues)
+def tenant_names(index: ClusterIndex) -> set[str]:
+    """The tenants: named by a namespace label or a ClusterQueue label."""
+    return set(index.tenant_namespaces) | set(index.cluster_queues)
+
+
+def tenant_rows(
+    index: ClusterIndex, records: Iterable[WorkloadRecord], gpus: Iterable[Gpu], names: set[str]
+) -> dict[str, Tenant]:
+    """The rows of the tenants ``names`` (each a tenant of the index), from every record and GPU
+    (only theirs are read)."""
     by_tenant: dict[str, list[WorkloadRecord]] = defaultdict(list)
     for record in records:
-        if record.row.tenant:
+        if record.row.tenant in names:
             by_tenant[record.row.tenant].append(record)
     utilization: dict[str, list[float]] = defaultdict(list)
     for gpu in gpus:
-        if gpu.tenant and gpu.utilization is not None:
+        if gpu.tenant in names and gpu.utilization is not None:
             utilization[gpu.tenant].append(gpu.utilization)
     pending = _kueue_pending_by_tenant(index)
-    return [
-        _tenant(name, index, by_tenant.get(name, []), utilization.get(name, []), pending)
-        for name in sorted(names)
-    ]
+    return {
+        name: _tenant(name, index, by_tenant.get(name, []), utilization.get(name, []), pending)
+        for name in names
+    }
 
 
 def _tenant(
@@ -87,7 +92,7 @@ def _held(records: Iterable[WorkloadRecord]) -> int:
 def _kueue_pending_by_tenant(index: ClusterIndex) -> dict[str, list[tuple[str | None, int]]]:
     """tenant -> [(GPU model or None, GPUs)] over its namespaces' pending Kueue Workloads."""
     out: dict[str, list[tuple[str | None, int]]] = defaultdict(list)
-    for workload in index.kueue_workloads:
+    for workload in index.kueue_workloads.values():
         tenant = index.tenant_of(namespace_of(workload))
         if tenant and kueue.pending(workload):
             out[tenant].extend(kueue.pod_set_gpus(workload))

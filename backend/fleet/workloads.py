@@ -8,7 +8,7 @@ way. The reason found is kept as the row's message, so "Pending" always says wha
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,7 @@ from backend.conventions import (
     TENANT_LABEL,
 )
 from backend.fleet import kueue
-from backend.fleet.index import ClusterIndex, Obj, ObjectKey
+from backend.fleet.index import ClusterIndex, Obj, ObjectKey, pod_owner_keys
 from backend.fleet.objects import (
     condition,
     condition_true,
@@ -34,6 +34,7 @@ from backend.fleet.objects import (
     namespace_of,
     object_annotations,
     optional_count,
+    owner_named,
     owners,
     pod_gated_by_kueue,
     pod_kserve_revision,
@@ -55,6 +56,7 @@ KIND_PLURALS = {
     WorkloadKind.INFERENCE_SERVICE: "inferenceservices",
     WorkloadKind.JOB: "jobs",
 }
+_RECORD_KINDS = frozenset(kind.value for kind in WorkloadKind)
 
 
 @dataclass(slots=True)
@@ -86,16 +88,54 @@ class _Facts:
 def build_workloads(cluster: Mapping[str, Any], index: ClusterIndex) -> list[WorkloadRecord]:
     """Every workload the console shows, in (namespace, kind, name) order."""
     records: list[WorkloadRecord] = []
-    for obj in _values(cluster, "deployments"):
-        if _is_shown_deployment(obj, index):
-            records.append(_deployment(obj, index))
-    for obj in _values(cluster, "inferenceservices"):
-        records.append(_inference_service(obj, index))
-    for obj in _values(cluster, "jobs"):
-        if _in_scope(obj, index):
-            records.append(_job(obj, index))
+    for kind, plural in KIND_PLURALS.items():
+        for obj in _values(cluster, plural):
+            record = workload_record(kind, obj, index)
+            if record is not None:
+                records.append(record)
     records.sort(key=lambda r: (r.row.namespace, r.row.kind.value, r.row.name))
     return records
+
+
+def workload_record(kind: WorkloadKind, obj: Obj, index: ClusterIndex) -> WorkloadRecord | None:
+    """One workload object's record; None for one the console does not show."""
+    if kind == WorkloadKind.DEPLOYMENT:
+        return _deployment(obj, index) if _is_shown_deployment(obj, index) else None
+    if kind == WorkloadKind.JOB:
+        return _job(obj, index) if _in_scope(obj, index) else None
+    return _inference_service(obj, index)
+
+
+def workload_object(cluster: Mapping[str, Any], key: ObjectKey) -> tuple[WorkloadKind, Obj] | None:
+    """The kind and object of the workload named by ``key``; None when there is none."""
+    ns, kind_name, name = key
+    kind = WorkloadKind(kind_name)
+    objects = mapping(cluster).get(KIND_PLURALS[kind])
+    obj = objects.get((ns, name)) if isinstance(objects, Mapping) else None
+    if not isinstance(obj, Mapping) or not name_of(obj):
+        return None
+    return kind, obj
+
+
+def workloads_of(key: ObjectKey, indexes: tuple[ClusterIndex, ...]) -> set[ObjectKey]:
+    """The workloads whose records an object takes part in, as any of ``indexes`` places it:
+    a workload itself, a ReplicaSet's Deployment, a pod's owners (and so on up)."""
+    ns, kind, name = key
+    if kind in _RECORD_KINDS:
+        return {key}
+    out: set[ObjectKey] = set()
+    for index in indexes:
+        if kind == "ReplicaSet":
+            rs = index.replicasets.get((ns, name))
+            deployment = owner_named(rs, "Deployment") if rs is not None else None
+            if deployment:
+                out.add((ns, WorkloadKind.DEPLOYMENT.value, deployment))
+        elif kind == "Pod":
+            pod = index.pods.get((ns, name))
+            for owner in pod_owner_keys(pod, ns) if pod is not None else ():
+                if owner[1] != "Pod":
+                    out |= workloads_of(owner, (index,))
+    return out
 
 
 def _values(cluster: Mapping[str, Any], kind: str) -> list[Obj]:
@@ -459,11 +499,17 @@ def _isvc_status(obj: Obj, facts: _Facts, canary: int | None) -> tuple[WorkloadS
     return WorkloadStatus.DEGRADED, why
 
 
-def pod_workloads(records: list[WorkloadRecord]) -> dict[tuple[str, str], str]:
-    """(namespace, pod) -> "Kind/name" of the workload owning the pod."""
-    out: dict[tuple[str, str], str] = {}
+def pod_holders(records: Iterable[WorkloadRecord]) -> dict[tuple[str, str], set[ObjectKey]]:
+    """(namespace, pod) -> the keys of the workloads whose records hold the pod."""
+    out: dict[tuple[str, str], set[ObjectKey]] = {}
     for record in records:
-        label = f"{record.row.kind.value}/{record.row.name}"
         for pod in record.pods:
-            out[(record.row.namespace, name_of(pod))] = label
+            out.setdefault((record.row.namespace, name_of(pod)), set()).add(record.key)
     return out
+
+
+def holder_label(holders: Iterable[ObjectKey]) -> str:
+    """ "Kind/name" of the pod's workload: the last of its holders in (namespace, kind, name)
+    order, when (rarely) several records hold one pod."""
+    _, kind, name = max(holders)
+    return f"{kind}/{name}"
