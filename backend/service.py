@@ -14,8 +14,9 @@ import asyncio
 import logging
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from backend.audit.log import AuditLog
 from backend.audit.store import AuditStore
@@ -38,6 +39,9 @@ from backend.schemas import BackendInfo, DataFreshness, KindFreshness, Telemetry
 from backend.settings import Settings
 from backend.telemetry.base import RoundCollector, TelemetrySnapshot, TelemetryUnavailable
 from backend.telemetry.discovery import ExporterDiscovery, tls_context, url_targets
+from backend.telemetry.inference import InferenceCollector
+from backend.telemetry.inference_prometheus import PrometheusInference
+from backend.telemetry.inference_scrape import ScrapedInference, direct_urls, proxy_urls
 from backend.telemetry.nvml import NvmlCollector
 from backend.telemetry.prometheus_api import PrometheusCollector
 from backend.telemetry.scrape import ScrapeTarget, TelemetryCollector
@@ -70,6 +74,7 @@ class Backend:
         self.access = access or load_cluster_access(settings.kubeconfig, settings.context)
         self.cache = ClusterCache(self.access, options=cache_options)
         self.telemetry: RoundCollector = self._make_telemetry()
+        self.inference: InferenceCollector | None = self._make_inference()
         self.database: Database | None = None
         self.model_stats = ModelStats()
         self._telemetry_snapshot = self.telemetry.snapshot()
@@ -124,6 +129,38 @@ class Backend:
             verify=verify,
         )
 
+    def _make_inference(self) -> InferenceCollector | None:
+        """Model server traffic from the same source as the GPU telemetry (none for the modes
+        that do not reach pods: fixed exporter URLs, NVML, off)."""
+        s, access = self.settings, self.access
+        if isinstance(self.telemetry, PrometheusCollector):
+            return PrometheusInference(
+                self.telemetry.query,
+                s.prometheus_url,
+                window=s.inference_window,
+                interval=s.scrape_interval,
+                history_length=s.history_length,
+            )
+        pods = self._pods
+        if s.telemetry_mode == "proxy":
+            verify = tls_context(access.api_client) if access.server.startswith("https") else True
+            return ScrapedInference(
+                pods,
+                lambda pod: proxy_urls(pod, access.server),
+                api_client=access.api_client,
+                verify=verify,
+                interval=s.scrape_interval,
+                history_length=s.history_length,
+            )
+        if s.telemetry_mode == "direct":
+            return ScrapedInference(
+                pods, direct_urls, interval=s.scrape_interval, history_length=s.history_length
+            )
+        return None
+
+    def _pods(self) -> Iterable[Mapping[str, Any]]:
+        return self.cache.objects("pods").values()
+
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
         """Migrate the database, start watching and scraping; returns before the first sync."""
@@ -145,6 +182,8 @@ class Backend:
                 await self.telemetry.start()
             except TelemetryUnavailable as exc:  # e.g. nvml without a driver: serve the cluster
                 log.error("telemetry disabled: %s", exc)
+        if self.inference is not None:
+            await self.inference.start()
         self._model_task = asyncio.create_task(self._model_loop(), name="fleet-model")
         self._started = True
         log.info(
@@ -212,6 +251,8 @@ class Backend:
             self._model_task = None
         if self._started and self.settings.telemetry_mode != "off":
             await self.telemetry.stop()
+        if self.inference is not None:
+            await self.inference.stop()
         await self.cache.stop()
         if self.database is not None:
             self.database.dispose()
@@ -247,13 +288,14 @@ class Backend:
         """The newest model; None until one was built from a synced cache."""
         return self._model
 
-    def _inputs_version(self) -> tuple[int, int]:
-        return self.cache.version, self.telemetry.version
+    def _inputs_version(self) -> tuple[int, int, int]:
+        inference = self.inference.version if self.inference is not None else 0
+        return self.cache.version, self.telemetry.version, inference
 
     async def _model_loop(self) -> None:
         """Rebuild the model when its inputs change, debounced, off the event loop."""
         debounce = self.settings.model_debounce
-        built = (-1, -1)
+        built = (-1, -1, -1)
         last_end = 0.0
         while True:
             if self._inputs_version() == built:
@@ -273,7 +315,8 @@ class Backend:
             last_end = time.monotonic()
 
     def _build(self, cluster: dict, telemetry: TelemetrySnapshot) -> FleetModel:
-        return build_fleet_model(cluster, telemetry, rules=self.rules)
+        inference = self.inference.snapshot() if self.inference is not None else None
+        return build_fleet_model(cluster, telemetry, rules=self.rules, inference=inference)
 
     async def rebuild_model(self) -> None:
         """Build a new model from the current inputs; keep the old one if building fails."""

@@ -66,6 +66,13 @@ class Settings(BaseSettings):
     dcgm_selector: str = "app=nvidia-dcgm-exporter"
     dcgm_port: int = 9400
     scrape_interval: float = Field(15.0, gt=0)
+    inference_window: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds of model server traffic behind each endpoint health figure in "
+        "telemetry_mode=prometheus (the range of increase()); the scrape modes use the time "
+        "between two scrapes.",
+    )
     history_length: int = Field(60, ge=1)
     model_debounce: float = Field(0.5, ge=0)
     audit_namespace: str = Field(

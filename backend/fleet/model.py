@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from backend.fleet.detail import workload_detail
+from backend.fleet.endpoints import InferenceLike, build_endpoints, worst_endpoints
 from backend.fleet.index import ClusterIndex, build_index
 from backend.fleet.inputs import ClusterObjects, NoTelemetry, TelemetryLike
 from backend.fleet.nodes import GpuRules, build_nodes_and_gpus
@@ -35,6 +36,7 @@ from backend.fleet.tenants import build_tenants
 from backend.fleet.workloads import WorkloadRecord, build_workloads, pod_workloads
 from backend.schemas import (
     DataFreshness,
+    EndpointHealth,
     Gpu,
     Node,
     Overview,
@@ -71,6 +73,7 @@ class FleetModel:
         problems: list[Problem],
         pods: int,
         rules: GpuRules | None = None,
+        endpoints: list[EndpointHealth] | None = None,
     ) -> None:
         self.built_at = built_at
         self.rules = rules or GpuRules()
@@ -80,6 +83,8 @@ class FleetModel:
         self.workloads = _workload_table([r.row for r in records])
         self.nodes = _node_table(nodes)
         self.gpus = _gpu_table(gpus)
+        self.endpoints = _endpoint_table(endpoints or [])
+        self._endpoints_by_key = {(e.namespace, e.kind.value, e.name): e for e in endpoints or []}
         self._tenants_by_name = {t.name: t for t in tenants}
         self._nodes_by_name = {n.name: n for n in nodes}
         self._records = {r.key: r for r in records}
@@ -94,6 +99,7 @@ class FleetModel:
             "hottest": hottest(gpus),
             "idlest": idlest(gpus),
             "problems": problems[:MAX_PROBLEMS],
+            "worst_endpoints": worst_endpoints(self.endpoints.items),
         }
         self._overview_json: bytes | None = None
         self._scoped: dict[frozenset[str], ScopedFleet] = {}
@@ -165,7 +171,9 @@ class FleetModel:
         if workload_kind is None:
             return None
         record = self._records.get((namespace, workload_kind.value, name))
-        return workload_detail(record, self._index) if record else None
+        if record is None:
+            return None
+        return workload_detail(record, self._index, self._endpoints_by_key.get(record.key))
 
     def workload_json(self, namespace: str, kind: str, name: str) -> bytes | None:
         """``workload()`` serialised, cached: operators poll the detail they are looking at."""
@@ -191,6 +199,7 @@ class ScopedFleet:
         self.workloads = _workload_table([w for w in model.workloads.items if w.tenant in tenants])
         gpus = [g for g in model.gpus.items if g.tenant in tenants or not g.allocated]
         self.gpus = _gpu_table(gpus)
+        self.endpoints = _endpoint_table([e for e in model.endpoints.items if e.tenant in tenants])
         self._tenants_by_name = {t.name: t for t in mine}
         self._namespaces = {namespace for t in mine for namespace in t.namespaces}
         problems = build_problems(self.workloads.items, gpus, model.nodes.items, model.rules)
@@ -200,6 +209,7 @@ class ScopedFleet:
             "hottest": hottest(gpus),
             "idlest": idlest(gpus),
             "problems": problems[:MAX_PROBLEMS],
+            "worst_endpoints": worst_endpoints(self.endpoints.items),
         }
         self._overview_json = _overview_json(overview)
 
@@ -249,6 +259,20 @@ def _workload_table(rows: list[Workload]) -> Table[Workload]:
     )
 
 
+def _endpoint_table(endpoints: list[EndpointHealth]) -> Table[EndpointHealth]:
+    """Worst first unless sorted otherwise."""
+    return Table(
+        endpoints,
+        EndpointHealth,
+        search=lambda e: (e.namespace, e.name, e.model, e.tenant),
+        filters={
+            "tenant": Filter(lambda e: e.tenant, _same),
+            "namespace": Filter(lambda e: e.namespace, _same),
+            "kind": Filter(lambda e: e.kind, choices=[k.value for k in WorkloadKind]),
+        },
+    )
+
+
 def _node_table(nodes: list[Node]) -> Table[Node]:
     return Table(
         nodes,
@@ -279,6 +303,7 @@ def build_fleet_model(
     *,
     now: float | None = None,
     rules: GpuRules | None = None,
+    inference: InferenceLike | None = None,
 ) -> FleetModel:
     """The whole fleet model from one consistent set of inputs (pure: no I/O, no clock but now)."""
     rules = rules or GpuRules()
@@ -300,4 +325,5 @@ def build_fleet_model(
         problems=problems,
         pods=pods,
         rules=rules,
+        endpoints=build_endpoints(records, index, inference),
     )

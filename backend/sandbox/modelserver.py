@@ -207,7 +207,7 @@ class ModelServers:
     def request_rate(self, pod: JsonObject, t: float) -> float:
         """Requests per second reaching the pod at clock time ``t``."""
         key = self.workload_key(pod)
-        base = 2.0 + 10.0 * _unit(str(self.seed), key, "rate")
+        base = 5.0 + 25.0 * _unit(str(self.seed), key, "rate")
         phase = 2 * math.pi * _unit(str(self.seed), key, "phase")
         wave = 1.0 + 0.3 * math.sin(2 * math.pi * t / LOAD_PERIOD_SECONDS + phase)
         return base * wave * self._traffic_share(pod)
