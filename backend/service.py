@@ -151,10 +151,15 @@ class Backend:
                 verify=verify,
                 interval=s.scrape_interval,
                 history_length=s.history_length,
+                window=s.inference_window,
             )
         if s.telemetry_mode == "direct":
             return ScrapedInference(
-                pods, direct_urls, interval=s.scrape_interval, history_length=s.history_length
+                pods,
+                direct_urls,
+                interval=s.scrape_interval,
+                history_length=s.history_length,
+                window=s.inference_window,
             )
         return None
 

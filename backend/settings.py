@@ -69,9 +69,9 @@ class Settings(BaseSettings):
     inference_window: float = Field(
         60.0,
         gt=0,
-        description="Seconds of model server traffic behind each endpoint health figure in "
-        "telemetry_mode=prometheus (the range of increase()); the scrape modes use the time "
-        "between two scrapes.",
+        description="Seconds of model server traffic behind each endpoint's request rate, "
+        "error rate and latency quantiles: the range of increase() in telemetry_mode="
+        "prometheus, the scrapes within it in the scrape modes.",
     )
     history_length: int = Field(60, ge=1)
     model_debounce: float = Field(0.5, ge=0)

@@ -4,7 +4,9 @@ InferenceService, overall and per revision, for each of the last telemetry round
 The input is per-pod traffic (``backend.telemetry.inference``). A pod is joined to its workload
 and revision through the cluster index: pods that exist by their owner, pods already gone (a
 rollback replaced them) by their ReplicaSet, which the Deployment keeps in its history; so the
-sparklines still show what the replaced revision did. Quantiles are computed from the summed
+sparklines still show what the replaced revision did. The figures shown cover the snapshot's
+newest ``summary_rounds`` (the configured window), each pod's windows summed before the pods are;
+the history has one value per round. Quantiles are computed from the summed
 histogram buckets as Prometheus's ``histogram_quantile()`` computes them.
 """
 
@@ -56,6 +58,8 @@ class RoundLike(Protocol):
 class InferenceLike(Protocol):
     @property
     def rounds(self) -> Sequence[RoundLike]: ...
+    @property
+    def summary_rounds(self) -> int: ...
 
 
 def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float | None:
@@ -79,17 +83,26 @@ def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> floa
 
 def request_stats(traffic: Iterable[TrafficLike]) -> RequestStats:
     """Requests of several pods over one window, summed."""
+    return summed_stats([[pod] for pod in traffic])
+
+
+def summed_stats(pods: Iterable[Sequence[TrafficLike]]) -> RequestStats:
+    """Requests of several pods, each over one or more windows: a pod's rate is its requests
+    over its seconds; the endpoint's is the sum of its pods' rates."""
     rate = requests = errors = 0.0
     buckets: dict[float, float] = {}
     seen = False
-    for pod in traffic:
-        seen = True
-        if pod.seconds > 0:
-            rate += pod.requests / pod.seconds
-        requests += pod.requests
-        errors += pod.errors
-        for le, count in pod.buckets:
-            buckets[le] = buckets.get(le, 0.0) + count
+    for windows in pods:
+        seconds = sum(w.seconds for w in windows)
+        served = sum(w.requests for w in windows)
+        seen = seen or bool(windows)
+        if seconds > 0:
+            rate += served / seconds
+        requests += served
+        errors += sum(w.errors for w in windows)
+        for window in windows:
+            for le, count in window.buckets:
+                buckets[le] = buckets.get(le, 0.0) + count
     if not seen:
         return RequestStats()
     ordered = sorted(buckets.items())
@@ -152,50 +165,61 @@ def is_endpoint(record: WorkloadRecord) -> bool:
     )
 
 
+# per round: workload key -> revision -> pod -> its traffic that round
+Grouped = list[dict[ObjectKey, dict[str | None, dict[str, TrafficLike]]]]
+
+
 def build_endpoints(
     records: Iterable[WorkloadRecord], index: ClusterIndex, inference: InferenceLike | None
 ) -> list[EndpointHealth]:
     """Every endpoint's health, worst first (see ``worst_first``)."""
     endpoints = [r for r in records if is_endpoint(r)]
     rounds = list(inference.rounds) if inference is not None else []
+    summary = inference.summary_rounds if inference is not None else 1
     owners = pod_owners(endpoints, index)
-    # per round: workload key -> revision -> the pods' traffic
-    grouped: list[dict[ObjectKey, dict[str | None, list[TrafficLike]]]] = []
+    grouped: Grouped = []
     for round_ in rounds:
-        by_key: dict[ObjectKey, dict[str | None, list[TrafficLike]]] = {}
+        by_key: dict[ObjectKey, dict[str | None, dict[str, TrafficLike]]] = {}
         for (namespace, pod), traffic in round_.pods.items():
             owner = _owner(owners, namespace, pod)
             if owner is not None:
-                by_key.setdefault(owner[0], {}).setdefault(owner[1], []).append(traffic)
+                by_key.setdefault(owner[0], {}).setdefault(owner[1], {})[pod] = traffic
         grouped.append(by_key)
     measured = datetime.fromtimestamp(rounds[-1].at, UTC) if rounds else None
-    out = [_endpoint(r, grouped, measured) for r in endpoints]
+    out = [_endpoint(r, grouped, summary, measured) for r in endpoints]
     out.sort(key=worst_first)
     return out
 
 
+def _summary(per_round: Sequence[Mapping[str, TrafficLike]]) -> RequestStats:
+    """Figures over several rounds: each pod's windows summed first."""
+    by_pod: dict[str, list[TrafficLike]] = {}
+    for pods in per_round:
+        for pod, traffic in pods.items():
+            by_pod.setdefault(pod, []).append(traffic)
+    return summed_stats(by_pod.values())
+
+
 def _endpoint(
-    record: WorkloadRecord,
-    grouped: list[dict[ObjectKey, dict[str | None, list[TrafficLike]]]],
-    measured: datetime | None,
+    record: WorkloadRecord, grouped: Grouped, summary: int, measured: datetime | None
 ) -> EndpointHealth:
     row = record.row
     per_round = [g.get(record.key, {}) for g in grouped]
-    overall = [request_stats(t for pods in r.values() for t in pods) for r in per_round]
-    latest = overall[-1] if overall else RequestStats()
+    merged = [{pod: t for pods in r.values() for pod, t in pods.items()} for r in per_round]
+    latest = _summary(merged[-summary:])
     names = {name for r in per_round for name in r if name is not None}
     split = traffic_split(record.obj) if row.kind == WorkloadKind.INFERENCE_SERVICE else None
     percents = {name: t.percent for name, t in revision_traffic(split).items()}
     revisions = []
     for name in sorted(names, key=trailing_number, reverse=True):
-        stats = [request_stats(r.get(name, ())) for r in per_round]
+        mine = [r.get(name, {}) for r in per_round]
         revisions.append(
             RevisionHealth(
-                **stats[-1].model_dump(),
+                **_summary(mine[-summary:]).model_dump(),
                 revision=name,
                 current=name == row.revision,
                 traffic_percent=percents.get(name),
-                history=_history(stats),
+                history=_history([request_stats(pods.values()) for pods in mine]),
             )
         )
     return EndpointHealth(
@@ -206,7 +230,7 @@ def _endpoint(
         tenant=row.tenant,
         model=row.model,
         measured_at=measured,
-        history=_history(overall),
+        history=_history([request_stats(pods.values()) for pods in merged]),
         revisions=revisions,
     )
 

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from backend.conventions import ISVC_LABEL, MODEL_LABEL, STAGE_LABEL
+from backend.conventions import ISVC_LABEL, MODEL_LABEL, QUEUE_LABEL, STAGE_LABEL
 from backend.k8s.annotations import REVISION_ANNOTATION
 from backend.sandbox.clock import Clock
 from backend.sandbox.controllers.kserve import REVISION_LABEL
@@ -98,11 +98,12 @@ class BadRevisions:
 
 
 def choose_bad_revisions(store: Store) -> BadRevisions:
-    """The first production model Deployment (by namespace/name) with a previous revision to roll
-    back to, and the first InferenceService in canary with a rolled-out revision behind it: their
-    current templates are the bad ones."""
+    """The first production model Deployment with a previous revision to roll back to, and the
+    first InferenceService in canary with a rolled-out revision behind it: their current templates
+    are the bad ones. Deployments whose pods Kueue does not gate come first: a rollback's new pods
+    then need only room under the namespace's ResourceQuota, not a queue's admission."""
     hashes: list[str] = []
-    for deploy in sorted(store.list(DEPLOYMENT), key=_key):
+    for deploy in sorted(store.list(DEPLOYMENT), key=_queued_then_key):
         meta = deploy["metadata"]
         labels = meta.get("labels") or {}
         if MODEL_LABEL not in labels or labels.get(STAGE_LABEL) != "production":
@@ -123,6 +124,11 @@ def choose_bad_revisions(store: Store) -> BadRevisions:
             revisions.append(latest)
             break
     return BadRevisions(frozenset(hashes), frozenset(revisions))
+
+
+def _queued_then_key(deploy: JsonObject) -> tuple[bool, str, str]:
+    template = ((deploy.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    return QUEUE_LABEL in (template.get("labels") or {}), *_key(deploy)
 
 
 def _key(obj: JsonObject) -> tuple[str, str]:
@@ -219,7 +225,8 @@ class ModelServers:
         if not name:
             return 1.0
         isvc = self.store.find(INFERENCE_SERVICE, pod["metadata"].get("namespace", ""), name)
-        traffic = ((isvc or {}).get("status") or {}).get("traffic") or []
+        status = (isvc or {}).get("status") or {}
+        traffic = ((status.get("components") or {}).get("predictor") or {}).get("traffic") or []
         percent = sum(
             int(t.get("percent") or 0) for t in traffic if t.get("revisionName") == revision
         )

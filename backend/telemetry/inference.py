@@ -65,6 +65,7 @@ class InferenceSnapshot:
 
     rounds: tuple[InferenceRound, ...] = ()
     failures: Mapping[str, str] = field(default_factory=dict)
+    summary_rounds: int = 1  # the newest rounds an endpoint's headline figures cover
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +131,11 @@ def increase(before: Counters, after: Counters, seconds: float) -> PodTraffic:
 class InferenceCollector:
     """Reads a round every ``interval`` seconds and keeps the last ``history_length`` of them."""
 
-    def __init__(self, *, interval: float = 15.0, history_length: int = 60) -> None:
+    def __init__(
+        self, *, interval: float = 15.0, history_length: int = 60, summary_rounds: int = 1
+    ) -> None:
         self.interval = interval
+        self.summary_rounds = summary_rounds
         self.version = 0
         self._rounds: deque[InferenceRound] = deque(maxlen=history_length)
         self._snapshot = InferenceSnapshot()
@@ -150,7 +154,7 @@ class InferenceCollector:
         pods, failures = await self.read_round()
         if pods is not None:
             self._rounds.append(InferenceRound(time.time(), pods))
-        self._snapshot = InferenceSnapshot(tuple(self._rounds), failures)
+        self._snapshot = InferenceSnapshot(tuple(self._rounds), failures, self.summary_rounds)
         self.version += 1
 
     async def start(self) -> None:

@@ -6,12 +6,13 @@ InferenceService predictors (label ``serving.kserve.io/inferenceservice``). vLLM
 ``/metrics`` on its API port: a Deployment's first container port; KServe's model container
 listens on 8080, and Knative's queue-proxy serves its per-revision request metrics on 9091. A
 pod's targets are scraped together; a round's traffic is the difference between this scrape and
-the pod's previous one.
+the pod's previous one, and an endpoint's figures cover the scrapes of the last ``window`` seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -84,10 +85,12 @@ class ScrapedInference(InferenceCollector):
         verify: bool | ssl.SSLContext = True,
         interval: float = 15.0,
         history_length: int = 60,
+        window: float = 60.0,
         concurrency: int = 64,
         timeout: float = 5.0,
     ) -> None:
-        super().__init__(interval=interval, history_length=history_length)
+        summary = max(1, math.ceil(window / interval - 1e-9))
+        super().__init__(interval=interval, history_length=history_length, summary_rounds=summary)
         self.pods = pods
         self.urls = urls
         self.api_client = api_client
