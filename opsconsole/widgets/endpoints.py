@@ -69,6 +69,7 @@ class HealthRow(Vertical):
 
     DEFAULT_CSS = """
     HealthRow { height: 2; }
+    HealthRow .figures { height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
     HealthRow > Horizontal { height: 1; }
     HealthRow .spark-label { width: auto; color: $text-muted; }
     HealthRow Sparkline { width: 14; margin-right: 1; }
@@ -88,7 +89,6 @@ class HealthRow(Vertical):
         line = figures(stats)  # first: a narrow terminal clips the name, never the figures
         line.append("  ")
         line.append_text(label)
-        line.no_wrap = True
         self.query_one(".figures", Static).update(line)
         self.query_one("#requests", Sparkline).data = points(history.request_rate)
         self.query_one("#p99", Sparkline).data = points(history.p99_seconds)
