@@ -136,7 +136,9 @@ class EndpointHealthPanel(Vertical):
             return  # replaced meanwhile: the newer show fills its own rows
         rows[0].show(Text("all", style="bold"), endpoint, endpoint.history)
         for row, revision in zip(rows[1:], endpoint.revisions, strict=True):
-            label = revision_label(revision.revision, revision.current, revision.traffic_percent)
+            # KServe names revisions <isvc>-predictor-<N>: the number is what tells them apart.
+            name = revision.revision.removeprefix(f"{endpoint.name}-predictor-")
+            label = revision_label(name, revision.current, revision.traffic_percent)
             row.show(label, revision, revision.history)
 
 
