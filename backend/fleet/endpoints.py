@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from backend.conventions import ISVC_LABEL
 from backend.fleet.detail import pod_revision, rs_revision
@@ -53,6 +53,8 @@ class RoundLike(Protocol):
     def at(self) -> float: ...
     @property
     def pods(self) -> Mapping[tuple[str, str], TrafficLike]: ...
+    @property
+    def memo(self) -> dict[str, Any]: ...
 
 
 class InferenceLike(Protocol):
@@ -166,29 +168,56 @@ def is_endpoint(record: WorkloadRecord) -> bool:
 
 
 # per round: workload key -> revision -> pod -> its traffic that round
-Grouped = list[dict[ObjectKey, dict[str | None, dict[str, TrafficLike]]]]
+# One round's pods by endpoint and revision: workload key -> revision -> pod -> traffic.
+RoundPods = dict[ObjectKey, dict[str | None, dict[str, TrafficLike]]]
+# One round's figures: workload key -> (the endpoint's, each revision's).
+RoundFigures = dict[ObjectKey, tuple[RequestStats, dict[str | None, RequestStats]]]
+MEMO_KEY = "endpoint-figures"
+NOTHING = RequestStats()
 
 
 def build_endpoints(
     records: Iterable[WorkloadRecord], index: ClusterIndex, inference: InferenceLike | None
 ) -> list[EndpointHealth]:
-    """Every endpoint's health, worst first (see ``worst_first``)."""
+    """Every endpoint's health, worst first (see ``worst_first``).
+
+    A round's figures are computed once, when a model first sees the round, and kept in the
+    round's ``memo``: the history then costs a lookup per round, not a recomputation per model
+    (a large fleet rebuilds its model every few seconds)."""
     endpoints = [r for r in records if is_endpoint(r)]
     rounds = list(inference.rounds) if inference is not None else []
     summary = inference.summary_rounds if inference is not None else 1
     owners = pod_owners(endpoints, index)
-    grouped: Grouped = []
+    figures: list[RoundFigures] = []
     for round_ in rounds:
-        by_key: dict[ObjectKey, dict[str | None, dict[str, TrafficLike]]] = {}
-        for (namespace, pod), traffic in round_.pods.items():
-            owner = _owner(owners, namespace, pod)
-            if owner is not None:
-                by_key.setdefault(owner[0], {}).setdefault(owner[1], {})[pod] = traffic
-        grouped.append(by_key)
+        memo = round_.memo.get(MEMO_KEY)
+        if memo is None:
+            memo = round_.memo[MEMO_KEY] = _round_figures(_round_pods(round_, owners))
+        figures.append(memo)
+    recent = [_round_pods(round_, owners) for round_ in rounds[-summary:]]
     measured = datetime.fromtimestamp(rounds[-1].at, UTC) if rounds else None
-    out = [_endpoint(r, grouped, summary, measured) for r in endpoints]
+    out = [_endpoint(r, figures, recent, measured) for r in endpoints]
     out.sort(key=worst_first)
     return out
+
+
+def _round_pods(round_: RoundLike, owners: Mapping[str, Owner]) -> RoundPods:
+    by_key: RoundPods = {}
+    for (namespace, pod), traffic in round_.pods.items():
+        owner = _owner(owners, namespace, pod)
+        if owner is not None:
+            by_key.setdefault(owner[0], {}).setdefault(owner[1], {})[pod] = traffic
+    return by_key
+
+
+def _round_figures(pods: RoundPods) -> RoundFigures:
+    return {
+        key: (
+            request_stats(t for by_pod in revisions.values() for t in by_pod.values()),
+            {name: request_stats(by_pod.values()) for name, by_pod in revisions.items()},
+        )
+        for key, revisions in pods.items()
+    }
 
 
 def _summary(per_round: Sequence[Mapping[str, TrafficLike]]) -> RequestStats:
@@ -201,36 +230,38 @@ def _summary(per_round: Sequence[Mapping[str, TrafficLike]]) -> RequestStats:
 
 
 def _endpoint(
-    record: WorkloadRecord, grouped: Grouped, summary: int, measured: datetime | None
+    record: WorkloadRecord,
+    figures: list[RoundFigures],
+    recent: list[RoundPods],
+    measured: datetime | None,
 ) -> EndpointHealth:
     row = record.row
-    per_round = [g.get(record.key, {}) for g in grouped]
-    merged = [{pod: t for pods in r.values() for pod, t in pods.items()} for r in per_round]
-    latest = _summary(merged[-summary:])
-    names = {name for r in per_round for name in r if name is not None}
+    mine = [f.get(record.key, (NOTHING, {})) for f in figures]
+    latest_pods = [r.get(record.key, {}) for r in recent]
+    merged = [{pod: t for pods in r.values() for pod, t in pods.items()} for r in latest_pods]
+    names = {name for _, by_revision in mine for name in by_revision if name is not None}
     split = traffic_split(record.obj) if row.kind == WorkloadKind.INFERENCE_SERVICE else None
     percents = {name: t.percent for name, t in revision_traffic(split).items()}
     revisions = []
     for name in sorted(names, key=trailing_number, reverse=True):
-        mine = [r.get(name, {}) for r in per_round]
         revisions.append(
             RevisionHealth(
-                **_summary(mine[-summary:]).model_dump(),
+                **_summary([r.get(name, {}) for r in latest_pods]).model_dump(),
                 revision=name,
                 current=name == row.revision,
                 traffic_percent=percents.get(name),
-                history=_history([request_stats(pods.values()) for pods in mine]),
+                history=_history([by_revision.get(name, NOTHING) for _, by_revision in mine]),
             )
         )
     return EndpointHealth(
-        **latest.model_dump(),
+        **_summary(merged).model_dump(),
         namespace=row.namespace,
         name=row.name,
         kind=row.kind,
         tenant=row.tenant,
         model=row.model,
         measured_at=measured,
-        history=_history([request_stats(pods.values()) for pods in merged]),
+        history=_history([overall for overall, _ in mine]),
         revisions=revisions,
     )
 

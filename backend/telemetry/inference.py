@@ -24,6 +24,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from backend.telemetry.prometheus import PromSample, base_name
 
@@ -57,6 +58,9 @@ class InferenceRound:
 
     at: float  # time.time() at the end of the window
     pods: Mapping[PodKey, PodTraffic] = field(default_factory=dict)
+    # What readers derive from this round once, for as long as the round is kept (the fleet
+    # model's per-endpoint figures).
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
