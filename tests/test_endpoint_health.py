@@ -404,3 +404,27 @@ def test_rolling_back_the_bad_release_brings_it_back_to_normal(scraping: Backend
     (gone,) = [r for r in revisions if r["revision"] == bad_revision]
     past = [v for v in gone["history"]["p99_seconds"] if v is not None]
     assert past and max(past) > 2 * now["p99_seconds"], "the replaced revision stays in the history"
+
+
+def test_rolling_back_the_slow_canary_pins_the_traffic_to_the_previous_revision(
+    scraping: Backend,
+) -> None:
+    endpoints = scraping.endpoints(rounds=3)
+    (canary,) = [e for e in endpoints if any(r["traffic_percent"] == 10 for r in e["revisions"])]
+    slow = canary["p99_seconds"]
+    base = f"/api/v1/workloads/{canary['namespace']}/isvc/{canary['name']}/rollback"
+    plan = scraping.post(f"{base}/plan", {})
+    scraping.post(f"{base}/apply", {"fingerprint": plan["fingerprint"], "reason": "slow canary"})
+    path = f"/api/v1/workloads/{canary['namespace']}/InferenceService/{canary['name']}"
+    deadline = time.monotonic() + 40
+    while True:
+        endpoint = scraping.get(path)["endpoint"]
+        latest, prev = endpoint["revisions"]
+        if latest["request_rate"] == 0 and latest["history"]["request_rate"][-6:] == [0.0] * 6:
+            break
+        assert time.monotonic() < deadline, f"the canary still gets traffic: {latest}"
+        time.sleep(0.3)
+    assert (latest["traffic_percent"], prev["traffic_percent"]) == (0, 100)
+    assert latest["p99_seconds"] is None, "no requests: no latency"
+    assert endpoint["p99_seconds"] == pytest.approx(prev["p99_seconds"])
+    assert endpoint["p99_seconds"] < slow / 1.5
