@@ -385,25 +385,20 @@ def test_rolling_back_the_bad_release_brings_it_back_to_normal(scraping: Backend
     plan = scraping.post(f"{base}/plan", {})
     scraping.post(f"{base}/apply", {"fingerprint": plan["fingerprint"], "reason": "bad p99"})
 
+    path = "/api/v1/workloads/team-g/Deployment/llama-8b-prod"
     deadline = time.monotonic() + 40
     while True:
-        detail = scraping.get("/api/v1/workloads/team-g/Deployment/llama-8b-prod")
-        revisions = detail["endpoint"]["revisions"]
-        current = [r for r in revisions if r["current"]]
-        if (
-            current
-            and current[0]["revision"] != bad_revision
-            and len([v for v in current[0]["history"]["request_rate"] if v]) >= 6
-        ):
-            break
-        assert time.monotonic() < deadline, f"no traffic on the rolled-back revision: {revisions}"
+        endpoint = scraping.get(path)["endpoint"]
+        serving = [r for r in endpoint["revisions"] if r["request_rate"]]
+        if serving and all(r["revision"] != bad_revision for r in serving):
+            break  # the window holds only the rolled-back-to revision's requests
+        assert time.monotonic() < deadline, f"the bad revision still serves: {serving}"
         time.sleep(0.3)
-    (now,) = current
-    assert now["error_rate"] < 0.02
-    assert now["p99_seconds"] < bad["p99_seconds"] / 2
-    (gone,) = [r for r in revisions if r["revision"] == bad_revision]
+    assert endpoint["error_rate"] < 0.02
+    assert endpoint["p99_seconds"] < bad["p99_seconds"] / 2
+    (gone,) = [r for r in endpoint["revisions"] if r["revision"] == bad_revision]
     past = [v for v in gone["history"]["p99_seconds"] if v is not None]
-    assert past and max(past) > 2 * now["p99_seconds"], "the replaced revision stays in the history"
+    assert past and max(past) > 2 * endpoint["p99_seconds"], "the replaced revision's past stays"
 
 
 def test_rolling_back_the_slow_canary_pins_the_traffic_to_the_previous_revision(
@@ -426,5 +421,5 @@ def test_rolling_back_the_slow_canary_pins_the_traffic_to_the_previous_revision(
         time.sleep(0.3)
     assert (latest["traffic_percent"], prev["traffic_percent"]) == (0, 100)
     assert latest["p99_seconds"] is None, "no requests: no latency"
-    assert endpoint["p99_seconds"] == pytest.approx(prev["p99_seconds"])
+    assert endpoint["p99_seconds"] == pytest.approx(prev["p99_seconds"], rel=0.05)
     assert endpoint["p99_seconds"] < slow / 1.5

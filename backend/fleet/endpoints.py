@@ -107,7 +107,9 @@ def summed_stats(pods: Iterable[Sequence[TrafficLike]]) -> RequestStats:
                 buckets[le] = buckets.get(le, 0.0) + count
     if not seen:
         return RequestStats()
-    ordered = sorted(buckets.items())
+    # No requests, no latency: a histogram scraped a moment apart from the request counter
+    # (queue-proxy and the model server are two targets) may still have moved a little.
+    ordered = sorted(buckets.items()) if requests > 0 else []
     p50, p95, p99 = (histogram_quantile(q, ordered) for q in QUANTILES)
     return RequestStats(
         request_rate=rate,

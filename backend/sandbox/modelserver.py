@@ -79,7 +79,8 @@ class Quality:
 
 @dataclass
 class PodCounters:
-    """A pod's cumulative counters since it started (floats; rendered rounded down)."""
+    """A pod's cumulative counters since it started, as floats (as prometheus_client keeps and
+    renders them): fractions keep short windows' ratios exact."""
 
     last: float  # clock time (s) of the last update
     requests: float = 0.0
@@ -283,8 +284,8 @@ class ModelServers:
         model = _label_value(labels.get(MODEL_LABEL) or labels.get(ISVC_LABEL) or "")
         quality = self.quality(pod)
         running = self.running_requests(pod, quality)
-        ok = math.floor(c.requests) - math.floor(c.errors)
-        stop = math.floor(ok * 0.9)
+        ok = c.requests - c.errors
+        stop = ok * 0.9
         m = f'model_name="{model}"'
         lines = [
             "# HELP vllm:num_requests_running Number of requests currently running on GPU.",
@@ -295,20 +296,18 @@ class ModelServers:
             f"vllm:num_requests_waiting{{{m}}} {math.floor(running * 0.2):.1f}",
             "# HELP vllm:request_success_total Count of successfully processed requests.",
             "# TYPE vllm:request_success_total counter",
-            f'vllm:request_success_total{{finished_reason="stop",{m}}} {stop:.1f}',
-            f'vllm:request_success_total{{finished_reason="length",{m}}} {ok - stop:.1f}',
+            f'vllm:request_success_total{{finished_reason="stop",{m}}} {stop:.3f}',
+            f'vllm:request_success_total{{finished_reason="length",{m}}} {ok - stop:.3f}',
             "# HELP vllm:e2e_request_latency_seconds Histogram of end to end request latency in "
             "seconds.",
             "# TYPE vllm:e2e_request_latency_seconds histogram",
         ]
         for le, count in zip(VLLM_BUCKETS, c.buckets, strict=True):
-            lines.append(
-                f'vllm:e2e_request_latency_seconds_bucket{{le="{le}",{m}}} {math.floor(count):.1f}'
-            )
-        total = math.floor(c.requests)
+            lines.append(f'vllm:e2e_request_latency_seconds_bucket{{le="{le}",{m}}} {count:.3f}')
+        total = c.requests
         lines += [
-            f'vllm:e2e_request_latency_seconds_bucket{{le="+Inf",{m}}} {total:.1f}',
-            f"vllm:e2e_request_latency_seconds_count{{{m}}} {total:.1f}",
+            f'vllm:e2e_request_latency_seconds_bucket{{le="+Inf",{m}}} {total:.3f}',
+            f"vllm:e2e_request_latency_seconds_count{{{m}}} {total:.3f}",
             f"vllm:e2e_request_latency_seconds_sum{{{m}}} {c.latency_sum:.3f}",
         ]
         if openai_server:
@@ -317,8 +316,8 @@ class ModelServers:
                 "# HELP http_requests_total Total number of requests by method, status and "
                 "handler.",
                 "# TYPE http_requests_total counter",
-                f'http_requests_total{{{handler},status="2xx"}} {total - math.floor(c.errors):.1f}',
-                f'http_requests_total{{{handler},status="5xx"}} {math.floor(c.errors):.1f}',
+                f'http_requests_total{{{handler},status="2xx"}} {total - c.errors:.3f}',
+                f'http_requests_total{{{handler},status="5xx"}} {c.errors:.3f}',
             ]
         return "\n".join(lines) + "\n"
 
@@ -334,26 +333,23 @@ class ModelServers:
             f'pod_name="{_label_value(meta["name"])}",'
         )
         tail = f'revision_name="{_label_value(revision)}",service_name="{_label_value(service)}"'
-        errors = math.floor(c.errors)
-        total = math.floor(c.requests)
+        errors, total = c.errors, c.requests
         ok = f'{common}response_code="200",response_code_class="2xx",{tail}'
         failed = f'{common}response_code="503",response_code_class="5xx",{tail}'
         lines = [
             "# HELP revision_app_request_count The number of requests that are routed to "
             "user-container",
             "# TYPE revision_app_request_count counter",
-            f"revision_app_request_count{{{ok}}} {total - errors}",
-            f"revision_app_request_count{{{failed}}} {errors}",
+            f"revision_app_request_count{{{ok}}} {total - errors:.3f}",
+            f"revision_app_request_count{{{failed}}} {errors:.3f}",
             "# HELP revision_app_request_latencies The response time in millisecond",
             "# TYPE revision_app_request_latencies histogram",
         ]
         for le, count in zip(KNATIVE_BUCKETS_MS, c.knative_buckets, strict=True):
-            lines.append(
-                f'revision_app_request_latencies_bucket{{{ok},le="{le}"}} {math.floor(count)}'
-            )
+            lines.append(f'revision_app_request_latencies_bucket{{{ok},le="{le}"}} {count:.3f}')
         lines += [
-            f'revision_app_request_latencies_bucket{{{ok},le="+Inf"}} {total}',
+            f'revision_app_request_latencies_bucket{{{ok},le="+Inf"}} {total:.3f}',
             f"revision_app_request_latencies_sum{{{ok}}} {c.latency_sum * 1000:.3f}",
-            f"revision_app_request_latencies_count{{{ok}}} {total}",
+            f"revision_app_request_latencies_count{{{ok}}} {total:.3f}",
         ]
         return "\n".join(lines) + "\n"
