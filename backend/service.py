@@ -133,6 +133,8 @@ class Backend:
         """Model server traffic from the same source as the GPU telemetry (none for the modes
         that do not reach pods: fixed exporter URLs, NVML, off)."""
         s, access = self.settings, self.access
+        if not s.inference_metrics:
+            return None
         if isinstance(self.telemetry, PrometheusCollector):
             return PrometheusInference(
                 self.telemetry.query,

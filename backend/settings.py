@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     dcgm_selector: str = "app=nvidia-dcgm-exporter"
     dcgm_port: int = 9400
     scrape_interval: float = Field(15.0, gt=0)
+    inference_metrics: bool = Field(
+        True,
+        description="Read the model servers' request metrics (endpoint health) from the "
+        "telemetry source: scraped in the proxy and direct modes, queried in prometheus mode.",
+    )
     inference_window: float = Field(
         60.0,
         gt=0,

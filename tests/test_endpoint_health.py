@@ -22,9 +22,15 @@ from backend.main import RunningBackend
 from backend.sandbox.clock import Clock
 from backend.sandbox.modelserver import BadRevisions, ModelServers
 from backend.sandbox.store import INFERENCE_SERVICE, Store
+from backend.service import Backend as Service
 from backend.settings import Settings
 from backend.telemetry.inference import PodTraffic
-from backend.telemetry.inference_scrape import model_server_pods, model_server_ports
+from backend.telemetry.inference_prometheus import PrometheusInference
+from backend.telemetry.inference_scrape import (
+    ScrapedInference,
+    model_server_pods,
+    model_server_ports,
+)
 from tests.conftest import SEED
 from tests.prom_fixture import PromServer, pod_scrape_config, running_prometheus
 from tests.support.sandbox import SandboxThread, sandbox_ca, tls_context
@@ -322,6 +328,18 @@ def test_a_tenant_scoped_reader_sees_only_its_endpoints(scraping: Backend) -> No
     assert {e["tenant"] for e in overview["worst_endpoints"]} <= {"team-b"}
     everything = scraping.get("/api/v1/endpoints", tenant="team-b", limit=1000)
     assert page["total"] == everything["total"]
+
+
+def test_the_source_follows_the_telemetry_mode(sandbox: SandboxThread) -> None:
+    def source(**settings: Any) -> object:
+        return Service(Settings(kubeconfig=sandbox.kubeconfig_path, **settings)).inference
+
+    assert isinstance(source(), ScrapedInference)
+    assert isinstance(source(telemetry_mode="direct"), ScrapedInference)
+    prometheus = source(telemetry_mode="prometheus", inference_window=30)
+    assert isinstance(prometheus, PrometheusInference) and prometheus.window == 30
+    assert source(telemetry_mode="urls") is None
+    assert source(inference_metrics=False) is None
 
 
 # -- through a real Prometheus -------------------------------------------------------------------
