@@ -86,12 +86,19 @@ async def test_a_workload_without_requests_hides_the_panel() -> None:
         assert not app.screen.query_one(EndpointHealthPanel).display
 
 
+async def test_overview_without_measured_endpoints_hides_the_panel() -> None:
+    app = HarnessApp(OverviewScreen)  # detail_fleet() without inference metrics
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app)
+        assert not app.screen.query_one("#endpoints", DataTable).display
+
+
 async def test_overview_lists_the_worst_endpoints_and_opens_one() -> None:
     app = HarnessApp(OverviewScreen, measured_backend())
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot, app)
         table = app.screen.query_one("#endpoints", DataTable)
-        assert table.border_title == "Worst endpoints"
+        assert table.display and table.border_title == "Worst endpoints"
         first: list[Any] = cells(table, 0)
         assert first == ["team-a/llama-70b", "24.0/s", "8.3%", "990ms"]
         assert cells(table, 1)[0] == "serving/chat"

@@ -149,10 +149,14 @@ class WorstEndpoints(PanelTable):
         super().__init__(id=id, classes="panel", cursor_type="row")
         self.add_columns("ENDPOINT", "REQ/S", "ERR", "P99")
         self.border_title = "Worst endpoints"
+        self.display = False
         self._endpoints: list[EndpointHealth] = []
 
     def show(self, endpoints: list[EndpointHealth]) -> None:
+        """The endpoints' rows; hidden while none has traffic (an 80×24 overview keeps its
+        lines for what there is)."""
         self._endpoints = list(endpoints)
+        self.display = bool(endpoints)
         rows: list[tuple[Text | str, ...]] = [
             (
                 literal(f"{e.namespace}/{e.name}", "bold"),
@@ -162,8 +166,6 @@ class WorstEndpoints(PanelTable):
             )
             for e in endpoints
         ]
-        if not rows:
-            rows = [(Text("no requests measured", style="dim"), "", "", "")]
         refill(self, rows)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
