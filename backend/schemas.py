@@ -285,6 +285,48 @@ class ClusterEvent(BaseModel):
     last_seen: datetime | None = None
 
 
+# -- endpoint health -----------------------------------------------------------------------------
+class RequestStats(BaseModel):
+    """A model endpoint's requests over the last window; null when nothing was measured."""
+
+    request_rate: float | None = Field(None, description="Requests per second.")
+    error_rate: float | None = Field(None, description="Share of requests answered 5xx, 0–1.")
+    p50_seconds: float | None = Field(None, description="Median end-to-end latency.")
+    p95_seconds: float | None = None
+    p99_seconds: float | None = None
+
+
+class HealthHistory(BaseModel):
+    """One value per telemetry round, oldest first (null: no requests that round)."""
+
+    request_rate: list[float | None] = []
+    error_rate: list[float | None] = []
+    p99_seconds: list[float | None] = []
+
+
+class RevisionHealth(RequestStats):
+    """One revision's share of an endpoint (traffic split between KServe revisions, or a
+    Deployment's old pods while a rollout or rollback replaces them)."""
+
+    revision: str
+    current: bool = Field(False, description="The workload's current (latest) revision.")
+    traffic_percent: int | None = Field(None, description="KServe's split; null otherwise.")
+    history: HealthHistory = HealthHistory()
+
+
+class EndpointHealth(RequestStats):
+    """``GET /api/v1/endpoints`` row: a model Deployment's or InferenceService's request health."""
+
+    namespace: str
+    name: str
+    kind: WorkloadKind
+    tenant: str | None = None
+    model: str | None = None
+    measured_at: datetime | None = Field(None, description="End of the newest window.")
+    history: HealthHistory = HealthHistory()
+    revisions: list[RevisionHealth] = Field([], description="Newest first.")
+
+
 class WorkloadDetail(Workload):
     """``GET /api/v1/workloads/{namespace}/{kind}/{name}``."""
 
@@ -295,6 +337,9 @@ class WorkloadDetail(Workload):
     pods: list[PodSummary] = []
     events: list[ClusterEvent] = Field([], description="Newest first.")
     conditions: list[dict[str, str]] = []
+    endpoint: EndpointHealth | None = Field(
+        None, description="Model Deployments and InferenceServices: request health."
+    )
 
 
 # -- nodes and GPUs ------------------------------------------------------------------------------
@@ -396,6 +441,9 @@ class Overview(BaseModel):
     hottest: list[Gpu] = Field(description="The hottest GPUs by temperature.")
     idlest: list[Gpu] = Field(description="Allocated GPUs with the lowest utilization.")
     problems: list[Problem]
+    worst_endpoints: list[EndpointHealth] = Field(
+        [], description="Endpoints with traffic, highest error rate then p99 first (no revisions)."
+    )
     freshness: DataFreshness
 
 

@@ -16,8 +16,9 @@ import asyncio
 import logging
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from backend.alerts.monitor import AlertMonitor, monitor_from_settings
 from backend.audit.log import AuditLog
@@ -44,6 +45,9 @@ from backend.schemas import BackendInfo, DataFreshness, KindFreshness, Telemetry
 from backend.settings import Settings
 from backend.telemetry.base import RoundCollector, TelemetrySnapshot, TelemetryUnavailable
 from backend.telemetry.discovery import ExporterDiscovery, tls_context, url_targets
+from backend.telemetry.inference import InferenceCollector, InferenceSnapshot
+from backend.telemetry.inference_prometheus import PrometheusInference
+from backend.telemetry.inference_scrape import ScrapedInference, direct_urls, proxy_urls
 from backend.telemetry.nvml import NvmlCollector
 from backend.telemetry.prometheus_api import PrometheusCollector
 from backend.telemetry.scrape import ScrapeTarget, TelemetryCollector
@@ -81,6 +85,7 @@ class Backend:
         self.access = access or load_cluster_access(settings.kubeconfig, settings.context)
         self.cache = ClusterCache(self.access, options=cache_options)
         self.telemetry: RoundCollector = self._make_telemetry()
+        self.inference: InferenceCollector | None = self._make_inference()
         self.database: Database | None = None
         self.model_stats = ModelStats()
         self._telemetry_snapshot = self.telemetry.snapshot()
@@ -143,6 +148,45 @@ class Backend:
             verify=verify,
         )
 
+    def _make_inference(self) -> InferenceCollector | None:
+        """Model server traffic from the same source as the GPU telemetry (none for the modes
+        that do not reach pods: fixed exporter URLs, NVML, off)."""
+        s, access = self.settings, self.access
+        if not s.inference_metrics:
+            return None
+        if isinstance(self.telemetry, PrometheusCollector):
+            return PrometheusInference(
+                self.telemetry.query,
+                s.prometheus_url,
+                window=s.inference_window,
+                interval=s.scrape_interval,
+                history_length=s.history_length,
+            )
+        pods = self._pods
+        if s.telemetry_mode == "proxy":
+            verify = tls_context(access.api_client) if access.server.startswith("https") else True
+            return ScrapedInference(
+                pods,
+                lambda pod: proxy_urls(pod, access.server),
+                api_client=access.api_client,
+                verify=verify,
+                interval=s.scrape_interval,
+                history_length=s.history_length,
+                window=s.inference_window,
+            )
+        if s.telemetry_mode == "direct":
+            return ScrapedInference(
+                pods,
+                direct_urls,
+                interval=s.scrape_interval,
+                history_length=s.history_length,
+                window=s.inference_window,
+            )
+        return None
+
+    def _pods(self) -> Iterable[Mapping[str, Any]]:
+        return self.cache.objects("pods").values()
+
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
         """Migrate the database, start watching and scraping; returns before the first sync."""
@@ -167,6 +211,8 @@ class Backend:
                 await self.telemetry.start()
             except TelemetryUnavailable as exc:  # e.g. nvml without a driver: serve the cluster
                 log.error("telemetry disabled: %s", exc)
+        if self.inference is not None:
+            await self.inference.start()
         self._model_task = asyncio.create_task(self._model_loop(), name="fleet-model")
         self._started = True
         log.info(
@@ -236,6 +282,8 @@ class Backend:
             self._model_task = None
         if self._started and self.settings.telemetry_mode != "off":
             await self.telemetry.stop()
+        if self.inference is not None:
+            await self.inference.stop()
         await self.cache.stop()
         if self.database is not None:
             self.database.dispose()
@@ -278,15 +326,16 @@ class Backend:
         """The newest model; None until one was built from a synced cache."""
         return self._model
 
-    def _inputs_version(self) -> tuple[int, int]:
-        return self.cache.version, self.telemetry.version
+    def _inputs_version(self) -> tuple[int, int, int]:
+        inference = self.inference.version if self.inference is not None else 0
+        return self.cache.version, self.telemetry.version, inference
 
     async def _model_loop(self) -> None:
         """Bring the model up to date when its inputs change, off the event loop: at most once
         per ``model_debounce`` seconds, and after a whole rebuild (which a big fleet pays in
         seconds of CPU) never busier than half the time."""
         debounce = self.settings.model_debounce
-        built = (-1, -1)
+        built = (-1, -1, -1)
         last_end = 0.0
         while True:
             if self._inputs_version() == built and not self._telemetry_pending:
@@ -310,10 +359,12 @@ class Backend:
         cluster: dict,
         changed: set[tuple[str, tuple[str, str]]] | None,
         telemetry: TelemetrySnapshot,
+        inference: InferenceSnapshot | None,
     ) -> tuple[FleetModel, TelemetryLike]:
         """The next model and the telemetry it was made from: the previous model updated with
         what changed and the next step of the newest round, or, when there is nothing to update
-        from, a whole build with the newest round."""
+        from, a whole build with the newest round. The model servers' traffic is taken whole
+        (its figures are computed once per round)."""
         previous, applied = self._model, self._model_telemetry
         if previous is not None and applied is not None and changed is not None:
             # A cluster change goes in alone, unless the last update already left a step out:
@@ -323,10 +374,12 @@ class Backend:
                 step = step_towards(applied, telemetry, TELEMETRY_STEP_GPUS)
             self._step_skipped = step is applied and applied is not telemetry
             try:
-                return update_fleet_model(previous, cluster, changed, step), step
+                model = update_fleet_model(previous, cluster, changed, step, inference=inference)
+                return model, step
             except Exception:  # a bug in an update must not stop the model: build it whole
                 log.exception("updating the fleet model failed; building it whole")
-        return build_fleet_model(cluster, telemetry, rules=self.rules), telemetry
+        model = build_fleet_model(cluster, telemetry, rules=self.rules, inference=inference)
+        return model, telemetry
 
     async def rebuild_model(self) -> None:
         """Bring the model up to the current inputs: from the previous model and what changed
@@ -337,9 +390,12 @@ class Backend:
         version = self.cache.version
         changed = None if self._model is None else self.cache.changes_since(self._model_version)
         telemetry = self.telemetry.snapshot()
+        inference = self.inference.snapshot() if self.inference is not None else None
         start = time.perf_counter()
         try:
-            model, applied = await asyncio.to_thread(self._build, cluster, changed, telemetry)
+            model, applied = await asyncio.to_thread(
+                self._build, cluster, changed, telemetry, inference
+            )
         except Exception:
             self.model_stats.failures += 1
             log.exception("building the fleet model failed; keeping the previous one")

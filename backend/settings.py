@@ -98,6 +98,18 @@ class Settings(BaseSettings):
     )
     dcgm_port: int = 9400
     scrape_interval: float = Field(15.0, gt=0)
+    inference_metrics: bool = Field(
+        True,
+        description="Read the model servers' request metrics (endpoint health) from the "
+        "telemetry source: scraped in the proxy and direct modes, queried in prometheus mode.",
+    )
+    inference_window: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds of model server traffic behind each endpoint's request rate, "
+        "error rate and latency quantiles: the range of increase() in telemetry_mode="
+        "prometheus, the scrapes within it in the scrape modes.",
+    )
     history_length: int = Field(60, ge=1)
     model_debounce: float = Field(0.1, ge=0)
     audit_namespace: str = Field(

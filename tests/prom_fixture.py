@@ -71,6 +71,38 @@ def exporter_scrape_config(
     return job_config
 
 
+def pod_scrape_config(
+    api_server: str,
+    token: str | None,
+    targets: Iterable[tuple[str, str, int]],
+    job: str,
+    ca_file: str | None = None,
+) -> dict[str, Any]:
+    """A scrape job reaching ``(namespace, pod, port)`` targets through the API server's pod
+    proxy, labelled ``namespace`` and ``pod`` as Prometheus's Kubernetes service discovery
+    labels a pod's series."""
+    parts = urlsplit(api_server)
+    groups = [
+        {
+            "targets": [parts.netloc],
+            "labels": {
+                "__metrics_path__": f"{parts.path.rstrip('/')}/api/v1/namespaces/{namespace}/"
+                f"pods/{pod}:{port}/proxy/metrics",
+                "instance": f"{pod}:{port}",
+                "namespace": namespace,
+                "pod": pod,
+            },
+        }
+        for namespace, pod, port in targets
+    ]
+    job_config: dict[str, Any] = {"job_name": job, "scheme": parts.scheme, "static_configs": groups}
+    if token:
+        job_config["authorization"] = {"type": "Bearer", "credentials": token}
+    if ca_file:
+        job_config["tls_config"] = {"ca_file": ca_file}
+    return job_config
+
+
 @dataclass
 class PromServer:
     """A Prometheus server in a temp dir on 127.0.0.1; tests may stop and start it again."""

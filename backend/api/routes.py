@@ -21,6 +21,7 @@ from backend.fleet.model import WORKLOAD_KINDS, FleetModel, ScopedFleet
 from backend.fleet.query import QueryError, Table
 from backend.schemas import (
     ApiErrorBody,
+    EndpointHealth,
     Gpu,
     Node,
     Overview,
@@ -243,6 +244,33 @@ async def gpus(
     return _page(
         _model(source, actor).gpus,
         filters=filters,
+        q=q,
+        sort=sort,
+        offset=offset,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+@router.get("/endpoints", response_model=Page[EndpointHealth], responses=ERRORS)
+async def endpoints(
+    source: SourceDep,
+    actor: ActorDep,
+    tenant: Annotated[str | None, _name_filter("Only this tenant's endpoints.")] = None,
+    kind: Annotated[str | None, _name_filter("deployment | inferenceservice (any case).")] = None,
+    namespace: Annotated[str | None, _name_filter("Only this namespace.")] = None,
+    q: Search = None,
+    sort: Sort = None,
+    offset: Offset = 0,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> Response:
+    """Model Deployments and InferenceServices with their request rate, error rate and latency
+    quantiles, per revision, with a short history; the worst first (highest error rate, then
+    p99) unless sorted otherwise."""
+    return _page(
+        _model(source, actor).endpoints,
+        filters={"tenant": tenant, "kind": kind, "namespace": namespace},
         q=q,
         sort=sort,
         offset=offset,

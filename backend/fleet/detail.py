@@ -1,4 +1,4 @@
-"""A workload's detail: revision history, pods, recent events and conditions.
+"""A workload's detail: revision history, pods, recent events, conditions and endpoint health.
 
 Computed on request from the records the model keeps (one workload's ReplicaSets, pods and events,
 never a scan of the fleet). Revisions follow ``kubectl rollout history``: a Deployment's
@@ -41,6 +41,7 @@ from backend.fleet.workloads import WorkloadRecord
 from backend.k8s.annotations import CHANGE_CAUSE_ANNOTATION, REVISION_ANNOTATION
 from backend.schemas import (
     ClusterEvent,
+    EndpointHealth,
     PodSummary,
     Revision,
     TrafficSplit,
@@ -51,7 +52,9 @@ from backend.schemas import (
 MAX_EVENTS = 50
 
 
-def workload_detail(record: WorkloadRecord, index: ClusterIndex) -> WorkloadDetail:
+def workload_detail(
+    record: WorkloadRecord, index: ClusterIndex, endpoint: EndpointHealth | None = None
+) -> WorkloadDetail:
     row, obj = record.row, record.obj
     traffic = None
     if row.kind == WorkloadKind.DEPLOYMENT:
@@ -70,12 +73,13 @@ def workload_detail(record: WorkloadRecord, index: ClusterIndex) -> WorkloadDeta
         pods=[_pod_summary(p, index) for p in sorted(record.pods, key=name_of)],
         events=workload_events(record, index),
         conditions=[_condition(c) for c in conditions(obj)],
+        endpoint=endpoint,
     )
 
 
 def deployment_revisions(record: WorkloadRecord) -> list[Revision]:
     current = text(object_annotations(record.obj).get(REVISION_ANNOTATION))
-    numbered = [(_rs_revision(rs), rs) for rs in record.replicasets]
+    numbered = [(rs_revision(rs), rs) for rs in record.replicasets]
     numbered.sort(key=lambda item: (item[0], name_of(item[1])), reverse=True)
     if current is None and numbered:
         current = str(numbered[0][0])
@@ -96,7 +100,7 @@ def deployment_revisions(record: WorkloadRecord) -> list[Revision]:
     return out
 
 
-def _rs_revision(rs: Obj) -> int:
+def rs_revision(rs: Obj) -> int:
     return revision_number(object_annotations(rs).get(REVISION_ANNOTATION))
 
 
@@ -162,12 +166,12 @@ def _pod_summary(pod: Obj, index: ClusterIndex) -> PodSummary:
         ready=pod_ready(pod),
         restarts=pod_restarts(pod),
         gpus=pod_spec_gpus(pod.get("spec")),
-        revision=_pod_revision(pod, index),
+        revision=pod_revision(pod, index),
         created=created(pod),
     )
 
 
-def _pod_revision(pod: Obj, index: ClusterIndex) -> str | None:
+def pod_revision(pod: Obj, index: ClusterIndex) -> str | None:
     """The KServe revision label first (its pods also have a ReplicaSet), then the RS number."""
     kserve = pod_kserve_revision(pod)
     if kserve:
@@ -176,7 +180,7 @@ def _pod_revision(pod: Obj, index: ClusterIndex) -> str | None:
     if rs_name:
         rs = index.replicasets.get((text(dig(pod, "metadata", "namespace")) or "", rs_name))
         if rs is not None:
-            return str(_rs_revision(rs))
+            return str(rs_revision(rs))
     return None
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from backend.fleet.detail import workload_detail
+from backend.fleet.endpoints import InferenceLike, build_endpoints, worst_endpoints
 from backend.fleet.inputs import ClusterObjects, NoTelemetry, TelemetryLike
 from backend.fleet.nodes import GpuRules
 from backend.fleet.objects import normalized_model
@@ -40,6 +41,7 @@ from backend.fleet.query import Filter, Table
 from backend.fleet.quotas import model_totals
 from backend.schemas import (
     DataFreshness,
+    EndpointHealth,
     Gpu,
     Node,
     Overview,
@@ -65,10 +67,16 @@ class FleetModel:
     """Tenants, workloads, nodes and GPUs with their indexes; read-only once built."""
 
     def __init__(
-        self, parts: FleetParts, *, built_at: float, previous: FleetModel | None = None
+        self,
+        parts: FleetParts,
+        *,
+        built_at: float,
+        previous: FleetModel | None = None,
+        inference: InferenceLike | None = None,
     ) -> None:
-        """The model of ``parts``; ``previous``, a model of earlier parts, lends its tables the
-        search text, filter keys and JSON of the rows the two share."""
+        """The model of ``parts`` and the model servers' traffic (``inference``); ``previous``,
+        a model of earlier parts, lends its tables the search text, filter keys and JSON of the
+        rows the two share."""
         self.built_at = built_at
         self.rules = parts.rules
         self.parts = parts
@@ -84,6 +92,10 @@ class FleetModel:
         )
         self.nodes: Table[Node] = _node_table(nodes, previous.nodes if previous else None)
         self.gpus: Table[Gpu] = _gpu_table(gpus, previous.gpus if previous else None)
+        self.inference = inference
+        endpoints = build_endpoints(records, parts.index, inference)
+        self.endpoints = _endpoint_table(endpoints)
+        self._endpoints_by_key = {(e.namespace, e.kind.value, e.name): e for e in endpoints}
         self._tenants_by_name = parts.tenants
         self._nodes_by_name = {n.name: n for n in nodes}
         self._records = parts.records
@@ -100,6 +112,7 @@ class FleetModel:
             "hottest": fleet_hottest(sums),
             "idlest": fleet_idlest(sums),
             "problems": problems[:MAX_PROBLEMS],
+            "worst_endpoints": worst_endpoints(self.endpoints.items),
         }
         self._overview_json: tuple[tuple[Problem, ...], bytes] | None = None
         self._scoped: dict[frozenset[str], ScopedFleet] = {}
@@ -172,7 +185,9 @@ class FleetModel:
         if workload_kind is None:
             return None
         record = self._records.get((namespace, workload_kind.value, name))
-        return workload_detail(record, self._index) if record else None
+        if record is None:
+            return None
+        return workload_detail(record, self._index, self._endpoints_by_key.get(record.key))
 
     def workload_json(self, namespace: str, kind: str, name: str) -> bytes | None:
         """``workload()`` serialised, cached: operators poll the detail they are looking at."""
@@ -198,6 +213,7 @@ class ScopedFleet:
         self.workloads = _workload_table([w for w in model.workloads.items if w.tenant in tenants])
         gpus = [g for g in model.gpus.items if g.tenant in tenants or not g.allocated]
         self.gpus = _gpu_table(gpus)
+        self.endpoints = _endpoint_table([e for e in model.endpoints.items if e.tenant in tenants])
         self._tenants_by_name = {t.name: t for t in mine}
         self._namespaces = {namespace for t in mine for namespace in t.namespaces}
         self._problems = build_problems(self.workloads.items, gpus, model.nodes.items, model.rules)
@@ -207,6 +223,7 @@ class ScopedFleet:
             "hottest": hottest(gpus),
             "idlest": idlest(gpus),
             "problems": self._problems[:MAX_PROBLEMS],
+            "worst_endpoints": worst_endpoints(self.endpoints.items),
         }
         self._overview_json: tuple[tuple[Problem, ...], bytes] = (
             (),
@@ -279,6 +296,20 @@ def _workload_table(
     )
 
 
+def _endpoint_table(endpoints: list[EndpointHealth]) -> Table[EndpointHealth]:
+    """Worst first unless sorted otherwise."""
+    return Table(
+        endpoints,
+        EndpointHealth,
+        search=lambda e: (e.namespace, e.name, e.model, e.tenant),
+        filters={
+            "tenant": Filter(lambda e: e.tenant, _same),
+            "namespace": Filter(lambda e: e.namespace, _same),
+            "kind": Filter(lambda e: e.kind, choices=[k.value for k in WorkloadKind]),
+        },
+    )
+
+
 def _node_table(nodes: list[Node], previous: Table[Node] | None = None) -> Table[Node]:
     return Table(
         nodes,
@@ -311,12 +342,13 @@ def build_fleet_model(
     *,
     now: float | None = None,
     rules: GpuRules | None = None,
+    inference: InferenceLike | None = None,
 ) -> FleetModel:
     """The whole fleet model from one consistent set of inputs (pure: no I/O, no clock but now)."""
     parts = build_parts(
         cluster or {}, telemetry if telemetry is not None else NoTelemetry(), rules or GpuRules()
     )
-    return FleetModel(parts, built_at=time.time() if now is None else now)
+    return FleetModel(parts, built_at=time.time() if now is None else now, inference=inference)
 
 
 def update_fleet_model(
@@ -326,8 +358,9 @@ def update_fleet_model(
     telemetry: TelemetryLike | None,
     *,
     now: float | None = None,
+    inference: InferenceLike | None = None,
 ) -> FleetModel:
-    """The model of ``cluster`` and ``telemetry``, equal to ``build_fleet_model`` of them, from
+    """The model of ``cluster``, ``telemetry`` and ``inference``, equal to ``build_fleet_model`` of them, from
     ``previous`` and the keys of the objects ``changed`` since its inputs: only what those
     objects and the new telemetry touch is recomputed (``backend.fleet.parts``). ``changed`` None
     (not known), or a change that reaches nearly everything, builds the whole model."""
@@ -338,4 +371,4 @@ def update_fleet_model(
         parts = update_parts(previous.parts, cluster, changed, telemetry)
     if parts is None:
         parts = build_parts(cluster, telemetry, previous.rules)
-    return FleetModel(parts, built_at=built_at, previous=previous)
+    return FleetModel(parts, built_at=built_at, previous=previous, inference=inference)

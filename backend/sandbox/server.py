@@ -28,6 +28,7 @@ from backend.sandbox.controllers.base import GpuAllocator
 from backend.sandbox.dcgm import DcgmExporters
 from backend.sandbox.fleet import build_fleet
 from backend.sandbox.http import KubeApi
+from backend.sandbox.modelserver import ModelServers, choose_bad_revisions
 from backend.sandbox.policy import BACKEND_NAMESPACE, BACKEND_SERVICE_ACCOUNT, install_policy
 from backend.sandbox.rbac import AUTHENTICATED, MASTERS, User, service_account_user
 from backend.sandbox.store import NAMESPACE, Store
@@ -110,13 +111,17 @@ class Sandbox:
                 )
 
     def _install_exporters(self) -> None:
-        """Let ``pods/<exporter>:9400/proxy/metrics`` reach the simulated DCGM exporters.
+        """Let ``pods/<exporter>:9400/proxy/metrics`` reach the simulated DCGM exporters, and
+        model server pods' metrics ports their simulated vLLM and queue-proxy metrics.
 
         Without controllers nothing allocates GPUs, so the exporters get an empty allocator.
         """
         allocator = self.controllers.allocator if self.controllers is not None else GpuAllocator()
         exporters = DcgmExporters(self.store, self.clock, self.seed, allocator)
-        self.store.proxy_handler = exporters.handle
+        servers = ModelServers(
+            self.store, self.clock, self.seed, exporters.handle, choose_bad_revisions(self.store)
+        )
+        self.store.proxy_handler = servers.handle
 
     async def _serve(self) -> None:
         cert = serving_cert(self.host)

@@ -1,6 +1,7 @@
 """GPU telemetry: DCGM exporter scraping (scrape.py), dcgm-exporter's series read from Prometheus
 (prometheus_api.py) or local NVML (nvml.py), parsed into GpuSample (dcgm.py), with a short
-utilization history per GPU (history.py)."""
+utilization history per GPU (history.py); model servers' request traffic per pod (inference.py),
+scraped (inference_scrape.py) or read from Prometheus (inference_prometheus.py)."""
 
 from backend.telemetry.base import TelemetrySnapshot, TelemetryUnavailable
 from backend.telemetry.dcgm import GpuSample, parse_dcgm

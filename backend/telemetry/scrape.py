@@ -112,20 +112,11 @@ class TelemetryCollector(RoundCollector):
             return [], f"proxy {target.proxy.split('://')[0]}:// is not supported, only http(s)://"
         async with semaphore:
             try:
-                async with (
-                    asyncio.timeout(self.timeout),
-                    self._http().get(
-                        target.url,
-                        headers={"Accept": ACCEPT, **target.headers},
-                        proxy=target.proxy,
-                    ) as response,
-                ):
-                    if response.status >= 400:
-                        return [], f"HTTP {response.status} {response.reason}"
-                    text = await response.text(errors="replace")
-                gpus = parse_dcgm(text, node=target.node)
-            except TimeoutError:
-                return [], f"timed out after {self.timeout:g} s"
+                gpus = parse_dcgm(
+                    await fetch_text(self._http(), target, self.timeout), node=target.node
+                )
+            except ScrapeFailed as exc:
+                return [], str(exc)
             except Exception as exc:  # one broken exporter must not break the round
                 log.debug("scrape of %s failed", target.url, exc_info=True)
                 return [], f"{type(exc).__name__}: {exc}"
@@ -138,6 +129,28 @@ class TelemetryCollector(RoundCollector):
             )
             self._session = aiohttp.ClientSession(connector=connector)
         return self._session
+
+
+class ScrapeFailed(RuntimeError):
+    """A scrape that answered no metrics text: why, in an operator's words."""
+
+
+async def fetch_text(http: aiohttp.ClientSession, target: ScrapeTarget, timeout: float) -> str:
+    """The target's metrics text; raises ScrapeFailed for an HTTP error or a timeout."""
+    try:
+        async with (
+            asyncio.timeout(timeout),
+            http.get(
+                target.url, headers={"Accept": ACCEPT, **target.headers}, proxy=target.proxy
+            ) as response,
+        ):
+            if response.status >= 400:
+                raise ScrapeFailed(f"HTTP {response.status} {response.reason}")
+            return await response.text(errors="replace")
+    except TimeoutError:
+        raise ScrapeFailed(f"timed out after {timeout:g} s") from None
+    except aiohttp.ClientError as exc:
+        raise ScrapeFailed(f"{type(exc).__name__}: {exc}") from None
 
 
 def tls_verification(verify: bool | str | ssl.SSLContext) -> bool | ssl.SSLContext:

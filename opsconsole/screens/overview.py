@@ -30,6 +30,7 @@ from opsconsole.screens.refreshing import (
 )
 from opsconsole.shell import shell
 from opsconsole.text import clean, literal
+from opsconsole.widgets.endpoints import WorstEndpoints
 
 PROBLEM_LIMIT = 200  # the backend orders problems by severity: the first ones matter most
 WORKLOAD_PROBLEMS = frozenset({"pending", "degraded", "failed", "rollout", "canary", "paused"})
@@ -81,6 +82,7 @@ class OverviewScreen(RefreshingScreen[Overview]):
         with Body(id="overview-body"), Horizontal(id="columns"):
             with Vertical(id="left"):
                 yield panel_table("problems", "Problems", ["SEV", "KIND", "SUBJECT", "MESSAGE"])
+                yield WorstEndpoints(id="endpoints")
                 yield panel_table(
                     "models",
                     "GPUs by model",
@@ -106,6 +108,7 @@ class OverviewScreen(RefreshingScreen[Overview]):
     def show(self, data: Overview) -> None:
         update_static(self.query_one("#totals", Static), _totals(data, wide=self._wide()))
         self._show_problems(data.problems)
+        self.query_one(WorstEndpoints).show(data.worst_endpoints)
         self._show_models(data)
         update_static(self.query_one("#statuses", Static), _statuses(data.workloads_by_status))
         self._show_tenants(data)

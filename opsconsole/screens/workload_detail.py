@@ -1,4 +1,4 @@
-"""One workload: what it is, its release history, canary traffic, pods and recent events.
+"""One workload: what it is, its requests, release history, canary traffic, pods and events.
 
 The revisions table reads like ``kubectl rollout history`` (REVISION / CHANGE-CAUSE with
 ``<none>``), so an operator deciding on a rollback sees the same words they know. Enter on a pod
@@ -35,6 +35,7 @@ from opsconsole.screens.refreshing import (
 from opsconsole.screens.rollback import ReleaseAction, RollbackScreen
 from opsconsole.shell import shell
 from opsconsole.text import clean, literal
+from opsconsole.widgets.endpoints import EndpointHealthPanel
 
 EVENT_LIMIT = 50
 CHANGE_ACTIONS = ("rollback", "promote")
@@ -73,6 +74,7 @@ class WorkloadDetailScreen(DetailScreen[WorkloadDetail]):
             canary.border_title = "Canary traffic"
             canary.display = False
             yield canary
+            yield EndpointHealthPanel(id="endpoint")
             yield panel_table(
                 "revisions",
                 "Revisions",
@@ -106,6 +108,7 @@ class WorkloadDetailScreen(DetailScreen[WorkloadDetail]):
         canary.display = split is not None
         if split is not None:
             update_static(canary, split)
+        self.query_one(EndpointHealthPanel).show(data.endpoint)
         self._show_revisions(data.revisions)
         self._pods = list(data.pods)
         self._show_pods(data.pods)

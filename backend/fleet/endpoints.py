@@ -1,0 +1,286 @@
+"""Endpoint health: request rate, error rate and latency quantiles of each model Deployment and
+InferenceService, overall and per revision, for each of the last telemetry rounds.
+
+The input is per-pod traffic (``backend.telemetry.inference``). A pod is joined to its workload
+and revision through the cluster index: pods that exist by their owner, pods already gone (a
+rollback replaced them) by their ReplicaSet, which the Deployment keeps in its history; so the
+sparklines still show what the replaced revision did. The figures shown cover the snapshot's
+newest ``summary_rounds`` (the configured window), each pod's windows summed before the pods are;
+the history has one value per round. Quantiles are computed from the summed
+histogram buckets as Prometheus's ``histogram_quantile()`` computes them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from backend.conventions import ISVC_LABEL
+from backend.fleet.detail import pod_revision, rs_revision
+from backend.fleet.index import ClusterIndex, ObjectKey
+from backend.fleet.objects import dig, labels, name_of, pod_kserve_revision, trailing_number
+from backend.fleet.traffic import revision_traffic, traffic_split
+from backend.fleet.workloads import WorkloadRecord
+from backend.schemas import (
+    EndpointHealth,
+    HealthHistory,
+    RequestStats,
+    RevisionHealth,
+    WorkloadKind,
+)
+
+QUANTILES = (0.5, 0.95, 0.99)
+WORST_SHOWN = 5
+
+
+class TrafficLike(Protocol):
+    """A pod's traffic over one window (``backend.telemetry.inference.PodTraffic``)."""
+
+    @property
+    def seconds(self) -> float: ...
+    @property
+    def requests(self) -> float: ...
+    @property
+    def errors(self) -> float: ...
+    @property
+    def buckets(self) -> Sequence[tuple[float, float]]: ...
+
+
+class RoundLike(Protocol):
+    @property
+    def at(self) -> float: ...
+    @property
+    def pods(self) -> Mapping[tuple[str, str], TrafficLike]: ...
+    @property
+    def memo(self) -> dict[str, Any]: ...
+
+
+class InferenceLike(Protocol):
+    @property
+    def rounds(self) -> Sequence[RoundLike]: ...
+    @property
+    def summary_rounds(self) -> int: ...
+
+
+def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float | None:
+    """Prometheus's ``histogram_quantile``: linear interpolation inside the bucket holding the
+    rank; the highest finite bound when the rank falls into the +Inf bucket; None without
+    observations."""
+    if not buckets or not math.isinf(buckets[-1][0]) or buckets[-1][1] <= 0:
+        return None
+    rank = q * buckets[-1][1]
+    lower, below = 0.0, 0.0
+    for le, count in buckets:
+        if count >= rank:
+            if math.isinf(le):
+                return lower
+            if count == below:
+                return le
+            return lower + (le - lower) * (rank - below) / (count - below)
+        lower, below = le, count
+    return None  # pragma: no cover - the +Inf bucket always holds the rank
+
+
+def request_stats(traffic: Iterable[TrafficLike]) -> RequestStats:
+    """Requests of several pods over one window, summed."""
+    return summed_stats([[pod] for pod in traffic])
+
+
+def summed_stats(pods: Iterable[Sequence[TrafficLike]]) -> RequestStats:
+    """Requests of several pods, each over one or more windows: a pod's rate is its requests
+    over its seconds; the endpoint's is the sum of its pods' rates."""
+    rate = requests = errors = 0.0
+    buckets: dict[float, float] = {}
+    seen = False
+    for windows in pods:
+        seconds = sum(w.seconds for w in windows)
+        served = sum(w.requests for w in windows)
+        seen = seen or bool(windows)
+        if seconds > 0:
+            rate += served / seconds
+        requests += served
+        errors += sum(w.errors for w in windows)
+        for window in windows:
+            for le, count in window.buckets:
+                buckets[le] = buckets.get(le, 0.0) + count
+    if not seen:
+        return RequestStats()
+    # No requests, no latency: a histogram scraped a moment apart from the request counter
+    # (queue-proxy and the model server are two targets) may still have moved a little.
+    ordered = sorted(buckets.items()) if requests > 0 else []
+    p50, p95, p99 = (histogram_quantile(q, ordered) for q in QUANTILES)
+    return RequestStats(
+        request_rate=rate,
+        error_rate=errors / requests if requests > 0 else None,
+        p50_seconds=p50,
+        p95_seconds=p95,
+        p99_seconds=p99,
+    )
+
+
+def _history(stats: list[RequestStats]) -> HealthHistory:
+    return HealthHistory(
+        request_rate=[s.request_rate for s in stats],
+        error_rate=[s.error_rate for s in stats],
+        p99_seconds=[s.p99_seconds for s in stats],
+    )
+
+
+Owner = tuple[ObjectKey, str | None]  # (workload key, revision)
+
+
+def pod_owners(records: Iterable[WorkloadRecord], index: ClusterIndex) -> dict[str, Owner]:
+    """``namespace/pod`` and ``namespace/replicaset`` -> the endpoint and revision they serve."""
+    owners: dict[str, Owner] = {}
+    deployments: dict[tuple[str, str], ObjectKey] = {}
+    isvcs: dict[tuple[str, str], ObjectKey] = {}
+    for record in records:
+        ns = record.row.namespace
+        if record.row.kind == WorkloadKind.DEPLOYMENT:
+            deployments[(ns, record.row.name)] = record.key
+        else:
+            isvcs[(ns, record.row.name)] = record.key
+        for pod in record.pods:
+            owners[f"{ns}/{name_of(pod)}"] = (record.key, pod_revision(pod, index))
+    for (ns, rs_name), rs in index.replicasets.items():
+        isvc = isvcs.get((ns, labels(rs).get(ISVC_LABEL) or ""))
+        if isvc is not None:
+            owners[f"{ns}/{rs_name}"] = (isvc, pod_kserve_revision(rs))
+            continue
+        for ref in dig(rs, "metadata", "ownerReferences") or ():
+            key = deployments.get((ns, str(ref.get("name"))))
+            if ref.get("kind") == "Deployment" and key is not None:
+                owners[f"{ns}/{rs_name}"] = (key, str(rs_revision(rs)))
+    return owners
+
+
+def _owner(owners: Mapping[str, Owner], namespace: str, pod: str) -> Owner | None:
+    """By the pod's name, or its ReplicaSet's (``<replicaset>-<suffix>``) once it is gone."""
+    return owners.get(f"{namespace}/{pod}") or owners.get(f"{namespace}/{pod.rsplit('-', 1)[0]}")
+
+
+def is_endpoint(record: WorkloadRecord) -> bool:
+    """Model Deployments (labelled with a model) and InferenceServices serve requests."""
+    kind = record.row.kind
+    return kind == WorkloadKind.INFERENCE_SERVICE or (
+        kind == WorkloadKind.DEPLOYMENT and record.row.model is not None
+    )
+
+
+# per round: workload key -> revision -> pod -> its traffic that round
+# One round's pods by endpoint and revision: workload key -> revision -> pod -> traffic.
+RoundPods = dict[ObjectKey, dict[str | None, dict[str, TrafficLike]]]
+# One round's figures: workload key -> (the endpoint's, each revision's).
+RoundFigures = dict[ObjectKey, tuple[RequestStats, dict[str | None, RequestStats]]]
+MEMO_KEY = "endpoint-figures"
+NOTHING = RequestStats()
+
+
+def build_endpoints(
+    records: Iterable[WorkloadRecord], index: ClusterIndex, inference: InferenceLike | None
+) -> list[EndpointHealth]:
+    """Every endpoint's health, worst first (see ``worst_first``).
+
+    A round's figures are computed once, when a model first sees the round, and kept in the
+    round's ``memo``: the history then costs a lookup per round, not a recomputation per model
+    (a large fleet rebuilds its model every few seconds)."""
+    endpoints = [r for r in records if is_endpoint(r)]
+    rounds = list(inference.rounds) if inference is not None else []
+    summary = inference.summary_rounds if inference is not None else 1
+    owners = pod_owners(endpoints, index)
+    figures: list[RoundFigures] = []
+    for round_ in rounds:
+        memo = round_.memo.get(MEMO_KEY)
+        if memo is None:
+            memo = round_.memo[MEMO_KEY] = _round_figures(_round_pods(round_, owners))
+        figures.append(memo)
+    recent = [_round_pods(round_, owners) for round_ in rounds[-summary:]]
+    measured = datetime.fromtimestamp(rounds[-1].at, UTC) if rounds else None
+    out = [_endpoint(r, figures, recent, measured) for r in endpoints]
+    out.sort(key=worst_first)
+    return out
+
+
+def _round_pods(round_: RoundLike, owners: Mapping[str, Owner]) -> RoundPods:
+    by_key: RoundPods = {}
+    for (namespace, pod), traffic in round_.pods.items():
+        owner = _owner(owners, namespace, pod)
+        if owner is not None:
+            by_key.setdefault(owner[0], {}).setdefault(owner[1], {})[pod] = traffic
+    return by_key
+
+
+def _round_figures(pods: RoundPods) -> RoundFigures:
+    return {
+        key: (
+            request_stats(t for by_pod in revisions.values() for t in by_pod.values()),
+            {name: request_stats(by_pod.values()) for name, by_pod in revisions.items()},
+        )
+        for key, revisions in pods.items()
+    }
+
+
+def _summary(per_round: Sequence[Mapping[str, TrafficLike]]) -> RequestStats:
+    """Figures over several rounds: each pod's windows summed first."""
+    by_pod: dict[str, list[TrafficLike]] = {}
+    for pods in per_round:
+        for pod, traffic in pods.items():
+            by_pod.setdefault(pod, []).append(traffic)
+    return summed_stats(by_pod.values())
+
+
+def _endpoint(
+    record: WorkloadRecord,
+    figures: list[RoundFigures],
+    recent: list[RoundPods],
+    measured: datetime | None,
+) -> EndpointHealth:
+    row = record.row
+    mine = [f.get(record.key, (NOTHING, {})) for f in figures]
+    latest_pods = [r.get(record.key, {}) for r in recent]
+    merged = [{pod: t for pods in r.values() for pod, t in pods.items()} for r in latest_pods]
+    names = {name for _, by_revision in mine for name in by_revision if name is not None}
+    split = traffic_split(record.obj) if row.kind == WorkloadKind.INFERENCE_SERVICE else None
+    percents = {name: t.percent for name, t in revision_traffic(split).items()}
+    revisions = []
+    for name in sorted(names, key=trailing_number, reverse=True):
+        revisions.append(
+            RevisionHealth(
+                **_summary([r.get(name, {}) for r in latest_pods]).model_dump(),
+                revision=name,
+                current=name == row.revision,
+                traffic_percent=percents.get(name),
+                history=_history([by_revision.get(name, NOTHING) for _, by_revision in mine]),
+            )
+        )
+    return EndpointHealth(
+        **_summary(merged).model_dump(),
+        namespace=row.namespace,
+        name=row.name,
+        kind=row.kind,
+        tenant=row.tenant,
+        model=row.model,
+        measured_at=measured,
+        history=_history([overall for overall, _ in mine]),
+        revisions=revisions,
+    )
+
+
+def worst_first(endpoint: EndpointHealth) -> tuple[bool, float, float, str, str]:
+    """Measured endpoints first; then the highest error rate, then the highest p99."""
+    measured = endpoint.request_rate is not None and endpoint.request_rate > 0
+    return (
+        not measured,
+        -(endpoint.error_rate or 0.0),
+        -(endpoint.p99_seconds or 0.0),
+        endpoint.namespace,
+        endpoint.name,
+    )
+
+
+def worst_endpoints(endpoints: Iterable[EndpointHealth]) -> list[EndpointHealth]:
+    """The overview's few: the worst endpoints with traffic, without their revisions."""
+    shown = [e for e in endpoints if e.request_rate][:WORST_SHOWN]
+    return [e.model_copy(update={"revisions": []}) for e in shown]
