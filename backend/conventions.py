@@ -14,3 +14,4 @@ STAGE_LABEL = "opsconsole.io/stage"  # staging | production
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"  # a workload's LocalQueue
 KUEUE_GATE = "kueue.x-k8s.io/admission"  # scheduling gate until Kueue admits the pod
 ISVC_LABEL = "serving.kserve.io/inferenceservice"  # on an InferenceService's pods
+SLO_P99_ANNOTATION = "opsconsole.io/slo-p99-seconds"  # a model release's p99 latency objective

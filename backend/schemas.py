@@ -322,6 +322,9 @@ class EndpointHealth(RequestStats):
     kind: WorkloadKind
     tenant: str | None = None
     model: str | None = None
+    slo_p99_seconds: float | None = Field(
+        None, description="Its p99 latency objective (annotation opsconsole.io/slo-p99-seconds)."
+    )
     measured_at: datetime | None = Field(None, description="End of the newest window.")
     history: HealthHistory = HealthHistory()
     revisions: list[RevisionHealth] = Field([], description="Newest first.")

@@ -39,6 +39,8 @@ DEFAULT_ALERT_RULES: dict[str, AlertRule] = {
     "gpu_xid": AlertRule(threshold=0.0, for_seconds=0, severity="critical"),
     "gpu_hot": AlertRule(threshold=None, for_seconds=300),
     "rollout_stuck": AlertRule(threshold=0.0, for_seconds=0),
+    "endpoint_errors": AlertRule(threshold=1.0, for_seconds=300),
+    "endpoint_slow": AlertRule(threshold=1.0, for_seconds=300),
     "tenant_starving": AlertRule(threshold=0.0, for_seconds=600),
     "telemetry_missing": AlertRule(threshold=1.0, for_seconds=300),
 }

@@ -25,6 +25,7 @@ from backend.fleet.model import FleetModel, build_fleet_model
 from backend.schemas import (
     AlertState,
     AlertSubjectKind,
+    EndpointHealth,
     Node,
     QuotaMode,
     RolloutProgress,
@@ -151,6 +152,7 @@ def stub_inputs(
     tenants: Sequence[Tenant] = (),
     workloads: Sequence[Workload] = (),
     nodes: Sequence[Node] = (),
+    endpoints: Sequence[EndpointHealth] = (),
     completed_at: float | None = T0,
 ) -> AlertInputs:
     """Inputs with the model's lists given directly (the rules read only those)."""
@@ -159,6 +161,7 @@ def stub_inputs(
         tenants=SimpleNamespace(items=list(tenants)),
         workloads=SimpleNamespace(items=list(workloads)),
         nodes=SimpleNamespace(items=list(nodes)),
+        endpoints=SimpleNamespace(items=list(endpoints)),
     )
     telemetry = TelemetrySnapshot(completed_at=completed_at, failures={"http://x:9400": "refused"})
     return AlertInputs(cast(FleetModel, model), telemetry)
@@ -203,6 +206,49 @@ def test_rollout_stuck_names_the_workload() -> None:
     unstuck = workload.model_copy(update={"rollout": progress.model_copy(update={"stuck": False})})
     [resolved] = alerts.evaluate(stub_inputs(workloads=[unstuck]), T0 + 30)
     assert resolved.state is AlertState.RESOLVED and resolved.value == 0.0
+
+
+def endpoint(**stats: Any) -> EndpointHealth:
+    return EndpointHealth(
+        namespace="team-g",
+        name="llama-8b-prod",
+        kind=WorkloadKind.DEPLOYMENT,
+        tenant="team-g",
+        request_rate=4.0,
+        **stats,
+    )
+
+
+def test_an_endpoint_error_rate_fires_only_above_its_threshold() -> None:
+    alerts = engine(endpoint_errors=AlertRule(threshold=1.0, for_seconds=300))
+    assert alerts.evaluate(stub_inputs(endpoints=[endpoint(error_rate=0.01)]), T0) == []  # 1 %
+    assert alerts.evaluate(stub_inputs(endpoints=[endpoint(error_rate=None)]), T0) == []
+    [pending] = alerts.evaluate(stub_inputs(endpoints=[endpoint(error_rate=0.08)]), T0)
+    subject = pending.subject
+    assert (subject.kind, subject.workload_kind, subject.workload, subject.tenant) == (
+        AlertSubjectKind.WORKLOAD,
+        "Deployment",
+        "llama-8b-prod",
+        "team-g",
+    )
+    assert pending.message.startswith("error rate 8% > 1% for 5 min (4 requests/s)")
+    [firing] = alerts.evaluate(stub_inputs(endpoints=[endpoint(error_rate=0.08)]), T0 + 300)
+    assert firing.state is AlertState.FIRING
+    [resolved] = alerts.evaluate(stub_inputs(endpoints=[endpoint(error_rate=0.002)]), T0 + 330)
+    assert resolved.state is AlertState.RESOLVED
+
+
+def test_p99_over_the_workloads_objective() -> None:
+    alerts = engine(endpoint_slow=AlertRule(threshold=1.0, for_seconds=0))
+    at_slo = endpoint(p99_seconds=2.0, slo_p99_seconds=2.0)
+    assert alerts.evaluate(stub_inputs(endpoints=[at_slo]), T0) == []  # exactly at it: met
+    no_slo = endpoint(p99_seconds=9.0)
+    assert alerts.evaluate(stub_inputs(endpoints=[no_slo]), T0) == []  # nothing to judge by
+    [firing] = alerts.evaluate(
+        stub_inputs(endpoints=[endpoint(p99_seconds=3.0, slo_p99_seconds=2.0)]), T0
+    )
+    assert firing.state is AlertState.FIRING and firing.value == 1.5
+    assert firing.message == ("p99 latency 1.5× its objective (p99 3.00 s, objective 2 s)")
 
 
 def test_telemetry_missing_for_a_gpu_node_without_samples() -> None:

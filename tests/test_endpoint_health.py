@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import kubernetes
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from backend.conventions import ISVC_LABEL, MODEL_LABEL
+from backend.conventions import ISVC_LABEL, MODEL_LABEL, SLO_P99_ANNOTATION
 from backend.fleet.endpoints import histogram_quantile, request_stats
 from backend.main import RunningBackend
 from backend.sandbox.clock import Clock
@@ -307,6 +308,47 @@ def test_scraped_endpoints_worst_first_with_the_bad_release_on_top(scraping: Bac
         scraping.get(f"/api/v1/workloads/{cpu['namespace']}/Deployment/{cpu['name']}")["endpoint"]
         is None
     ), "a Deployment that serves no model is no endpoint"
+
+
+def test_the_bad_release_raises_its_error_and_latency_alerts(
+    sandbox: SandboxThread, tmp_path: Path
+) -> None:
+    """The endpoint rules over scraped traffic: the bad release's 5xx share is above 1 %, and
+    once an operator gives it a p99 objective (an annotation, written here as kubectl would)
+    its p99 is over it; healthy endpoints without an objective raise no latency alert."""
+    api = kubernetes.client.AppsV1Api(
+        kubernetes.config.new_client_from_config(config_file=str(sandbox.kubeconfig_path))
+    )
+    api.patch_namespaced_deployment(
+        BAD[2], BAD[1], {"metadata": {"annotations": {SLO_P99_ANNOTATION: "1"}}}
+    )
+    instant = {"for_seconds": 0}
+    rules = {"endpoint_errors": instant, "endpoint_slow": instant}
+    backend = Backend(
+        sandbox, tmp_path, telemetry_mode="proxy", alert_rules=rules, alert_interval=0.5
+    )
+    try:
+        backend.endpoints(rounds=3)
+        deadline = time.monotonic() + 30
+        while True:
+            alerts = backend.get("/api/v1/alerts")["items"]
+            found = {(a["rule"], a["subject"]["name"]) for a in alerts}
+            wanted = {
+                ("endpoint_errors", "team-g/llama-8b-prod"),
+                ("endpoint_slow", "team-g/llama-8b-prod"),
+            }
+            if wanted <= found:
+                break
+            assert time.monotonic() < deadline, f"no endpoint alerts for the bad release: {found}"
+            time.sleep(0.3)
+        assert {name for rule, name in found if rule == "endpoint_slow"} == {"team-g/llama-8b-prod"}
+        slow = next(a for a in alerts if a["rule"] == "endpoint_slow")
+        assert slow["subject"]["workload_kind"] == "Deployment" and slow["value"] > 1.0
+    finally:
+        backend.stop()
+        api.patch_namespaced_deployment(
+            BAD[2], BAD[1], {"metadata": {"annotations": {SLO_P99_ANNOTATION: None}}}
+        )
 
 
 def test_the_canary_is_split_per_revision(scraping: Backend) -> None:

@@ -1,9 +1,10 @@
 """The alert rules: each observes one value per subject in the fleet, and compares it.
 
 A rule is a function from the inputs (the fleet model and the telemetry snapshot) to
-``{subject key: Observation}`` plus a comparison with its threshold, so that a new rule (e.g. on
-endpoint health) is one observer and one ``RuleKind``. Every observer is one linear pass over the
-model's lists. Thresholds, durations, severities and which rules are on come from the settings.
+``{subject key: Observation}`` plus a comparison with its threshold, so that a new rule is one
+observer and one ``RuleKind``. Every observer is one linear pass over the model's lists (GPUs,
+workloads, endpoints, tenants, nodes). Thresholds, durations, severities and which rules are on
+come from the settings.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from backend.fleet.model import FleetModel
 from backend.schemas import (
     AlertSubject,
     AlertSubjectKind,
+    EndpointHealth,
     Gpu,
     ProblemSeverity,
     RolloutProgress,
@@ -158,6 +160,17 @@ def workload_subject(workload: Workload) -> AlertSubject:
     )
 
 
+def endpoint_subject(endpoint: EndpointHealth) -> AlertSubject:
+    return AlertSubject(
+        kind=AlertSubjectKind.WORKLOAD,
+        name=f"{endpoint.namespace}/{endpoint.name}",
+        namespace=endpoint.namespace,
+        workload_kind=endpoint.kind.value,
+        workload=endpoint.name,
+        tenant=endpoint.tenant,
+    )
+
+
 def _holder(gpu: Gpu) -> str:
     return f"pod {gpu.namespace}/{gpu.pod}" if gpu.pod else ""
 
@@ -207,6 +220,36 @@ def _about_rollout(
 ) -> Callable[[], tuple[AlertSubject, str]]:
     progress = f"{rollout.updated}/{rollout.desired} updated, {rollout.available} available"
     return lambda: (workload_subject(workload), progress if rollout.stuck else "")
+
+
+def _endpoint_key(endpoint: EndpointHealth) -> str:
+    return f"{endpoint.namespace}/{endpoint.kind.value}/{endpoint.name}"
+
+
+def endpoint_error_rate(inputs: AlertInputs) -> Iterator[tuple[str, Observation]]:
+    """The share of requests answered with an error, percent, of endpoints that served any."""
+    for endpoint in inputs.model.endpoints.items:
+        if endpoint.error_rate is not None:
+            detail = f"{number(endpoint.request_rate or 0.0)} requests/s"
+            yield (
+                _endpoint_key(endpoint),
+                Observation(endpoint.error_rate * 100.0, _about_endpoint(endpoint, detail)),
+            )
+
+
+def endpoint_p99_over_slo(inputs: AlertInputs) -> Iterator[tuple[str, Observation]]:
+    """p99 latency ÷ the workload's objective, of endpoints that have one (an annotation)."""
+    for endpoint in inputs.model.endpoints.items:
+        slo, p99 = endpoint.slo_p99_seconds, endpoint.p99_seconds
+        if slo is not None and p99 is not None:
+            detail = f"p99 {p99:.2f} s, objective {number(slo)} s"
+            yield _endpoint_key(endpoint), Observation(p99 / slo, _about_endpoint(endpoint, detail))
+
+
+def _about_endpoint(
+    endpoint: EndpointHealth, detail: str
+) -> Callable[[], tuple[AlertSubject, str]]:
+    return lambda: (endpoint_subject(endpoint), detail)
 
 
 def tenant_starving(inputs: AlertInputs) -> Iterator[tuple[str, Observation]]:
@@ -266,6 +309,16 @@ RULE_KINDS: dict[str, RuleKind] = {
             "rollout",
             rollout_stuck,
             lambda _: "rollout stuck past its progress deadline",
+        ),
+        RuleKind("endpoint_errors", "error rate", ">", "%", "endpoint-errors", endpoint_error_rate),
+        RuleKind(
+            "endpoint_slow",
+            "p99 ÷ objective",
+            ">",
+            "",
+            "endpoint-slow",
+            endpoint_p99_over_slo,
+            lambda o: f"p99 latency {o.value:.1f}× its objective",
         ),
         RuleKind(
             "tenant_starving",

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from backend.conventions import ISVC_LABEL
+from backend.conventions import ISVC_LABEL, SLO_P99_ANNOTATION
 from backend.fleet.detail import pod_revision, rs_revision
 from backend.fleet.index import ClusterIndex, ObjectKey
 from backend.fleet.objects import dig, labels, name_of, pod_kserve_revision, trailing_number
@@ -262,10 +262,22 @@ def _endpoint(
         kind=row.kind,
         tenant=row.tenant,
         model=row.model,
+        slo_p99_seconds=slo_p99_seconds(record.obj),
         measured_at=measured,
         history=_history([overall for overall, _ in mine]),
         revisions=revisions,
     )
+
+
+def slo_p99_seconds(obj: Any) -> float | None:
+    """The workload's p99 objective from its annotation; None when absent or not a positive
+    number of seconds (an annotation anyone can write must not break the model)."""
+    text = dig(obj, "metadata", "annotations", SLO_P99_ANNOTATION)
+    try:
+        value = float(text) if isinstance(text, str) else math.nan
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value > 0 else None
 
 
 def worst_first(endpoint: EndpointHealth) -> tuple[bool, float, float, str, str]:
