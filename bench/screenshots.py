@@ -20,6 +20,7 @@ from pathlib import Path
 
 from opsconsole.app import OpsConsoleApp
 from opsconsole.client import BackendClient
+from opsconsole.launch import DEMO_GPU_PRICES
 from opsconsole.settings import ConsoleSettings
 from tests.support.backend import FleetBackend
 from tests.support.detail_fleet import NOW, detail_fleet
@@ -57,6 +58,7 @@ async def sandbox_target(fleet: str, seed: int) -> AsyncIterator[Target]:
                 scrape_interval=1.0,
                 database_url=f"sqlite:///{tmp_path / 'opsconsole.db'}",
                 allowed_hosts=[DISPLAY_HOST],
+                gpu_prices=DEMO_GPU_PRICES,
             )
             async with RunningBackend(settings) as url:
                 yield Target(

@@ -38,6 +38,10 @@ from platformdirs import user_state_dir
 
 from opsconsole.connection import Startup
 
+# Hourly prices of the sandbox's GPU models, so that the demo shows costs; a backend deployed on
+# a real cluster has none until its operator sets OPSCONSOLE_GPU_PRICES.
+DEMO_GPU_PRICES = "NVIDIA-H100-80GB-HBM3=4.5,NVIDIA-A100-SXM4-80GB=2.5,NVIDIA-L40S=1.2"
+
 _PR_SET_PDEATHSIG = 1
 
 
@@ -175,7 +179,10 @@ class EmbeddedCluster:
             str(self.kubeconfig),
             "--port",
             str(self.backend_port),
-            env={"OPSCONSOLE_DATABASE_URL": self.database_url},
+            env={
+                "OPSCONSOLE_DATABASE_URL": self.database_url,
+                "OPSCONSOLE_GPU_PRICES": os.environ.get("OPSCONSOLE_GPU_PRICES", DEMO_GPU_PRICES),
+            },
         )
         # PR_SET_PDEATHSIG fires when the *thread* that forked a child ends, not the process:
         # this thread must live as long as the children should. It watches them meanwhile.
