@@ -232,6 +232,10 @@ def endpoints(url: str) -> list[str]:
         "/api/v1/gpus",
         f"/api/v1/gpus?node={node}",
         "/api/v1/gpus?idle=true&sort=utilization",
+        "/api/v1/endpoints",
+        "/api/v1/alerts",
+        "/api/v1/alerts?state=all",
+        "/api/v1/cost?since=7d",
     ]
 
 
