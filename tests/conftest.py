@@ -80,6 +80,13 @@ class _ClusterThread:
         except BaseException:
             self.sandbox.close()
             raise
+        # The alert rules' durations run on the sandbox's frozen clock, like everything else the
+        # pictures show: what is pending stays pending however long the suite runs.
+        backend = self._backend.backend
+        assert backend is not None and backend.alerts is not None
+        frozen = sandbox_args.get("frozen_time")
+        if isinstance(frozen, datetime):
+            backend.alerts.clock = frozen.timestamp
         self.cluster = LiveCluster(
             url,
             self.sandbox.url,
