@@ -40,22 +40,15 @@ class TelemetrySnapshot:
         return len(self.failures)
 
 
-class RoundCollector:
-    """Runs ``scrape_once`` every ``interval`` seconds and publishes its results."""
+class Periodic:
+    """Runs ``run_round`` every ``interval`` seconds in a background task until stopped; a round
+    that fails is logged and the next one still comes on time (a source that is down for a
+    while must not stop being retried)."""
 
-    def __init__(self, *, interval: float = 10.0, history_length: int = 60) -> None:
-        self.interval = interval
-        self.version = 0
-        self.last_round_seconds: float | None = None
-        self._history = UtilizationHistory(history_length)
-        self._snapshot = TelemetrySnapshot()
-        self._task: asyncio.Task[None] | None = None
+    interval: float
+    _task: asyncio.Task[None] | None = None
 
-    def snapshot(self) -> TelemetrySnapshot:
-        """The newest complete round (no copying: it was frozen when the round ended)."""
-        return self._snapshot
-
-    async def scrape_once(self) -> None:  # pragma: no cover - abstract
+    async def run_round(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
     async def start(self) -> None:
@@ -74,10 +67,31 @@ class RoundCollector:
         while True:
             started = time.monotonic()
             try:
-                await self.scrape_once()
+                await self.run_round()
             except Exception:
-                log.exception("telemetry round failed")
+                log.exception("%s: a round failed", type(self).__name__)
             await asyncio.sleep(max(0.0, self.interval - (time.monotonic() - started)))
+
+
+class RoundCollector(Periodic):
+    """Runs ``scrape_once`` every ``interval`` seconds and publishes its results."""
+
+    def __init__(self, *, interval: float = 10.0, history_length: int = 60) -> None:
+        self.interval = interval
+        self.version = 0
+        self.last_round_seconds: float | None = None
+        self._history = UtilizationHistory(history_length)
+        self._snapshot = TelemetrySnapshot()
+
+    def snapshot(self) -> TelemetrySnapshot:
+        """The newest complete round (no copying: it was frozen when the round ended)."""
+        return self._snapshot
+
+    async def scrape_once(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    async def run_round(self) -> None:
+        await self.scrape_once()
 
     def _publish(
         self,

@@ -16,9 +16,6 @@ OpenAI server's ``http_requests_total{status}``, or Knative queue-proxy's
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 import math
 import time
 from collections import deque
@@ -26,9 +23,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from backend.telemetry.base import Periodic
 from backend.telemetry.prometheus import PromSample, base_name
-
-log = logging.getLogger(__name__)
 
 OPENAI_REQUESTS = "http_requests_total"
 QUEUE_PROXY_REQUESTS = "revision_app_request_count"
@@ -132,7 +128,7 @@ def increase(before: Counters, after: Counters, seconds: float) -> PodTraffic:
     return PodTraffic(seconds, after.requests - before.requests, errors, buckets)
 
 
-class InferenceCollector:
+class InferenceCollector(Periodic):
     """Reads a round every ``interval`` seconds and keeps the last ``history_length`` of them."""
 
     def __init__(
@@ -143,7 +139,6 @@ class InferenceCollector:
         self.version = 0
         self._rounds: deque[InferenceRound] = deque(maxlen=history_length)
         self._snapshot = InferenceSnapshot()
-        self._task: asyncio.Task[None] | None = None
 
     def snapshot(self) -> InferenceSnapshot:
         return self._snapshot
@@ -161,22 +156,5 @@ class InferenceCollector:
         self._snapshot = InferenceSnapshot(tuple(self._rounds), failures, self.summary_rounds)
         self.version += 1
 
-    async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=type(self).__name__)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            started = time.monotonic()
-            try:
-                await self.collect_once()
-            except Exception:
-                log.exception("inference metrics round failed")
-            await asyncio.sleep(max(0.0, self.interval - (time.monotonic() - started)))
+    async def run_round(self) -> None:
+        await self.collect_once()
