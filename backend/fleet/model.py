@@ -93,9 +93,14 @@ class FleetModel:
         self.nodes: Table[Node] = _node_table(nodes, previous.nodes if previous else None)
         self.gpus: Table[Gpu] = _gpu_table(gpus, previous.gpus if previous else None)
         self.inference = inference
-        endpoints = build_endpoints(records, parts.index, inference)
-        self.endpoints = _endpoint_table(endpoints)
-        self._endpoints_by_key = {(e.namespace, e.kind.value, e.name): e for e in endpoints}
+        self.endpoints: Table[EndpointHealth]
+        self._endpoints_by_key: dict[tuple[str, str, str], EndpointHealth]
+        if previous is not None and _same_endpoints(previous, parts, inference):
+            self.endpoints, self._endpoints_by_key = previous.endpoints, previous._endpoints_by_key
+        else:
+            endpoints = build_endpoints(records, parts.index, inference)
+            self.endpoints = _endpoint_table(endpoints)
+            self._endpoints_by_key = {(e.namespace, e.kind.value, e.name): e for e in endpoints}
         self._tenants_by_name = parts.tenants
         self._nodes_by_name = {n.name: n for n in nodes}
         self._records = parts.records
@@ -247,6 +252,19 @@ class ScopedFleet:
         if namespace not in self._namespaces:
             return None
         return self._model.workload_json(namespace, kind, name)
+
+
+def _same_endpoints(
+    previous: FleetModel, parts: FleetParts, inference: InferenceLike | None
+) -> bool:
+    """Whether ``previous``'s endpoints are these parts' too: the same traffic round and the
+    same workload records and ReplicaSets (an update shares what it did not change), as when a
+    telemetry round enters the model in slices."""
+    return (
+        previous.inference is inference
+        and previous.parts.records is parts.records
+        and previous.parts.index.replicasets is parts.index.replicasets
+    )
 
 
 def _overview_json(overview: dict[str, Any]) -> bytes:

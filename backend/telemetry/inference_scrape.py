@@ -112,8 +112,10 @@ class ScrapedInference(InferenceCollector):
         if self.api_client is not None:  # through the API server, as the client reaches it
             headers, proxy = auth_headers(self.api_client), api_server_proxy(self.api_client)
         semaphore = asyncio.Semaphore(self.concurrency)
-        read = await asyncio.gather(*(self._scrape(p, headers, proxy, semaphore) for p in pods))
+        texts = await asyncio.gather(*(self._fetch(p, headers, proxy, semaphore) for p in pods))
         now = time.monotonic()
+        # Thousands of pages per round: parsed in a thread, not between the API's requests.
+        read = await asyncio.to_thread(lambda: [_counters(*fetched) for fetched in texts])
         traffic: dict[PodKey, PodTraffic] = {}
         last: dict[PodKey, tuple[float, Counters]] = {}
         failures: dict[str, str] = {}
@@ -132,27 +134,23 @@ class ScrapedInference(InferenceCollector):
         self._last = last
         return (traffic if compared or not last else None), failures
 
-    async def _scrape(
+    async def _fetch(
         self,
         pod: Mapping[str, Any],
         headers: dict[str, str],
         proxy: str | None,
         semaphore: asyncio.Semaphore,
-    ) -> tuple[Counters | None, str | None]:
-        """The pod's counters over all its metrics ports, or why they could not be read."""
-        samples = []
+    ) -> tuple[list[str], str | None]:
+        """The pages of all the pod's metrics ports, or why one could not be read."""
+        texts = []
         async with semaphore:
             for url in self.urls(pod):
                 try:
-                    text = await fetch_text(
-                        self._http(), ScrapeTarget(url, None, headers, proxy=proxy), self.timeout
-                    )
-                    samples.extend(parse_samples(text))
+                    target = ScrapeTarget(url, None, headers, proxy=proxy)
+                    texts.append(await fetch_text(self._http(), target, self.timeout))
                 except ScrapeFailed as exc:
-                    return None, str(exc)
-                except ValueError as exc:
-                    return None, f"{type(exc).__name__}: {exc}"
-        return pod_counters(samples), None
+                    return [], str(exc)
+        return texts, None
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -161,3 +159,13 @@ class ScrapedInference(InferenceCollector):
             )
             self._session = aiohttp.ClientSession(connector=connector)
         return self._session
+
+
+def _counters(texts: list[str], error: str | None) -> tuple[Counters | None, str | None]:
+    """A pod's counters from its pages, or why there are none."""
+    if error is not None:
+        return None, error
+    try:
+        return pod_counters([s for text in texts for s in parse_samples(text)]), None
+    except ValueError as exc:
+        return None, f"{type(exc).__name__}: {exc}"
