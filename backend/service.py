@@ -159,7 +159,7 @@ class Backend:
                 self.telemetry.query,
                 s.prometheus_url,
                 window=s.inference_window,
-                interval=s.scrape_interval,
+                interval=s.inference_interval,
                 history_length=s.history_length,
             )
         pods = self._pods
@@ -170,7 +170,7 @@ class Backend:
                 lambda pod: proxy_urls(pod, access.server),
                 api_client=access.api_client,
                 verify=verify,
-                interval=s.scrape_interval,
+                interval=s.inference_interval,
                 history_length=s.history_length,
                 window=s.inference_window,
             )
@@ -178,7 +178,7 @@ class Backend:
             return ScrapedInference(
                 pods,
                 direct_urls,
-                interval=s.scrape_interval,
+                interval=s.inference_interval,
                 history_length=s.history_length,
                 window=s.inference_window,
             )

@@ -112,6 +112,12 @@ class Settings(BaseSettings):
         "error rate and latency quantiles: the range of increase() in telemetry_mode="
         "prometheus, the scrapes within it in the scrape modes.",
     )
+    inference_interval: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds between two readings of the model servers' metrics: scraping "
+        "thousands of pods costs the backend and the API server more than the exporters do.",
+    )
     history_length: int = Field(60, ge=1)
     model_debounce: float = Field(0.1, ge=0)
     audit_namespace: str = Field(

@@ -66,6 +66,7 @@ class _ClusterThread:
             port=0,
             database_url=database_url,
             scrape_interval=1.0,
+            inference_interval=1.0,
             history_length=HISTORY,
             model_debounce=0.1,
             token_cache_seconds=1.0,

@@ -234,6 +234,7 @@ class Backend:
             "port": 0,
             "database_url": self.database_url,
             "scrape_interval": 1.0,
+            "inference_interval": 1.0,
             "history_length": 12,
             "inference_window": 6.0,
             "model_debounce": 0.05,
