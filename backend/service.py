@@ -198,8 +198,8 @@ class Backend:
         The cluster lists start first: they are most of the first sync's time, and the
         database's migration and the rest of the start overlap them."""
         self._pause_gc()
-        await self.cache.start()
         try:
+            await self.cache.start()
             await self._start_rest()
         except BaseException:
             await self.cache.stop()
