@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import socket
@@ -105,11 +106,13 @@ async def test_readyz_waits_for_the_first_sync(tmp_path: Path) -> None:
         assert "pods" in answer.json()["detail"]
         info = (await http.get("/api/v1/info")).json()
         assert info["freshness"]["synced"] is False
+        assert not gc.isenabled(), "the collector waits for the first model"
         await sandbox.start()
         try:
             await eventually(
                 lambda: _status(http, "/readyz", 200), "ready once the cluster answers"
             )
+            assert gc.isenabled()
         finally:
             await sandbox.stop()
         assert (await http.get("/healthz")).status_code == 200
