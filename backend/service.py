@@ -13,9 +13,7 @@ what ``backend.api`` serves (through its protocols); ``backend.main`` assembles 
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
-import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -40,16 +38,18 @@ from backend.fleet.inputs import TelemetryLike
 from backend.fleet.model import FleetModel, build_fleet_model, update_fleet_model
 from backend.fleet.nodes import GpuRules
 from backend.fleet.stepping import step_towards
+from backend.garbage import FleetGarbage
 from backend.identity.authenticate import TokenAuthenticator
 from backend.identity.tokens import TokenStore
 from backend.schemas import BackendInfo, DataFreshness, KindFreshness, TelemetryFailure
 from backend.settings import Settings
 from backend.telemetry.base import RoundCollector, TelemetrySnapshot, TelemetryUnavailable
-from backend.telemetry.discovery import ExporterDiscovery, tls_context, url_targets
+from backend.telemetry.discovery import ExporterDiscovery, tls_files, url_targets
 from backend.telemetry.inference import InferenceCollector, InferenceSnapshot
 from backend.telemetry.inference_prometheus import PrometheusInference
 from backend.telemetry.inference_scrape import ScrapedInference, direct_urls, proxy_urls
 from backend.telemetry.nvml import NvmlCollector
+from backend.telemetry.pages import TlsFiles
 from backend.telemetry.prometheus_api import PrometheusCollector
 from backend.telemetry.scrape import ScrapeTarget, TelemetryCollector
 from backend.version import VERSION
@@ -58,9 +58,7 @@ log = logging.getLogger("opsconsole.serve")
 USAGE_TELEMETRY_WAIT = 60.0  # seconds the first usage recording waits for telemetry
 # GPUs of a telemetry round brought into the model per update: a round that changes all 8,000
 # GPUs of a large fleet then takes 16 short updates, and a cluster change never waits long.
-TELEMETRY_STEP_GPUS = 500
-# The cyclic garbage collector is paused from start until the first model, at most this long.
-FIRST_SYNC_GC_PAUSE = 120.0
+TELEMETRY_STEP_GPUS = 1000
 
 
 @dataclass
@@ -99,8 +97,8 @@ class Backend:
         self._model: FleetModel | None = None  # built from every kind's first list, then kept
         self._model_version = -1  # the cache version the model was built from
         self._model_telemetry: TelemetryLike | None = None  # the telemetry it was built from
-        self._telemetry_pending = False  # the newest round is not all in the model yet
-        self._step_skipped = False  # the last update left the round's next step out
+        self._rounds_pending = False  # the newest telemetry or traffic round is not all in yet
+        self._rounds_skipped = False  # the last update left the rounds' next step out
         self.cluster = ClusterClient(self.access.api_client)
         self.audit: AuditLog | None = None  # from start(), when the database is there
         self.changes: ChangePath | None = None
@@ -111,7 +109,7 @@ class Backend:
         self._usage_task: asyncio.Task[None] | None = None
         self._model_task: asyncio.Task[None] | None = None
         self._recovery_task: asyncio.Task[None] | None = None
-        self._gc_resume: asyncio.TimerHandle | None = None  # set while the collector is paused
+        self.garbage = FleetGarbage(freeze=settings.gc_freeze)
         self._started = False
 
     # -- telemetry -----------------------------------------------------------------------------
@@ -142,14 +140,12 @@ class Backend:
             "urls": lambda: url_targets(s.dcgm_urls),
             "off": list,
         }[s.telemetry_mode]
-        verify: bool | ssl.SSLContext = True
-        if s.telemetry_mode == "proxy" and access.server.startswith("https"):
-            verify = tls_context(access.api_client)
         return TelemetryCollector(
             targets,
             interval=s.scrape_interval,
             history_length=s.history_length,
-            verify=verify,
+            verify=self._pod_proxy_tls(),
+            in_worker=s.scrape_in_worker,
         )
 
     def _make_inference(self) -> InferenceCollector | None:
@@ -168,15 +164,15 @@ class Backend:
             )
         pods = self._pods
         if s.telemetry_mode == "proxy":
-            verify = tls_context(access.api_client) if access.server.startswith("https") else True
             return ScrapedInference(
                 pods,
                 lambda pod: proxy_urls(pod, access.server),
                 api_client=access.api_client,
-                verify=verify,
+                verify=self._pod_proxy_tls(),
                 interval=s.inference_interval,
                 history_length=s.history_length,
                 window=s.inference_window,
+                in_worker=s.scrape_in_worker,
             )
         if s.telemetry_mode == "direct":
             return ScrapedInference(
@@ -185,8 +181,15 @@ class Backend:
                 interval=s.inference_interval,
                 history_length=s.history_length,
                 window=s.inference_window,
+                in_worker=s.scrape_in_worker,
             )
         return None
+
+    def _pod_proxy_tls(self) -> bool | TlsFiles:
+        """The kubeconfig's TLS settings, for pages read through the API server's pod proxy."""
+        if self.settings.telemetry_mode == "proxy" and self.access.server.startswith("https"):
+            return tls_files(self.access.api_client)
+        return True
 
     def _pods(self) -> Iterable[Mapping[str, Any]]:
         return self.cache.objects("pods").values()
@@ -197,32 +200,14 @@ class Backend:
 
         The cluster lists start first: they are most of the first sync's time, and the
         database's migration and the rest of the start overlap them."""
-        self._pause_gc()
+        self.garbage.pause()  # until the first model (backend.garbage)
         try:
             await self.cache.start()
             await self._start_rest()
         except BaseException:
             await self.cache.stop()
-            self._resume_gc()
+            self.garbage.resume()
             raise
-
-    def _pause_gc(self) -> None:
-        """Pause the cyclic garbage collector until the first model is built.
-
-        The first lists allocate the whole fleet's objects (millions of dicts on a large
-        cluster), and each time the tracked objects grow by a quarter a full collection walks
-        all of them: that was more than half of the lists' time. The parsed JSON holds no
-        cycles (reference counting frees it), so little waits for the collector meanwhile."""
-        if gc.isenabled():
-            gc.disable()
-            loop = asyncio.get_running_loop()
-            self._gc_resume = loop.call_later(FIRST_SYNC_GC_PAUSE, self._resume_gc)
-
-    def _resume_gc(self) -> None:
-        if self._gc_resume is not None:
-            self._gc_resume.cancel()
-            self._gc_resume = None
-            gc.enable()
 
     async def _start_rest(self) -> None:
         """Everything but the cluster cache: the database and what needs it, telemetry, the
@@ -321,7 +306,7 @@ class Backend:
         if self.inference is not None:
             await self.inference.stop()
         await self.cache.stop()
-        self._resume_gc()
+        self.garbage.resume()
         if self.database is not None:
             self.database.dispose()
         self._started = False
@@ -375,7 +360,7 @@ class Backend:
         built = (-1, -1, -1)
         last_end = 0.0
         while True:
-            if self._inputs_version() == built and not self._telemetry_pending:
+            if self._inputs_version() == built and not self._rounds_pending:
                 # Woken by cache changes; polled for telemetry rounds.
                 await self.cache.wait_changed(timeout=max(debounce, 0.25))
                 continue
@@ -404,14 +389,17 @@ class Backend:
         (its figures are computed once per round)."""
         previous, applied = self._model, self._model_telemetry
         if previous is not None and applied is not None and changed is not None:
-            # A cluster change goes in alone, unless the last update already left a step out:
-            # a steady stream of changes slows a round down but never stops it.
-            step = applied
-            if not changed or self._step_skipped:
+            # A cluster change goes in alone, unless the last update already left the rounds
+            # out: a steady stream of changes slows a round down but never stops it.
+            step, traffic = applied, previous.inference
+            if not changed or self._rounds_skipped:
                 step = step_towards(applied, telemetry, TELEMETRY_STEP_GPUS)
-            self._step_skipped = step is applied and applied is not telemetry
+                traffic = inference
+            self._rounds_skipped = (step is applied and applied is not telemetry) or (
+                traffic is not inference
+            )
             try:
-                model = update_fleet_model(previous, cluster, changed, step, inference=inference)
+                model = update_fleet_model(previous, cluster, changed, step, inference=traffic)
                 return model, step
             except Exception:  # a bug in an update must not stop the model: build it whole
                 log.exception("updating the fleet model failed; building it whole")
@@ -438,10 +426,10 @@ class Backend:
             log.exception("building the fleet model failed; keeping the previous one")
             return
         self._model = model
-        self._resume_gc()
+        self.garbage.after_model()
         self._model_version = version
         self._model_telemetry = applied
-        self._telemetry_pending = applied is not telemetry
+        self._rounds_pending = applied is not telemetry or model.inference is not inference
         self._telemetry_snapshot = telemetry
         if self.alerts is not None:
             self.alerts.wake()

@@ -100,6 +100,18 @@ class Settings(BaseSettings):
     )
     dcgm_port: int = 9400
     scrape_interval: float = Field(15.0, gt=0)
+    gc_freeze: bool = Field(
+        True,
+        description="After each fleet model, freeze the objects alive out of the cyclic garbage "
+        "collector's later collections (see backend/garbage.py): a large fleet's full "
+        "collections otherwise stall every request for about a second, several times a minute.",
+    )
+    scrape_in_worker: bool = Field(
+        True,
+        description="Fetch and parse the exporters' and model servers' pages in a worker "
+        "process per collector, so that a large fleet's scrapes do not slow the API down; "
+        "false reads them in the backend's own event loop.",
+    )
     inference_metrics: bool = Field(
         True,
         description="Read the model servers' request metrics (endpoint health) from the "

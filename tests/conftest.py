@@ -73,6 +73,9 @@ class _ClusterThread:
             # One usage recording per session: the GPU-hours in the pictures stay the same
             # however long the suite runs.
             quota_usage_interval=86400.0,
+            # Freezing objects out of the cyclic collector is for a process that holds one
+            # fleet: the suite holds many backends one after another.
+            gc_freeze=False,
             allowed_hosts=[DISPLAY_HOST],  # the console's pictures call it by that name
         )
         self._backend = RunningBackend(settings)

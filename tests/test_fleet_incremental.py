@@ -12,6 +12,7 @@ the update started from must not change (readers may still hold it).
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace as replace_sample
 from typing import Any
 
@@ -26,6 +27,7 @@ from backend.fleet.stepping import step_towards
 from backend.schemas import DataFreshness
 from backend.telemetry.base import TelemetrySnapshot
 from backend.telemetry.dcgm import GpuSample
+from backend.telemetry.inference import InferenceRound, InferenceSnapshot, PodTraffic
 from bench.model_bench import FleetBuilder
 
 NOW = 1_764_324_000.0
@@ -407,6 +409,27 @@ def scrape(draw: st.DrawFn, previous: TelemetrySnapshot) -> TelemetrySnapshot:
     return TelemetrySnapshot(samples=samples, history=history, completed_at=NOW)
 
 
+# Model-server pods: those that may exist, and pods already gone, known by their ReplicaSet.
+TRAFFIC_PODS = [*PODS, "web-1-gone", "web-2-gone", "chat-rs-gone"]
+
+
+@st.composite
+def traffic(draw: st.DrawFn, previous: InferenceSnapshot) -> InferenceSnapshot:
+    """A model-server round after ``previous``'s (the newest three kept): each pod served
+    nothing, or some requests with or without errors."""
+    pods: dict[tuple[str, str], PodTraffic] = {}
+    for ns in NAMESPACES:
+        for name in TRAFFIC_PODS:
+            requests = draw(st.sampled_from([None, 0.0, 10.0, 300.0]))
+            if requests is None:
+                continue
+            errors = draw(st.sampled_from([0.0, 3.0])) if requests else 0.0
+            buckets = ((0.1, requests / 2), (1.0, requests * 0.9), (math.inf, requests))
+            pods[(ns, name)] = PodTraffic(30.0, requests, errors, buckets)
+    rounds = (*previous.rounds, InferenceRound(NOW + len(previous.rounds), pods))
+    return InferenceSnapshot(rounds[-3:], {}, summary_rounds=2)
+
+
 def _snapshot(cluster: Cluster) -> Cluster:
     """What ``ClusterCache.snapshot`` hands the model: shallow copies of every kind."""
     return {kind: dict(objects) for kind, objects in cluster.items()}
@@ -422,6 +445,7 @@ def everything(model: FleetModel) -> dict[str, Any]:
         "nodes": [n.model_dump(mode="json") for n in model.nodes.items],
         "gpus": [g.model_dump(mode="json") for g in model.gpus.items],
         "problems": [p.model_dump(mode="json") for p in model.problems],
+        "endpoints": [e.model_dump(mode="json") for e in model.endpoints.items],
         "overview": model.overview_json(freshness),
         "quota_rows": [r.model_dump(mode="json") for r in model.quota_rows()],
         "quota_models": [m.model_dump(mode="json") for m in model.quota_models(1.5)],
@@ -457,20 +481,27 @@ def everything(model: FleetModel) -> dict[str, Any]:
 def test_updated_model_equals_the_model_built_whole(data: st.DataObject) -> None:
     cluster: Cluster = {kind: {} for kind in KINDS}
     telemetry = TelemetrySnapshot()
+    inference = data.draw(traffic(InferenceSnapshot()))
     for _ in range(data.draw(st.integers(0, 25), label="initial objects")):
         data.draw(watch_event(cluster))
-    model = build_fleet_model(_snapshot(cluster), telemetry, now=NOW)
+    model = build_fleet_model(_snapshot(cluster), telemetry, now=NOW, inference=inference)
     for _ in range(data.draw(st.integers(1, 8), label="batches")):
         changed: set[tuple[str, tuple[str, str]]] = set()
         for _ in range(data.draw(st.integers(1, 4), label="batch size")):
-            if data.draw(st.integers(0, 5), label="scrape?") == 0:
+            event = data.draw(st.integers(0, 7), label="scrape, traffic or watch event?")
+            if event == 0:
                 telemetry = data.draw(scrape(telemetry))
+            elif event == 1:
+                inference = data.draw(traffic(inference))
             else:
                 changed.add(data.draw(watch_event(cluster)))
         held = everything(model)
-        updated = update_fleet_model(model, _snapshot(cluster), changed, telemetry, now=NOW)
+        cluster_now = _snapshot(cluster)
+        updated = update_fleet_model(
+            model, cluster_now, changed, telemetry, inference=inference, now=NOW
+        )
         assert everything(model) == held, "the previous model changed under its readers"
-        whole = build_fleet_model(_snapshot(cluster), telemetry, now=NOW)
+        whole = build_fleet_model(_snapshot(cluster), telemetry, now=NOW, inference=inference)
         assert everything(updated) == everything(whole)
         model = updated
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,8 +12,10 @@ from pathlib import Path
 import certifi
 import pytest
 
+from backend.telemetry.base import TelemetrySnapshot
 from backend.telemetry.history import UtilizationHistory
-from backend.telemetry.scrape import ScrapeTarget, TelemetryCollector, tls_verification
+from backend.telemetry.pages import WorkerPages, tls_verification
+from backend.telemetry.scrape import ScrapeTarget, TelemetryCollector
 from tests.support.exporters import Exporters, running_exporters
 
 
@@ -33,12 +37,49 @@ def exporters() -> Iterator[Exporters]:
         yield state
 
 
-async def test_round_with_one_failing_exporter(exporters: Exporters) -> None:
+# Pages read in the event loop, and in a worker process (the backend's default).
+READERS = pytest.mark.parametrize("in_worker", [False, True], ids=["loop", "worker"])
+
+
+async def test_a_worker_that_dies_fails_one_round_and_the_next_starts_a_new_one(
+    exporters: Exporters,
+) -> None:
+    """Killed between rounds (out of memory, an operator's kill): the round that finds it dead
+    counts every exporter as failed, keeping their last samples; the next round reads again."""
+    exporters.responses["/a"] = (200, exporter_text("node-a", 10))
+    collector = TelemetryCollector(lambda: [exporters.target("/a")], in_worker=True)
+    pages = collector.pages
+    assert isinstance(pages, WorkerPages)
+    try:
+        await collector.scrape_once()
+        first = await pages.worker_pid()
+        os.kill(first, signal.SIGKILL)
+        await asyncio.sleep(0.5)  # the pool notices its worker is gone
+        exporters.responses["/a"] = (200, exporter_text("node-a", 20))
+        await collector.scrape_once()
+        dead = collector.snapshot()
+        await collector.scrape_once()
+        second = await pages.worker_pid()
+    finally:
+        await collector.stop()
+    assert dead.errors == 1 and "worker process stopped" in collector_error(dead)
+    assert dead.samples["GPU-node-a-0"].utilization == 10.0  # the last sample, kept
+    assert second != first
+    assert collector.snapshot().errors == 0
+    assert collector.snapshot().samples["GPU-node-a-0"].utilization == 20.0
+
+
+def collector_error(snapshot: TelemetrySnapshot) -> str:
+    return next(iter(snapshot.failures.values()))
+
+
+@READERS
+async def test_round_with_one_failing_exporter(exporters: Exporters, in_worker: bool) -> None:
     exporters.responses["/a"] = (200, exporter_text("node-a", 10))
     exporters.responses["/b"] = (200, exporter_text("node-b", 50))
     exporters.responses["/broken"] = (500, "boom")
     targets = [exporters.target("/a"), exporters.target("/b"), exporters.target("/broken")]
-    collector = TelemetryCollector(lambda: targets, history_length=3)
+    collector = TelemetryCollector(lambda: targets, history_length=3, in_worker=in_worker)
     try:
         assert collector.snapshot().completed_at is None
         await collector.scrape_once()
@@ -55,11 +96,14 @@ async def test_round_with_one_failing_exporter(exporters: Exporters) -> None:
     assert snapshot.completed_at is not None
 
 
-async def test_failing_exporter_keeps_its_last_samples_which_age(exporters: Exporters) -> None:
+@READERS
+async def test_failing_exporter_keeps_its_last_samples_which_age(
+    exporters: Exporters, in_worker: bool
+) -> None:
     exporters.responses["/a"] = (200, exporter_text("node-a", 10))
     exporters.responses["/b"] = (200, exporter_text("node-b", 50))
     targets = [exporters.target("/a"), exporters.target("/b")]
-    collector = TelemetryCollector(lambda: targets, history_length=3)
+    collector = TelemetryCollector(lambda: targets, history_length=3, in_worker=in_worker)
     try:
         await collector.scrape_once()
         first = collector.snapshot()

@@ -142,8 +142,9 @@ def pod_owners(records: Iterable[WorkloadRecord], index: ClusterIndex) -> dict[s
             deployments[(ns, record.row.name)] = record.key
         else:
             isvcs[(ns, record.row.name)] = record.key
+        record_key = record.key
         for pod in record.pods:
-            owners[f"{ns}/{name_of(pod)}"] = (record.key, pod_revision(pod, index))
+            owners[f"{ns}/{name_of(pod)}"] = (record_key, pod_revision(pod, index))
     for (ns, rs_name), rs in index.replicasets.items():
         isvc = isvcs.get((ns, labels(rs).get(ISVC_LABEL) or ""))
         if isvc is not None:
@@ -179,26 +180,37 @@ NOTHING = RequestStats()
 
 
 def build_endpoints(
-    records: Iterable[WorkloadRecord], index: ClusterIndex, inference: InferenceLike | None
+    records: Iterable[WorkloadRecord],
+    index: ClusterIndex,
+    inference: InferenceLike | None,
+    kept: Mapping[ObjectKey, EndpointHealth] | None = None,
 ) -> list[EndpointHealth]:
     """Every endpoint's health, worst first (see ``worst_first``).
 
     A round's figures are computed once, when a model first sees the round, and kept in the
     round's ``memo``: the history then costs a lookup per round, not a recomputation per model
-    (a large fleet rebuilds its model every few seconds)."""
+    (a large fleet rebuilds its model every few seconds). ``kept`` holds the endpoints of a
+    previous model with the same traffic whose records did not change: they are taken as they
+    are, and only the others are computed (a change to one Deployment recomputes one endpoint,
+    not the fleet's thousands)."""
+    kept = kept or {}
     endpoints = [r for r in records if is_endpoint(r)]
+    computed = [r for r in endpoints if r.key not in kept]
     rounds = list(inference.rounds) if inference is not None else []
     summary = inference.summary_rounds if inference is not None else 1
-    owners = pod_owners(endpoints, index)
+    owners = pod_owners(computed, index)
+    every_owner: dict[str, Owner] | None = owners if len(computed) == len(endpoints) else None
     figures: list[RoundFigures] = []
     for round_ in rounds:
         memo = round_.memo.get(MEMO_KEY)
         if memo is None:
-            memo = round_.memo[MEMO_KEY] = _round_figures(_round_pods(round_, owners))
+            if every_owner is None:
+                every_owner = pod_owners(endpoints, index)
+            memo = round_.memo[MEMO_KEY] = _round_figures(_round_pods(round_, every_owner))
         figures.append(memo)
-    recent = [_round_pods(round_, owners) for round_ in rounds[-summary:]]
+    recent = [_round_pods(round_, owners) for round_ in rounds[-summary:]] if computed else []
     measured = datetime.fromtimestamp(rounds[-1].at, UTC) if rounds else None
-    out = [_endpoint(r, figures, recent, measured) for r in endpoints]
+    out = [kept.get(r.key) or _endpoint(r, figures, recent, measured) for r in endpoints]
     out.sort(key=worst_first)
     return out
 

@@ -127,7 +127,11 @@ def build_index(cluster: ClusterObjects) -> ClusterIndex:
 
 def update_index(index: ClusterIndex, changes: Iterable[Change]) -> ClusterIndex:
     """A new index: ``index`` with each (kind, before, after) applied; ``index`` is unchanged.
-    Kinds the index does not read are ignored."""
+    Kinds the index does not read are ignored; without a change to a kind it reads, the result
+    is ``index`` itself (so that what is derived from it can be kept by identity)."""
+    changes = [change for change in changes if change[0] in _INDEXERS]
+    if not changes:
+        return index
     updated = index.copy()
     touched: set[str] = set()
     for kind, before, after in changes:

@@ -19,6 +19,7 @@ import orjson
 
 from backend.fleet.detail import workload_detail
 from backend.fleet.endpoints import InferenceLike, build_endpoints, worst_endpoints
+from backend.fleet.index import ObjectKey
 from backend.fleet.inputs import ClusterObjects, NoTelemetry, TelemetryLike
 from backend.fleet.nodes import GpuRules
 from backend.fleet.objects import normalized_model
@@ -98,7 +99,8 @@ class FleetModel:
         if previous is not None and _same_endpoints(previous, parts, inference):
             self.endpoints, self._endpoints_by_key = previous.endpoints, previous._endpoints_by_key
         else:
-            endpoints = build_endpoints(records, parts.index, inference)
+            kept = _kept_endpoints(previous, parts, inference)
+            endpoints = build_endpoints(records, parts.index, inference, kept)
             self.endpoints = _endpoint_table(endpoints)
             self._endpoints_by_key = {(e.namespace, e.kind.value, e.name): e for e in endpoints}
         self._tenants_by_name = parts.tenants
@@ -265,6 +267,22 @@ def _same_endpoints(
         and previous.parts.records is parts.records
         and previous.parts.index.replicasets is parts.index.replicasets
     )
+
+
+def _kept_endpoints(
+    previous: FleetModel | None, parts: FleetParts, inference: InferenceLike | None
+) -> dict[ObjectKey, EndpointHealth]:
+    """The previous model's endpoints that hold here too: the same traffic, and a record the
+    update did not replace (a change to a Deployment, its ReplicaSets or its pods replaces its
+    record)."""
+    if previous is None or previous.inference is not inference:
+        return {}
+    before = previous.parts.records
+    return {
+        key: endpoint
+        for key, endpoint in previous._endpoints_by_key.items()
+        if before.get(key) is parts.records.get(key, key)
+    }
 
 
 def _overview_json(overview: dict[str, Any]) -> bytes:

@@ -16,6 +16,7 @@ from typing import Any
 from kubernetes.client.rest import should_bypass_proxies
 
 from backend.k8s.selectors import LabelPredicate, parse_label_selector
+from backend.telemetry.pages import TlsFiles
 from backend.telemetry.scrape import ScrapeTarget
 from backend.telemetry.trust import namespace_allowed
 
@@ -69,16 +70,21 @@ def api_server_proxy(api_client: Any) -> str | None:
     return proxy
 
 
-def tls_context(api_client: Any) -> ssl.SSLContext:
-    """TLS settings for scraping through the API server, equal to the kubeconfig's: CA, client certificate, skip-verify."""
+def tls_files(api_client: Any) -> TlsFiles:
+    """TLS settings for scraping through the API server, equal to the kubeconfig's: CA, client
+    certificate, skip-verify."""
     cfg = api_client.configuration
-    ctx = ssl.create_default_context(cafile=cfg.ssl_ca_cert or None)
-    if not cfg.verify_ssl:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    if cfg.cert_file:
-        ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
-    return ctx
+    return TlsFiles(
+        ca_file=cfg.ssl_ca_cert or None,
+        verify=bool(cfg.verify_ssl),
+        cert_file=cfg.cert_file or None,
+        key_file=cfg.key_file or None,
+    )
+
+
+def tls_context(api_client: Any) -> ssl.SSLContext:
+    """``tls_files`` as a context."""
+    return tls_files(api_client).context()
 
 
 def _node(pod: Mapping) -> str | None:

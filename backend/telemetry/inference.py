@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from backend.telemetry.base import Periodic
-from backend.telemetry.prometheus import PromSample, base_name
+from backend.telemetry.prometheus import PromSample, base_name, parse_samples
 
 OPENAI_REQUESTS = "http_requests_total"
 QUEUE_PROXY_REQUESTS = "revision_app_request_count"
@@ -111,6 +111,11 @@ def pod_counters(samples: Iterable[PromSample]) -> Counters | None:
     if buckets:
         return Counters(buckets.get(math.inf, 0.0), 0.0, tuple(sorted(buckets.items())))
     return None
+
+
+def pod_page_counters(texts: list[str]) -> Counters | None:
+    """A pod's counters from its scraped pages (the parser of its page group)."""
+    return pod_counters([sample for text in texts for sample in parse_samples(text)])
 
 
 def increase(before: Counters, after: Counters, seconds: float) -> PodTraffic:

@@ -11,14 +11,10 @@ the pod's previous one, and an endpoint's figures cover the scrapes of the last 
 
 from __future__ import annotations
 
-import asyncio
 import math
-import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
-
-import aiohttp
 
 from backend.conventions import ISVC_LABEL, MODEL_LABEL
 from backend.telemetry.discovery import api_server_proxy, auth_headers
@@ -28,10 +24,9 @@ from backend.telemetry.inference import (
     PodKey,
     PodTraffic,
     increase,
-    pod_counters,
+    pod_page_counters,
 )
-from backend.telemetry.prometheus import parse_samples
-from backend.telemetry.scrape import ScrapeFailed, ScrapeTarget, fetch_text, tls_verification
+from backend.telemetry.pages import FetchOptions, PageGroup, Verify, page_reader
 
 KSERVE_PORT = 8080
 QUEUE_PROXY_METRICS_PORT = 9091
@@ -82,40 +77,36 @@ class ScrapedInference(InferenceCollector):
         urls: Callable[[Mapping[str, Any]], list[str]],
         *,
         api_client: Any = None,
-        verify: bool | ssl.SSLContext = True,
+        verify: Verify = True,
         interval: float = 15.0,
         history_length: int = 60,
         window: float = 60.0,
         concurrency: int = 64,
         timeout: float = 5.0,
+        in_worker: bool = False,
     ) -> None:
         summary = max(1, math.ceil(window / interval - 1e-9))
         super().__init__(interval=interval, history_length=history_length, summary_rounds=summary)
         self.pods = pods
         self.urls = urls
         self.api_client = api_client
-        self.verify = verify
-        self.concurrency = concurrency
-        self.timeout = timeout
-        self._session: aiohttp.ClientSession | None = None
+        self.pages = page_reader(FetchOptions(verify, concurrency, timeout), in_worker)
         self._last: dict[PodKey, tuple[float, Counters]] = {}
 
     async def stop(self) -> None:
         await super().stop()
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self.pages.close()
 
     async def read_round(self) -> tuple[dict[PodKey, PodTraffic] | None, dict[str, str]]:
         pods = model_server_pods(self.pods())
         headers, proxy = {}, None
         if self.api_client is not None:  # through the API server, as the client reaches it
             headers, proxy = auth_headers(self.api_client), api_server_proxy(self.api_client)
-        semaphore = asyncio.Semaphore(self.concurrency)
-        texts = await asyncio.gather(*(self._fetch(p, headers, proxy, semaphore) for p in pods))
+        groups = [
+            PageGroup(tuple(self.urls(p)), pod_page_counters, (), headers, proxy) for p in pods
+        ]
+        read = await self.pages.read(groups)
         now = time.monotonic()
-        # Thousands of pages per round: parsed in a thread, not between the API's requests.
-        read = await asyncio.to_thread(lambda: [_counters(*fetched) for fetched in texts])
         traffic: dict[PodKey, PodTraffic] = {}
         last: dict[PodKey, tuple[float, Counters]] = {}
         failures: dict[str, str] = {}
@@ -133,39 +124,3 @@ class ScrapedInference(InferenceCollector):
                 traffic[key] = increase(previous[1], counters, now - previous[0])
         self._last = last
         return (traffic if compared or not last else None), failures
-
-    async def _fetch(
-        self,
-        pod: Mapping[str, Any],
-        headers: dict[str, str],
-        proxy: str | None,
-        semaphore: asyncio.Semaphore,
-    ) -> tuple[list[str], str | None]:
-        """The pages of all the pod's metrics ports, or why one could not be read."""
-        texts = []
-        async with semaphore:
-            for url in self.urls(pod):
-                try:
-                    target = ScrapeTarget(url, None, headers, proxy=proxy)
-                    texts.append(await fetch_text(self._http(), target, self.timeout))
-                except ScrapeFailed as exc:
-                    return [], str(exc)
-        return texts, None
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(
-                limit=self.concurrency, ssl=tls_verification(self.verify)
-            )
-            self._session = aiohttp.ClientSession(connector=connector)
-        return self._session
-
-
-def _counters(texts: list[str], error: str | None) -> tuple[Counters | None, str | None]:
-    """A pod's counters from its pages, or why there are none."""
-    if error is not None:
-        return None, error
-    try:
-        return pod_counters([s for text in texts for s in parse_samples(text)]), None
-    except ValueError as exc:
-        return None, f"{type(exc).__name__}: {exc}"

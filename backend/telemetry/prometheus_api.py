@@ -47,8 +47,8 @@ from backend.telemetry.dcgm import (
     is_blank,
     samples_to_gpus,
 )
+from backend.telemetry.pages import tls_verification
 from backend.telemetry.prometheus import PromSample
-from backend.telemetry.scrape import tls_verification
 from backend.telemetry.trust import ANY_NAMESPACE, Origin, namespace_allowed, screen
 
 UTILIZATION = "DCGM_FI_DEV_GPU_UTIL"
