@@ -343,6 +343,7 @@ async def test_the_monitor_evaluates_on_a_new_model_and_every_interval() -> None
         engine(gpu_saturated=AlertRule(threshold=95.0, for_seconds=600)),
         None,
         interval=0.05,
+        settle=0.05,
         clock=clock,
     )
     latest: list[Any] = [None]
@@ -360,6 +361,33 @@ async def test_the_monitor_evaluates_on_a_new_model_and_every_interval() -> None
         count = monitor.evaluations
         monitor.wake()
         await wait(lambda: monitor.evaluations > count)
+    finally:
+        await monitor.stop()
+
+
+async def test_wakes_within_the_settle_time_make_one_evaluation() -> None:
+    """A telemetry round enters the model in steps, each waking the monitor: the wakes that
+    come within ``settle`` of an evaluation are answered by one evaluation after it."""
+    inputs = gpu_fleet(utilization=99.0)
+    monitor = AlertMonitor(
+        engine(gpu_saturated=AlertRule(threshold=95.0, for_seconds=600)),
+        None,
+        interval=3600.0,
+        settle=0.5,
+        clock=Clock(),
+    )
+    await monitor.start(lambda: (inputs.model, inputs.telemetry))
+    try:
+        monitor.wake()
+        await wait(lambda: monitor.evaluations == 1)
+        for _ in range(5):
+            monitor.wake()
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)
+        assert monitor.evaluations == 1  # still settling
+        await wait(lambda: monitor.evaluations == 2)
+        await asyncio.sleep(0.7)
+        assert monitor.evaluations == 2  # the five wakes made one evaluation
     finally:
         await monitor.stop()
 

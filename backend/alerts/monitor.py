@@ -107,6 +107,12 @@ class AlertView:
         return found
 
 
+# At least this long between two evaluations: a telemetry round enters the model in several
+# steps, each a new model; one evaluation of the large fleet costs about 0.2 s of CPU, and the
+# rules' durations are minutes.
+SETTLE_SECONDS = 5.0
+
+
 class AlertMonitor:
     """Keeps the alerts current from the newest model; ``clock`` is ``time.time`` but in tests."""
 
@@ -116,7 +122,7 @@ class AlertMonitor:
         history: AlertHistoryStore | None,
         *,
         interval: float = 15.0,
-        settle: float = 1.0,
+        settle: float = SETTLE_SECONDS,
         retention_days: float = 30.0,
         clock: Callable[[], float] = time.time,
     ) -> None:

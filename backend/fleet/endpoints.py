@@ -131,8 +131,11 @@ def _history(stats: list[RequestStats]) -> HealthHistory:
 Owner = tuple[ObjectKey, str | None]  # (workload key, revision)
 
 
-def pod_owners(records: Iterable[WorkloadRecord], index: ClusterIndex) -> dict[str, Owner]:
-    """``namespace/pod`` and ``namespace/replicaset`` -> the endpoint and revision they serve."""
+def pod_owners(
+    records: Iterable[WorkloadRecord], index: ClusterIndex, *, revisions: bool = True
+) -> dict[str, Owner]:
+    """``namespace/pod`` and ``namespace/replicaset`` -> the endpoint and revision they serve
+    (the revision None without ``revisions``: which endpoint is all that is asked)."""
     owners: dict[str, Owner] = {}
     deployments: dict[tuple[str, str], ObjectKey] = {}
     isvcs: dict[tuple[str, str], ObjectKey] = {}
@@ -144,16 +147,17 @@ def pod_owners(records: Iterable[WorkloadRecord], index: ClusterIndex) -> dict[s
             isvcs[(ns, record.row.name)] = record.key
         record_key = record.key
         for pod in record.pods:
-            owners[f"{ns}/{name_of(pod)}"] = (record_key, pod_revision(pod, index))
+            revision = pod_revision(pod, index) if revisions else None
+            owners[f"{ns}/{name_of(pod)}"] = (record_key, revision)
     for (ns, rs_name), rs in index.replicasets.items():
         isvc = isvcs.get((ns, labels(rs).get(ISVC_LABEL) or ""))
         if isvc is not None:
-            owners[f"{ns}/{rs_name}"] = (isvc, pod_kserve_revision(rs))
+            owners[f"{ns}/{rs_name}"] = (isvc, pod_kserve_revision(rs) if revisions else None)
             continue
         for ref in dig(rs, "metadata", "ownerReferences") or ():
             key = deployments.get((ns, str(ref.get("name"))))
             if ref.get("kind") == "Deployment" and key is not None:
-                owners[f"{ns}/{rs_name}"] = (key, str(rs_revision(rs)))
+                owners[f"{ns}/{rs_name}"] = (key, str(rs_revision(rs)) if revisions else None)
     return owners
 
 
@@ -208,17 +212,31 @@ def build_endpoints(
                 every_owner = pod_owners(endpoints, index)
             memo = round_.memo[MEMO_KEY] = _round_figures(_round_pods(round_, every_owner))
         figures.append(memo)
-    recent = [_round_pods(round_, owners) for round_ in rounds[-summary:]] if computed else []
+    # The pods of the endpoints computed here, placed as among every endpoint's pods.
+    claims = None
+    if len(computed) < len(endpoints):
+        claims = every_owner or pod_owners(endpoints, index, revisions=False)
+    recent = [_round_pods(r, owners, claims) for r in rounds[-summary:]] if computed else []
     measured = datetime.fromtimestamp(rounds[-1].at, UTC) if rounds else None
     out = [kept.get(r.key) or _endpoint(r, figures, recent, measured) for r in endpoints]
     out.sort(key=worst_first)
     return out
 
 
-def _round_pods(round_: RoundLike, owners: Mapping[str, Owner]) -> RoundPods:
+def _round_pods(
+    round_: RoundLike,
+    owners: Mapping[str, Owner],
+    claims: Mapping[str, Owner] | None = None,
+) -> RoundPods:
+    """The round's pods by endpoint and revision, as ``owners`` places them; with ``claims``
+    (every endpoint's, when ``owners`` has only some of them) a pod is placed only if ``claims``
+    gives it to the same endpoint, so a subset places a pod as the whole set would."""
     by_key: RoundPods = {}
     for (namespace, pod), traffic in round_.pods.items():
         owner = _owner(owners, namespace, pod)
+        if claims is not None and owner is not None:
+            claimed = _owner(claims, namespace, pod)
+            owner = owner if claimed is not None and claimed[0] == owner[0] else None
         if owner is not None:
             by_key.setdefault(owner[0], {}).setdefault(owner[1], {})[pod] = traffic
     return by_key

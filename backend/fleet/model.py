@@ -12,7 +12,7 @@ plus one page of (cached) JSON.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -272,17 +272,30 @@ def _same_endpoints(
 def _kept_endpoints(
     previous: FleetModel | None, parts: FleetParts, inference: InferenceLike | None
 ) -> dict[ObjectKey, EndpointHealth]:
-    """The previous model's endpoints that hold here too: the same traffic, and a record the
-    update did not replace (a change to a Deployment, its ReplicaSets or its pods replaces its
-    record)."""
+    """The previous model's endpoints that hold here too: the same traffic, a record the update
+    did not replace (a change to a Deployment, its ReplicaSets or its pods replaces its record),
+    and no ReplicaSet of its namespace changed (a pod's revision, and the endpoint of a pod
+    already gone, are read from ReplicaSets, which an InferenceService's record does not
+    hold)."""
     if previous is None or previous.inference is not inference:
         return {}
     before = previous.parts.records
+    moved = _replicaset_namespaces(previous.parts.index.replicasets, parts.index.replicasets)
     return {
         key: endpoint
         for key, endpoint in previous._endpoints_by_key.items()
-        if before.get(key) is parts.records.get(key, key)
+        if before.get(key) is parts.records.get(key, key) and key[0] not in moved
     }
+
+
+def _replicaset_namespaces(
+    before: Mapping[tuple[str, str], Any], after: Mapping[tuple[str, str], Any]
+) -> set[str]:
+    """The namespaces with a ReplicaSet added, replaced or removed between two indexes."""
+    if before is after:
+        return set()
+    changed = {key[0] for key, rs in after.items() if before.get(key) is not rs}
+    return changed | {key[0] for key in before.keys() - after.keys()}
 
 
 def _overview_json(overview: dict[str, Any]) -> bytes:
