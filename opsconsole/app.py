@@ -213,6 +213,8 @@ class OpsConsoleApp(App[None]):
             pass
 
     def _redraw_chrome(self) -> None:
+        if not self.screen_stack:  # a table's answer that lands while the console exits
+            return
         for banner in self.screen.query(ConnectionBanner):
             banner.update_state()
         for bar in self.screen.query(StatusBar):
