@@ -6,8 +6,10 @@ task updates it in a worker thread when the cache or the telemetry changed, at m
 update recomputes only what the changed objects (the cache's ``changes_since``) and the new
 telemetry touch; the first model, and any after a kind was listed again, is built whole. There
 is no model until one was built from every kind's first list: before that, an empty fleet would
-read as a healthy one. It is
-what ``backend.api`` serves (through its protocols); ``backend.main`` assembles and serves it.
+read as a healthy one. The collectors read their pages in worker processes
+(``backend.telemetry.pages``) and the cyclic garbage collector is kept off the fleet's objects
+(``backend.garbage``), so that the event loop has little to do but answer. It is what
+``backend.api`` serves (through its protocols); ``backend.main`` assembles and serves it.
 """
 
 from __future__ import annotations

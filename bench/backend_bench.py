@@ -99,9 +99,9 @@ def start_backend(kubeconfig: Path, workdir: Path) -> tuple[subprocess.Popen[byt
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env_db = f"sqlite:///{workdir / 'bench.db'}"
-    os.environ["OPSCONSOLE_DATABASE_URL"] = env_db
-    if "OPSCONSOLE_TOKEN" not in os.environ:
-        issue_token()
+    if os.environ.get("OPSCONSOLE_DATABASE_URL") != env_db or "OPSCONSOLE_TOKEN" not in os.environ:
+        os.environ["OPSCONSOLE_DATABASE_URL"] = env_db
+        issue_token()  # each bench's own database (``make bench`` runs several in one process)
     started = time.perf_counter()
     proc = _spawn(
         "serve", "--kubeconfig", str(kubeconfig), "--port", str(port), log=workdir / "backend.log"
