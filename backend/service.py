@@ -59,7 +59,8 @@ from backend.version import VERSION
 log = logging.getLogger("opsconsole.serve")
 USAGE_TELEMETRY_WAIT = 60.0  # seconds the first usage recording waits for telemetry
 # GPUs of a telemetry round brought into the model per update: a round that changes all 8,000
-# GPUs of a large fleet then takes 16 short updates, and a cluster change never waits long.
+# GPUs of a large fleet then takes 8 short updates (each pays the model's fixed costs, so more
+# and shorter ones cost more CPU), and a cluster change never waits long.
 TELEMETRY_STEP_GPUS = 1000
 
 
