@@ -56,3 +56,25 @@ def test_the_write_scan_finds_a_write(tmp_path: Path) -> None:
     """The scan above would see a write, were one added."""
     sample = ROOT / "backend" / "changes" / "kube.py"
     assert any("param_serialize" in call for call in _write_calls(sample))
+
+
+def _imported_packages(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_the_tests_never_import_the_benchmarks() -> None:
+    """The benchmarks use the tests' shared fixtures (``tests/support``), never the other way
+    round: a test must not break because a benchmark changed."""
+    importing = [
+        str(path.relative_to(ROOT))
+        for path in sorted((ROOT / "tests").rglob("*.py"))
+        if "bench" in _imported_packages(path)
+    ]
+    assert importing == []

@@ -28,7 +28,7 @@ from backend.schemas import DataFreshness
 from backend.telemetry.base import TelemetrySnapshot
 from backend.telemetry.dcgm import GpuSample
 from backend.telemetry.inference import InferenceRound, InferenceSnapshot, PodTraffic
-from bench.model_bench import FleetBuilder
+from tests.support.synthetic_fleet import FleetBuilder
 
 NOW = 1_764_324_000.0
 WHEN = ["2026-11-28T10:00:00Z", "2026-11-28T11:00:00Z"]

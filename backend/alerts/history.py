@@ -32,6 +32,9 @@ class AlertEventRow(SQLModel, table=True):
     alert: str = Field(sa_type=Text, description="The alert's JSON as the API answers it.")
 
 
+EVENTS_TABLE = SQLModel.metadata.tables[AlertEventRow.__tablename__]
+
+
 class AlertHistoryStore:
     """Writes transitions, prunes old ones, reads them back by time, state and tenant scope."""
 
@@ -54,10 +57,10 @@ class AlertHistoryStore:
         ]
         if rows:
             with self.engine.begin() as conn:
-                conn.execute(sa.insert(AlertEventRow.__table__), rows)  # type: ignore[attr-defined]
+                conn.execute(sa.insert(EVENTS_TABLE), rows)
 
     def prune(self, before: float) -> None:
-        table = AlertEventRow.__table__  # type: ignore[attr-defined]
+        table = EVENTS_TABLE
         with self.engine.begin() as conn:
             conn.execute(sa.delete(table).where(table.c.at < before))
 
@@ -71,7 +74,7 @@ class AlertHistoryStore:
     ) -> list[Alert]:
         """Transitions at or after ``since``, newest first; ``scope``: only those about these
         tenants' subjects or about no tenant's."""
-        t = AlertEventRow.__table__  # type: ignore[attr-defined]
+        t = EVENTS_TABLE
         query = sa.select(t.c.alert).where(t.c.at >= since.timestamp())
         if state is not None:
             query = query.where(t.c.state == state.value)

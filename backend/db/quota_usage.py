@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import sqlalchemy as sa
 from sqlalchemy import Engine, Float, Index
@@ -44,6 +45,9 @@ class QuotaUsageRow(SQLModel, table=True):
     allocated: int
     busy: int
     pending: int
+
+
+USAGE_TABLE = SQLModel.metadata.tables[QuotaUsageRow.__tablename__]
 
 
 @dataclass(frozen=True)
@@ -74,10 +78,10 @@ class QuotaUsageStore:
         rows = [{"at": at, **vars(s)} for s in samples]
         if rows:
             with self.engine.begin() as conn:
-                conn.execute(sa.insert(QuotaUsageRow.__table__), rows)  # type: ignore[attr-defined]
+                conn.execute(sa.insert(USAGE_TABLE), rows)
 
     def prune(self, before: float) -> None:
-        table = QuotaUsageRow.__table__  # type: ignore[attr-defined]
+        table = USAGE_TABLE
         with self.engine.begin() as conn:
             conn.execute(sa.delete(table).where(table.c.at < before))
 
@@ -115,7 +119,7 @@ class QuotaUsageStore:
     def _grouped(self, since: float) -> dict[Key, tuple[UsageWindow, float, float]]:
         """Per tenant and model from ``since`` on: the window, and the sums of allocated and
         busy GPUs over its recordings."""
-        t = QuotaUsageRow.__table__  # type: ignore[attr-defined]
+        t = USAGE_TABLE
         query = (
             sa.select(
                 t.c.tenant,
@@ -158,7 +162,7 @@ class QuotaUsageStore:
     ) -> list[tuple[tuple[str, str], float, int, int]]:
         """((tenant, model), seconds to add per GPU, allocated, busy) of every recording whose
         weight is not the ``interval`` the grouped scan gave it (0 before the window)."""
-        t = QuotaUsageRow.__table__  # type: ignore[attr-defined]
+        t = USAGE_TABLE
         with self.engine.connect() as conn:
             times = list(
                 conn.execute(
@@ -182,9 +186,9 @@ class QuotaUsageStore:
             return [((tenant, model), extra[at], a, b) for tenant, model, at, a, b in rows]
 
 
-def _number(value: object) -> float | None:
+def _number(value: Decimal | float | None) -> float | None:
     """PostgreSQL's AVG of integers is a Decimal; round to what a reviewer reads."""
-    return None if value is None else round(float(value), 2)  # type: ignore[arg-type]
+    return None if value is None else round(float(value), 2)
 
 
 class QuotaUsageHistory:

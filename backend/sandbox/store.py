@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from backend.k8s.names import random_suffix
+
 JsonObject = dict[str, Any]
 
 
@@ -355,7 +357,7 @@ class Store:
         """
         meta = obj.setdefault("metadata", {})
         if not meta.get("name") and meta.get("generateName"):
-            meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
+            meta["name"] = meta["generateName"] + random_suffix()
         name = meta.get("name")
         if not name:
             raise ApiError.invalid(

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from backend.conventions import GPU_RESOURCE, KUEUE_GATE, QUEUE_LABEL
 from backend.k8s.kueue import POD_SET, Cohorts, Quota, assign_flavor, flavor_quotas
+from backend.k8s.selectors import match_label_selector
 from backend.sandbox.controllers.base import (
     ControllerContext,
     JsonObject,
@@ -479,25 +480,9 @@ class KueueController:
         selector = (q.obj.get("spec") or {}).get("namespaceSelector")
         if selector is None:
             return False  # Kueue: a nil selector matches no namespace
-        match = selector.get("matchLabels") or {}
-        if not match and not selector.get("matchExpressions"):
-            return True
         ns = self.store.find(NAMESPACE, "", namespace)
         labels = ((ns or {}).get("metadata") or {}).get("labels") or {}
-        if any(labels.get(k) != v for k, v in match.items()):
-            return False
-        for expr in selector.get("matchExpressions") or ():
-            value, op = labels.get(expr.get("key", "")), expr.get("operator")
-            values = expr.get("values") or []
-            ok = {
-                "In": value in values,
-                "NotIn": value not in values,
-                "Exists": value is not None,
-                "DoesNotExist": value is None,
-            }.get(op, False)
-            if not ok:
-                return False
-        return True
+        return match_label_selector(selector, labels)
 
     def _follow_scale(self, wl: JsonObject, cq: str, flavor: str, demand: Demand) -> None:
         """A scaled pod group keeps its admission, now for its new size.
