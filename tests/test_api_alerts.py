@@ -7,6 +7,7 @@ for 30 min)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -127,8 +128,14 @@ def test_the_backend_evaluates_the_demo_fleet_and_keeps_the_history(
     with httpx.Client(
         base_url=live_cluster.backend_url, timeout=10.0, headers=live_cluster.headers
     ) as http:
-        firing = AlertList.model_validate(http.get(f"{API_PREFIX}/alerts").json())
-        assert ("firing", "gpu_xid", "node-12/gpu7") in subjects(firing)
+        # Alerts are evaluated at most every few seconds: the one after the settled model.
+        deadline = time.monotonic() + 30.0
+        while True:
+            firing = AlertList.model_validate(http.get(f"{API_PREFIX}/alerts").json())
+            if ("firing", "gpu_xid", "node-12/gpu7") in subjects(firing):
+                break
+            assert time.monotonic() < deadline, subjects(firing)
+            time.sleep(0.2)
         pending = AlertList.model_validate(
             http.get(f"{API_PREFIX}/alerts", params={"state": "pending"}).json()
         )
