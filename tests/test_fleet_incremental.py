@@ -28,25 +28,11 @@ from backend.schemas import DataFreshness
 from backend.telemetry.base import TelemetrySnapshot
 from backend.telemetry.dcgm import GpuSample
 from backend.telemetry.inference import InferenceRound, InferenceSnapshot, PodTraffic
-from tests.support.synthetic_fleet import FleetBuilder
+from tests.support.synthetic_fleet import FLEET_KINDS, FleetBuilder
 
 NOW = 1_764_324_000.0
 WHEN = ["2026-11-28T10:00:00Z", "2026-11-28T11:00:00Z"]
-KINDS = (
-    "namespaces",
-    "nodes",
-    "pods",
-    "events",
-    "resourcequotas",
-    "deployments",
-    "replicasets",
-    "jobs",
-    "resourceflavors",
-    "clusterqueues",
-    "localqueues",
-    "workloads",
-    "inferenceservices",
-)
+KINDS = FLEET_KINDS
 NAMESPACES = ["ns-a", "ns-b", "ns-c"]
 NODES = ["node-1", "node-2", "node-10"]
 HOSTS = [*NODES, "host-1", "elsewhere"]

@@ -16,6 +16,24 @@ MODELS = ("NVIDIA-H100-80GB-HBM3", "NVIDIA-A100-SXM4-80GB", "NVIDIA-L40S")
 TS = "2026-11-28T10:00:00Z"
 
 
+# The kinds the fleet model reads, by their plural as the cluster cache keys them.
+FLEET_KINDS = (
+    "namespaces",
+    "nodes",
+    "pods",
+    "events",
+    "resourcequotas",
+    "deployments",
+    "replicasets",
+    "jobs",
+    "resourceflavors",
+    "clusterqueues",
+    "localqueues",
+    "workloads",
+    "inferenceservices",
+)
+
+
 @dataclass(slots=True)
 class Sample:
     uuid: str
@@ -82,24 +100,7 @@ class FleetBuilder:
 
     def __init__(self, nodes: int, seed: int) -> None:
         self.rng = random.Random(seed)
-        self.kinds: dict[str, dict] = {
-            k: {}
-            for k in (
-                "namespaces",
-                "nodes",
-                "pods",
-                "events",
-                "resourcequotas",
-                "deployments",
-                "replicasets",
-                "jobs",
-                "resourceflavors",
-                "clusterqueues",
-                "localqueues",
-                "workloads",
-                "inferenceservices",
-            )
-        }
+        self.kinds: dict[str, dict] = {k: {} for k in FLEET_KINDS}
         self.free: list[list[int]] = []  # per node: free GPU indices
         self.node_names = [f"gpu-node-{i:04d}" for i in range(nodes)]
         self.allocation: dict[tuple[str, int], tuple[str, str]] = {}
