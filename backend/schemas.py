@@ -60,8 +60,37 @@ class KindFreshness(BaseModel):
 class TelemetryFailure(BaseModel):
     """A telemetry source whose last scrape failed."""
 
-    source: str = Field(description="The exporter's URL, or nvml.")
+    source: str = Field(
+        description="The exporter's URL, nvml, a model server pod (namespace/name) or Prometheus."
+    )
     error: str
+
+
+class SyncReason(StrEnum):
+    """Why there is no fleet data yet."""
+
+    SYNCING = "syncing"  # the first lists are under way
+    BUILDING = "building"  # every kind listed; the fleet model is being built
+    CLUSTER_ERROR = "cluster_error"  # the API server answers the lists with errors
+    CLUSTER_UNAUTHORIZED = "cluster_unauthorized"  # the API server refuses the credentials
+
+
+class SyncProgress(BaseModel):
+    """How far the backend is from its first picture of the fleet, and what holds it up."""
+
+    reason: SyncReason
+    kinds_listed: int = Field(description="Watched kinds listed at least once.")
+    kinds_total: int
+    cluster_error: str | None = Field(
+        None, description="How the API server answered the lists, e.g. HTTP 401 Unauthorized."
+    )
+
+
+class FleetNotReady(ApiErrorBody):
+    """The 503 of a fleet endpoint before the first full sync; sent with ``Retry-After``."""
+
+    sync: SyncProgress
+    retry_after_seconds: int
 
 
 class DataFreshness(BaseModel):
@@ -85,6 +114,18 @@ class DataFreshness(BaseModel):
     telemetry_errors: int = Field(0, description="Sources whose last scrape failed.")
     telemetry_failures: list[TelemetryFailure] = Field(
         default_factory=list, description="The failed sources and why (at most 20)."
+    )
+    sync: SyncProgress | None = Field(
+        None, description="Why there is no fleet data yet; null once the fleet model is built."
+    )
+    inference_age_seconds: float | None = Field(
+        None,
+        description="Seconds since the newest round of model server metrics that read something.",
+    )
+    inference_sources: int = Field(0, description="Model server pods (or Prometheus) read.")
+    inference_errors: int = Field(0, description="Of those, the ones whose last read failed.")
+    inference_failures: list[TelemetryFailure] = Field(
+        default_factory=list, description="The failed model server sources and why (at most 20)."
     )
 
 

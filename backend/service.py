@@ -39,6 +39,7 @@ from backend.db.quota_usage import QuotaUsageHistory, QuotaUsageStore, UsageSamp
 from backend.fleet.inputs import TelemetryLike
 from backend.fleet.model import FleetModel, build_fleet_model, update_fleet_model
 from backend.fleet.nodes import GpuRules
+from backend.fleet.readiness import sync_progress
 from backend.fleet.stepping import step_towards
 from backend.garbage import FleetGarbage
 from backend.identity.authenticate import TokenAuthenticator
@@ -448,21 +449,26 @@ class Backend:
         health = self.cache.kind_health(now)
         ages = [h.age for h in health.values() if h.state in (LIVE, STALE) and h.age is not None]
         tele = self._telemetry_snapshot
-        tele_age = None if tele.completed_at is None else max(0.0, now - tele.completed_at)
-        failures = [TelemetryFailure(source=k, error=v) for k, v in tele.failures.items()]
+        kinds = [
+            KindFreshness(kind=kind, state=h.state, age_seconds=h.age, error=h.error)
+            for kind, h in health.items()
+        ]
+        inference = self.inference.snapshot() if self.inference is not None else None
         return DataFreshness(
             synced=self.cache.synced,
             cluster_age_seconds=max(ages) if ages else None,
             cluster_problem=cluster_problem(health),
-            kinds=[
-                KindFreshness(kind=kind, state=h.state, age_seconds=h.age, error=h.error)
-                for kind, h in health.items()
-            ],
-            telemetry_age_seconds=tele_age,
+            kinds=kinds,
+            telemetry_age_seconds=_age(tele.completed_at, now),
             watch_restarts=self.cache.watch_restarts,
             telemetry_sources=tele.sources,
             telemetry_errors=tele.errors,
-            telemetry_failures=failures[:20],
+            telemetry_failures=_failures(tele.failures),
+            sync=sync_progress(kinds) if self._model is None else None,
+            inference_age_seconds=_age(inference.completed_at, now) if inference else None,
+            inference_sources=inference.sources if inference else 0,
+            inference_errors=len(inference.failures) if inference else 0,
+            inference_failures=_failures(inference.failures) if inference else [],
         )
 
     def info(self) -> BackendInfo:
@@ -493,6 +499,15 @@ class Backend:
     def object_counts(self) -> Mapping[str, int]:
         """Cached objects per kind."""
         return self.cache.counts()
+
+
+def _age(at: float | None, now: float) -> float | None:
+    return None if at is None else max(0.0, now - at)
+
+
+def _failures(failures: Mapping[str, str], shown: int = 20) -> list[TelemetryFailure]:
+    """The first ``shown`` failed sources, for ``/info`` (the count says how many in all)."""
+    return [TelemetryFailure(source=k, error=v) for k, v in list(failures.items())[:shown]]
 
 
 def _names(kinds: list[str], shown: int = 4) -> str:

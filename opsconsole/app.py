@@ -32,7 +32,13 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer
 
-from opsconsole.client import BackendClient, BackendError, BackendUnavailable, NotAuthenticated
+from opsconsole.client import (
+    BackendClient,
+    BackendError,
+    BackendUnavailable,
+    NotAuthenticated,
+    NotReady,
+)
 from opsconsole.commands import CommandError, ConsoleCommands, parse
 from opsconsole.connection import ConnectionState, Link, Startup
 from opsconsole.screens.help import HelpScreen
@@ -164,7 +170,7 @@ class OpsConsoleApp(App[None]):
                 self.report_backend_error(failure, from_health=True)
             else:
                 if self.connection.health_clears():
-                    recovered = self.connection.error is not None
+                    recovered = self.connection.error is not None or self._synced_now()
                     self.report_backend_ok()
                     if recovered:
                         self.action_refresh()
@@ -172,6 +178,13 @@ class OpsConsoleApp(App[None]):
             self._wake_health.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake_health.wait(), delay)
+
+    def _synced_now(self) -> bool:
+        """Whether ``/info`` says the fleet data is there while a fleet answer said it was not
+        (the screen asks again at once)."""
+        info = self.connection.info
+        fresh = info is not None and info.freshness.synced and info.freshness.sync is None
+        return self.connection.not_synced is not None and fresh
 
     async def _ask_identity(self) -> None:
         """Who the backend takes the operator for: the status bar shows it, and screens offer
@@ -184,8 +197,11 @@ class OpsConsoleApp(App[None]):
             self._redraw_chrome()
 
     def report_backend_ok(self) -> None:
-        """A good answer arrived: clear the banner, count the data's age from now."""
+        """A good answer arrived: clear the banner, count the data's age from now. While the
+        backend had no fleet data, ask ``/info`` at once whether it has now."""
         self.connection.ok()
+        if self.connection.sync() is not None:
+            self._wake_health.set()
         self._redraw_chrome()
 
     def report_backend_error(self, error: BackendError, *, from_health: bool = False) -> None:
@@ -194,6 +210,10 @@ class OpsConsoleApp(App[None]):
         URL answers 404), and a refused token mean the data may be stale (the banner). Never
         raises."""
         try:
+            if isinstance(error, NotReady):  # no error of the link: say why there is no data
+                self.connection.not_ready(error.sync)
+                self._redraw_chrome()
+                return
             status = error.status
             unauthenticated = isinstance(error, NotAuthenticated)
             if status is not None and 400 <= status < 500 and not (from_health or unauthenticated):

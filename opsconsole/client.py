@@ -1,9 +1,9 @@
 """The console's only way to the backend: ``/api/v1`` over httpx, answers parsed into the wire models.
 
-Every failure becomes a ``BackendError``, so that screens need a single ``except``; two kinds are
-told apart: ``BackendUnavailable`` (nobody answered in time: connect errors, timeouts, a
-certificate that does not verify) and ``NotAuthenticated`` (401: no token, or one the backend
-refuses). Messages are written for an operator's banner, not for a developer.
+Every failure becomes a ``BackendError``, so that screens need a single ``except``; three kinds
+are told apart: ``BackendUnavailable`` (nobody answered in time: connect errors, timeouts, a
+certificate that does not verify), ``NotAuthenticated`` (401: no token, or one the backend
+refuses) and ``NotReady`` (503: the backend has no fleet data yet, and says why). Messages are written for an operator's banner, not for a developer.
 
 Every request carries the operator's bearer token. A read-only client never sends a change: it
 refuses before the request leaves, whatever a screen asks.
@@ -34,6 +34,7 @@ from backend.schemas import (
     ChangePlan,
     ChangeRefused,
     CostReport,
+    FleetNotReady,
     Gpu,
     Node,
     Overview,
@@ -76,6 +77,16 @@ class NotAuthenticated(BackendError):
     """The backend answered 401: no token was given, or it is unknown, expired or revoked."""
 
 
+class NotReady(BackendError):
+    """The backend answers, but has no fleet data yet (503 before its first full sync): how far
+    its sync is and what holds it up (e.g. the API server refusing its credentials)."""
+
+    def __init__(self, body: FleetNotReady) -> None:
+        super().__init__(body.detail, status=503)
+        self.sync = body.sync
+        self.retry_after = body.retry_after_seconds
+
+
 NO_TOKEN_HINT = "no token given: pass --token, set OPSCONSOLE_TOKEN or put token in the config file"
 
 
@@ -109,6 +120,16 @@ def _refusal(response: httpx.Response) -> ChangeRefused | None:
     """A change's refusal (its id, a new plan), when the answer is one."""
     try:
         return ChangeRefused.model_validate_json(response.content)
+    except ValidationError:
+        return None
+
+
+def _not_ready(response: httpx.Response) -> FleetNotReady | None:
+    """A fleet endpoint's "no fleet data yet", when the answer is one."""
+    if response.status_code != 503:
+        return None
+    try:
+        return FleetNotReady.model_validate_json(response.content)
     except ValidationError:
         return None
 
@@ -215,6 +236,9 @@ class BackendClient:
             hint = "" if self.has_token else f" ({NO_TOKEN_HINT})"
             detail = _detail(response).removeprefix("not authenticated: ")
             raise NotAuthenticated(f"not authenticated: {detail}{hint}", status=401)
+        not_ready = _not_ready(response)
+        if not_ready is not None:
+            raise NotReady(not_ready)
         if not response.is_success:  # redirects included: the API never redirects
             raise BackendError(
                 f"backend error {response.status_code}: {_detail(response)}",

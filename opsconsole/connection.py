@@ -2,10 +2,11 @@
 
 The status bar and the banner are drawn from this state, so they always agree, and the age of
 the data is computed honestly: time since the last good answer plus how old the backend's own
-picture of the cluster was at that moment. Four troubles are told apart: the backend does not
-answer (or answers errors); it answers but does not accept the operator's token; it answers but
-its cluster data is not current (never synced, or the API server stopped confirming it);
-telemetry sources fail. While the console's own embedded sandbox and backend start, it says so
+picture of the cluster was at that moment, and no age at all while the backend has no fleet data
+yet. Four troubles are told apart: the backend does not answer (or answers errors); it answers but
+does not accept the operator's token; it answers but its cluster data is not current (never
+synced — still syncing, or the API server refuses its lists or its credentials — or the API
+server stopped confirming it); telemetry sources (GPU exporters, model servers) fail. While the console's own embedded sandbox and backend start, it says so
 instead of calling the backend unreachable. Who the backend takes the operator for (``whoami``)
 is kept here too, for the status bar and for the actions screens offer.
 """
@@ -16,7 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from backend.schemas import BackendInfo, DataFreshness, Whoami
+from backend.schemas import (
+    BackendInfo,
+    DataFreshness,
+    SyncProgress,
+    SyncReason,
+    TelemetryFailure,
+    Whoami,
+)
 
 
 class Link(StrEnum):
@@ -35,6 +43,9 @@ class Startup:
     stage: str
     error: str | None = None
     token: str | None = None  # the admin token the embedded backend accepts, once made
+
+
+LEVELS = ("info", "warning", "error")
 
 
 @dataclass(frozen=True)
@@ -73,13 +84,32 @@ class ConnectionState:
     startup: Callable[[], Startup] | None = None  # the embedded cluster's progress, if any
     identity: Whoami | None = None  # as the backend knows the operator; None = not known
     read_only: bool = False  # the console offers no change (``--read-only``)
+    not_synced: SyncProgress | None = None  # a fleet endpoint's last "no fleet data yet"
 
     def ok(self) -> None:
+        """A good answer arrived. It ends a "no fleet data yet" unless ``/info`` still says the
+        backend has none (``/info`` answers before the fleet endpoints do)."""
         self.link = Link.CONNECTED
         self.error = None
         self.failures = 0
         self.next_retry = None
         self.last_ok = self.clock()
+        freshness = self.info.freshness if self.info else None
+        if freshness is None or (freshness.synced and freshness.sync is None):
+            self.not_synced = None
+
+    def not_ready(self, sync: SyncProgress) -> None:
+        """The backend answers, but has no fleet data yet: no error of the link."""
+        self.ok()
+        self.not_synced = sync
+
+    def sync(self) -> SyncProgress | None:
+        """Why the backend has no fleet data yet, from ``/info`` or the last fleet answer; None
+        once it has."""
+        freshness = self.info.freshness if self.info else None
+        if freshness is not None and freshness.sync is not None:
+            return freshness.sync
+        return self.not_synced
 
     def failed(self, message: str, link: Link, *, from_health: bool = False) -> None:
         self.link = link
@@ -93,10 +123,11 @@ class ConnectionState:
 
     def data_age(self) -> float | None:
         """Seconds since the data on screen was true, or ``None`` before any data arrived."""
-        if self.last_ok is None:
+        freshness = self.info.freshness if self.info else None
+        never_synced = self.sync() is not None or (freshness is not None and not freshness.synced)
+        if self.last_ok is None or never_synced:
             return None
         age = max(0.0, self.clock() - self.last_ok)
-        freshness = self.info.freshness if self.info else None
         if freshness is not None and freshness.cluster_age_seconds is not None:
             age += max(0.0, freshness.cluster_age_seconds)
         return age
@@ -131,18 +162,20 @@ class ConnectionState:
         if self.link in (Link.UNREACHABLE, Link.ERROR, Link.UNAUTHENTICATED):
             return Notice(self._link_trouble(), "error")
         freshness = self.info.freshness if self.info else None
-        if freshness is None:
+        sync = self.sync()
+        notices = []
+        if sync is not None:
+            notices.append(sync_notice(sync))
+        elif freshness is not None and freshness.cluster_problem:
+            syncing = not freshness.synced and not any(k.error for k in freshness.kinds)
+            text = self._cluster_trouble(freshness.cluster_problem, freshness.synced)
+            notices.append(Notice(text, "info" if syncing else "warning"))
+        if freshness is not None:
+            notices.extend(_telemetry_troubles(freshness))
+        if not notices:
             return None
-        lines = []
-        if freshness.cluster_problem:
-            lines.append(self._cluster_trouble(freshness.cluster_problem, freshness.synced))
-        if freshness.telemetry_errors:
-            lines.append(_telemetry_trouble(freshness))
-        if not lines:
-            return None
-        syncing = not freshness.synced and not any(k.error for k in freshness.kinds)
-        quiet = syncing and not freshness.telemetry_errors  # first sync, nothing wrong yet
-        return Notice("\n".join(lines), "info" if quiet else "warning")
+        level = max((n.level for n in notices), key=LEVELS.index)
+        return Notice("\n".join(n.text for n in notices), level)
 
     def _link_trouble(self) -> str:
         parts = [self.error or "backend unreachable"]
@@ -160,15 +193,59 @@ class ConnectionState:
         return f"cluster data is not current: {problem}{shown}"
 
 
-def _telemetry_trouble(freshness: DataFreshness) -> str:
+def sync_notice(sync: SyncProgress) -> Notice:
+    """``cluster not synced yet: 3 of 13 kinds listed — no fleet data yet``: information while
+    the first sync runs, a warning when the API server answers errors, an error when it refuses
+    the backend's credentials (the cluster's trouble, not the backend's)."""
+    listed = f"{sync.kinds_listed} of {sync.kinds_total} kinds listed"
+    error = sync.cluster_error or "an error"
+    why, level = {
+        SyncReason.SYNCING: (listed, "info"),
+        SyncReason.BUILDING: (f"building the fleet model ({listed})", "info"),
+        SyncReason.CLUSTER_ERROR: (f"the API server answers {error} ({listed})", "warning"),
+        SyncReason.CLUSTER_UNAUTHORIZED: (
+            f"the API server refuses the backend's credentials ({error})",
+            "error",
+        ),
+    }[sync.reason]
+    return Notice(f"cluster not synced yet: {why} — no fleet data yet", level)
+
+
+def _telemetry_troubles(freshness: DataFreshness) -> list[Notice]:
+    """A warning for each kind of telemetry with failing sources: GPU exporters, model servers."""
+    notices = []
+    if freshness.telemetry_errors:
+        gpu = _sources_trouble(
+            "telemetry",
+            (freshness.telemetry_errors, freshness.telemetry_sources),
+            freshness.telemetry_failures,
+            ("GPU data", freshness.telemetry_age_seconds),
+        )
+        notices.append(Notice(gpu, "warning"))
+    if freshness.inference_errors:
+        served = _sources_trouble(
+            "model server metrics",
+            (freshness.inference_errors, freshness.inference_sources),
+            freshness.inference_failures,
+            ("endpoint data", freshness.inference_age_seconds),
+        )
+        notices.append(Notice(served, "warning"))
+    return notices
+
+
+def _sources_trouble(
+    what: str,
+    failing: tuple[int, int],
+    failures: list[TelemetryFailure],
+    age: tuple[str, float | None],
+) -> str:
     """``telemetry: 2 of 12 sources failing — http://…: HTTP 500 (+1 more); GPU data 40 s old``."""
-    text = (
-        f"telemetry: {freshness.telemetry_errors} of {freshness.telemetry_sources} sources failing"
-    )
-    if freshness.telemetry_failures:
-        first = freshness.telemetry_failures[0]
-        more = freshness.telemetry_errors - 1
+    errors, sources = failing
+    text = f"{what}: {errors} of {sources} sources failing"
+    if failures:
+        first = failures[0]
+        more = errors - 1
         text += f" — {first.source}: {first.error}" + (f" (+{more} more)" if more else "")
-    if freshness.telemetry_age_seconds is not None:
-        text += f"; GPU data {seconds_str(freshness.telemetry_age_seconds)} old"
+    if age[1] is not None:
+        text += f"; {age[0]} {seconds_str(age[1])} old"
     return text

@@ -15,10 +15,15 @@ from backend.api.app import create_app
 from backend.fleet import FleetModel, build_fleet_model
 from backend.schemas import (
     API_PREFIX,
+    DataFreshness,
+    FleetNotReady,
     Gpu,
+    KindFreshness,
     Node,
     Overview,
     Page,
+    SyncProgress,
+    SyncReason,
     Tenant,
     Workload,
     WorkloadDetail,
@@ -219,11 +224,52 @@ async def test_malformed_paging_params_are_422(client, params):
     assert (await get(client, "/gpus", **params)).status_code == 422
 
 
-async def test_no_model_yet_is_503():
+async def test_no_model_yet_is_503_with_retry_after_and_the_reason():
     async with _client(None) as empty:
         response = await get(empty, "/tenants")
     assert response.status_code == 503
-    assert response.json() == {"detail": "no fleet data yet: the fleet model is being built"}
+    assert response.headers["retry-after"] == "5"
+    assert response.json() == {
+        "detail": "no fleet data yet: the fleet model is being built",
+        "sync": {"reason": "building", "kinds_listed": 0, "kinds_total": 0, "cluster_error": None},
+        "retry_after_seconds": 5,
+    }
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (None, "syncing"),
+        ("HTTP 503 Service Unavailable", "cluster_error"),
+        ("HTTP 401 Unauthorized", "cluster_unauthorized"),
+    ],
+)
+@pytest.mark.parametrize("path", ["/overview", "/tenants", "/workloads", "/nodes", "/gpus"])
+async def test_a_fleet_endpoint_before_the_first_sync_says_how_far_it_is(path, error, reason):
+    kinds = [
+        KindFreshness(kind="nodes", state="live", age_seconds=0.0),
+        KindFreshness(kind="pods", state="pending", error=error),
+        KindFreshness(kind="jobs", state="pending", error=error),
+    ]
+    problem = "cluster not synced yet: 1 of 3 kinds listed, waiting for pods, jobs"
+    source = InMemorySource({}, None)
+    source.model = None
+    source.freshness = lambda: DataFreshness(
+        synced=False, cluster_problem=problem, kinds=kinds
+    )
+    token, _ = source.tokens.create("admin", "admin")
+    transport = httpx.ASGITransport(app=create_app(source))
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://localhost", headers=bearer(token)
+    ) as http:
+        response = await get(http, path)
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    body = FleetNotReady.model_validate(response.json())
+    assert body.detail == f"no fleet data yet: {problem}"
+    assert body.sync == SyncProgress(
+        reason=SyncReason(reason), kinds_listed=1, kinds_total=3, cluster_error=error
+    )
 
 
 async def test_empty_model_answers_empty_pages():

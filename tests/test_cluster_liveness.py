@@ -6,14 +6,16 @@ server that refuses the backend from the start, and the moment the backend first
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -25,7 +27,10 @@ from backend.cluster.cache import CacheOptions
 from backend.main import RunningBackend
 from backend.sandbox.server import Sandbox
 from backend.service import Backend
-from tests.support.tokens import admin_headers
+from opsconsole.app import OpsConsoleApp
+from opsconsole.settings import ConsoleSettings
+from tests.support.console import screen_text, wait_for
+from tests.support.tokens import admin_headers, issue_token
 from tests.test_service import eventually, settings_for
 
 FLEET_PATHS = ("/api/v1/overview", "/api/v1/tenants", "/api/v1/workloads", "/api/v1/nodes")
@@ -134,10 +139,10 @@ class _Refusing(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.mark.parametrize(("code", "reason"), [(401, "Unauthorized"), (503, "Service Unavailable")])
-async def test_a_refusing_api_server_means_503_with_the_reason_not_an_empty_fleet(
-    tmp_path: Path, code: int, reason: str
-) -> None:
+@contextlib.asynccontextmanager
+async def refused_backend(tmp_path: Path, code: int, reason: str) -> AsyncIterator[tuple[str, str]]:
+    """A backend whose API server answers every request with ``code`` from the start, once
+    every kind was refused: its URL and its database's (for tokens)."""
     handler = type("Handler", (_Refusing,), {"code": code, "reason": reason})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -148,26 +153,63 @@ async def test_a_refusing_api_server_means_503_with_the_reason_not_an_empty_flee
     settings = settings_for(kubeconfig, tmp_path)
     backend = Backend(settings, cache_options=CacheOptions(backoff_initial=0.05, backoff_max=0.2))
     try:
-        async with (
-            RunningBackend(settings, backend) as url,
-            httpx.AsyncClient(base_url=url, headers=admin_headers(settings.database_url)) as http,
-        ):
+        async with RunningBackend(settings, backend) as url:
             await eventually(lambda: backend.cache.watch_restarts > 13, "every kind refused")
-            for path in FLEET_PATHS:
-                answer = await http.get(path)
-                assert answer.status_code == 503, path
-                detail = answer.json()["detail"]
-                assert detail.startswith("no fleet data yet: cluster not synced yet"), detail
-                assert f"HTTP {code}" in detail, detail
-            ready = await http.get("/readyz")
-            assert ready.status_code == 503 and f"HTTP {code}" in ready.json()["detail"]
-            assert set(ready.json()["kinds"].values()) == {"pending"}
-            freshness = (await http.get("/api/v1/info")).json()["freshness"]
-            assert f"HTTP {code}" in freshness["cluster_problem"]
-            assert "0 of 13 kinds listed" in freshness["cluster_problem"]
+            yield url, settings.database_url
     finally:
         server.shutdown()
         server.server_close()
+
+
+REFUSALS = [(401, "Unauthorized"), (503, "Service Unavailable")]
+
+
+@pytest.mark.parametrize(("code", "reason"), REFUSALS)
+async def test_a_refusing_api_server_means_503_with_the_reason_not_an_empty_fleet(
+    tmp_path: Path, code: int, reason: str
+) -> None:
+    async with (
+        refused_backend(tmp_path, code, reason) as (url, database_url),
+        httpx.AsyncClient(base_url=url, headers=admin_headers(database_url)) as http,
+    ):
+        for path in FLEET_PATHS:
+            answer = await http.get(path)
+            assert answer.status_code == 503, path
+            assert answer.headers["retry-after"] == "5"
+            detail = answer.json()["detail"]
+            assert detail.startswith("no fleet data yet: cluster not synced yet"), detail
+            assert f"HTTP {code}" in detail, detail
+            sync = answer.json()["sync"]
+            assert sync["kinds_listed"] == 0 and sync["kinds_total"] == 13
+            assert sync["cluster_error"] == f"HTTP {code} {reason}"
+            refused = "cluster_unauthorized" if code == 401 else "cluster_error"
+            assert sync["reason"] == refused
+        ready = await http.get("/readyz")
+        assert ready.status_code == 503 and f"HTTP {code}" in ready.json()["detail"]
+        assert set(ready.json()["kinds"].values()) == {"pending"}
+        freshness = (await http.get("/api/v1/info")).json()["freshness"]
+        assert f"HTTP {code}" in freshness["cluster_problem"]
+        assert "0 of 13 kinds listed" in freshness["cluster_problem"]
+        assert freshness["sync"] == sync
+
+
+@pytest.mark.parametrize(
+    ("code", "reason", "link"),
+    [(401, "Unauthorized", "● cluster refused"), (503, "Service Unavailable", "● cluster not")],
+)
+async def test_the_console_says_why_a_refused_backend_has_no_data(
+    tmp_path: Path, code: int, reason: str, link: str
+) -> None:
+    async with refused_backend(tmp_path, code, reason) as (url, database_url):
+        console = ConsoleSettings(backend=url, token=issue_token(database_url))
+        app = OpsConsoleApp(console, backend_url=url)
+        async with app.run_test(size=(120, 24)) as pilot:
+            await wait_for(pilot, lambda: link in screen_text(app), "the link state")
+            await wait_for(pilot, lambda: f"HTTP {code} {reason}" in screen_text(app), "why")
+            text = re.sub(r"\s+", " ", screen_text(app))
+            assert "cluster not synced yet: " in text and "no fleet data yet" in text
+            assert "backend error" not in text and "unreachable" not in text
+            assert "● connected" not in text and "data – " in text
 
 
 async def test_ready_means_the_model_holds_every_kind(tmp_path: Path) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from backend.schemas import DataFreshness, KindFreshness, TelemetryFailure
 from opsconsole.connection import Startup
 from opsconsole.widgets.banner import ConnectionBanner
@@ -55,24 +57,73 @@ async def test_a_stale_cluster_is_a_banner_distinct_from_an_unreachable_backend(
         assert "● connected" in screen_text(app)
 
 
-async def test_a_backend_that_never_synced_shows_why_instead_of_an_empty_fleet() -> None:
-    fake = FleetBackend()
+def never_synced(fake: FleetBackend, error: str | None) -> None:
+    """A backend whose API server answered nodes but not yet pods and jobs (with ``error``)."""
     fake.source.model = None
-    problem = (
-        "cluster not synced yet: 0 of 13 kinds listed, waiting for pods: HTTP 401 Unauthorized"
-    )
     fake.source.freshness = lambda: DataFreshness(  # type: ignore[method-assign]
         synced=False,
-        cluster_problem=problem,
-        kinds=[KindFreshness(kind="pods", state="pending", error="HTTP 401 Unauthorized")],
+        cluster_problem="cluster not synced yet: 1 of 3 kinds listed, waiting for pods, jobs"
+        + (f": {error}" if error else ""),
+        kinds=[
+            KindFreshness(kind="nodes", state="live", age_seconds=0.0),
+            KindFreshness(kind="pods", state="pending", error=error),
+            KindFreshness(kind="jobs", state="pending", error=error),
+        ],
     )
+
+
+@pytest.mark.parametrize(
+    ("error", "notice", "level", "link"),
+    [
+        (None, "cluster not synced yet: 1 of 3 kinds listed", "-info", "● syncing"),
+        (
+            "HTTP 503 Service Unavailable",
+            "cluster not synced yet: the API server answers HTTP 503 Service Unavailable "
+            "(1 of 3 kinds listed)",
+            "-warning",
+            "● cluster not synced",
+        ),
+        (
+            "HTTP 401 Unauthorized",
+            "cluster not synced yet: the API server refuses the backend's credentials "
+            "(HTTP 401 Unauthorized)",
+            None,
+            "● cluster refused",
+        ),
+    ],
+)
+async def test_a_backend_that_never_synced_shows_why_instead_of_an_empty_fleet(
+    error: str | None, notice: str, level: str | None, link: str
+) -> None:
+    fake = FleetBackend()
+    never_synced(fake, error)
     app = make_app(fake)
-    async with app.run_test(size=(100, 24)) as pilot:
-        await wait_for(pilot, lambda: banner(app) is not None, "the banner")
-        await wait_for(pilot, lambda: "401" in flat(app), "the reason")
+    async with app.run_test(size=(120, 24)) as pilot:
+        await wait_for(pilot, lambda: notice in flat(app), "the reason")
         text = flat(app)
-        assert "no fleet data yet" in text and "HTTP 401 Unauthorized" in text
+        assert f"{notice} — no fleet data yet" in text
+        assert "backend error" not in text and "503" not in text.replace(error or "", "")
+        assert "data – " in text, "no data age: there is no data"
+        assert link in text and "● connected" not in text and "● error" not in text
         assert "0 nodes" not in text and "no active problems" not in text
+        shown = banner(app)
+        assert shown is not None
+        classes = {c for c in ("-info", "-warning") if shown.has_class(c)}
+        assert classes == ({level} if level else set()), "the refused credentials in red"
+
+
+async def test_the_not_synced_notice_ends_with_the_first_fleet_data() -> None:
+    fake = FleetBackend()
+    model, fresh = fake.source.model, fake.source.freshness
+    never_synced(fake, "HTTP 401 Unauthorized")
+    app = make_app(fake, refresh_interval=0.1)
+    app.healthy_poll = 0.05
+    async with app.run_test(size=(120, 24)) as pilot:
+        await wait_for(pilot, lambda: "● cluster refused" in flat(app), "the refused credentials")
+        fake.source.model, fake.source.freshness = model, fresh  # type: ignore[method-assign]
+        await wait_for(pilot, lambda: banner(app) is None, "the notice gone")
+        await wait_for(pilot, lambda: "● connected" in flat(app), "connected")
+        assert "data <5 s" in flat(app)
 
 
 async def test_telemetry_failures_are_shown_by_source_with_the_true_age() -> None:

@@ -2,7 +2,8 @@
 
 Every error answer is ``{"detail": "<words>"}`` (``backend.schemas.ApiErrorBody``): validation
 errors become one readable sentence instead of FastAPI's nested list, and an unexpected exception
-is logged here and answered with a plain 500, never a traceback.
+is logged here and answered with a plain 500, never a traceback. A fleet endpoint without fleet
+data yet answers 503 with ``Retry-After`` and why (``backend.schemas.FleetNotReady``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from backend.api.hosts import LOOPBACK_NAMES, HostCheckMiddleware
 from backend.api.metrics import ApiMetrics, MetricsMiddleware
 from backend.api.protocols import ServedSource
 from backend.api.quotas import router as quotas_router
+from backend.api.routes import NoFleetYet
 from backend.api.routes import router as fleet_router
 from backend.identity.limiter import FailureLimiter
 from backend.schemas import API_PREFIX, AlertState, ApiErrorBody, BackendInfo
@@ -60,6 +62,16 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     return JSONResponse(
         {"detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
+    )
+
+
+async def _no_fleet_yet(_request: Request, exc: Exception) -> JSONResponse:
+    """503 with the machine-readable reason, and when to ask again."""
+    assert isinstance(exc, NoFleetYet)
+    return JSONResponse(
+        exc.body.model_dump(mode="json"),
+        status_code=503,
+        headers={"Retry-After": str(exc.body.retry_after_seconds)},
     )
 
 
@@ -138,6 +150,7 @@ def create_app(
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(NoFleetYet, _no_fleet_yet)
     app.add_exception_handler(Exception, _unexpected_error)
     _probes(app, metrics)
     add_docs_routes(app)

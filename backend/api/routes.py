@@ -19,9 +19,11 @@ from backend.api.protocols import FleetSource
 from backend.changes.request import Actor
 from backend.fleet.model import WORKLOAD_KINDS, FleetModel, ScopedFleet
 from backend.fleet.query import QueryError, Table
+from backend.fleet.readiness import sync_progress
 from backend.schemas import (
     ApiErrorBody,
     EndpointHealth,
+    FleetNotReady,
     Gpu,
     Node,
     Overview,
@@ -50,8 +52,9 @@ router = APIRouter(tags=["fleet"])
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ApiErrorBody, "description": "Unknown name"},
     422: {"model": ApiErrorBody, "description": "Malformed parameter"},
-    503: {"model": ApiErrorBody, "description": "No fleet data yet (the cluster never synced)"},
+    503: {"model": FleetNotReady, "description": "No fleet data yet (the cluster never synced)"},
 }
+RETRY_AFTER_SECONDS = 5  # the first sync takes seconds; a refusing API server is retried as often
 
 SourceDep = Annotated[FleetSource, Depends(get_source)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000, description="Rows to skip.")]
@@ -77,13 +80,28 @@ def _json(body: bytes) -> Response:
     return Response(content=body, media_type="application/json")
 
 
+class NoFleetYet(Exception):
+    """No fleet model yet: the app answers 503 with ``Retry-After`` and the body."""
+
+    def __init__(self, body: FleetNotReady) -> None:
+        super().__init__(body.detail)
+        self.body = body
+
+
 def current_model(source: FleetSource) -> FleetModel:
-    """The fleet model, or 503 with the reason there is none yet (an empty fleet is not a
+    """The fleet model, or ``NoFleetYet`` saying why there is none yet (an empty fleet is not a
     healthy one)."""
     model = source.model
     if model is None:
-        why = source.freshness().cluster_problem or "the fleet model is being built"
-        raise HTTPException(503, f"no fleet data yet: {why}")
+        freshness = source.freshness()
+        why = freshness.cluster_problem or "the fleet model is being built"
+        raise NoFleetYet(
+            FleetNotReady(
+                detail=f"no fleet data yet: {why}",
+                sync=freshness.sync or sync_progress(freshness.kinds),
+                retry_after_seconds=RETRY_AFTER_SECONDS,
+            )
+        )
     return model
 
 

@@ -66,6 +66,18 @@ class InferenceSnapshot:
     rounds: tuple[InferenceRound, ...] = ()
     failures: Mapping[str, str] = field(default_factory=dict)
     summary_rounds: int = 1  # the newest rounds an endpoint's headline figures cover
+    sources: int = 0  # model server pods (or Prometheus servers) the last round read
+    completed_at: float | None = None  # time.time() of the newest round that read something
+
+
+@dataclass(frozen=True, slots=True)
+class RoundRead:
+    """What one round read: the pods' traffic since the previous round (None: nothing to compare
+    with yet), how many sources it asked, and the ones that failed (source -> why)."""
+
+    pods: dict[PodKey, PodTraffic] | None
+    sources: int
+    failures: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,17 +160,25 @@ class InferenceCollector(Periodic):
     def snapshot(self) -> InferenceSnapshot:
         return self._snapshot
 
-    async def read_round(self) -> tuple[dict[PodKey, PodTraffic] | None, dict[str, str]]:
-        """The pods' traffic since the last round (None: nothing to compare with yet) and the
-        sources that failed."""
+    async def read_round(self) -> RoundRead:
+        """The pods' traffic since the last round, the sources read and the ones that failed."""
         raise NotImplementedError  # pragma: no cover - abstract
 
     async def collect_once(self) -> None:
-        """One round, published as a new snapshot."""
-        pods, failures = await self.read_round()
-        if pods is not None:
-            self._rounds.append(InferenceRound(time.time(), pods))
-        self._snapshot = InferenceSnapshot(tuple(self._rounds), failures, self.summary_rounds)
+        """One round, published as a new snapshot. A round in which every source failed read
+        nothing: the data's age keeps counting from the last round that read something."""
+        read = await self.read_round()
+        now = time.time()
+        if read.pods is not None:
+            self._rounds.append(InferenceRound(now, read.pods))
+        failed_all = read.sources > 0 and len(read.failures) >= read.sources
+        self._snapshot = InferenceSnapshot(
+            tuple(self._rounds),
+            read.failures,
+            self.summary_rounds,
+            sources=read.sources,
+            completed_at=self._snapshot.completed_at if failed_all else now,
+        )
         self.version += 1
 
     async def run_round(self) -> None:

@@ -22,6 +22,7 @@ from backend.telemetry.inference import (
     InferenceCollector,
     PodKey,
     PodTraffic,
+    RoundRead,
 )
 from backend.telemetry.prometheus_api import PrometheusError
 
@@ -70,7 +71,7 @@ class PrometheusInference(InferenceCollector):
         self.source = source
         self.window = window
 
-    async def read_round(self) -> tuple[dict[PodKey, PodTraffic] | None, dict[str, str]]:
+    async def read_round(self) -> RoundRead:
         at = time.time()
         requests_q, errors_q, buckets_q = traffic_queries(self.window)
         try:
@@ -78,7 +79,7 @@ class PrometheusInference(InferenceCollector):
             errors = await self.query(errors_q, at)
             buckets = await self.query(buckets_q, at)
         except PrometheusError as exc:
-            return None, {self.source: str(exc)}
+            return RoundRead(None, 1, {self.source: str(exc)})
         failed = {key: float(s["value"][1]) for s in errors if (key := _pod(s))}
         histograms: dict[PodKey, dict[float, float]] = {}
         for series in buckets:
@@ -94,4 +95,4 @@ class PrometheusInference(InferenceCollector):
                 continue
             histogram = tuple(sorted(histograms.get(key, {}).items()))
             pods[key] = PodTraffic(self.window, value, failed.get(key, 0.0), histogram)
-        return pods, {}
+        return RoundRead(pods, 1)

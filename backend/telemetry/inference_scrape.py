@@ -23,6 +23,7 @@ from backend.telemetry.inference import (
     InferenceCollector,
     PodKey,
     PodTraffic,
+    RoundRead,
     increase,
     pod_page_counters,
 )
@@ -97,7 +98,7 @@ class ScrapedInference(InferenceCollector):
         await super().stop()
         await self.pages.close()
 
-    async def read_round(self) -> tuple[dict[PodKey, PodTraffic] | None, dict[str, str]]:
+    async def read_round(self) -> RoundRead:
         pods = model_server_pods(self.pods())
         headers, proxy = {}, None
         if self.api_client is not None:  # through the API server, as the client reaches it
@@ -123,4 +124,4 @@ class ScrapedInference(InferenceCollector):
                 compared = True
                 traffic[key] = increase(previous[1], counters, now - previous[0])
         self._last = last
-        return (traffic if compared or not last else None), failures
+        return RoundRead(traffic if compared or not last else None, len(pods), failures)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
+from backend.schemas import SyncReason
 from opsconsole.connection import ConnectionState, Link, seconds_str
 from opsconsole.identity import ADMIN, VIEWER
 from opsconsole.shell import shell
@@ -26,6 +27,12 @@ LINK_STYLES = {
     Link.ERROR: "bold red",
     Link.UNAUTHENTICATED: "bold red",
     Link.STARTING: "yellow",
+}
+SYNC_STATES = {  # no fleet data yet: why, as the link state says it
+    SyncReason.SYNCING: ("● syncing", "bold yellow"),
+    SyncReason.BUILDING: ("● syncing", "bold yellow"),
+    SyncReason.CLUSTER_ERROR: ("● cluster not synced", "bold yellow"),
+    SyncReason.CLUSTER_UNAUTHORIZED: ("● cluster refused", "bold red"),
 }
 ROLE_STYLES = {ADMIN: "bold magenta", VIEWER: "dim"}
 SCOPE_SHOWN = 2  # tenants named in the status bar; the rest are counted
@@ -76,7 +83,10 @@ def status_text(state: ConnectionState, width: int | None = None) -> Text:
     rest.append("  ")
     link = state.shown_link()
     freshness = state.info.freshness if state.info else None
-    if link is Link.CONNECTED and freshness is not None and freshness.cluster_problem:
+    sync = state.sync()
+    if link is Link.CONNECTED and sync is not None:
+        rest.append(*SYNC_STATES[sync.reason])
+    elif link is Link.CONNECTED and freshness is not None and freshness.cluster_problem:
         rest.append("● cluster stale" if freshness.synced else "● syncing", style="bold yellow")
     else:
         rest.append(f"● {link.value}", style=LINK_STYLES[link])
