@@ -254,9 +254,7 @@ async def test_a_fleet_endpoint_before_the_first_sync_says_how_far_it_is(path, e
     problem = "cluster not synced yet: 1 of 3 kinds listed, waiting for pods, jobs"
     source = InMemorySource({}, None)
     source.model = None
-    source.freshness = lambda: DataFreshness(
-        synced=False, cluster_problem=problem, kinds=kinds
-    )
+    source.freshness = lambda: DataFreshness(synced=False, cluster_problem=problem, kinds=kinds)
     token, _ = source.tokens.create("admin", "admin")
     transport = httpx.ASGITransport(app=create_app(source))
     async with httpx.AsyncClient(
