@@ -7,7 +7,7 @@ import asyncio
 import math
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,8 +21,8 @@ from backend.conventions import ISVC_LABEL, MODEL_LABEL, SLO_P99_ANNOTATION
 from backend.fleet.endpoints import histogram_quantile, request_stats
 from backend.main import RunningBackend
 from backend.sandbox.clock import Clock
-from backend.sandbox.modelserver import BadRevisions, ModelServers
-from backend.sandbox.store import INFERENCE_SERVICE, Store
+from backend.sandbox.modelserver import BadRevisions, Handler, ModelServers
+from backend.sandbox.store import INFERENCE_SERVICE, POD, JsonObject, Store
 from backend.service import Backend as Service
 from backend.settings import Settings
 from backend.telemetry.inference import PodTraffic
@@ -484,3 +484,62 @@ def test_rolling_back_the_slow_canary_pins_the_traffic_to_the_previous_revision(
     assert latest["p99_seconds"] is None, "no requests: no latency"
     assert endpoint["p99_seconds"] == pytest.approx(prev["p99_seconds"], rel=0.05)
     assert endpoint["p99_seconds"] < slow / 1.5
+
+
+def _failing_metrics(sandbox: SandboxThread, failing: Callable[[JsonObject], bool]) -> Handler:
+    """Make the model server pods ``failing`` picks answer 500 to their metrics scrapes; the
+    proxy handler that was there, to put back."""
+    store = sandbox.sandbox.store
+    handler = store.proxy_handler
+    assert handler is not None
+
+    def proxy(pod: JsonObject, port: str, path: str) -> tuple[int, str, bytes]:
+        if failing(pod):
+            return 500, "text/plain; charset=utf-8", b"model server crashed"
+        return handler(pod, port, path)
+
+    sandbox.call(setattr, store, "proxy_handler", proxy)
+    return handler
+
+
+def _inference_freshness(
+    backend: Backend, done: Callable[[dict[str, Any]], bool], timeout: float = 30.0
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while not done(freshness := backend.get("/api/v1/info")["freshness"]):
+        assert time.monotonic() < deadline, f"not as expected: {freshness}"
+        time.sleep(0.3)
+    return freshness
+
+
+def test_model_server_scrape_failures_are_served_with_the_true_age(
+    sandbox: SandboxThread, scraping: Backend
+) -> None:
+    scraping.endpoints(rounds=2)
+    pods = sandbox.call(lambda: model_server_pods(sandbox.sandbox.store.list(POD)))
+    broken = {f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in pods[:3]}
+
+    def picked(pod: JsonObject) -> bool:
+        return f"{pod['metadata']['namespace']}/{pod['metadata']['name']}" in broken
+
+    handler = _failing_metrics(sandbox, picked)
+    try:
+        some = _inference_freshness(scraping, lambda f: f["inference_errors"] == len(broken))
+        assert some["inference_sources"] == len(pods)
+        assert {f["source"] for f in some["inference_failures"]} == broken
+        assert {f["error"] for f in some["inference_failures"]} == {
+            "HTTP 500 Internal Server Error"
+        }
+        assert some["inference_age_seconds"] < 3, "the other pods were read"
+
+        sandbox.call(setattr, sandbox.sandbox.store, "proxy_handler", handler)
+        _failing_metrics(sandbox, lambda pod: bool(model_server_ports(pod)))
+        every = _inference_freshness(scraping, lambda f: f["inference_age_seconds"] > 4)
+        assert every["inference_errors"] == every["inference_sources"] == len(pods)
+        assert len(every["inference_failures"]) == min(20, len(pods))
+        worst = scraping.get("/api/v1/overview")["worst_endpoints"][0]
+        assert worst["request_rate"] > 0, "rounds that read nothing are no rounds of no traffic"
+    finally:
+        sandbox.call(setattr, sandbox.sandbox.store, "proxy_handler", handler)
+    healed = _inference_freshness(scraping, lambda f: f["inference_errors"] == 0)
+    assert healed["inference_age_seconds"] < 3 and healed["inference_failures"] == []

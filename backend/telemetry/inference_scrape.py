@@ -124,4 +124,7 @@ class ScrapedInference(InferenceCollector):
                 compared = True
                 traffic[key] = increase(previous[1], counters, now - previous[0])
         self._last = last
-        return RoundRead(traffic if compared or not last else None, len(pods), failures)
+        # No round without a comparison, unless there was nothing to read: every pod failing
+        # is no round of zero traffic.
+        measured = compared or not (last or failures)
+        return RoundRead(traffic if measured else None, len(pods), failures)
