@@ -5,18 +5,20 @@ real backend app over ``detail_fleet()`` with measured traffic."""
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import pytest
 from textual.widgets import DataTable, Sparkline, Static
 
 from backend.fleet.model import build_fleet_model
+from backend.schemas import DataFreshness, TelemetryFailure
 from backend.telemetry.inference import InferenceRound, InferenceSnapshot, PodTraffic
 from opsconsole.screens.overview import OverviewScreen
 from opsconsole.screens.workload_detail import WorkloadDetailScreen
 from opsconsole.widgets.endpoints import EndpointHealthPanel, HealthRow, error_rate, latency
 from tests.support.backend import FleetBackend
-from tests.support.console import HarnessApp
+from tests.support.console import HarnessApp, make_app, screen_text, wait_for
 from tests.support.detail_fleet import CANARY, NOW, STABLE, chat_pod, detail_fleet
 from tests.test_tui_detail import cells, loaded
 
@@ -124,3 +126,46 @@ def test_latencies_read_in_milliseconds_below_a_second() -> None:
         "12.35s",
         "N/A",
     ]
+
+
+def failing_model_servers(fake: FleetBackend) -> None:
+    """Three of 40 model servers' metrics cannot be read; the rest were read 95 s ago."""
+    failures = [
+        TelemetryFailure(source=f"team-a/{pod}", error="HTTP 500 Internal Server Error")
+        for pod in (*LLAMA_PODS, "llama-70b-7c9f-klmno")
+    ]
+    fake.source.freshness = lambda: DataFreshness(  # type: ignore[method-assign]
+        synced=True,
+        cluster_age_seconds=0.0,
+        inference_age_seconds=95.0,
+        inference_sources=40,
+        inference_errors=3,
+        inference_failures=failures,
+    )
+
+
+async def test_model_server_failures_are_shown_with_the_endpoints_and_in_the_banner() -> None:
+    fake = measured_backend()
+    failing_model_servers(fake)
+    app = make_app(fake, refresh_interval=0.1)
+    subtitle = "⚠ 3 of 40 model servers failing, data 95 s old"
+    async with app.run_test(size=(120, 30)) as pilot:
+        table = app.screen.query_one("#endpoints", DataTable)
+        await wait_for(pilot, lambda: table.border_subtitle == subtitle, "the panel's subtitle")
+        text = re.sub(r"\s+", " ", screen_text(app))
+        assert (
+            "model server metrics: 3 of 40 sources failing — team-a/llama-70b-7c9f-abcde: "
+            "HTTP 500 Internal Server Error (+2 more); endpoint data 95 s old"
+        ) in text
+        assert "3 of 40 model servers failing" in text, "under the worst endpoints"
+
+        app.action_show_workload("team-a", "Deployment", "llama-70b")
+        await wait_for(pilot, lambda: app.screen.query(EndpointHealthPanel), "the detail")
+        panel = app.screen.query_one(EndpointHealthPanel)
+        await wait_for(pilot, lambda: panel.display, "the requests panel")
+        assert panel.border_subtitle == subtitle
+
+        fake.source.freshness = lambda: DataFreshness(  # type: ignore[method-assign]
+            synced=True, cluster_age_seconds=0.0, inference_age_seconds=1.0, inference_sources=40
+        )
+        await wait_for(pilot, lambda: panel.border_subtitle is None, "the subtitle gone")

@@ -3,7 +3,8 @@ sparklines (the detail), and the worst endpoints (the overview; Enter opens the 
 
 Every name is untrusted: shown through ``literal`` as rich Text, never as markup. Each revision
 takes two lines (its figures and name, then three sparklines) so that a canary's two revisions
-and the whole endpoint fit an 80×24 terminal.
+and the whole endpoint fit an 80×24 terminal. While some model servers' metrics cannot be read,
+both panels say so under their border (the banner says which).
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from collections.abc import Sequence
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.widget import Widget
 from textual.widgets import DataTable, Sparkline, Static
 
-from backend.schemas import EndpointHealth, HealthHistory, RequestStats
+from backend.schemas import DataFreshness, EndpointHealth, HealthHistory, RequestStats
+from opsconsole.connection import seconds_str
 from opsconsole.screens.refreshing import PanelTable, refill
 from opsconsole.shell import shell
 from opsconsole.text import literal
@@ -59,9 +62,26 @@ def figures(stats: RequestStats) -> Text:
     return out
 
 
+def scrape_trouble(freshness: DataFreshness | None) -> str | None:
+    """``⚠ 3 of 40 model servers failing, data 95 s old``: the panels' subtitle while some model
+    servers' metrics cannot be read (their figures are missing or old); None while all are."""
+    if freshness is None or not freshness.inference_errors:
+        return None
+    text = f"⚠ {freshness.inference_errors} of {freshness.inference_sources} model servers failing"
+    if freshness.inference_age_seconds is not None:
+        text += f", data {seconds_str(freshness.inference_age_seconds)} old"
+    return text
+
+
 def points(values: Sequence[float | None]) -> list[float]:
     """A sparkline's data: rounds without requests draw as zero."""
     return [v or 0.0 for v in values]
+
+
+def _freshness(widget: Widget) -> DataFreshness | None:
+    """The backend's last word on its data (``/info``), as the console keeps it."""
+    info = shell(widget.app).connection.info
+    return None if info is None else info.freshness
 
 
 class HealthRow(Vertical):
@@ -121,6 +141,7 @@ class EndpointHealthPanel(Vertical):
         self.display = endpoint is not None
         if endpoint is None:
             return
+        self.border_subtitle = scrape_trouble(_freshness(self))
         names = ["", *(r.revision for r in endpoint.revisions)]
         if names != self._rows:
             self._rows = names
@@ -157,6 +178,7 @@ class WorstEndpoints(PanelTable):
         lines for what there is)."""
         self._endpoints = list(endpoints)
         self.display = bool(endpoints)
+        self.border_subtitle = scrape_trouble(_freshness(self))
         rows: list[tuple[Text | str, ...]] = [
             (
                 literal(f"{e.namespace}/{e.name}", "bold"),
