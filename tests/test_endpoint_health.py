@@ -531,6 +531,9 @@ def test_model_server_scrape_failures_are_served_with_the_true_age(
             "HTTP 500 Internal Server Error"
         }
         assert some["inference_age_seconds"] < 3, "the other pods were read"
+        metrics = httpx.get(scraping.url + "/metrics", headers=scraping.headers).text
+        assert f"opsconsole_inference_sources {float(len(pods))}" in metrics
+        assert f"opsconsole_inference_errors {float(len(broken))}" in metrics
 
         sandbox.call(setattr, sandbox.sandbox.store, "proxy_handler", handler)
         _failing_metrics(sandbox, lambda pod: bool(model_server_ports(pod)))

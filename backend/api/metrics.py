@@ -73,6 +73,19 @@ class BackendCollector(Collector):
             "Sources whose last scrape failed.",
             fresh.telemetry_errors,
         )
+        yield _gauge(
+            "opsconsole_inference_age_seconds",
+            "Seconds since the newest model server metrics round that read something (-1 = never).",
+            _age(fresh.inference_age_seconds),
+        )
+        yield _gauge(
+            "opsconsole_inference_sources", "Model server sources read.", fresh.inference_sources
+        )
+        yield _gauge(
+            "opsconsole_inference_errors",
+            "Model server sources whose last read failed.",
+            fresh.inference_errors,
+        )
         stats = source.model_stats
         yield _gauge(
             "opsconsole_model_build_duration_seconds",
