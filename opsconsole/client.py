@@ -3,7 +3,8 @@
 Every failure becomes a ``BackendError``, so that screens need a single ``except``; three kinds
 are told apart: ``BackendUnavailable`` (nobody answered in time: connect errors, timeouts, a
 certificate that does not verify), ``NotAuthenticated`` (401: no token, or one the backend
-refuses) and ``NotReady`` (503: the backend has no fleet data yet, and says why). Messages are written for an operator's banner, not for a developer.
+refuses) and ``NotReady`` (503: the backend has no fleet data yet, and says why). Messages are
+written for an operator's banner, not for a developer.
 
 Every request carries the operator's bearer token. A read-only client never sends a change: it
 refuses before the request leaves, whatever a screen asks.
@@ -84,7 +85,6 @@ class NotReady(BackendError):
     def __init__(self, body: FleetNotReady) -> None:
         super().__init__(body.detail, status=503)
         self.sync = body.sync
-        self.retry_after = body.retry_after_seconds
 
 
 NO_TOKEN_HINT = "no token given: pass --token, set OPSCONSOLE_TOKEN or put token in the config file"

@@ -6,8 +6,9 @@ picture of the cluster was at that moment, and no age at all while the backend h
 yet. Four troubles are told apart: the backend does not answer (or answers errors); it answers but
 does not accept the operator's token; it answers but its cluster data is not current (never
 synced — still syncing, or the API server refuses its lists or its credentials — or the API
-server stopped confirming it); telemetry sources (GPU exporters, model servers) fail. While the console's own embedded sandbox and backend start, it says so
-instead of calling the backend unreachable. Who the backend takes the operator for (``whoami``)
+server stopped confirming it); telemetry sources (GPU exporters, model servers) fail. While the
+console's own embedded sandbox and backend start, it says so instead of calling the backend
+unreachable. Who the backend takes the operator for (``whoami``)
 is kept here too, for the status bar and for the actions screens offer.
 """
 

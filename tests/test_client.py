@@ -1,4 +1,4 @@
-"""BackendClient: answers parsed into the wire models, every failure mapped to our two errors."""
+"""BackendClient: answers parsed into the wire models, every failure mapped to our errors."""
 
 from __future__ import annotations
 
@@ -9,8 +9,23 @@ import httpx
 import pytest
 
 from backend.conventions import TENANT_LABEL
-from backend.schemas import Gpu, Tenant, Whoami, WorkloadKind
-from opsconsole.client import BackendClient, BackendError, BackendUnavailable, NotAuthenticated
+from backend.schemas import (
+    DataFreshness,
+    Gpu,
+    KindFreshness,
+    SyncProgress,
+    SyncReason,
+    Tenant,
+    Whoami,
+    WorkloadKind,
+)
+from opsconsole.client import (
+    BackendClient,
+    BackendError,
+    BackendUnavailable,
+    NotAuthenticated,
+    NotReady,
+)
 from tests.support.backend import FleetBackend
 from tests.support.fleets import generated_fleet
 
@@ -75,6 +90,27 @@ async def test_server_error_carries_the_detail() -> None:
         await client.overview()
     assert caught.value.status == 503
     assert "cache not synced" in caught.value.message
+
+
+async def test_no_fleet_data_yet_is_not_ready_with_the_sync_progress() -> None:
+    fake = FleetBackend()
+    fake.source.model = None
+    fake.source.freshness = lambda: DataFreshness(  # type: ignore[method-assign]
+        synced=False,
+        cluster_problem="cluster not synced yet: 0 of 1 kinds listed: HTTP 401 Unauthorized",
+        kinds=[KindFreshness(kind="pods", state="pending", error="HTTP 401 Unauthorized")],
+    )
+    client = BackendClient("http://backend", transport=fake.transport(), token=fake.token)
+    with pytest.raises(NotReady) as caught:
+        await client.workloads()
+    assert isinstance(caught.value, BackendError) and caught.value.status == 503
+    assert caught.value.message.startswith("no fleet data yet: cluster not synced yet")
+    assert caught.value.sync == SyncProgress(
+        reason=SyncReason.CLUSTER_UNAUTHORIZED,
+        kinds_listed=0,
+        kinds_total=1,
+        cluster_error="HTTP 401 Unauthorized",
+    )
 
 
 async def test_error_without_json_body_uses_the_reason() -> None:
