@@ -274,6 +274,7 @@ def test_a_strict_patch_with_an_unknown_field_is_422_on_the_patch(http: httpx.Cl
     assert status["message"].endswith(': strict decoding error: unknown field "spec.replica"')
     (cause,) = status["details"]["causes"]
     assert cause["field"] == "patch" and cause["reason"] == "FieldValueInvalid"
+    assert '\\"replica\\":3' in cause["message"]  # the value is the patched object
     # The default (Warn) drops the field and says so.
     answer = http.patch(
         f"{DEPLOYMENTS}/{name}",

@@ -91,12 +91,13 @@ def decode_patched(rt: ResourceType, patched: JsonObject, directive: str) -> lis
     Fails as the patch handler does: 422 ``Invalid`` on the field ``patch``, whose value is the
     patched object.
     """
+    as_patched = orjson.dumps(patched).decode()  # before the unknown fields are dropped
     try:
         unknown = _decode(rt, patched)
     except DecodeError as err:
-        raise _invalid_patch(patched, str(err)) from None
+        raise _invalid_patch(as_patched, str(err)) from None
     if unknown and directive == STRICT:
-        raise _invalid_patch(patched, _strict_error(unknown))
+        raise _invalid_patch(as_patched, _strict_error(unknown))
     return _warnings(unknown) if directive == WARN else []
 
 
@@ -112,8 +113,8 @@ def _cannot_handle(rt: ResourceType, why: str) -> ApiError:
     )
 
 
-def _invalid_patch(patched: JsonObject, why: str) -> ApiError:
-    why = f"Invalid value: {orjson.dumps(orjson.dumps(patched).decode()).decode()}: {why}"
+def _invalid_patch(patched: str, why: str) -> ApiError:
+    why = f"Invalid value: {orjson.dumps(patched).decode()}: {why}"
     return ApiError(
         422,
         "Invalid",
