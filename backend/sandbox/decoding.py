@@ -11,6 +11,7 @@ Custom resources (Kueue, KServe) have no model there and are stored as sent.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -158,8 +159,7 @@ class _Walk:
         self.unknown = unknown
 
     def struct(self, model: Any, value: JsonObject, path: str, go_path: str) -> None:
-        types = model.openapi_types
-        fields = {json_name: types[attr] for attr, json_name in model.attribute_map.items()}
+        fields = _fields(model)
         struct_name = _VERSION_PREFIX.sub("", model.__name__)
         for key in list(value):
             where = f"{path}.{key}" if path else key
@@ -191,6 +191,13 @@ class _Walk:
             self.struct(getattr(models, type_name), value, path, field.go_path)
         elif not _scalar_fits(type_name, value, field.key):
             raise field.error(value, _go_type(type_name, field.key))
+
+
+@functools.cache
+def _fields(model: Any) -> dict[str, str]:
+    """A model's fields by their JSON names, with their model types (``List[V1Container]``)."""
+    types = model.openapi_types
+    return {json_name: types[attr] for attr, json_name in model.attribute_map.items()}
 
 
 class _Field:
