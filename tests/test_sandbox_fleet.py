@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -14,6 +15,8 @@ from backend.sandbox.clock import Clock
 from backend.sandbox.controllers import Controllers
 from backend.sandbox.controllers.base import gpu_request
 from backend.sandbox.controllers.deployments import revision_of
+from backend.sandbox.decoding import STRICT, decode_body
+from backend.sandbox.defaults import apply_defaults
 from backend.sandbox.fleet import build_fleet
 from backend.sandbox.store import (
     DEPLOYMENT,
@@ -24,9 +27,12 @@ from backend.sandbox.store import (
     NODE,
     POD,
     REPLICA_SET,
+    RESOURCE_TYPES,
+    REVIEWS,
     WORKLOAD,
     Store,
 )
+from backend.sandbox.validation import validate
 
 FROZEN = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
@@ -194,8 +200,13 @@ def test_unknown_fleet_is_refused() -> None:
         build_fleet(Store(), "huge", 1, Clock())
 
 
-def test_large_fleet_counts() -> None:
-    store, controllers = _build("large")
+@pytest.fixture(scope="module")
+def large() -> tuple[Store, Controllers]:
+    return _build("large")
+
+
+def test_large_fleet_counts(large: tuple[Store, Controllers]) -> None:
+    store, controllers = large
     nodes = store.list(NODE)
     assert len(nodes) == 1000
     assert sum(int(n["status"]["capacity"]["nvidia.com/gpu"]) for n in nodes) == 8000
@@ -220,3 +231,22 @@ def test_frozen_demo_stays_still(demo: tuple[Store, Controllers]) -> None:
     for step in range(20):
         controllers.tick(time.monotonic() + step * 0.5)
     assert store.resource_version == before
+
+
+@pytest.mark.parametrize("fleet", ["demo", "large"])
+def test_every_fleet_object_is_one_the_api_server_would_store(
+    fleet: str, request: pytest.FixtureRequest
+) -> None:
+    """Each object decodes strictly, passes validation and already carries its defaults, as
+    if written through the API: a client's write of it back (a patch of one field) then
+    changes nothing else, and a controller sees no new pod template."""
+    store, _ = request.getfixturevalue(fleet)
+    for rt in RESOURCE_TYPES:
+        if rt in REVIEWS:
+            continue
+        for obj in store.list(rt):
+            written = copy.deepcopy(obj)
+            assert decode_body(rt, written, STRICT) == []
+            apply_defaults(rt, written)
+            validate(rt, written)
+            assert written == obj, f"{rt.kind} {obj['metadata']['name']} lacks defaults"

@@ -27,6 +27,7 @@ from backend.sandbox.clock import Clock
 from backend.sandbox.controllers import Controllers, manager_for
 from backend.sandbox.controllers.deployments import build_replica_set
 from backend.sandbox.controllers.podstatus import RUNTIME_ANNOTATION
+from backend.sandbox.defaults import apply_defaults
 from backend.sandbox.gpusim import A100, H100, L40S, GpuModel
 from backend.sandbox.patch import json_patch
 from backend.sandbox.store import (
@@ -428,8 +429,10 @@ class FleetBuilder:
 
     def create(self, rt: ResourceType, obj: JsonObject) -> JsonObject:
         """Store an object with a uid from the seeded generator (Kueue names Workloads after
-        their owner's uid, so random uids would make the fleet differ between runs)."""
+        their owner's uid, so random uids would make the fleet differ between runs), completed
+        with the defaults the API server would have filled in."""
         obj.setdefault("metadata", {}).setdefault("uid", self.manager.ctx.new_uid())
+        apply_defaults(rt, obj)
         return self.store.create(rt, obj)
 
     # -- nodes and tenants --------------------------------------------------------------------
@@ -522,6 +525,7 @@ class FleetBuilder:
                 CHANGE_CAUSE_ANNOTATION: release.cause,
             }
             changed = {**changed, "metadata": {**changed["metadata"], "annotations": annotations}}
+        apply_defaults(DEPLOYMENT, changed)
         self.store.update(DEPLOYMENT, changed, subresource="main")
         self.settle()
 

@@ -33,6 +33,7 @@ from backend.sandbox.controllers.kserve import (
     revision_deployment,
     revision_name,
 )
+from backend.sandbox.defaults import apply_defaults
 from backend.sandbox.gpusim import GPU_MODELS, GpuModel, stable_hash
 from backend.sandbox.store import (
     CLUSTER_QUEUE,
@@ -104,7 +105,9 @@ def _ago(clock: Clock, days: float) -> str:
 
 
 def _create(store: Store, rt, obj: JsonObject) -> None:
+    """Store ``obj`` unless it exists, with the defaults the API server would have filled in."""
     if store.find(rt, obj["metadata"].get("namespace", ""), obj["metadata"]["name"]) is None:
+        apply_defaults(rt, obj)
         store.create(rt, obj)
 
 

@@ -27,6 +27,7 @@ from backend.k8s.names import random_suffix
 from backend.sandbox import discovery
 from backend.sandbox.admission import admit_create
 from backend.sandbox.auth import ANONYMOUS_PATHS, Authenticator, impersonate, unauthorized
+from backend.sandbox.decoding import decode_body, decode_patched, field_validation, warning_header
 from backend.sandbox.defaults import apply_defaults
 from backend.sandbox.patch import apply_patch, drop_nulls, patch_media_type
 from backend.sandbox.rbac import AccessLog, Authorizer, User, request_attributes
@@ -49,7 +50,7 @@ from backend.sandbox.store import (
     find_type,
 )
 from backend.sandbox.tables import table, wants_table
-from backend.sandbox.validation import check_decoding, validate, validate_name, validate_update
+from backend.sandbox.validation import validate, validate_name, validate_update
 from backend.sandbox.watch import WatchStream
 
 JsonObject = dict[str, Any]
@@ -85,6 +86,14 @@ def json_response(body: Any, status: int = 200) -> Response:
 
 def error_response(err: ApiError) -> Response:
     return json_response(err.status(), err.code)
+
+
+def written_response(body: Any, warnings: list[str], status: int = 200) -> Response:
+    """The answer to a write, with a ``Warning`` header for each field the decoder dropped."""
+    response = json_response(body, status)
+    for text in warnings:
+        response.headers.append("Warning", warning_header(text))
+    return response
 
 
 @dataclass
@@ -452,13 +461,9 @@ class KubeApi:
             meta["name"] = t.name
         return meta
 
-    @staticmethod
-    def _strict(request: Request) -> bool:
-        return request.query_params.get("fieldValidation") == "Strict"
-
     def _create(self, t: Target, obj: JsonObject, request: Request) -> Response:
         drop_nulls(obj)
-        check_decoding(t.rt, obj, self._strict(request))
+        warnings = decode_body(t.rt, obj, field_validation(request.query_params, "CreateOptions"))
         meta = self._check_identity(t, obj, for_create=True)
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = self._generate_name(t, meta["generateName"])
@@ -485,7 +490,7 @@ class KubeApi:
         if not dry_run:
             admit_create(self.store, t.rt, obj)
         created = self.store.create(t.rt, obj, dry_run=dry_run)
-        return json_response(created, 201)
+        return written_response(created, warnings, 201)
 
     def _generate_name(self, t: Target, prefix: str) -> str:
         """``generateName`` plus five random characters, retried on a clash as the server does."""
@@ -501,8 +506,9 @@ class KubeApi:
 
     def _replace(self, t: Target, obj: JsonObject, request: Request) -> Response:
         drop_nulls(obj)
-        check_decoding(t.rt, obj, self._strict(request))
+        warnings = decode_body(t.rt, obj, field_validation(request.query_params, "UpdateOptions"))
         self._check_identity(t, obj, for_create=False)
+        apply_defaults(t.rt, obj)
         if t.sub != "status":
             old = self.store.get(t.rt, t.namespace or "", t.name or "")
             validate_update(t.rt, old, obj)
@@ -510,7 +516,7 @@ class KubeApi:
         updated = self.store.update(
             t.rt, obj, subresource=subresource, dry_run=self._dry_run(request)
         )
-        return json_response(updated)
+        return written_response(updated, warnings)
 
     def _patch(self, request: Request, t: Target, body: Any) -> Response:
         assert t.name is not None
@@ -520,20 +526,23 @@ class KubeApi:
         if not isinstance(patched, dict):
             raise ApiError(422, "Invalid", "the patched object is not a JSON object")
         drop_nulls(patched)
-        check_decoding(t.rt, patched, self._strict(request))
+        warnings = decode_patched(
+            t.rt, patched, field_validation(request.query_params, "PatchOptions")
+        )
         meta = patched.get("metadata")
         if not isinstance(meta, dict):
             meta = patched["metadata"] = {}
         meta["name"] = t.name
         if t.rt.namespaced:
             meta["namespace"] = t.namespace
+        apply_defaults(t.rt, patched)
         if t.sub != "status":
             validate_update(t.rt, old, patched)
         subresource = "status" if t.sub == "status" else "main"
         updated = self.store.update(
             t.rt, patched, subresource=subresource, dry_run=self._dry_run(request)
         )
-        return json_response(updated)
+        return written_response(updated, warnings)
 
     async def _scale(self, request: Request, t: Target) -> Response:
         """GET/PUT/PATCH ``<deployment or replicaset>/scale``."""

@@ -65,6 +65,11 @@ class ResourceType:
         return self.kind.lower()
 
     @property
+    def group_kind(self) -> str:
+        """The kind as the API server's messages qualify it, e.g. ``Deployment.apps``."""
+        return f"{self.kind}.{self.group}" if self.group else self.kind
+
+    @property
     def resource(self) -> str:
         """The name used in messages, e.g. ``deployments.apps`` or ``pods``."""
         return f"{self.plural}.{self.group}" if self.group else self.plural
@@ -216,7 +221,7 @@ class ApiError(Exception):
         return cls(
             422,
             "Invalid",
-            f'{rt.kind} "{name}" is invalid: {field_path}: {why}',
+            f'{rt.group_kind} "{name}" is invalid: {field_path}: {why}',
             rt=rt,
             name=name,
             causes=[{"reason": _cause_reason(why), "message": why, "field": field_path}],

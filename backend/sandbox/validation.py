@@ -3,9 +3,8 @@
 Checked: names, label keys and values, a pod's containers (a Pod, or the template of a
 Deployment, ReplicaSet or Job), replica counts, a Deployment's selector against its template,
 canary percentages and GPU quotas; each failure is the 422 ``Invalid`` Status a real cluster
-answers, with the same field paths and ``causes``. Before that, what a real server refuses while
-decoding the body, as 400 ``BadRequest``: a string where an integer belongs (``"replicas": "3"``)
-and, with ``fieldValidation=Strict``, fields the kind does not have.
+answers, with the same field paths and ``causes``. What a real server refuses while decoding the
+body (a value of the wrong type, an unknown field) is ``decoding``'s.
 """
 
 from __future__ import annotations
@@ -189,18 +188,54 @@ def _check_labels(rt: ResourceType, name: str, labels: object, path: str) -> Non
             raise ApiError.invalid(rt, name, path, why)
 
 
+_RESTART_POLICIES = ("Always", "OnFailure", "Never")
+
+
+def _supported(value: object, allowed: tuple[str, ...]) -> str:
+    listed = ", ".join(f'"{a}"' for a in allowed)
+    return f'Unsupported value: "{value}": supported values: {listed}'
+
+
 def _check_pod_spec(rt: ResourceType, name: str, spec: object, path: str) -> None:
     if not isinstance(spec, dict):
         raise ApiError.invalid(rt, name, path, "Required value")
     containers = spec.get("containers")
     if not containers:
         raise ApiError.invalid(rt, name, f"{path}.containers", "Required value")
-    for i, container in enumerate(containers):
-        where = f"{path}.containers[{i}]"
-        if not isinstance(container, dict) or not container.get("name"):
-            raise ApiError.invalid(rt, name, f"{where}.name", "Required value")
-        if not container.get("image"):
-            raise ApiError.invalid(rt, name, f"{where}.image", "Required value")
+    # Containers first, then init containers, whose names may clash with either.
+    seen: set[str] = set()
+    for key in ("containers", "initContainers"):
+        for i, container in enumerate(spec.get(key) or ()):
+            _check_container(rt, name, container, f"{path}.{key}[{i}]", seen)
+    restart = spec.get("restartPolicy")
+    if restart not in _RESTART_POLICIES:
+        raise ApiError.invalid(
+            rt, name, f"{path}.restartPolicy", _supported(restart, _RESTART_POLICIES)
+        )
+
+
+def _check_container(
+    rt: ResourceType, name: str, container: object, where: str, seen: set[str]
+) -> None:
+    """A container needs a name unique in its pod and an image."""
+    if not isinstance(container, dict) or not container.get("name"):
+        raise ApiError.invalid(rt, name, f"{where}.name", "Required value")
+    if container["name"] in seen:
+        raise ApiError.invalid(rt, name, f"{where}.name", f'Duplicate value: "{container["name"]}"')
+    seen.add(container["name"])
+    if not container.get("image"):
+        raise ApiError.invalid(rt, name, f"{where}.image", "Required value")
+
+
+def _check_template_restart_policy(rt: ResourceType, name: str, spec: JsonObject) -> None:
+    """A Deployment's or ReplicaSet's pods restart Always; a Job's OnFailure or Never (its
+    template is defaulted to Always, so a missing policy reads as Always)."""
+    restart = ((spec.get("template") or {}).get("spec") or {}).get("restartPolicy")
+    path = "spec.template.spec.restartPolicy"
+    if rt is JOB and restart in ("Always", None):
+        raise ApiError.invalid(rt, name, path, 'Required value: valid values: "OnFailure", "Never"')
+    if rt in (DEPLOYMENT, REPLICA_SET) and restart != "Always":
+        raise ApiError.invalid(rt, name, path, _supported(restart, ("Always",)))
 
 
 def _check_template(rt: ResourceType, name: str, spec: JsonObject) -> None:
@@ -210,6 +245,7 @@ def _check_template(rt: ResourceType, name: str, spec: JsonObject) -> None:
     labels = (template.get("metadata") or {}).get("labels")
     _check_labels(rt, name, labels, "spec.template.metadata.labels")
     _check_pod_spec(rt, name, template.get("spec"), "spec.template.spec")
+    _check_template_restart_policy(rt, name, spec)
 
 
 def validate(rt: ResourceType, obj: JsonObject) -> None:
@@ -246,98 +282,3 @@ def validate_update(rt: ResourceType, old: JsonObject, new: JsonObject) -> None:
             raise ApiError.invalid(
                 rt, new["metadata"].get("name", ""), "spec.selector", "field is immutable"
             )
-
-
-# Integer fields of the typed kinds: a string there fails decoding, before any validation.
-_INTEGERS: dict[str, tuple[str, ...]] = {
-    "Deployment": (
-        "replicas",
-        "minReadySeconds",
-        "revisionHistoryLimit",
-        "progressDeadlineSeconds",
-    ),
-    "ReplicaSet": ("replicas", "minReadySeconds"),
-    "Job": ("parallelism", "completions", "backoffLimit", "activeDeadlineSeconds"),
-    "Pod": ("terminationGracePeriodSeconds", "activeDeadlineSeconds"),
-}
-_SPEC_FIELDS: dict[str, frozenset[str]] = {
-    "Deployment": frozenset(
-        [
-            "replicas",
-            "selector",
-            "template",
-            "strategy",
-            "minReadySeconds",
-            "revisionHistoryLimit",
-            "paused",
-            "progressDeadlineSeconds",
-        ]
-    ),
-    "ReplicaSet": frozenset(["replicas", "minReadySeconds", "selector", "template"]),
-    "Job": frozenset(
-        [
-            "parallelism",
-            "completions",
-            "activeDeadlineSeconds",
-            "podFailurePolicy",
-            "successPolicy",
-            "backoffLimit",
-            "backoffLimitPerIndex",
-            "maxFailedIndexes",
-            "selector",
-            "manualSelector",
-            "template",
-            "ttlSecondsAfterFinished",
-            "completionMode",
-            "suspend",
-            "podReplacementPolicy",
-            "managedBy",
-        ]
-    ),
-}
-_TOP_FIELDS = frozenset({"apiVersion", "kind", "metadata", "spec", "status"})
-_META_FIELDS = frozenset(
-    [
-        "name",
-        "generateName",
-        "namespace",
-        "selfLink",
-        "uid",
-        "resourceVersion",
-        "generation",
-        "creationTimestamp",
-        "deletionTimestamp",
-        "deletionGracePeriodSeconds",
-        "labels",
-        "annotations",
-        "ownerReferences",
-        "finalizers",
-        "managedFields",
-    ]
-)
-
-
-def check_decoding(rt: ResourceType, obj: JsonObject, strict: bool) -> None:
-    """The 400 a real server answers while decoding a typed object: a value of the wrong type,
-    or (``fieldValidation=Strict``) a field the kind does not have."""
-    spec = obj.get("spec")
-    if not isinstance(spec, dict):
-        spec = {}
-    for field in _INTEGERS.get(rt.kind, ()):
-        value = spec.get(field)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-            go_type = type(value).__name__.replace("str", "string").replace("float", "number")
-            raise ApiError.bad_request(
-                f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: json: '
-                f"cannot unmarshal {go_type} into Go struct field {rt.kind}Spec.spec.{field} "
-                "of type int32"
-            )
-    if strict and rt.kind in _SPEC_FIELDS:
-        unknown = sorted(
-            [f for f in obj if f not in _TOP_FIELDS]
-            + [f"metadata.{f}" for f in obj.get("metadata") or {} if f not in _META_FIELDS]
-            + [f"spec.{f}" for f in spec if f not in _SPEC_FIELDS[rt.kind]]
-        )
-        if unknown:
-            listed = ", ".join(f'unknown field "{f}"' for f in unknown)
-            raise ApiError.bad_request(f"strict decoding error: {listed}")

@@ -21,6 +21,7 @@ import hashlib
 import json
 
 from backend.conventions import ISVC_LABEL
+from backend.sandbox.defaults import apply_defaults
 from backend.sandbox.store import DEPLOYMENT, INFERENCE_SERVICE, JsonObject, ResourceType
 
 REVISION_LABEL = "serving.knative.dev/revision"
@@ -193,6 +194,7 @@ class InferenceServiceController:
         ) != predictor_hash(predictor):
             latest = known + 1
             deploy = revision_deployment(isvc, latest, _min_replicas(predictor))
+            apply_defaults(DEPLOYMENT, deploy)  # it is written through the API server
             revisions[latest] = self.store.create(DEPLOYMENT, deploy)
             self.ctx.record_event(
                 isvc,
