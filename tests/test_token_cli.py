@@ -84,7 +84,9 @@ def test_create_records_intent_then_outcome(
         "expires": None,
     }
     assert isinstance(outcome.after, dict) and outcome.after["created"] == created["created"]
-    assert created["token"] not in json.dumps([r.model_dump(mode="json") for r in records(database)])
+    assert created["token"] not in json.dumps(
+        [r.model_dump(mode="json") for r in records(database)]
+    )
 
 
 def test_no_token_is_created_when_the_intent_cannot_be_written(
