@@ -36,25 +36,25 @@ def records(url: str) -> list[AuditRecord]:
         engine.dispose()
 
 
-def refuse_audit_records(url: str, stage: str | None = None) -> None:
-    """Make the audit table refuse inserts (of one stage only, if given), as a full disk or a
-    revoked grant would; every other table stays writable."""
+def refuse_inserts(url: str, table: str = "audit_record", stage: str | None = None) -> None:
+    """Make ``table`` refuse inserts (of audit records of one stage only, if given), as a full
+    disk or a revoked grant would; every other table stays writable."""
     when = f"WHEN NEW.stage = '{stage}'" if stage else ""
     engine = create_db_engine(url)
     with engine.begin() as conn:
         conn.execute(
             sa.text(
-                f"CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_record {when} "
-                "BEGIN SELECT RAISE(ABORT, 'audit table is read-only'); END"
+                f"CREATE TRIGGER refuse_inserts BEFORE INSERT ON {table} {when} "
+                f"BEGIN SELECT RAISE(ABORT, '{table} is read-only'); END"
             )
         )
     engine.dispose()
 
 
-def accept_audit_records(url: str) -> None:
+def accept_inserts(url: str) -> None:
     engine = create_db_engine(url)
     with engine.begin() as conn:
-        conn.execute(sa.text("DROP TRIGGER refuse_audit"))
+        conn.execute(sa.text("DROP TRIGGER refuse_inserts"))
     engine.dispose()
 
 
@@ -92,15 +92,15 @@ def test_create_records_intent_then_outcome(
 def test_no_token_is_created_when_the_intent_cannot_be_written(
     database: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    refuse_audit_records(database)
+    refuse_inserts(database)
     assert cli([*CREATE, "--database", database]) == 1
     printed = capsys.readouterr()
     assert printed.out == ""
     assert "no token created: the audit log cannot be written" in printed.err
-    assert "audit table is read-only" in printed.err
+    assert "audit_record is read-only" in printed.err
     assert issued(database) == [] and records(database) == []
 
-    accept_audit_records(database)  # writable again: the same command goes through
+    accept_inserts(database)  # writable again: the same command goes through
     assert cli([*CREATE, "--database", database]) == 0
     created = json.loads(capsys.readouterr().out)
     assert [t["id"] for t in issued(database)] == [created["id"]]
@@ -110,7 +110,7 @@ def test_no_token_is_created_when_the_intent_cannot_be_written(
 def test_a_token_whose_outcome_cannot_be_written_is_revoked_and_never_shown(
     database: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    refuse_audit_records(database, stage="outcome")
+    refuse_inserts(database, stage="outcome")
     assert cli([*CREATE, "--database", database]) == 1
     printed = capsys.readouterr()
     assert printed.out == "" and "opsc_" not in printed.err
@@ -122,19 +122,33 @@ def test_a_token_whose_outcome_cannot_be_written_is_revoked_and_never_shown(
     assert intent.stage == "intent" and intent.target == f"token/{token['id']}"
 
 
+def test_a_token_the_database_refuses_is_recorded_as_failed(
+    database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    refuse_inserts(database, table="api_token")
+    assert cli([*CREATE, "--database", database]) == 1
+    printed = capsys.readouterr()
+    assert printed.out == ""
+    assert "no token created (IntegrityError: " in printed.err
+    assert issued(database) == []
+    intent, outcome = records(database)
+    assert (intent.change_id, outcome.outcome) == (outcome.change_id, "failed")
+    assert "api_token is read-only" in (outcome.error or "")
+
+
 def test_revoke_is_refused_when_the_intent_cannot_be_written(
     database: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert cli([*CREATE, "--database", database]) == 0
     token_id = json.loads(capsys.readouterr().out)["id"]
-    refuse_audit_records(database)
+    refuse_inserts(database)
     assert cli(["token", "revoke", token_id, "--database", database]) == 1
     assert f"token {token_id} not revoked: the audit log cannot be written" in (
         capsys.readouterr().err
     )
     assert issued(database) == [{"id": token_id, "revoked": None}]
 
-    accept_audit_records(database)
+    accept_inserts(database)
     assert cli(["token", "revoke", token_id, "--database", database]) == 0
     revoke = [r for r in records(database) if r.action == "token.revoke"]
     assert [r.outcome for r in revoke] == [None, "succeeded"]
