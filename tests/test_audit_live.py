@@ -109,8 +109,8 @@ def test_export_round_trips_field_by_field_and_verifies_again(
     command = ["audit", "--backend", mutable_cluster.backend_url, "export"]
     command += ["--since", since, "--until", until]
 
-    exported = [json.loads(line) for line in export([*command, "--output", "jsonl"], capsys)
-                .splitlines()]  # fmt: skip
+    jsonl = export([*command, "--output", "jsonl"], capsys)
+    exported = [json.loads(line) for line in jsonl.splitlines()]
     assert exported == listed
     assert any(r["reason"] == HOSTILE and r["before"] and r["after"] for r in exported)
     assert any(r["before"] is None for r in exported)
@@ -224,7 +224,8 @@ def verify_everywhere(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> tuple[dict[str, Any], str, str]:
-    """What the API, ``audit verify`` and ``audit verify --database`` (a copy) say."""
+    """What the API, ``audit verify`` (its exit code checked here) and ``audit verify
+    --database`` on a copy (its exit code, a space, then its output) say."""
     answer = api.get("/api/v1/audit/verify").json()
     capsys.readouterr()
     remote = cli(["audit", "--backend", cluster.backend_url, "verify"])
