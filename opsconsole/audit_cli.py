@@ -3,8 +3,9 @@
 ``verify`` asks the backend (which also compares the chain's end with the head it keeps outside
 the database), or checks a database directly with ``--database URL`` (a copy, offline). ``list``
 takes the Audit screen's filter language; ``export`` streams every matching record oldest first
-as JSON lines or CSV. Exit codes: 0 done (chain verified), 1 the chain is broken or the backend
-refused, 2 bad usage or no backend.
+as JSON lines or CSV, each with its sequence number, previous hash and hash, so that the chain
+can be checked again from the export. Exit codes: 0 done (chain verified), 1 the chain is broken
+or the backend refused, 2 bad usage or no backend.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ CSV_FIELDS = [
     "ssh_client", "user_agent", "action", "target", "tenants", "reason", "error",
     "parameters", "before", "after", "resource_versions", "prev_hash", "hash",
 ]  # fmt: skip
+# The JSON-valued fields: in CSV always their JSON text (``null`` included), so that a SIEM reads
+# back exactly what was recorded and can recompute each record's hash.
+JSON_COLUMNS = frozenset({"tenants", "parameters", "before", "after", "resource_versions"})
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -160,5 +164,8 @@ async def _export(records: AsyncIterator[AuditRecord], output: str, out: TextIO)
     async for record in records:
         row = record.model_dump(mode="json")
         writer.writerow(
-            {k: (json.dumps(v) if isinstance(v, dict | list) else v) for k, v in row.items()}
+            {
+                k: (json.dumps(v, ensure_ascii=False) if k in JSON_COLUMNS else v)
+                for k, v in row.items()
+            }
         )

@@ -23,7 +23,7 @@ from backend.changes.request import Actor, ChangeDenied, ChangeInvalid, StalePla
 from backend.changes.rollout import DeploymentUndo
 from backend.db.engine import create_db_engine
 from backend.db.migrate import upgrade
-from backend.schemas import AuditFilter, AuditOutcome, AuditRecord
+from backend.schemas import AuditEntry, AuditFilter, AuditOutcome, AuditRecord, AuditStage
 from tests.pg_fixture import PgServer, private_pg  # noqa: F401
 from tests.support.sandbox import SandboxThread
 
@@ -574,3 +574,21 @@ async def test_a_rewritten_end_is_caught_by_the_head_kept_in_the_cluster(
     assert "differs from the head kept outside" in (result.problem or "")
     for name in ("left", "right"):
         cluster.core.patch_namespaced_config_map(name, NS, {"data": {"gpus": "4"}})
+
+
+async def test_recovery_leaves_unfinished_changes_that_are_not_the_clusters(
+    path: ChangePath,
+) -> None:
+    """A token command that died after its intent left nothing in the cluster to finish."""
+    path.audit.store.append(
+        AuditEntry(
+            change_id="t1",
+            stage=AuditStage.INTENT,
+            actor="root",
+            role="admin",
+            action="token.create",
+            target="token/abc",
+        )
+    )
+    assert await path.recover() == []
+    assert [r.change_id for r in path.audit.store.unfinished()] == ["t1"]

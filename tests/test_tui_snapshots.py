@@ -4,17 +4,25 @@ The console talks over HTTP to a backend on the demo sandbox (seed 7, clock froz
 2026-11-29 12:00 UTC, telemetry history full), with its own clock frozen at the same instant, so
 the pictures are reproducible. ``pytest --snapshot-update`` regenerates them under
 ``tests/__snapshots__``; ``make screenshots`` takes the same pictures for the README.
+
+The Audit screen with records is pictured on the in-process backend over a fixed audit log
+(``tests.support.audit``): records made by the sandbox's backend carry the time they were made.
 """
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
 
 from opsconsole.client import BackendClient
+from opsconsole.screens.audit import AuditRecordScreen
 from tests.conftest import LiveCluster
+from tests.support.audit import QUOTA_DIFF_SEQ, sample_audit_log, tamper
+from tests.support.backend import FleetBackend
+from tests.support.console import make_app as fake_console
 from tests.support.screens import (
     DISPLAY_URL,
     FROZEN,
@@ -94,4 +102,46 @@ def test_light_theme_snapshot(snap_compare, live_cluster: LiveCluster) -> None:
         make_app(target(live_cluster), "opsconsole-light"),
         terminal_size=(80, 24),
         run_before=run_before(lambda app: None),
+    )
+
+
+def audit_backend(directory: Path, tampered: int | None = None) -> FleetBackend:
+    """The in-process backend with the fixed audit log, its chain checked (after record
+    ``tampered`` was edited behind the log's back, if given)."""
+    fake = FleetBackend()
+    log = sample_audit_log(directory)
+    if tampered is not None:
+        tamper(log, tampered, "nothing to see here")
+    asyncio.run(log.verify())
+    fake.source.audit = log
+    return fake
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_audit_records_snapshot(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:
+    assert snap_compare(
+        fake_console(audit_backend(tmp_path)),
+        terminal_size=size,
+        run_before=run_before(lambda app: app.action_goto("audit")),
+    )
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_audit_record_diff_snapshot(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:
+    def open_record(app) -> None:
+        app.action_goto("audit")
+        app.push_screen(AuditRecordScreen(QUOTA_DIFF_SEQ))
+
+    assert snap_compare(
+        fake_console(audit_backend(tmp_path)),
+        terminal_size=size,
+        run_before=run_before(open_record),
+    )
+
+
+def test_audit_broken_chain_snapshot(snap_compare, tmp_path: Path) -> None:
+    assert snap_compare(
+        fake_console(audit_backend(tmp_path, tampered=3)),
+        terminal_size=SIZES[0],
+        run_before=run_before(lambda app: app.action_goto("audit")),
     )

@@ -282,10 +282,11 @@ class ChangePath:
     # -- recovery --------------------------------------------------------------------------------
     async def recover(self) -> list[ChangeResult]:
         """Finish every change whose intent has no outcome: keep it if every write landed, else
-        put back what landed; record the outcome."""
+        put back what landed; record the outcome. Only the cluster changes of this path's kinds:
+        a token command that died mid-way left nothing in the cluster to finish."""
         intents = await asyncio.to_thread(self.audit.store.unfinished)
         results = []
-        for intent in intents:
+        for intent in (i for i in intents if i.action in self.kinds):
             results.append(await self._recover(intent))
         return results
 

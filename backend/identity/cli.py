@@ -3,8 +3,9 @@
 Working on the database (``--database URL``, else ``OPSCONSOLE_DATABASE_URL``, else the backend's
 default) means the first admin token can be made before anyone can log in: whoever can reach the
 database already holds every right. Creations and revocations are written to the audit log with
-the local login name as the actor and ``database`` as the source; the token itself never is.
-Exit codes: 0 done, 1 no such token, 2 bad usage.
+the local login name as the actor and ``database`` as the source, intent first, failing closed
+(``backend.identity.changes``). Exit codes: 0 done, 1 not done (no such token, or the database
+or its audit log refused), 2 bad usage.
 """
 
 from __future__ import annotations
@@ -15,18 +16,27 @@ import json
 import os
 import re
 import sys
-import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any, TextIO
+from typing import TextIO
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from backend.audit.store import AuditStore
 from backend.db.engine import create_db_engine
 from backend.db.migrate import upgrade
+from backend.identity.changes import (
+    Grant,
+    NotDone,
+    Requester,
+    create_token,
+    first_line,
+    identity_fields,
+    revoke_token,
+)
 from backend.identity.tokens import ROLES, Identity, TokenStore
-from backend.schemas import AuditEntry, AuditOutcome, AuditStage
 from backend.settings import Settings
 
-EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_NOT_DONE, EXIT_USAGE = 0, 1, 2
 _DURATION = re.compile(r"^(\d+)([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -78,48 +88,38 @@ def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
     except ValueError as exc:
         print(f"opsconsole token: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    upgrade(url)
-    engine = create_db_engine(url)
+    try:
+        upgrade(url)
+        engine = create_db_engine(url)
+    except SQLAlchemyError as exc:
+        return _not_done(f"the database cannot be reached ({first_line(exc)})")
+    requester = Requester(_login_name(), os.environ.get("SSH_CONNECTION") or None)
     try:
         store, audit = TokenStore(engine), AuditStore(engine)
         if args.token_command == "create":
             expires = datetime.now(UTC) + lifetime if lifetime else None
-            token, identity = store.create(args.operator, args.role, tenants, expires)
-            audit.append(_entry("token.create", identity))
+            grant = Grant(args.operator.strip(), args.role, tenants, expires)
+            token, identity = create_token(store, audit, grant, requester)
             _show_created(token, identity, args.output, out)
-            return EXIT_OK
-        if args.token_command == "list":
+        elif args.token_command == "list":
             _show_list(store.list(), args.output, out)
-            return EXIT_OK
-        revoked = store.revoke(args.id)
-        if revoked is None:
-            print(f"opsconsole token: no token with id {args.id!r}", file=sys.stderr)
-            return EXIT_NOT_FOUND
-        audit.append(_entry("token.revoke", revoked))
-        _show(revoked, args.output, out)
+        else:
+            _show(revoke_token(store, audit, args.id, requester), args.output, out)
         return EXIT_OK
+    except ValueError as exc:
+        print(f"opsconsole token: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except NotDone as exc:
+        return _not_done(str(exc))
+    except SQLAlchemyError as exc:
+        return _not_done(f"the database cannot be reached ({first_line(exc)})")
     finally:
         engine.dispose()
 
 
-def _entry(action: str, identity: Identity) -> AuditEntry:
-    """The audit record of a token change: who ran the command, and the token's grant."""
-    grant = _fields(identity)
-    return AuditEntry(
-        change_id=uuid.uuid4().hex,
-        stage=AuditStage.OUTCOME,
-        actor=_login_name(),
-        role="admin",
-        source_address="database",
-        ssh_client=os.environ.get("SSH_CONNECTION") or None,
-        user_agent="opsconsole token",
-        action=action,
-        target=f"token/{identity.token_id}",
-        parameters=grant,
-        before=None if action == "token.create" else {"revoked": None},
-        after=grant if action == "token.create" else {"revoked": identity.revoked},
-        outcome=AuditOutcome.SUCCEEDED,
-    )
+def _not_done(message: str) -> int:
+    print(f"opsconsole token: {message}", file=sys.stderr)
+    return EXIT_NOT_DONE
 
 
 def _login_name() -> str:
@@ -129,21 +129,9 @@ def _login_name() -> str:
         return f"uid {os.getuid()}"
 
 
-def _fields(identity: Identity) -> dict[str, Any]:
-    return {
-        "id": identity.token_id,
-        "operator": identity.operator,
-        "role": identity.role,
-        "tenants": None if identity.tenants is None else sorted(identity.tenants),
-        "created": identity.created,
-        "expires": identity.expires,
-        "revoked": identity.revoked,
-    }
-
-
 def _show_created(token: str, identity: Identity, output: str, out: TextIO) -> None:
     if output == "json":
-        out.write(json.dumps({"token": token, **_fields(identity)}, indent=2) + "\n")
+        out.write(json.dumps({"token": token, **identity_fields(identity)}, indent=2) + "\n")
         return
     out.write(f"{token}\n")
     print(
@@ -161,14 +149,14 @@ def _grant(identity: Identity) -> str:
 
 def _show(identity: Identity, output: str, out: TextIO) -> None:
     if output == "json":
-        out.write(json.dumps(_fields(identity), indent=2) + "\n")
+        out.write(json.dumps(identity_fields(identity), indent=2) + "\n")
     else:
         out.write(f"revoked token {identity.token_id} of {identity.operator}\n")
 
 
 def _show_list(identities: list[Identity], output: str, out: TextIO) -> None:
     if output == "json":
-        out.write(json.dumps([_fields(i) for i in identities], indent=2) + "\n")
+        out.write(json.dumps([identity_fields(i) for i in identities], indent=2) + "\n")
         return
     rows = [["ID", "OPERATOR", "ROLE", "TENANTS", "CREATED", "EXPIRES", "STATE"]]
     now = datetime.now(UTC)

@@ -41,6 +41,11 @@ class Identity:
         return self.expires is not None and self.expires <= utc_timestamp(now)
 
 
+def new_token_id() -> str:
+    """A token's public id; made before the token so that the audit intent can name it."""
+    return secrets.token_hex(6)
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -70,14 +75,16 @@ class TokenStore:
         role: str,
         tenants: frozenset[str] | None = None,
         expires: datetime | None = None,
+        token_id: str | None = None,
     ) -> tuple[str, Identity]:
-        """A new token and its identity; the token is returned here and never again."""
+        """A new token and its identity (``token_id`` from ``new_token_id``, or a new one); the
+        token is returned here and never again."""
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}; one of: {', '.join(ROLES)}")
         if not operator.strip():
             raise ValueError("an operator name is required")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        token_id = secrets.token_hex(6)
+        token_id = token_id or new_token_id()
         row = {
             "id": token_id,
             "token_hash": token_hash(token),
