@@ -14,7 +14,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, and_, exists, insert, or_, select, text
+from sqlalchemy import (
+    Engine,
+    Integer,
+    and_,
+    column,
+    exists,
+    insert,
+    literal_column,
+    or_,
+    select,
+    table,
+    text,
+)
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
@@ -34,6 +46,13 @@ TENANTS = SQLModel.metadata.tables[AuditTenantRow.__tablename__]
 COLUMNS = [c.name for c in RECORDS.columns]
 # Any constant works; it names the lock that serializes appends across processes.
 PG_APPEND_LOCK = 0x6F7073636F6E73  # "opscons"
+# The free-text index (see the migration that creates it): the FTS5 table on SQLite, whose rowid
+# is the record's seq, and on PostgreSQL the indexed expression, written exactly as indexed.
+AUDIT_TEXT = table("audit_text", column("rowid", Integer), column("audit_text"))
+PG_TEXT = literal_column(
+    "(actor || ' ' || action || ' ' || target || ' ' || reason || ' ' || coalesce(error, '')"
+    " || ' ' || parameters || ' ' || tenants)"
+)
 
 
 def utc_timestamp(moment: datetime | None = None) -> str:
@@ -53,6 +72,17 @@ def glob_to_like(pattern: str) -> str:
     r"""``quota.*`` -> ``quota.%``; ``%``, ``_`` and ``\`` are matched literally."""
     escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return escaped.replace("*", "%")
+
+
+def indexed_words(term: str) -> list[str]:
+    """The parts of a free-text term (``*`` is a wildcard) that a trigram index can look up:
+    those of three characters or more. Empty when the index cannot narrow the search."""
+    return [part for part in term.split("*") if len(part) >= 3]
+
+
+def fts_query(words: list[str]) -> str:
+    """An FTS5 query for records containing every one of ``words``, each taken literally."""
+    return " AND ".join('"' + word.replace('"', '""') + '"' for word in words)
 
 
 class AuditStore:
@@ -144,6 +174,12 @@ class AuditStore:
         the last page."""
         seq = RECORDS.c.seq
         query = select(RECORDS).where(*self._conditions(where))
+        words = indexed_words(where.text or "")
+        if words and self.dialect == "sqlite":
+            # Walk the trigram index's matches newest first; the exact condition still applies.
+            query = query.join(AUDIT_TEXT, AUDIT_TEXT.c.rowid == seq)
+            query = query.where(AUDIT_TEXT.c.audit_text.match(fts_query(words)))
+            seq = AUDIT_TEXT.c.rowid
         if scope is not None:
             query = query.where(
                 seq.in_(select(TENANTS.c.seq).where(TENANTS.c.tenant.in_(sorted(scope))))
@@ -191,6 +227,9 @@ class AuditStore:
             like = f"%{glob_to_like(where.text)}%"
             searched = (c.actor, c.action, c.target, c.reason, c.error, c.parameters, c.tenants)
             conditions.append(or_(*(col.ilike(like, escape="\\") for col in searched)))
+            if indexed_words(where.text) and self.dialect == "postgresql":
+                # Candidates from the trigram index over all the columns at once.
+                conditions.append(PG_TEXT.ilike(like, escape="\\"))
         return conditions
 
     @staticmethod
