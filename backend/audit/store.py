@@ -18,6 +18,7 @@ from sqlalchemy import (
     Engine,
     Integer,
     and_,
+    bindparam,
     column,
     exists,
     insert,
@@ -34,9 +35,11 @@ from backend.audit.chain import (
     GENESIS_HASH,
     JSON_FIELDS,
     SORTED_FIELDS,
+    canonical_json_sql,
     record_hash,
     stored_json,
     stored_row_hash,
+    text_hash,
 )
 from backend.audit.tables import AuditRecordRow, AuditTenantRow
 from backend.schemas import AuditEntry, AuditFilter, AuditRecord, ChainHead, ChainVerification
@@ -243,18 +246,20 @@ class AuditStore:
         """Walk the chain from the first record (or on from ``start``, a head verified before);
         stop at the first record that does not hold."""
         expected_seq, prev_hash = (start.seq + 1, start.hash) if start else (1, GENESIS_HASH)
-        columns = [RECORDS.c.seq, RECORDS.c.prev_hash, RECORDS.c.hash]
-        columns += [RECORDS.c[name] for name in SORTED_FIELDS]
+        canonical = literal_column(canonical_json_sql(self.dialect))
+        query = (
+            select(RECORDS.c.seq, RECORDS.c.prev_hash, RECORDS.c.hash, canonical)
+            .where(RECORDS.c.seq >= bindparam("first"))
+            .order_by(RECORDS.c.seq)
+            .limit(batch)
+        )
         with self.engine.connect() as conn:
             while True:
-                rows = conn.execute(
-                    select(*columns)
-                    .where(RECORDS.c.seq >= expected_seq)
-                    .order_by(RECORDS.c.seq)
-                    .limit(batch)
-                ).all()
-                for row in rows:
-                    problem = _check(row, expected_seq, prev_hash)
+                rows = conn.execute(query, {"first": expected_seq}).all()
+                for seq, stored_prev, stored_hash, text_json in rows:
+                    problem = _check(seq, stored_prev, expected_seq, prev_hash)
+                    if not problem and text_hash(prev_hash, text_json) != stored_hash:
+                        problem = self._altered(conn, seq, prev_hash, stored_hash)
                     if problem:
                         return ChainVerification(
                             ok=False,
@@ -264,7 +269,7 @@ class AuditStore:
                             problem=problem,
                             checked_at=utc_timestamp(),
                         )
-                    expected_seq, prev_hash = expected_seq + 1, row[2]
+                    expected_seq, prev_hash = expected_seq + 1, stored_hash
                 if len(rows) < batch:
                     break
         head = ChainHead(seq=expected_seq - 1, hash=prev_hash) if expected_seq > 1 else None
@@ -272,15 +277,23 @@ class AuditStore:
             ok=True, records=expected_seq - 1, head=head, checked_at=utc_timestamp()
         )
 
+    @staticmethod
+    def _altered(conn: Connection, seq: int, prev_hash: str, stored_hash: str) -> str | None:
+        """The verdict on a record whose database-built JSON did not hash to its stored hash:
+        hashed again from its fields as orjson writes them, which is what the chain means."""
+        fields = conn.execute(
+            select(*(RECORDS.c[name] for name in SORTED_FIELDS)).where(RECORDS.c.seq == seq)
+        ).one()
+        if stored_row_hash(prev_hash, tuple(fields)) == stored_hash:
+            return None
+        return f"record #{seq} was altered: its hash does not match its contents"
 
-def _check(row: Any, expected_seq: int, prev_hash: str) -> str | None:
-    """Why ``row`` (seq, prev_hash, hash, then the chained fields in key order) is not the record
-    the chain expects next; None when it is."""
-    seq, stored_prev, stored_hash = row[0], row[1], row[2]
+
+def _check(seq: int, stored_prev: str, expected_seq: int, prev_hash: str) -> str | None:
+    """Why a row numbered ``seq`` that names ``stored_prev`` as its predecessor's hash is not in
+    the place of the chain expected next; None when it is."""
     if seq != expected_seq:
         return f"record #{expected_seq} is missing (the next record is #{seq})"
     if stored_prev != prev_hash:
         return f"record #{expected_seq} does not follow record #{expected_seq - 1}"
-    if stored_row_hash(prev_hash, tuple(row[3:])) != stored_hash:
-        return f"record #{expected_seq} was altered: its hash does not match its contents"
     return None
