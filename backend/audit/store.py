@@ -29,6 +29,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql import ColumnElement
 from sqlmodel import SQLModel
 
 from backend.audit.chain import (
@@ -52,7 +53,7 @@ PG_APPEND_LOCK = 0x6F7073636F6E73  # "opscons"
 # The free-text index (see the migration that creates it): the FTS5 table on SQLite, whose rowid
 # is the record's seq, and on PostgreSQL the indexed expression, written exactly as indexed.
 AUDIT_TEXT = table("audit_text", column("rowid", Integer), column("audit_text"))
-PG_TEXT = literal_column(
+PG_TEXT: ColumnElement[str] = literal_column(
     "(actor || ' ' || action || ' ' || target || ' ' || reason || ' ' || coalesce(error, '')"
     " || ' ' || parameters || ' ' || tenants)"
 )
@@ -175,7 +176,7 @@ class AuditStore:
         """Newest first (or oldest first); ``cursor`` is the previous page's ``next``; ``scope``:
         only records about at least one of these tenants. Returns (records, next), next None on
         the last page."""
-        seq = RECORDS.c.seq
+        seq: ColumnElement[int] = RECORDS.c.seq
         query = select(RECORDS).where(*self._conditions(where))
         words = indexed_words(where.text or "")
         if words and self.dialect == "sqlite":
@@ -246,7 +247,7 @@ class AuditStore:
         """Walk the chain from the first record (or on from ``start``, a head verified before);
         stop at the first record that does not hold."""
         expected_seq, prev_hash = (start.seq + 1, start.hash) if start else (1, GENESIS_HASH)
-        canonical = literal_column(canonical_json_sql(self.dialect))
+        canonical: ColumnElement[str] = literal_column(canonical_json_sql(self.dialect))
         query = (
             select(RECORDS.c.seq, RECORDS.c.prev_hash, RECORDS.c.hash, canonical)
             .where(RECORDS.c.seq >= bindparam("first"))
