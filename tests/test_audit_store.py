@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from backend.audit.chain import GENESIS_HASH, JSON_FIELDS, record_hash, stored_json
+from backend.audit.chain import (
+    GENESIS_HASH,
+    JSON_FIELDS,
+    SORTED_FIELDS,
+    record_hash,
+    stored_json,
+    stored_row_hash,
+)
 from backend.audit.store import AuditStore
 from backend.db.engine import create_db_engine
 from backend.db.migrate import upgrade
@@ -159,6 +166,30 @@ def test_verify_crosses_batch_boundaries(store: AuditStore) -> None:
     assert store.verify(batch=7).records == 25
     sql(store, "UPDATE audit_record SET actor = 'mallory' WHERE seq = 15")
     assert store.verify(batch=7).broken_at == 15
+
+
+def test_a_record_the_database_renders_differently_still_verifies(tmp_path: Path) -> None:
+    """SQLite's printf stops at a NUL, so the database-built JSON of this row (a raw NUL in its
+    stored parameters) is cut short; the row is judged by ``stored_row_hash`` all the same, and
+    tampering with it still shows."""
+    store = store_at(f"sqlite:///{tmp_path / 'audit.db'}")
+    fill(store, 3)
+    columns = ", ".join(f'"{name}"' for name in SORTED_FIELDS)
+    with store.engine.connect() as conn:
+        row = dict(
+            zip(
+                SORTED_FIELDS,
+                conn.execute(sa.text(f"SELECT {columns} FROM audit_record WHERE seq = 3")).one(),
+                strict=True,
+            )
+        )
+    row["parameters"] = '{"k":"a\x00b"}'
+    authentic = stored_row_hash(row["prev_hash"], tuple(row.values()))
+    update = "UPDATE audit_record SET parameters = :p, hash = :h WHERE seq = 3"
+    sql(store, update, p=row["parameters"], h=authentic)
+    assert store.verify().ok
+    sql(store, "UPDATE audit_record SET parameters = :p WHERE seq = 3", p='{"k":"a\x00c"}')
+    assert store.verify().broken_at == 3
 
 
 # -- search ------------------------------------------------------------------------------------

@@ -75,3 +75,28 @@ def stored_row_hash(prev_hash: str, values: tuple[Any, ...]) -> str:
     digest = hashlib.sha256(bytes.fromhex(prev_hash))
     digest.update(orjson.dumps(fields))  # already in key order
     return digest.hexdigest()
+
+
+def canonical_json_sql(dialect: str) -> str:
+    """SQL that builds a stored row's canonical JSON in the database (one formatting call), so
+    that verifying reads one text per row instead of twenty fields. The database's JSON string
+    escaping is not promised to be orjson's byte for byte, so a hash that does not match this
+    text is checked again with ``stored_row_hash`` before the record is called altered."""
+    template = "{" + ",".join(f'"{name}":%s' for name in SORTED_FIELDS) + "}"
+    values = []
+    for name in SORTED_FIELDS:
+        if name in JSON_FIELDS or name == "seq":
+            values.append(f'"{name}"')
+        elif dialect == "postgresql":
+            values.append(f"coalesce(to_json(\"{name}\")::text, 'null')")
+        else:
+            values.append(f'json_quote("{name}")')
+    function = "format" if dialect == "postgresql" else "printf"
+    return f"{function}('{template}', {', '.join(values)})"
+
+
+def text_hash(prev_hash: str, canonical: str) -> str:
+    """``record_hash`` given the canonical JSON as text."""
+    digest = hashlib.sha256(bytes.fromhex(prev_hash))
+    digest.update(canonical.encode())
+    return digest.hexdigest()

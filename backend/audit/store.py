@@ -14,17 +14,33 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, and_, exists, insert, or_, select, text
+from sqlalchemy import (
+    Engine,
+    Integer,
+    and_,
+    bindparam,
+    column,
+    exists,
+    insert,
+    literal_column,
+    or_,
+    select,
+    table,
+    text,
+)
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql import ColumnElement
 from sqlmodel import SQLModel
 
 from backend.audit.chain import (
     GENESIS_HASH,
     JSON_FIELDS,
     SORTED_FIELDS,
+    canonical_json_sql,
     record_hash,
     stored_json,
     stored_row_hash,
+    text_hash,
 )
 from backend.audit.tables import AuditRecordRow, AuditTenantRow
 from backend.schemas import AuditEntry, AuditFilter, AuditRecord, ChainHead, ChainVerification
@@ -34,6 +50,13 @@ TENANTS = SQLModel.metadata.tables[AuditTenantRow.__tablename__]
 COLUMNS = [c.name for c in RECORDS.columns]
 # Any constant works; it names the lock that serializes appends across processes.
 PG_APPEND_LOCK = 0x6F7073636F6E73  # "opscons"
+# The free-text index (see the migration that creates it): the FTS5 table on SQLite, whose rowid
+# is the record's seq, and on PostgreSQL the indexed expression, written exactly as indexed.
+AUDIT_TEXT = table("audit_text", column("rowid", Integer), column("audit_text"))
+PG_TEXT: ColumnElement[str] = literal_column(
+    "(actor || ' ' || action || ' ' || target || ' ' || reason || ' ' || coalesce(error, '')"
+    " || ' ' || parameters || ' ' || tenants)"
+)
 
 
 def utc_timestamp(moment: datetime | None = None) -> str:
@@ -53,6 +76,17 @@ def glob_to_like(pattern: str) -> str:
     r"""``quota.*`` -> ``quota.%``; ``%``, ``_`` and ``\`` are matched literally."""
     escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return escaped.replace("*", "%")
+
+
+def indexed_words(term: str) -> list[str]:
+    """The parts of a free-text term (``*`` is a wildcard) that a trigram index can look up:
+    those of three characters or more. Empty when the index cannot narrow the search."""
+    return [part for part in term.split("*") if len(part) >= 3]
+
+
+def fts_query(words: list[str]) -> str:
+    """An FTS5 query for records containing every one of ``words``, each taken literally."""
+    return " AND ".join('"' + word.replace('"', '""') + '"' for word in words)
 
 
 class AuditStore:
@@ -142,8 +176,14 @@ class AuditStore:
         """Newest first (or oldest first); ``cursor`` is the previous page's ``next``; ``scope``:
         only records about at least one of these tenants. Returns (records, next), next None on
         the last page."""
-        seq = RECORDS.c.seq
+        seq: ColumnElement[int] = RECORDS.c.seq
         query = select(RECORDS).where(*self._conditions(where))
+        words = indexed_words(where.text or "")
+        if words and self.dialect == "sqlite":
+            # Walk the trigram index's matches newest first; the exact condition still applies.
+            query = query.join(AUDIT_TEXT, AUDIT_TEXT.c.rowid == seq)
+            query = query.where(AUDIT_TEXT.c.audit_text.match(fts_query(words)))
+            seq = AUDIT_TEXT.c.rowid
         if scope is not None:
             query = query.where(
                 seq.in_(select(TENANTS.c.seq).where(TENANTS.c.tenant.in_(sorted(scope))))
@@ -191,6 +231,9 @@ class AuditStore:
             like = f"%{glob_to_like(where.text)}%"
             searched = (c.actor, c.action, c.target, c.reason, c.error, c.parameters, c.tenants)
             conditions.append(or_(*(col.ilike(like, escape="\\") for col in searched)))
+            if indexed_words(where.text) and self.dialect == "postgresql":
+                # Candidates from the trigram index over all the columns at once.
+                conditions.append(PG_TEXT.ilike(like, escape="\\"))
         return conditions
 
     @staticmethod
@@ -204,18 +247,20 @@ class AuditStore:
         """Walk the chain from the first record (or on from ``start``, a head verified before);
         stop at the first record that does not hold."""
         expected_seq, prev_hash = (start.seq + 1, start.hash) if start else (1, GENESIS_HASH)
-        columns = [RECORDS.c.seq, RECORDS.c.prev_hash, RECORDS.c.hash]
-        columns += [RECORDS.c[name] for name in SORTED_FIELDS]
+        canonical: ColumnElement[str] = literal_column(canonical_json_sql(self.dialect))
+        query = (
+            select(RECORDS.c.seq, RECORDS.c.prev_hash, RECORDS.c.hash, canonical)
+            .where(RECORDS.c.seq >= bindparam("first"))
+            .order_by(RECORDS.c.seq)
+            .limit(batch)
+        )
         with self.engine.connect() as conn:
             while True:
-                rows = conn.execute(
-                    select(*columns)
-                    .where(RECORDS.c.seq >= expected_seq)
-                    .order_by(RECORDS.c.seq)
-                    .limit(batch)
-                ).all()
-                for row in rows:
-                    problem = _check(row, expected_seq, prev_hash)
+                rows = conn.execute(query, {"first": expected_seq}).all()
+                for seq, stored_prev, stored_hash, text_json in rows:
+                    problem = _check(seq, stored_prev, expected_seq, prev_hash)
+                    if not problem and text_hash(prev_hash, text_json) != stored_hash:
+                        problem = self._altered(conn, seq, prev_hash, stored_hash)
                     if problem:
                         return ChainVerification(
                             ok=False,
@@ -225,7 +270,7 @@ class AuditStore:
                             problem=problem,
                             checked_at=utc_timestamp(),
                         )
-                    expected_seq, prev_hash = expected_seq + 1, row[2]
+                    expected_seq, prev_hash = expected_seq + 1, stored_hash
                 if len(rows) < batch:
                     break
         head = ChainHead(seq=expected_seq - 1, hash=prev_hash) if expected_seq > 1 else None
@@ -233,15 +278,23 @@ class AuditStore:
             ok=True, records=expected_seq - 1, head=head, checked_at=utc_timestamp()
         )
 
+    @staticmethod
+    def _altered(conn: Connection, seq: int, prev_hash: str, stored_hash: str) -> str | None:
+        """The verdict on a record whose database-built JSON did not hash to its stored hash:
+        hashed again from its fields as orjson writes them, which is what the chain means."""
+        fields = conn.execute(
+            select(*(RECORDS.c[name] for name in SORTED_FIELDS)).where(RECORDS.c.seq == seq)
+        ).one()
+        if stored_row_hash(prev_hash, tuple(fields)) == stored_hash:
+            return None
+        return f"record #{seq} was altered: its hash does not match its contents"
 
-def _check(row: Any, expected_seq: int, prev_hash: str) -> str | None:
-    """Why ``row`` (seq, prev_hash, hash, then the chained fields in key order) is not the record
-    the chain expects next; None when it is."""
-    seq, stored_prev, stored_hash = row[0], row[1], row[2]
+
+def _check(seq: int, stored_prev: str, expected_seq: int, prev_hash: str) -> str | None:
+    """Why a row numbered ``seq`` that names ``stored_prev`` as its predecessor's hash is not in
+    the place of the chain expected next; None when it is."""
     if seq != expected_seq:
         return f"record #{expected_seq} is missing (the next record is #{seq})"
     if stored_prev != prev_hash:
         return f"record #{expected_seq} does not follow record #{expected_seq - 1}"
-    if stored_row_hash(prev_hash, tuple(row[3:])) != stored_hash:
-        return f"record #{expected_seq} was altered: its hash does not match its contents"
     return None
