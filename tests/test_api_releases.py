@@ -91,7 +91,17 @@ def apply(api: httpx.Client, w: dict, verb: str, plan: dict, reason: str) -> htt
     )
 
 
-def test_canary_rolled_back_then_promoted(api: httpx.Client) -> None:
+def template_changes(details: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    assert "template_unknown" not in details
+    return {d["path"]: (d["before"], d["after"]) for d in details["template_diff"]}
+
+
+STORAGE_URI = "spec.template.spec.containers[kserve-container].env[STORAGE_URI].value"
+
+
+def test_canary_rolled_back_then_promoted(
+    api: httpx.Client, custom: kubernetes.client.CustomObjectsApi
+) -> None:
     canary = next(s for s in services(api) if s["canary_percent"] == 10)
     latest, previous = (r["revision"] for r in canary["traffic"]["revisions"])
     assert routed(canary) == [(latest, 10, True), (previous, 90, False)]
@@ -110,6 +120,17 @@ def test_canary_rolled_back_then_promoted(api: httpx.Client) -> None:
     assert details["target_revision"] == previous
     assert shares(details["traffic_before"]) == [(latest, 10, True), (previous, 90, False)]
     assert shares(details["traffic_after"]) == [(latest, 0, True), (previous, 100, False)]
+    # What the revision taking the traffic runs, against the latest: another model version.
+    isvc = custom.get_namespaced_custom_object(
+        *KSERVE[:2], canary["namespace"], KSERVE[2], canary["name"]
+    )
+    latest_uri = isvc["spec"]["predictor"]["model"]["storageUri"]
+    base, version = latest_uri.rsplit("@rev-", 1)
+    previous_uri = f"{base}@rev-{int(version) - 1}"
+    assert (details["template_from"], details["template_to"]) == (latest, previous)
+    rollback_changes = template_changes(details)
+    assert rollback_changes[STORAGE_URI] == (latest_uri, previous_uri)
+    assert plan["warnings"] == []
     # The kind as kubectl spells it, any case.
     for kind in ("InferenceService", "inferenceservices", "ISVC"):
         assert api.post(url(canary, "rollback", "plan", kind), json={}).json() == plan
@@ -144,6 +165,13 @@ def test_canary_rolled_back_then_promoted(api: httpx.Client) -> None:
         {"path": "spec.predictor.canaryTrafficPercent", "before": 0, "after": None}
     ]
     assert shares(plan["details"]["traffic_after"]) == [(latest, 100, True)]
+    assert (plan["details"]["template_from"], plan["details"]["template_to"]) == (
+        previous,
+        latest,
+    )
+    assert template_changes(plan["details"]) == {
+        path: (after, before) for path, (before, after) in rollback_changes.items()
+    }
     assert apply(api, canary, "promote", plan, "fixed upstream").json()["outcome"] == "succeeded"
     after = wait_for(api, canary, lambda d: routed(d) == [(latest, 100, True)], "promotion")
     assert after["canary_percent"] is None
@@ -224,6 +252,32 @@ def test_a_canary_changed_since_the_plan_is_a_conflict(
     assert answer.status_code == 409
     assert answer.json()["plan"]["diff"][0]["before"] == 50
     assert api.get(detail_path(steady)).json()["canary_percent"] == 50
+
+
+def test_a_rollback_to_a_revision_knative_no_longer_keeps_says_its_template_is_unknown(
+    api: httpx.Client, apps: kubernetes.client.AppsV1Api
+) -> None:
+    steadies = [s for s in services(api) if s["canary_percent"] is None]
+    steady = [s for s in steadies if s["name"] != "fresh-svc"][-1]
+    plan = api.post(url(steady, "rollback", "plan"), json={}).json()
+    target, latest = plan["details"]["target_revision"], steady["revision"]
+    assert (plan["details"]["template_from"], plan["details"]["template_to"]) == (latest, target)
+    assert STORAGE_URI in template_changes(plan["details"])
+
+    # Knative garbage-collects old revisions, and their Deployments with them.
+    apps.delete_namespaced_deployment(f"{target}-deployment", steady["namespace"])
+    answer = api.post(url(steady, "rollback", "plan"), json={})
+    assert answer.status_code == 200, answer.text
+    plan = answer.json()
+    why = (
+        f"the pod template of revision {target} is not known: no Deployment in namespace "
+        f'"{steady["namespace"]}" is labelled serving.knative.dev/revision={target} (Knative may '
+        "have garbage-collected that revision), and KServe keeps no earlier predictor spec"
+    )
+    assert plan["details"]["target_revision"] == target
+    assert plan["details"]["template_diff"] is None
+    assert plan["details"]["template_unknown"] == why
+    assert plan["warnings"] == [why]
 
 
 def test_a_rollout_past_its_deadline_is_stuck(
