@@ -263,6 +263,10 @@ def test_a_rollback_to_a_revision_knative_no_longer_keeps_says_its_template_is_u
     target, latest = plan["details"]["target_revision"], steady["revision"]
     assert (plan["details"]["template_from"], plan["details"]["template_to"]) == (latest, target)
     assert STORAGE_URI in template_changes(plan["details"])
+    revision_path = f"{detail_path(steady)}/revisions/{target}"
+    read = api.get(revision_path).json()
+    assert (read["revision"], read["current_revision"]) == (target, latest)
+    assert STORAGE_URI in {d["path"] for d in read["diff"]}
 
     # Knative garbage-collects old revisions, and their Deployments with them.
     apps.delete_namespaced_deployment(f"{target}-deployment", steady["namespace"])
@@ -278,6 +282,54 @@ def test_a_rollback_to_a_revision_knative_no_longer_keeps_says_its_template_is_u
     assert plan["details"]["template_diff"] is None
     assert plan["details"]["template_unknown"] == why
     assert plan["warnings"] == [why]
+    assert wait_for_json(api, revision_path, lambda r: r["diff"] is None)["unknown"] == why
+
+
+def wait_for_json(api: httpx.Client, path: str, ok: Callable[[dict], bool]) -> dict:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        body = api.get(path).json()
+        if ok(body):
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"{path} did not change within 30 s")
+
+
+def test_any_role_reads_how_a_revision_differs_from_the_current_one(
+    api: httpx.Client, mutable_cluster: LiveCluster
+) -> None:
+    page = api.get("/api/v1/workloads", params={"kind": "Deployment", "limit": 500}).json()
+    details = (api.get(detail_path(w)).json() for w in page["items"])
+    release = next(d for d in details if len(d["revisions"]) >= 3 and not d["paused"])
+    older = release["revisions"][2]["revision"]
+    path = f"{detail_path(release)}/revisions/{older}"
+    viewer = bearer(mutable_cluster.token_for("vic", "viewer"))
+    read = api.get(path, headers=viewer)
+    assert read.status_code == 200, read.text
+    body = read.json()
+    assert (body["revision"], body["current_revision"]) == (older, release["revision"])
+    assert body["diff"] and body["unknown"] is None
+    # The same fields, before and after, as the template kubectl's undo would write.
+    plan = api.post(
+        f"{detail_path(release)}/rollback/plan", json={"to_revision": int(older)}
+    ).json()
+    template = [d for d in plan["diff"] if d["path"].startswith("spec.template.")]
+
+    def by_path(diff: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return sorted(diff, key=lambda d: d["path"])
+
+    assert by_path(body["diff"]) == by_path(template)
+
+    # The current revision against itself; no such revision; another tenant's release.
+    same = api.get(f"{detail_path(release)}/revisions/{release['revision']}", headers=viewer)
+    assert same.json()["diff"] == []
+    missing = api.get(f"{detail_path(release)}/revisions/999", headers=viewer)
+    assert missing.status_code == 404
+    assert missing.json()["detail"] == (
+        f'revision 999 of deployment "{release["namespace"]}/{release["name"]}" not found'
+    )
+    outsider = bearer(mutable_cluster.token_for("tess", "viewer", frozenset({"no-such-tenant"})))
+    assert api.get(path, headers=outsider).status_code == 404
 
 
 def test_a_rollout_past_its_deadline_is_stuck(

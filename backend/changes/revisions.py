@@ -12,9 +12,23 @@ from collections.abc import Mapping
 from typing import Any
 
 from backend.audit.diff import readable_diff
-from backend.schemas import FieldDiff
+from backend.fleet.revisions import RevisionTemplates
+from backend.schemas import FieldDiff, RevisionDiff
 
 
 def template_diff(current: Mapping[str, Any], target: Mapping[str, Any]) -> list[FieldDiff]:
     """What changes when the pod template goes from ``current`` to ``target``."""
     return readable_diff({"spec": {"template": current}}, {"spec": {"template": target}})
+
+
+def revision_diff(templates: RevisionTemplates) -> RevisionDiff:
+    """A revision against the current one, or why that cannot be shown."""
+    diff = None
+    if templates.current is not None and templates.target is not None:
+        diff = template_diff(templates.current, templates.target)
+    return RevisionDiff(
+        revision=templates.revision,
+        current_revision=templates.current_revision,
+        diff=diff,
+        unknown=None if diff is not None else templates.unknown,
+    )
