@@ -24,7 +24,6 @@ from opsconsole.screens.rollback import diff_rows
 from opsconsole.shell import shell
 from opsconsole.text import literal
 
-
 MAX_ROWS = 20
 
 
