@@ -67,7 +67,7 @@ class RevisionScreen(ModalScreen[bool]):
                 f"Revision {self.revision} of {self.kind} {self.namespace}/{self.name_}"
             )
             yield Static(Text("Loading the revision…", style="dim"), id="revision-summary")
-            table = DataTable(id="revision-diff", cursor_type="row")
+            table: DataTable[Text] = DataTable(id="revision-diff", cursor_type="row")
             table.display = False  # until there is a diff to show
             yield table
             if self.rollback is None and self.refusal:
