@@ -13,7 +13,7 @@ from collections.abc import Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -58,7 +58,7 @@ class _ClusterThread:
     def __init__(
         self,
         workdir: Path,
-        backend_settings: Mapping[str, object] | None = None,
+        backend_settings: Mapping[str, Any] | None = None,
         **sandbox_args: object,
     ) -> None:
         from backend.main import RunningBackend
@@ -132,7 +132,7 @@ def wait_until_settled(url: str, token: str, timeout: float = 60.0) -> None:
 
 
 def _start_cluster(
-    workdir: Path, backend_settings: Mapping[str, object] | None = None, **sandbox_args: object
+    workdir: Path, backend_settings: Mapping[str, Any] | None = None, **sandbox_args: object
 ) -> _ClusterThread:
     thread = _ClusterThread(workdir, backend_settings, **sandbox_args)
     try:

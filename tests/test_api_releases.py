@@ -121,7 +121,7 @@ def test_canary_rolled_back_then_promoted(
     assert shares(details["traffic_before"]) == [(latest, 10, True), (previous, 90, False)]
     assert shares(details["traffic_after"]) == [(latest, 0, True), (previous, 100, False)]
     # What the revision taking the traffic runs, against the latest: another model version.
-    isvc = custom.get_namespaced_custom_object(
+    isvc: Any = custom.get_namespaced_custom_object(
         *KSERVE[:2], canary["namespace"], KSERVE[2], canary["name"]
     )
     latest_uri = isvc["spec"]["predictor"]["model"]["storageUri"]
