@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -453,14 +454,92 @@ def test_cli_history_undo_and_its_exit_codes(
     assert api.get(detail_path(release)).json()["revision"] == str(revision + 1)
 
 
+def test_cli_undo_to_a_chosen_revision_as_json_and_kubectls_refusals(
+    api: httpx.Client,
+    apps: kubernetes.client.AppsV1Api,
+    mutable_cluster: LiveCluster,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    backend = ["rollout", "--backend", mutable_cluster.backend_url]
+    page = api.get("/api/v1/workloads", params={"kind": "Deployment", "limit": 500}).json()
+    details = (api.get(detail_path(w)).json() for w in page["items"])
+    release = next(d for d in details if len(d["revisions"]) >= 3 and not d["paused"])
+    namespace, name = release["namespace"], release["name"]
+    target = f"{namespace}/deploy/{name}"
+    current = int(release["revision"])
+    oldest = release["revisions"][-1]  # not the previous one: --to-revision picks it
+    chosen = int(oldest["revision"])
+    assert chosen < int(release["revisions"][1]["revision"])
+
+    # --dry-run: kubectl's target and patch, as text and as JSON; nothing changed.
+    assert cli([*backend, "undo", target, "--to-revision", str(chosen), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"deployment.apps/{name}: revision {current} → revision {chosen}\n")
+    assert "dry run: nothing was changed" in out
+    args = ["undo", target, "--to-revision", str(chosen), "--dry-run", "--output", "json"]
+    assert cli([*backend, *args]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report) == {"plan"}
+    plan = report["plan"]
+    assert plan["action"] == "rollout.undo" and plan["target"] == f"deployment/{namespace}/{name}"
+    assert plan["parameters"] == {"namespace": namespace, "name": name, "to_revision": chosen}
+    assert (plan["details"]["current_revision"], plan["details"]["target_revision"]) == (
+        current,
+        chosen,
+    )
+    assert plan["noop"] is None and plan["fingerprint"]
+    assert [o["object"] for o in plan["objects"]] == [f"deployment/{namespace}/{name}"]
+    assert {f["path"] for f in plan["objects"][0]["fields"]} == {
+        "/spec/template",
+        "/metadata/annotations",
+    }
+    assert plan["diff"] and all(
+        d["path"].startswith(("spec.template.", "metadata.annotations.")) for d in plan["diff"]
+    )
+    assert api.get(detail_path(release)).json()["revision"] == str(current)
+
+    # A revision that is not in the history: kubectl's words, exit 1, nothing changed.
+    missing = "backend error 422: unable to find specified revision 999 in history"
+    assert cli([*backend, "undo", target, "--to-revision", "999", "--reason", "r", "--yes"]) == 1
+    assert capsys.readouterr().err == f"opsconsole rollout: {missing}\n"
+    args = ["undo", target, "--to-revision", "999", "--dry-run", "--output", "json"]
+    assert cli([*backend, *args]) == 1
+    assert json.loads(capsys.readouterr().out) == {"error": missing}
+
+    # A paused Deployment is refused as kubectl refuses it.
+    apps.patch_namespaced_deployment(name, namespace, {"spec": {"paused": True}})
+    wait_for(api, release, lambda d: d["paused"], "the pause")
+    paused = (
+        "backend error 422: you cannot rollback a paused deployment; resume it first with 'kubectl rollout resume' "
+        "and try again"
+    )
+    args = ["undo", target, "--to-revision", str(chosen), "--reason", "r", "--yes"]
+    assert cli([*backend, *args, "--output", "json"]) == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == {"error": paused}
+    assert captured.err == f"opsconsole rollout: {paused}\n"
+    assert api.get(detail_path(release)).json()["revision"] == str(current)
+    apps.patch_namespaced_deployment(name, namespace, {"spec": {"paused": False}})
+    wait_for(api, release, lambda d: not d["paused"], "the resume")
+
+    # --yes: applied; the controller gives the chosen revision's ReplicaSet the next number.
+    args = ["undo", target, "--to-revision", str(chosen), "--reason", "back to the oldest"]
+    assert cli([*backend, *args, "--yes", "--output", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["applied"]["outcome"] == "succeeded" and report["applied"]["change_id"]
+    assert report["plan"]["details"]["target_revision"] == chosen
+    latest = max(int(r["revision"]) for r in release["revisions"]) + 1
+    after = wait_for(api, release, lambda d: d["revision"] == str(latest), "the new revision")
+    numbers = [r["revision"] for r in after["revisions"]]
+    assert str(chosen) not in numbers and after["revisions"][0]["image"] == oldest["image"]
+
+
 def test_cli_promote_an_inference_service_as_json(
     api: httpx.Client,
     custom: kubernetes.client.CustomObjectsApi,
     mutable_cluster: LiveCluster,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    import json
-
     backend = ["rollout", "--backend", mutable_cluster.backend_url]
     service = next(
         s for s in services(api) if s["canary_percent"] is None and len(s["revisions"]) >= 2
@@ -475,6 +554,12 @@ def test_cli_promote_an_inference_service_as_json(
     assert cli([*backend, "history", target, "--output", "json"]) == 0
     history = json.loads(capsys.readouterr().out)
     assert sorted(r["traffic_percent"] for r in history if r["traffic_percent"]) == [30, 70]
+
+    # The plan names the revisions and how the one taking all the traffic differs.
+    assert cli([*backend, "promote", target, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    latest, previous = (r["revision"] for r in service["revisions"][:2])
+    assert f"\n  {previous} → {latest}:\n" in out and f"\n    {STORAGE_URI}: " in out
 
     args = ["promote", target, "--reason", "canary healthy", "--yes", "--wait", "--output", "json"]
     code = cli([*backend, *args])
