@@ -179,6 +179,12 @@ async def test_an_inference_service_rolled_back_and_promoted_from_its_detail(
             [latest, "10%", "0%"],
             [previous, "90%", "100%"],
         ]
+        # How the revision taking the traffic differs from the latest: the model it serves.
+        changes = modal.query_one("#revision-changes", DataTable)
+        rows = [[str(c) for c in changes.get_row_at(i)] for i in range(changes.row_count)]
+        uri = "containers[kserve-container].env[STORAGE_URI].value"
+        assert changes.display and any(field == uri for field, _ in rows)
+        assert f"pod template {latest} → {previous}" in screen_text(app)
         modal.query_one("#reason", Input).focus()
         await pilot.press(*"canary 5xx")
         await pilot.click("#apply")
