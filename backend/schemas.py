@@ -502,6 +502,20 @@ class FieldDiff(BaseModel):
     after: object = None
 
 
+class RevisionDiff(BaseModel):
+    """How one revision's pod template differs from the current revision's: what rolling back
+    to it would change (images, model URI, args, env, resources, labels, annotations)."""
+
+    revision: str
+    current_revision: str | None = Field(description="The revision compared with.")
+    diff: list[FieldDiff] | None = Field(
+        default=None,
+        description="current → this revision, field by field; null when a template is not "
+        "known (see unknown).",
+    )
+    unknown: str | None = Field(default=None, description="Why the diff cannot be shown.")
+
+
 class AuditStage(StrEnum):
     INTENT = "intent"
     OUTCOME = "outcome"

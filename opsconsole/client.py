@@ -45,6 +45,7 @@ from backend.schemas import (
     QuotaChangeSet,
     QuotaChangeSetApply,
     QuotaReview,
+    RevisionDiff,
     RollbackApply,
     RollbackRequest,
     Tenant,
@@ -302,6 +303,13 @@ class BackendClient:
     async def workload(self, namespace: str, kind: str, name: str) -> WorkloadDetail:
         path = f"/workloads/{_segment(namespace)}/{_segment(kind)}/{_segment(name)}"
         return await self._get(path, WorkloadDetail)
+
+    async def revision_diff(
+        self, namespace: str, kind: str, name: str, revision: str
+    ) -> RevisionDiff:
+        """How ``revision`` differs from the workload's current one (a read: any role)."""
+        path = f"/workloads/{_segment(namespace)}/{_segment(kind)}/{_segment(name)}"
+        return await self._get(f"{path}/revisions/{_segment(revision)}", RevisionDiff)
 
     async def nodes(
         self,

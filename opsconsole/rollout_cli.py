@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import TextIO
 
-from backend.schemas import ChangeApplied, ChangePlan, TrafficSplit, WorkloadDetail
+from backend.schemas import ChangeApplied, ChangePlan, FieldDiff, TrafficSplit, WorkloadDetail
 from opsconsole.change_cli import (
     EXIT_CONFLICT,
     EXIT_OK,
@@ -263,9 +263,25 @@ def describe_plan(target: Target, plan: ChangePlan) -> str:
         lines.append(f"  traffic now:   {_split(details.get('traffic_before'))}")
         lines.append(f"  traffic after: {_split(details.get('traffic_after'))}")
     lines += [f"  ⚠ {clean(w)}" for w in plan.warnings]
-    for diff in plan.diff:
-        lines.append(f"  {clean(diff.path)}: {_value(diff.before)} → {_value(diff.after)}")
+    lines += [_field(diff, "  ") for diff in plan.diff]
+    lines += _revision_lines(details)
     return "\n".join(lines)
+
+
+def _field(diff: FieldDiff, indent: str) -> str:
+    return f"{indent}{clean(diff.path)}: {_value(diff.before)} → {_value(diff.after)}"
+
+
+def _revision_lines(details: dict[str, object]) -> list[str]:
+    """An InferenceService's two revisions compared: what the one taking the traffic runs
+    differently (none when that is not known: a warning then says why)."""
+    changes = details.get("template_diff")
+    if not isinstance(changes, list):
+        return []
+    heading = (
+        f"  {clean(str(details.get('template_from')))} → {clean(str(details.get('template_to')))}:"
+    )
+    return [heading, *(_field(FieldDiff.model_validate(d), "    ") for d in changes)]
 
 
 def _percent(value: object) -> str:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -55,7 +55,12 @@ class LiveCluster:
 class _ClusterThread:
     """A ``SandboxThread`` with a ``RunningBackend`` on the same private loop."""
 
-    def __init__(self, workdir: Path, **sandbox_args: object) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        backend_settings: Mapping[str, Any] | None = None,
+        **sandbox_args: object,
+    ) -> None:
         from backend.main import RunningBackend
         from backend.settings import Settings
 
@@ -77,6 +82,7 @@ class _ClusterThread:
             # fleet: the suite holds many backends one after another.
             gc_freeze=False,
             allowed_hosts=[DISPLAY_HOST],  # the console's pictures call it by that name
+            **(backend_settings or {}),
         )
         self._backend = RunningBackend(settings)
         try:
@@ -125,8 +131,10 @@ def wait_until_settled(url: str, token: str, timeout: float = 60.0) -> None:
     raise TimeoutError(f"backend at {url} did not settle within {timeout} s")
 
 
-def _start_cluster(workdir: Path, **sandbox_args: object) -> _ClusterThread:
-    thread = _ClusterThread(workdir, **sandbox_args)
+def _start_cluster(
+    workdir: Path, backend_settings: Mapping[str, Any] | None = None, **sandbox_args: object
+) -> _ClusterThread:
+    thread = _ClusterThread(workdir, backend_settings, **sandbox_args)
     try:
         wait_until_settled(thread.cluster.backend_url, thread.cluster.token)
     except BaseException:
@@ -155,6 +163,25 @@ def mutable_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCl
     """A demo fleet with a backend on it, for one test module to change as it likes."""
     thread = _start_cluster(
         tmp_path_factory.mktemp("mutable-cluster"), fleet="demo", seed=SEED, settle_seconds=0.2
+    )
+    yield thread.cluster
+    thread.stop()
+
+
+@pytest.fixture(scope="module")
+def alerting_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCluster]:
+    """Like ``mutable_cluster``, with the endpoint error-rate alert critical and firing as soon
+    as its condition holds: the demo fleet's bad release is among the overview's first
+    problems."""
+    thread = _start_cluster(
+        tmp_path_factory.mktemp("alerting-cluster"),
+        {
+            "alert_rules": {"endpoint_errors": {"for_seconds": 0, "severity": "critical"}},
+            "alert_interval": 0.5,
+        },
+        fleet="demo",
+        seed=SEED,
+        settle_seconds=0.2,
     )
     yield thread.cluster
     thread.stop()

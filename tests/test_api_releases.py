@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -91,7 +92,17 @@ def apply(api: httpx.Client, w: dict, verb: str, plan: dict, reason: str) -> htt
     )
 
 
-def test_canary_rolled_back_then_promoted(api: httpx.Client) -> None:
+def template_changes(details: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    assert "template_unknown" not in details
+    return {d["path"]: (d["before"], d["after"]) for d in details["template_diff"]}
+
+
+STORAGE_URI = "spec.template.spec.containers[kserve-container].env[STORAGE_URI].value"
+
+
+def test_canary_rolled_back_then_promoted(
+    api: httpx.Client, custom: kubernetes.client.CustomObjectsApi
+) -> None:
     canary = next(s for s in services(api) if s["canary_percent"] == 10)
     latest, previous = (r["revision"] for r in canary["traffic"]["revisions"])
     assert routed(canary) == [(latest, 10, True), (previous, 90, False)]
@@ -110,6 +121,17 @@ def test_canary_rolled_back_then_promoted(api: httpx.Client) -> None:
     assert details["target_revision"] == previous
     assert shares(details["traffic_before"]) == [(latest, 10, True), (previous, 90, False)]
     assert shares(details["traffic_after"]) == [(latest, 0, True), (previous, 100, False)]
+    # What the revision taking the traffic runs, against the latest: another model version.
+    isvc: Any = custom.get_namespaced_custom_object(
+        *KSERVE[:2], canary["namespace"], KSERVE[2], canary["name"]
+    )
+    latest_uri = isvc["spec"]["predictor"]["model"]["storageUri"]
+    base, version = latest_uri.rsplit("@rev-", 1)
+    previous_uri = f"{base}@rev-{int(version) - 1}"
+    assert (details["template_from"], details["template_to"]) == (latest, previous)
+    rollback_changes = template_changes(details)
+    assert rollback_changes[STORAGE_URI] == (latest_uri, previous_uri)
+    assert plan["warnings"] == []
     # The kind as kubectl spells it, any case.
     for kind in ("InferenceService", "inferenceservices", "ISVC"):
         assert api.post(url(canary, "rollback", "plan", kind), json={}).json() == plan
@@ -144,6 +166,13 @@ def test_canary_rolled_back_then_promoted(api: httpx.Client) -> None:
         {"path": "spec.predictor.canaryTrafficPercent", "before": 0, "after": None}
     ]
     assert shares(plan["details"]["traffic_after"]) == [(latest, 100, True)]
+    assert (plan["details"]["template_from"], plan["details"]["template_to"]) == (
+        previous,
+        latest,
+    )
+    assert template_changes(plan["details"]) == {
+        path: (after, before) for path, (before, after) in rollback_changes.items()
+    }
     assert apply(api, canary, "promote", plan, "fixed upstream").json()["outcome"] == "succeeded"
     after = wait_for(api, canary, lambda d: routed(d) == [(latest, 100, True)], "promotion")
     assert after["canary_percent"] is None
@@ -224,6 +253,84 @@ def test_a_canary_changed_since_the_plan_is_a_conflict(
     assert answer.status_code == 409
     assert answer.json()["plan"]["diff"][0]["before"] == 50
     assert api.get(detail_path(steady)).json()["canary_percent"] == 50
+
+
+def test_a_rollback_to_a_revision_knative_no_longer_keeps_says_its_template_is_unknown(
+    api: httpx.Client, apps: kubernetes.client.AppsV1Api
+) -> None:
+    steadies = [s for s in services(api) if s["canary_percent"] is None]
+    steady = [s for s in steadies if s["name"] != "fresh-svc"][-1]
+    plan = api.post(url(steady, "rollback", "plan"), json={}).json()
+    target, latest = plan["details"]["target_revision"], steady["revision"]
+    assert (plan["details"]["template_from"], plan["details"]["template_to"]) == (latest, target)
+    assert STORAGE_URI in template_changes(plan["details"])
+    revision_path = f"{detail_path(steady)}/revisions/{target}"
+    read = api.get(revision_path).json()
+    assert (read["revision"], read["current_revision"]) == (target, latest)
+    assert STORAGE_URI in {d["path"] for d in read["diff"]}
+
+    # Knative garbage-collects old revisions, and their Deployments with them.
+    apps.delete_namespaced_deployment(f"{target}-deployment", steady["namespace"])
+    answer = api.post(url(steady, "rollback", "plan"), json={})
+    assert answer.status_code == 200, answer.text
+    plan = answer.json()
+    why = (
+        f"the pod template of revision {target} is not known: no Deployment in namespace "
+        f'"{steady["namespace"]}" is labelled serving.knative.dev/revision={target} (Knative may '
+        "have garbage-collected that revision), and KServe keeps no earlier predictor spec"
+    )
+    assert plan["details"]["target_revision"] == target
+    assert plan["details"]["template_diff"] is None
+    assert plan["details"]["template_unknown"] == why
+    assert plan["warnings"] == [why]
+    assert wait_for_json(api, revision_path, lambda r: r["diff"] is None)["unknown"] == why
+
+
+def wait_for_json(api: httpx.Client, path: str, ok: Callable[[dict], bool]) -> dict:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        body = api.get(path).json()
+        if ok(body):
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"{path} did not change within 30 s")
+
+
+def test_any_role_reads_how_a_revision_differs_from_the_current_one(
+    api: httpx.Client, mutable_cluster: LiveCluster
+) -> None:
+    page = api.get("/api/v1/workloads", params={"kind": "Deployment", "limit": 500}).json()
+    details = (api.get(detail_path(w)).json() for w in page["items"])
+    release = next(d for d in details if len(d["revisions"]) >= 3 and not d["paused"])
+    older = release["revisions"][2]["revision"]
+    path = f"{detail_path(release)}/revisions/{older}"
+    viewer = bearer(mutable_cluster.token_for("vic", "viewer"))
+    read = api.get(path, headers=viewer)
+    assert read.status_code == 200, read.text
+    body = read.json()
+    assert (body["revision"], body["current_revision"]) == (older, release["revision"])
+    assert body["diff"] and body["unknown"] is None
+    # The same fields, before and after, as the template kubectl's undo would write.
+    plan = api.post(
+        f"{detail_path(release)}/rollback/plan", json={"to_revision": int(older)}
+    ).json()
+    template = [d for d in plan["diff"] if d["path"].startswith("spec.template.")]
+
+    def by_path(diff: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return sorted(diff, key=lambda d: d["path"])
+
+    assert by_path(body["diff"]) == by_path(template)
+
+    # The current revision against itself; no such revision; another tenant's release.
+    same = api.get(f"{detail_path(release)}/revisions/{release['revision']}", headers=viewer)
+    assert same.json()["diff"] == []
+    missing = api.get(f"{detail_path(release)}/revisions/999", headers=viewer)
+    assert missing.status_code == 404
+    assert missing.json()["detail"] == (
+        f'revision 999 of deployment "{release["namespace"]}/{release["name"]}" not found'
+    )
+    outsider = bearer(mutable_cluster.token_for("tess", "viewer", frozenset({"no-such-tenant"})))
+    assert api.get(path, headers=outsider).status_code == 404
 
 
 def test_a_rollout_past_its_deadline_is_stuck(
@@ -347,14 +454,92 @@ def test_cli_history_undo_and_its_exit_codes(
     assert api.get(detail_path(release)).json()["revision"] == str(revision + 1)
 
 
+def test_cli_undo_to_a_chosen_revision_as_json_and_kubectls_refusals(
+    api: httpx.Client,
+    apps: kubernetes.client.AppsV1Api,
+    mutable_cluster: LiveCluster,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    backend = ["rollout", "--backend", mutable_cluster.backend_url]
+    page = api.get("/api/v1/workloads", params={"kind": "Deployment", "limit": 500}).json()
+    details = (api.get(detail_path(w)).json() for w in page["items"])
+    release = next(d for d in details if len(d["revisions"]) >= 3 and not d["paused"])
+    namespace, name = release["namespace"], release["name"]
+    target = f"{namespace}/deploy/{name}"
+    current = int(release["revision"])
+    oldest = release["revisions"][-1]  # not the previous one: --to-revision picks it
+    chosen = int(oldest["revision"])
+    assert chosen < int(release["revisions"][1]["revision"])
+
+    # --dry-run: kubectl's target and patch, as text and as JSON; nothing changed.
+    assert cli([*backend, "undo", target, "--to-revision", str(chosen), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"deployment.apps/{name}: revision {current} → revision {chosen}\n")
+    assert "dry run: nothing was changed" in out
+    args = ["undo", target, "--to-revision", str(chosen), "--dry-run", "--output", "json"]
+    assert cli([*backend, *args]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report) == {"plan"}
+    plan = report["plan"]
+    assert plan["action"] == "rollout.undo" and plan["target"] == f"deployment/{namespace}/{name}"
+    assert plan["parameters"] == {"namespace": namespace, "name": name, "to_revision": chosen}
+    assert (plan["details"]["current_revision"], plan["details"]["target_revision"]) == (
+        current,
+        chosen,
+    )
+    assert plan["noop"] is None and plan["fingerprint"]
+    assert [o["object"] for o in plan["objects"]] == [f"deployment/{namespace}/{name}"]
+    assert {f["path"] for f in plan["objects"][0]["fields"]} == {
+        "/spec/template",
+        "/metadata/annotations",
+    }
+    assert plan["diff"] and all(
+        d["path"].startswith(("spec.template.", "metadata.annotations.")) for d in plan["diff"]
+    )
+    assert api.get(detail_path(release)).json()["revision"] == str(current)
+
+    # A revision that is not in the history: kubectl's words, exit 1, nothing changed.
+    missing = "backend error 422: unable to find specified revision 999 in history"
+    assert cli([*backend, "undo", target, "--to-revision", "999", "--reason", "r", "--yes"]) == 1
+    assert capsys.readouterr().err == f"opsconsole rollout: {missing}\n"
+    args = ["undo", target, "--to-revision", "999", "--dry-run", "--output", "json"]
+    assert cli([*backend, *args]) == 1
+    assert json.loads(capsys.readouterr().out) == {"error": missing}
+
+    # A paused Deployment is refused as kubectl refuses it.
+    apps.patch_namespaced_deployment(name, namespace, {"spec": {"paused": True}})
+    wait_for(api, release, lambda d: d["paused"], "the pause")
+    paused = (
+        "backend error 422: you cannot rollback a paused deployment; resume it first with 'kubectl rollout resume' "
+        "and try again"
+    )
+    args = ["undo", target, "--to-revision", str(chosen), "--reason", "r", "--yes"]
+    assert cli([*backend, *args, "--output", "json"]) == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == {"error": paused}
+    assert captured.err == f"opsconsole rollout: {paused}\n"
+    assert api.get(detail_path(release)).json()["revision"] == str(current)
+    apps.patch_namespaced_deployment(name, namespace, {"spec": {"paused": False}})
+    wait_for(api, release, lambda d: not d["paused"], "the resume")
+
+    # --yes: applied; the controller gives the chosen revision's ReplicaSet the next number.
+    args = ["undo", target, "--to-revision", str(chosen), "--reason", "back to the oldest"]
+    assert cli([*backend, *args, "--yes", "--output", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["applied"]["outcome"] == "succeeded" and report["applied"]["change_id"]
+    assert report["plan"]["details"]["target_revision"] == chosen
+    latest = max(int(r["revision"]) for r in release["revisions"]) + 1
+    after = wait_for(api, release, lambda d: d["revision"] == str(latest), "the new revision")
+    numbers = [r["revision"] for r in after["revisions"]]
+    assert str(chosen) not in numbers and after["revisions"][0]["image"] == oldest["image"]
+
+
 def test_cli_promote_an_inference_service_as_json(
     api: httpx.Client,
     custom: kubernetes.client.CustomObjectsApi,
     mutable_cluster: LiveCluster,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    import json
-
     backend = ["rollout", "--backend", mutable_cluster.backend_url]
     service = next(
         s for s in services(api) if s["canary_percent"] is None and len(s["revisions"]) >= 2
@@ -369,6 +554,12 @@ def test_cli_promote_an_inference_service_as_json(
     assert cli([*backend, "history", target, "--output", "json"]) == 0
     history = json.loads(capsys.readouterr().out)
     assert sorted(r["traffic_percent"] for r in history if r["traffic_percent"]) == [30, 70]
+
+    # The plan names the revisions and how the one taking all the traffic differs.
+    assert cli([*backend, "promote", target, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    latest, previous = (r["revision"] for r in service["revisions"][:2])
+    assert f"\n  {previous} → {latest}:\n" in out and f"\n    {STORAGE_URI}: " in out
 
     args = ["promote", target, "--reason", "canary healthy", "--yes", "--wait", "--output", "json"]
     code = cli([*backend, *args])

@@ -4,6 +4,7 @@ real backend on a sandbox over HTTP."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -12,7 +13,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Button, DataTable, Input
 
-from backend.schemas import WorkloadKind
+from backend.schemas import Problem, WorkloadKind
 from opsconsole.app import OpsConsoleApp
 from opsconsole.screens.audit import AuditRecordScreen, AuditScreen
 from opsconsole.screens.overview import OverviewScreen
@@ -38,12 +39,12 @@ def release(mutable_cluster: LiveCluster) -> Iterator[tuple[str, str, str, str]]
     raise AssertionError("no Deployment with a history in the demo fleet")
 
 
-def console(cluster: LiveCluster) -> OpsConsoleApp:
+def console(cluster: LiveCluster, refresh_interval: float = 0.5) -> OpsConsoleApp:
     settings = ConsoleSettings(
         backend=cluster.backend_url,
         operator="carol",
         token=cluster.token_for("carol"),
-        refresh_interval=0.5,
+        refresh_interval=refresh_interval,
         request_timeout=30,
     )
     return OpsConsoleApp(settings, backend_url=cluster.backend_url)
@@ -178,6 +179,12 @@ async def test_an_inference_service_rolled_back_and_promoted_from_its_detail(
             [latest, "10%", "0%"],
             [previous, "90%", "100%"],
         ]
+        # How the revision taking the traffic differs from the latest: the model it serves.
+        changes = modal.query_one("#revision-changes", DataTable)
+        rows = [[str(c) for c in changes.get_row_at(i)] for i in range(changes.row_count)]
+        uri = "containers[kserve-container].env[STORAGE_URI].value"
+        assert changes.display and any(field == uri for field, _ in rows)
+        assert f"pod template {latest} → {previous}" in screen_text(app)
         modal.query_one("#reason", Input).focus()
         await pilot.press(*"canary 5xx")
         await pilot.click("#apply")
@@ -230,7 +237,7 @@ def stuck_deployment(cluster: LiveCluster, namespace: str, name: str) -> None:
     kubernetes.client.AppsV1Api(client).create_namespaced_deployment(namespace, deployment)
 
 
-async def test_a_degraded_workload_reaches_its_rollback_from_the_overview(
+async def test_a_stuck_rollout_is_a_problem_and_stuck_in_its_detail(
     mutable_cluster: LiveCluster, release: tuple[str, str, str, str]
 ) -> None:
     namespace = release[0]
@@ -240,24 +247,70 @@ async def test_a_degraded_workload_reaches_its_rollback_from_the_overview(
         overview = app.screen
         assert isinstance(overview, OverviewScreen)
 
-        def stuck_problem() -> int | None:
+        def stuck_problem() -> bool:
             problems = overview.data.problems if overview.data else []
-            subjects = [(p.kind, p.subject) for p in problems]
-            wanted = ("rollout", f"{namespace}/stuck-release")
-            return subjects.index(wanted) if wanted in subjects else None
+            return ("rollout", f"{namespace}/stuck-release") in [
+                (p.kind, p.subject) for p in problems
+            ]
 
-        await wait_for(pilot, lambda: stuck_problem() is not None, "the stuck rollout")
-        index = stuck_problem()
-        assert index is not None
-        await pilot.press("p")  # 1: the problems
-        table = overview.query_one("#problems", DataTable)
-        assert app.focused is table
-        table.move_cursor(row=index)  # (the cursor on it)
-        await pilot.press("enter")  # 2: its detail
+        await wait_for(pilot, stuck_problem, "the stuck rollout among the problems")
+        app.action_show_workload(namespace, "Deployment", "stuck-release")
         await wait_for(pilot, lambda: isinstance(app.screen, WorkloadDetailScreen), "the detail")
-        detail = app.screen
-        assert isinstance(detail, WorkloadDetailScreen)
-        assert (detail.workload_namespace, detail.workload_name) == (namespace, "stuck-release")
         await wait_for(pilot, lambda: "STUCK" in screen_text(app), "the stuck rollout, clearly")
-        await pilot.press("u")  # 3: its rollback
-        await wait_for(pilot, lambda: isinstance(app.screen, RollbackScreen), "the rollback")
+
+
+BAD_RELEASE = ("team-g", "llama-8b-prod")  # the demo fleet's bad revision (seed 7)
+
+
+def bad_release_problem(problems: list[Problem]) -> int | None:
+    """The row of the bad release's endpoint alert among the overview's problems."""
+    subjects = [(p.kind, p.subject) for p in problems]
+    wanted = ("endpoint-errors", "/".join(BAD_RELEASE))
+    return subjects.index(wanted) if wanted in subjects else None
+
+
+async def test_a_degraded_release_reaches_its_rollback_from_the_overview_in_three_keys(
+    alerting_cluster: LiveCluster,
+) -> None:
+    """The bad release fails 8% of its requests: its error-rate alert is among the overview's
+    problems (critical, as this backend rates it), and the rollback to the revision before it
+    is at most three keys away."""
+    namespace, name = BAD_RELEASE
+    headers = alerting_cluster.headers
+    with httpx.Client(base_url=alerting_cluster.backend_url, timeout=10, headers=headers) as http:
+        detail = http.get(f"/api/v1/workloads/{namespace}/Deployment/{name}").json()
+        current, previous = (r["revision"] for r in detail["revisions"][:2])
+        assert current == detail["revision"] and int(previous) < int(current)
+        deadline = time.monotonic() + 60
+        while bad_release_problem(problems_of(http)) is None:
+            assert time.monotonic() < deadline, "the bad release's alert never fired"
+            time.sleep(0.2)
+    app = console(alerting_cluster, refresh_interval=3600)  # the rows stay where they are
+    async with app.run_test(size=(120, 40)) as pilot:
+        overview = app.screen
+        assert isinstance(overview, OverviewScreen)
+        await wait_for(pilot, lambda: overview.data is not None, "the overview")
+        assert overview.data is not None
+        row = bad_release_problem(overview.data.problems)
+        assert row is not None and row <= 1, f"the bad release is row {row} of the problems"
+        assert app.focused is overview.query_one("#problems", DataTable)
+
+        keys = [*["down"] * row, "enter", "u"]
+        assert len(keys) <= 3
+        await pilot.press(*keys[:-1])  # to the problem, then its detail
+        await wait_for(pilot, lambda: isinstance(app.screen, WorkloadDetailScreen), "the detail")
+        detail_screen = app.screen
+        assert isinstance(detail_screen, WorkloadDetailScreen)
+        assert (detail_screen.workload_namespace, detail_screen.workload_name) == BAD_RELEASE
+        await wait_for(pilot, lambda: detail_screen.data is not None, "the release")
+        modal = await open_rollback(pilot, app, keys[-1])
+        assert app.focused is modal.query_one("#cancel", Button)
+        assert modal.plan is not None and modal.plan.details["target_revision"] == int(previous)
+        assert f"revision {current} → revision {previous}" in screen_text(app)
+        await pilot.press("enter")  # on Cancel: nothing changes
+        await wait_for(pilot, lambda: app.screen is detail_screen, "back on the detail")
+
+
+def problems_of(http: httpx.Client) -> list[Problem]:
+    overview = http.get("/api/v1/overview").json()
+    return [Problem.model_validate(p) for p in overview["problems"]]

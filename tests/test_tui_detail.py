@@ -189,6 +189,8 @@ def test_problem_targets() -> None:
         )
 
     assert target("pending", "team-a/job-1") == ("workload", "team-a", "job-1")
+    for alert in ("endpoint-errors", "endpoint-slow"):
+        assert target(alert, "team-g/llama-8b") == ("workload", "team-g", "llama-8b")
     assert target("degraded", "lonely") is None
     assert target("xid", "node-07/gpu3") == ("node", "node-07", "")
     assert target("node-not-ready", "node-07") == ("node", "node-07", "")

@@ -4,6 +4,8 @@ the changes the role allows (disabled with the reason) or none at all (``--read-
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from textual.widgets import DataTable
 
@@ -11,6 +13,7 @@ from backend.schemas import Whoami
 from opsconsole.app import OpsConsoleApp
 from opsconsole.client import BackendError
 from opsconsole.connection import Startup
+from opsconsole.screens.revision import RevisionScreen
 from opsconsole.screens.rollback import RollbackScreen
 from opsconsole.screens.workload_detail import WorkloadDetailScreen
 from opsconsole.settings import ConsoleSettings
@@ -19,7 +22,6 @@ from tests.support.console import (
     FakeClock,
     HarnessApp,
     make_app,
-    record_notifications,
     screen_text,
     wait_for,
 )
@@ -178,6 +180,26 @@ async def test_the_console_uses_the_token_its_embedded_backend_was_given() -> No
         assert fake.last_request("/whoami").headers["authorization"] == f"Bearer {fake.token}"
 
 
+async def show_revision(pilot, app: HarnessApp, row: int) -> RevisionScreen:
+    """Enter on the revisions table's ``row``; the revision screen once its diff is in."""
+    screen = app.screen
+    assert isinstance(screen, WorkloadDetailScreen)
+    await wait_for(pilot, lambda: screen.data is not None, "the workload")
+    table = screen.query_one("#revisions", DataTable)
+    table.focus()
+    for _ in range(row):
+        await pilot.press("down")
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: isinstance(app.screen, RevisionScreen), "the revision")
+    revision = app.screen
+    assert isinstance(revision, RevisionScreen)
+    await wait_for(pilot, lambda: revision.data is not None, "its diff")
+    return revision
+
+
+IMAGE_CHANGE = "registry.local/llama:4.1 → registry.local/llama:4.0"
+
+
 @pytest.mark.parametrize(
     ("identity", "read_only", "said"),
     [
@@ -187,25 +209,53 @@ async def test_the_console_uses_the_token_its_embedded_backend_was_given() -> No
             False,
             "role operator may change only tenants team-b, not tenant team-a",
         ),
-        (Whoami(operator="root", role="admin"), True, "read-only console: no changes"),
+        (Whoami(operator="root", role="admin"), True, None),
     ],
 )
-async def test_enter_on_a_revision_says_why_no_rollback_opens(
-    identity: Whoami, read_only: bool, said: str, monkeypatch: pytest.MonkeyPatch
+async def test_enter_on_a_revision_shows_its_diff_to_a_role_that_may_not_roll_back(
+    identity: Whoami, read_only: bool, said: str | None
 ) -> None:
     app = HarnessApp(lambda: WorkloadDetailScreen("team-a", "Deployment", "llama-70b"))
     app.connection.identity = identity
     app.settings.read_only = read_only
-    notes = record_notifications(app, monkeypatch)
     async with app.run_test(size=SIZE) as pilot:
-        screen = app.screen
-        assert isinstance(screen, WorkloadDetailScreen)
-        await wait_for(pilot, lambda: screen.data is not None, "the workload")
-        table = screen.query_one("#revisions", DataTable)
-        table.focus()
-        table.move_cursor(row=1)
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: notes, "a notification")
-        assert said in notes[-1]
-        assert app.screen is screen
+        detail = app.screen
+        revision = await show_revision(pilot, app, row=1)
+        assert revision.data is not None and revision.revision == "3"
+        text = screen_text(app)
+        assert "current revision 4 → revision 3" in text
+        assert "containers[main].image" in text and IMAGE_CHANGE in text
+        if said is None:  # read-only: no rollback offered at all
+            assert "u" not in revision.active_bindings and "Roll back to it" not in text
+        else:  # shown disabled, with the reason
+            assert not revision.active_bindings["u"].enabled
+            assert f"roll back disabled: {said}" in text
+        await pilot.press("u")
+        await pilot.pause(0.1)
+        assert app.screen is revision  # no dialog opened
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is detail, "back on the detail")
         assert not [r for r in app.fake.requests if r.method == "POST"]
+
+
+async def test_an_operator_sees_a_revisions_diff_then_rolls_back_to_it() -> None:
+    app = HarnessApp(lambda: WorkloadDetailScreen("team-a", "Deployment", "llama-70b"))
+    app.connection.identity = Whoami(operator="olga", role="operator", tenants=["team-a"])
+    async with app.run_test(size=SIZE) as pilot:
+        revision = await show_revision(pilot, app, row=2)
+        text = screen_text(app)
+        assert "current revision 4 → revision 2" in text
+        assert "registry.local/llama:4.1 → registry.local/llama:3.9" in text
+        assert revision.active_bindings["u"].enabled and "Roll back to it" in text
+        assert not [r for r in app.fake.requests if r.method == "POST"]  # looking is a read
+        await pilot.press("u")
+        await wait_for(pilot, lambda: isinstance(app.screen, RollbackScreen), "the rollback")
+        modal = app.screen
+        assert isinstance(modal, RollbackScreen) and modal.to_revision == 2
+
+        def planned() -> list[bytes]:
+            posts = [r for r in app.fake.requests if r.method == "POST"]
+            return [r.content for r in posts if r.url.path.endswith("/rollback/plan")]
+
+        await wait_for(pilot, planned, "the rollback's plan asked for")
+        assert json.loads(planned()[0]) == {"to_revision": 2}

@@ -17,6 +17,7 @@ from backend.api.auth import ActorDep
 from backend.api.deps import get_source
 from backend.api.protocols import FleetSource
 from backend.changes.request import Actor
+from backend.changes.revisions import revision_diff
 from backend.fleet.model import WORKLOAD_KINDS, FleetModel, ScopedFleet
 from backend.fleet.query import QueryError, Table
 from backend.fleet.readiness import sync_progress
@@ -28,6 +29,7 @@ from backend.schemas import (
     Node,
     Overview,
     Page,
+    RevisionDiff,
     Tenant,
     Workload,
     WorkloadDetail,
@@ -182,6 +184,30 @@ async def workloads(
         limit=limit,
         cursor=cursor,
     )
+
+
+@router.get(
+    "/workloads/{namespace}/{kind}/{name}/revisions/{revision}",
+    response_model=RevisionDiff,
+    responses=ERRORS,
+)
+async def workload_revision(
+    source: SourceDep,
+    actor: ActorDep,
+    namespace: Annotated[str, Path(max_length=253)],
+    kind: Annotated[str, Path(max_length=64)],
+    name: Annotated[str, Path(max_length=253)],
+    revision: Annotated[str, Path(max_length=253)],
+) -> RevisionDiff:
+    """How a revision's pod template differs from the current one's (what rolling back to it
+    would change); any role may read it. Declared before the workload's route, whose name takes
+    the rest of the path."""
+    templates = _model(source, actor).revision_templates(namespace, kind, name, revision)
+    if templates is None:
+        raise HTTPException(
+            404, f'revision {revision} of {kind.lower()} "{namespace}/{name}" not found'
+        )
+    return revision_diff(templates)
 
 
 @router.get(

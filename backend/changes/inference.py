@@ -9,7 +9,11 @@ the rest to the previously rolled-out one (tag ``prev``). Ending a canary is one
   that revision as the rolled-out one.
 
 The plan carries the split before and after (``backend.fleet.traffic``, the numbers the console
-shows), so the operator reviews where the traffic will go, not only the field.
+shows), so the operator reviews where the traffic will go, not only the field, and how the
+revision taking the traffic differs from the one giving it up (image, model URI, args, env,
+resources, annotations: ``template_diff``), read from the Deployment Knative keeps for each
+revision. When that is gone the plan says so (``template_unknown``, also a warning): KServe keeps
+no earlier predictor spec, and a guessed diff would be worse than none.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 from backend.changes.kube import ClusterClient, JsonObject, KubeError, ObjectRef
 from backend.changes.plan import FieldChange, ObjectChange, Plan, json_pointer
 from backend.changes.request import ChangeInvalid
+from backend.changes.revisions import template_diff
 from backend.changes.rollout import namespace_tenants, required_string
 from backend.fleet.objects import dig, text
 from backend.fleet.traffic import (
@@ -27,6 +32,11 @@ from backend.fleet.traffic import (
     planned_split,
     previous_rolled_out,
     traffic_split,
+)
+from backend.k8s.revisions import (
+    KNATIVE_REVISION_LABEL,
+    knative_revision_template,
+    unknown_template,
 )
 from backend.schemas import TrafficSplit
 
@@ -49,6 +59,37 @@ def _read(parameters: Mapping[str, Any], cluster: ClusterClient) -> tuple[Object
         if exc.status == 404:
             raise ChangeInvalid(str(exc)) from exc
         raise
+
+
+def _revision_template(cluster: ClusterClient, namespace: str, revision: str) -> JsonObject | None:
+    deployments = cluster.list(
+        ObjectRef("apps", "v1", "deployments", "Deployment", namespace, ""),
+        label_selector=f"{KNATIVE_REVISION_LABEL}={revision}",
+    )
+    return knative_revision_template(deployments, revision)
+
+
+def _with_template_diff(
+    plan: Plan, cluster: ClusterClient, namespace: str, current: str | None, target: str
+) -> Plan:
+    """The plan with how ``target``'s pod template differs from ``current``'s, or why that is
+    not known."""
+    details = plan.details
+    details["template_from"], details["template_to"] = current, target
+    if current is None:
+        why = f"no other rolled-out revision to compare {target} with"
+    else:
+        before = _revision_template(cluster, namespace, current)
+        after = _revision_template(cluster, namespace, target)
+        if before is not None and after is not None:
+            diff = template_diff(before, after)
+            details["template_diff"] = [d.model_dump(mode="json") for d in diff]
+            return plan
+        why = unknown_template(namespace, current if before is None else target)
+    details["template_diff"] = None
+    details["template_unknown"] = why
+    plan.warnings.append(why)
+    return plan
 
 
 def _split(split: TrafficSplit | None) -> dict[str, Any] | None:
@@ -98,7 +139,8 @@ class InferenceServiceRollback:
         if canary_percent(isvc) == 0:
             plan.objects = []
             plan.noop = f"already rolled back: all traffic goes to {previous}"
-        return plan
+        latest = text(dig(isvc, "status", "components", "predictor", "latestReadyRevision"))
+        return _with_template_diff(plan, cluster, ref.namespace or "", latest, previous)
 
 
 class InferenceServicePromote:
@@ -126,4 +168,5 @@ class InferenceServicePromote:
                 f"the newest revision {created} is not ready: promoting sends all traffic to "
                 f"{latest}, the latest ready one"
             )
-        return plan
+        previous = previous_rolled_out(isvc)
+        return _with_template_diff(plan, cluster, ref.namespace or "", previous, latest)

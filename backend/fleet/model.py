@@ -40,6 +40,7 @@ from backend.fleet.problems import (
 )
 from backend.fleet.query import Filter, Table
 from backend.fleet.quotas import model_totals
+from backend.fleet.revisions import RevisionTemplates, revision_templates
 from backend.schemas import (
     DataFreshness,
     EndpointHealth,
@@ -196,6 +197,17 @@ class FleetModel:
             return None
         return workload_detail(record, self._index, self._endpoints_by_key.get(record.key))
 
+    def revision_templates(
+        self, namespace: str, kind: str, name: str, revision: str
+    ) -> RevisionTemplates | None:
+        """A workload's ``revision`` and current revision, as pod templates (None: no such
+        workload or revision)."""
+        workload_kind = WORKLOAD_KINDS.get(kind.lower())
+        record = (
+            self._records.get((namespace, workload_kind.value, name)) if workload_kind else None
+        )
+        return None if record is None else revision_templates(record, self.parts.cluster, revision)
+
     def workload_json(self, namespace: str, kind: str, name: str) -> bytes | None:
         """``workload()`` serialised, cached: operators poll the detail they are looking at."""
         key = (namespace, kind.lower(), name)
@@ -254,6 +266,14 @@ class ScopedFleet:
         if namespace not in self._namespaces:
             return None
         return self._model.workload_json(namespace, kind, name)
+
+    def revision_templates(
+        self, namespace: str, kind: str, name: str, revision: str
+    ) -> RevisionTemplates | None:
+        """Those of one of its tenants' workloads; None for anyone else's."""
+        if namespace not in self._namespaces:
+            return None
+        return self._model.revision_templates(namespace, kind, name, revision)
 
 
 def _same_endpoints(

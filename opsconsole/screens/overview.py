@@ -33,7 +33,18 @@ from opsconsole.text import clean, literal
 from opsconsole.widgets.endpoints import WorstEndpoints
 
 PROBLEM_LIMIT = 200  # the backend orders problems by severity: the first ones matter most
-WORKLOAD_PROBLEMS = frozenset({"pending", "degraded", "failed", "rollout", "canary", "paused"})
+WORKLOAD_PROBLEMS = frozenset(
+    {
+        "pending",
+        "degraded",
+        "failed",
+        "rollout",
+        "canary",
+        "paused",
+        "endpoint-errors",  # alerts on a model endpoint: its Deployment or InferenceService
+        "endpoint-slow",
+    }
+)
 TENANT_PROBLEMS = frozenset({"tenant-starving"})
 
 

@@ -77,6 +77,9 @@ def traffic_rows(plan: ChangePlan) -> list[tuple[Text, Text, Text]]:
     ]
 
 
+MAX_REVISION_ROWS = 8
+
+
 class ReleaseAction(StrEnum):
     """What the screen does to the release."""
 
@@ -111,6 +114,9 @@ class RollbackScreen(PlanDialog):
     def compose_plan(self) -> ComposeResult:
         yield from super().compose_plan()
         yield DataTable(id="plan-diff", cursor_type="row")  # its columns come with the plan
+        revisions: DataTable[Text] = DataTable(id="revision-changes", cursor_type="row")
+        revisions.display = False  # an InferenceService's revisions compared, when known
+        yield revisions
 
     async def make_plan(self) -> ChangePlan:
         client = shell(self.app).client
@@ -139,6 +145,10 @@ class RollbackScreen(PlanDialog):
                 f"{_percent(details.get('canary_after'))})",
                 style="dim",
             )
+            if isinstance(details.get("template_diff"), list):
+                revisions = f"{details.get('template_from')} → {details.get('template_to')}"
+                summary.append("\npod template ", style="bold")
+                summary.append_text(literal(revisions))
         else:
             summary.append(
                 f"revision {details.get('current_revision')} → "
@@ -160,6 +170,21 @@ class RollbackScreen(PlanDialog):
             table.add_rows(traffic_rows(plan))
         else:
             table.add_rows(diff_rows(plan.diff))
+        self._show_revision_changes(plan)
+
+    def _show_revision_changes(self, plan: ChangePlan) -> None:
+        """How the revision taking the traffic differs from the one giving it up."""
+        table = self.query_one("#revision-changes", DataTable)
+        table.clear(columns=True)
+        raw = plan.details.get("template_diff")
+        changes = [FieldDiff.model_validate(d) for d in raw] if isinstance(raw, list) else []
+        table.display = bool(changes)
+        if changes:
+            table.add_columns("POD TEMPLATE FIELD", f"NOW → AFTER {self.verb.upper()}")
+            table.add_rows(diff_rows(changes))
+            # Sized here: an auto height is measured before the rows arrive and not again (one
+            # line more for the scroll bar of a long path).
+            table.styles.height = min(len(changes) + 2, MAX_REVISION_ROWS)
 
     def applied(self, applied: ChangeApplied) -> None:
         self.app.notify(

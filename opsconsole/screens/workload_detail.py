@@ -1,8 +1,8 @@
 """One workload: what it is, its requests, release history, canary traffic, pods and events.
 
 The revisions table reads like ``kubectl rollout history`` (REVISION / CHANGE-CAUSE with
-``<none>``), so an operator deciding on a rollback sees the same words they know. Enter on a pod
-opens its node.
+``<none>``), so an operator deciding on a rollback sees the same words they know; Enter on a
+revision shows its diff with the current one (to every role). Enter on a pod opens its node.
 
 Roll back and promote are offered only as far as the operator may use them: hidden in a
 read-only console, shown disabled (with the reason in the header) when the backend's identity
@@ -32,6 +32,7 @@ from opsconsole.screens.refreshing import (
     set_count_title,
     update_static,
 )
+from opsconsole.screens.revision import RevisionScreen
 from opsconsole.screens.rollback import ReleaseAction, RollbackScreen
 from opsconsole.shell import shell
 from opsconsole.text import clean, literal
@@ -227,16 +228,30 @@ class WorkloadDetailScreen(DetailScreen[WorkloadDetail]):
         )
         self.app.push_screen(screen, self._rolled_back)
 
-    def _offer_rollback(self, to_revision: int) -> None:
-        """Enter on a revision: its rollback, if the operator may roll back here."""
-        allowed = self.check_action("rollback", ())
-        if allowed:
-            self.action_rollback(to_revision)
-        elif allowed is None:
-            reason = clean(self._change_refusal() or "not allowed")
-            self.notify(f"cannot roll back: {reason}", severity="warning", markup=False)
-        else:
-            self.notify("read-only console: no changes", severity="warning")
+    def _show_revision(self, revision: Revision) -> None:
+        """Enter on a revision: its diff with the current one, for every role; from there a
+        Deployment rolls back to it, as far as the operator may."""
+        offered = (
+            not self._is_inference_service()
+            and revision.revision.isdigit()
+            and not revision.current
+        )
+        rollback = self.check_action("rollback", ()) if offered else False
+        refusal = self._change_refusal() if rollback is None else None
+        screen = RevisionScreen(
+            self.workload_namespace,
+            self.workload_kind,
+            self.workload_name,
+            revision.revision,
+            rollback,
+            refusal,
+        )
+
+        def closed(roll_back: bool | None) -> None:
+            if roll_back:
+                self.action_rollback(int(revision.revision))
+
+        self.app.push_screen(screen, closed)
 
     def _rolled_back(self, applied: bool | None) -> None:
         if applied:
@@ -251,8 +266,8 @@ class WorkloadDetailScreen(DetailScreen[WorkloadDetail]):
         index = event.cursor_row
         if event.data_table.id == "revisions" and self.data is not None:
             revisions = self.data.revisions
-            if index < len(revisions) and revisions[index].revision.isdigit():
-                self._offer_rollback(int(revisions[index].revision))
+            if index < len(revisions):
+                self._show_revision(revisions[index])
             return
         if event.data_table.id == "pods" and index < len(self._pods):
             node = self._pods[index].node
