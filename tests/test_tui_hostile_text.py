@@ -1,5 +1,7 @@
-"""Hostile Unicode in every field of every screen, at 80×24: nothing reaches the terminal that can
-move the layout (format characters, controls, newlines, tabs), and long values are clipped.
+"""Hostile Unicode, markup and terminal escapes in every field of every screen, at 80×24: nothing
+reaches the terminal that can move the layout (format characters, controls, newlines, tabs), no
+row is wider than the screen, markup is shown as the characters it is, and long values are
+clipped with an ellipsis, their whole text one key away.
 
 Zero-width joiners and bidi overrides are measured as zero cells by Rich but drawn by terminals
 (an 80-column row became 83 cells); a newline inside a cell breaks its row; a 5 KB event reason
@@ -10,99 +12,238 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import replace
+from pathlib import Path
 
-from backend.conventions import MODEL_LABEL, TENANT_LABEL
-from opsconsole.screens.gpus import GpusScreen
+from rich.cells import cell_len
+from textual.app import App
+
+from backend.audit.log import AuditLog
+from backend.audit.store import AuditStore
+from backend.conventions import GPU_PRODUCT_LABEL, MODEL_LABEL, TENANT_LABEL
+from backend.cost.basis import CostBasis
+from backend.db.engine import create_db_engine
+from backend.db.migrate import upgrade
+from backend.db.quota_usage import QuotaUsageHistory, QuotaUsageStore, UsageSample
+from backend.schemas import AuditEntry
+from opsconsole.screens.alerts import AlertsScreen
+from opsconsole.screens.audit import AuditRecordScreen, AuditScreen
+from opsconsole.screens.full_text import FullTextScreen
+from opsconsole.screens.gpus import GpusScreen, NodesScreen
 from opsconsole.screens.node_detail import NodeDetailScreen
 from opsconsole.screens.tenant_detail import TenantDetailScreen
 from opsconsole.screens.tenants import TenantsScreen
 from opsconsole.screens.workload_detail import WorkloadDetailScreen
 from opsconsole.screens.workloads import WorkloadsScreen
+from tests.support import objects as k8s
+from tests.support.alerts import Alerting
 from tests.support.backend import FleetBackend
-from tests.support.console import make_app, screen_text, wait_for
-from tests.support.fleets import CREATED, generated_fleet
+from tests.support.console import FakeClock, make_app, screen_text, wait_for
+from tests.support.fleets import CREATED, H100, SAMPLED_AT, Fleet, generated_fleet
 
+SIZE = (80, 24)
 JOINED = "a\u200d" * 60  # 60 visible cells, 120 characters
-BIDI = "\u202eevil\u202c\u2066iso\u2069\u200b\ufeff"
-HOSTILE = f"t{JOINED}{BIDI}\x1b[2J\x9b\x07line1\n\n\tline2"
-SHOWN = f"t{'a' * 60}eviliso[2Jline1 line2"  # what clean() leaves of it
-TENANT = "x\u202e" + "n\u200d\nm"
-TENANT_SHOWN = "xn m"
+BIDI = "\u202eevil\u202c\u2066iso\u2067\u2068\u2069\u200b\ufeff"
+MARKUP = "\x1b[31m[bold]x[/]"  # an ANSI colour and Rich markup: both must stay characters
+MARKUP_SHOWN = "[31m[bold]x[/]"
+LITERAL = "[31m[bold]x"  # enough of it to tell that it was not interpreted, where cells clip
+HOSTILE = f"{MARKUP}{JOINED}{BIDI}\x1b[2J\x9b\x07line1\n\n\tline2"
+SHOWN = f"{MARKUP_SHOWN}{'a' * 60}eviliso[2Jline1 line2"  # what clean() leaves of it
+TENANT = "x\u202e[bold]" + "n\u200d\nm"
+TENANT_SHOWN = "x[bold]n m"
 WORKLOAD = "wl\u2066/..\u2069"
 WORKLOAD_SHOWN = "wl/.."
-REASON = "R" * 5000
+ISVC = "model-00001"
+REASON = "R" * 4990 + "\u202eTHE\tEND"  # a 5 KB event reason
+REASON_END = "RTHE END"
+NODE = "gpu-node-0000"
+PRICES = CostBasis.priced({"NVIDIA H100 80GB HBM3": 4.5}, sample_seconds=15.0)
 
 
-def hostile_backend() -> FleetBackend:
-    """The first tenant, its first Deployment (name, model, change-cause, an event), a node's
-    GPU (pod) all carry hostile text."""
+def hostile_fleet() -> Fleet:
+    """The first tenant's name; its Deployment's name, model, change-cause, stuck condition and
+    events; its InferenceService's model and conditions; a node's GPU product; a GPU's pod: all
+    hostile."""
     fleet = generated_fleet(tenants=3, workloads=6, nodes=2)
     cluster = fleet.cluster
     cluster["namespaces"][("", "team-a")]["metadata"]["labels"][TENANT_LABEL] = TENANT
     workload = cluster["deployments"].pop(("team-a", "model-00000"))
     workload["metadata"]["name"] = WORKLOAD
     workload["metadata"]["labels"][MODEL_LABEL] = HOSTILE
-    workload["metadata"]["annotations"] = {"kubernetes.io/change-cause": HOSTILE}
+    workload["metadata"]["annotations"] = {"kubernetes.io/change-cause": HOSTILE, HOSTILE: REASON}
+    workload["status"]["conditions"] = [
+        {
+            "type": "Progressing",
+            "status": "False",
+            "reason": "ProgressDeadlineExceeded",
+            "message": HOSTILE,
+        }
+    ]
     cluster["deployments"][("team-a", WORKLOAD)] = workload
-    cluster.setdefault("events", {})[("team-a", "e1")] = {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"name": "e1", "namespace": "team-a", "creationTimestamp": CREATED},
-        "involvedObject": {"kind": "Deployment", "namespace": "team-a", "name": WORKLOAD},
-        "type": "Warning",
-        "reason": REASON,
-        "message": HOSTILE,
-        "lastTimestamp": CREATED,
-    }
-    uuid, sample = next((u, s) for u, s in fleet.samples.items() if s.pod)
+    template = workload["spec"]["template"]
+    for revision, cause in ((1, REASON), (2, HOSTILE)):
+        rs = k8s.replica_set(
+            f"rs-{revision}",
+            "team-a",
+            CREATED,
+            WORKLOAD,
+            template,
+            revision=revision,
+            change_cause=cause,
+        )
+        cluster.setdefault("replicasets", {})[("team-a", f"rs-{revision}")] = rs
+    isvc = cluster["inferenceservices"][("team-a", ISVC)]
+    isvc["metadata"]["labels"][MODEL_LABEL] = HOSTILE
+    isvc["status"]["conditions"] = [{"type": "Ready", "status": "False", "message": HOSTILE}]
+    events = cluster.setdefault("events", {})
+    for name, kind, involved in (("e1", "Deployment", WORKLOAD), ("e2", "InferenceService", ISVC)):
+        events[("team-a", name)] = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": name, "namespace": "team-a", "creationTimestamp": CREATED},
+            "involvedObject": {"kind": kind, "namespace": "team-a", "name": involved},
+            "type": "Warning",
+            "reason": REASON,
+            "message": HOSTILE,
+            "lastTimestamp": CREATED,
+        }
+    cluster["nodes"][("", "gpu-node-0001")]["metadata"]["labels"][GPU_PRODUCT_LABEL] = HOSTILE
+    uuid, sample = next((u, s) for u, s in fleet.samples.items() if s.pod and s.node == NODE)
     fleet.samples[uuid] = replace(sample, pod=HOSTILE, namespace="team-a")
-    return FleetBackend(fleet)
+    return fleet
 
 
-def assert_safe(text: str) -> None:
-    """Nothing on screen that a terminal draws differently from Rich, or that moves the cursor."""
+async def hostile_backend(tmp_path: Path) -> tuple[FleetBackend, Alerting]:
+    """``hostile_fleet()`` served with its alerts evaluated, an audit log whose record has a
+    hostile actor, target and 5 KB reason, and an hour of priced GPU usage for the tenant."""
+    fleet = hostile_fleet()
+    fake = FleetBackend(fleet)
+    alerting = Alerting(fake, fleet, tmp_path)
+    await alerting.evaluate(0)
+
+    url = f"sqlite:///{tmp_path / 'opsconsole.db'}"
+    upgrade(url)
+    store = AuditStore(create_db_engine(url))
+    store.append(
+        AuditEntry.model_validate(
+            {
+                "change_id": "c1",
+                "stage": "intent",
+                "actor": HOSTILE,
+                "role": "admin",
+                "action": "rollout.undo",
+                "target": f"deployment/team-a/{WORKLOAD}",
+                "tenants": [TENANT],
+                "reason": HOSTILE + REASON,
+                "parameters": {"to_revision": HOSTILE},
+                "before": {"change-cause": HOSTILE},
+                "after": {"change-cause": REASON},
+            }
+        )
+    )
+    fake.source.audit = AuditLog(store)
+
+    history = QuotaUsageHistory(QuotaUsageStore(create_db_engine(url)), 90, 1.0, interval=300)
+    for k in range(13):
+        await history.record([UsageSample(TENANT, H100, 6, 3, 0)], now=SAMPLED_AT - 3600 + 300 * k)
+    fake.source.quota_usage = history
+    fake.source.cost_basis = PRICES
+    return fake, alerting
+
+
+def assert_safe(app: App[None]) -> str:
+    """Nothing on screen that a terminal draws differently from Rich or that moves the cursor,
+    no row wider than the screen, no hostile value shown whole; the screen's text."""
+    text = screen_text(app)
     bad = {ch for ch in text if unicodedata.category(ch) in ("Cc", "Cf") and ch != "\n"}
     assert not bad, f"unsafe characters on screen: {sorted(map(hex, map(ord, bad)))}"
+    lines = text.splitlines()
+    assert len(lines) == SIZE[1]
+    assert all(cell_len(line) == SIZE[0] for line in lines), "a row is not the screen's width"
     assert "R" * 200 not in text  # the long reason is clipped
+    assert "a" * 80 not in text  # so is the joined text, to its cell
+    return text
 
 
-async def test_hostile_text_in_every_screen_at_80x24() -> None:
-    fake = hostile_backend()
-    app = make_app(fake)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: "team-b" in screen_text(app), "the overview")
-        assert_safe(screen_text(app))
+async def show(pilot, app, screen_type: type, *shown: str) -> str:
+    """Wait for ``screen_type`` to show every string in ``shown``, then check the screen."""
+    await wait_for(pilot, lambda: isinstance(app.screen, screen_type), screen_type.__name__)
+    await wait_for(pilot, lambda: all(s in screen_text(app) for s in shown), f"{shown} on screen")
+    return assert_safe(app)
 
-        await pilot.press("2")
-        await wait_for(pilot, lambda: isinstance(app.screen, TenantsScreen))
-        await wait_for(pilot, lambda: TENANT_SHOWN in screen_text(app), "tenants")
-        assert_safe(screen_text(app))
 
-        await pilot.press("3")
-        await wait_for(pilot, lambda: isinstance(app.screen, WorkloadsScreen))
-        await wait_for(pilot, lambda: WORKLOAD_SHOWN in screen_text(app), "workloads")
-        assert_safe(screen_text(app))
+async def test_hostile_text_in_every_screen_at_80x24(tmp_path: Path) -> None:
+    fake, alerting = await hostile_backend(tmp_path)
+    app = make_app(fake, clock=FakeClock(SAMPLED_AT + 60))
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: f"team-a/{WORKLOAD_SHOWN}" in screen_text(app))
+            assert LITERAL in assert_safe(app)
 
-        await pilot.press("4")
-        await wait_for(pilot, lambda: isinstance(app.screen, GpusScreen))
-        await wait_for(pilot, lambda: "ta" in screen_text(app), "gpus")
-        assert_safe(screen_text(app))
+            await pilot.press("2")
+            assert LITERAL not in await show(pilot, app, TenantsScreen, TENANT_SHOWN)
 
-        app.action_show_tenant(TENANT)
-        await wait_for(pilot, lambda: isinstance(app.screen, TenantDetailScreen))
-        await wait_for(pilot, lambda: WORKLOAD_SHOWN in screen_text(app), "tenant detail")
-        assert_safe(screen_text(app))
+            await pilot.press("3")
+            await show(pilot, app, WorkloadsScreen, WORKLOAD_SHOWN, LITERAL)
 
-        app.action_show_workload("team-a", "deployment", WORKLOAD)
-        await wait_for(pilot, lambda: isinstance(app.screen, WorkloadDetailScreen))
-        await wait_for(pilot, lambda: "RRRR" in screen_text(app), "workload detail")
-        text = screen_text(app)
-        assert_safe(text)
-        assert "RRR…" in text  # clipped with an ellipsis, not widened
-        assert "line1 line2" in text or SHOWN[:20] in text
+            app.action_goto("nodes")
+            await show(pilot, app, NodesScreen, NODE, LITERAL)
 
-        app.action_show_node("gpu-node-0000")
-        await wait_for(pilot, lambda: isinstance(app.screen, NodeDetailScreen))
-        await wait_for(pilot, lambda: "gpu-node-0000" in screen_text(app), "node detail")
-        assert_safe(screen_text(app))
-        assert app.is_running
+            await pilot.press("4")
+            await show(pilot, app, GpusScreen, LITERAL)
+
+            await pilot.press("5")
+            await show(pilot, app, AuditScreen, LITERAL)
+            await pilot.press("enter")
+            await show(pilot, app, AuditRecordScreen, "reason", LITERAL)
+
+            await pilot.press("7")
+            await show(pilot, app, AlertsScreen, "rollout_stuck", f"team-a/{WORKLOAD_SHOWN}")
+
+            app.action_show_tenant(TENANT)
+            await show(pilot, app, TenantDetailScreen, WORKLOAD_SHOWN)
+            await pilot.press("c")  # the cost panel
+            await show(pilot, app, TenantDetailScreen, "27.00")
+
+            app.action_show_workload("team-a", "deployment", WORKLOAD)
+            text = await show(pilot, app, WorkloadDetailScreen, "RRR…", "line1 line2", LITERAL)
+            assert "rollout failed" in text  # the condition's message follows, wrapped
+
+            app.action_show_workload("team-a", "inferenceservice", ISVC)
+            await show(pilot, app, WorkloadDetailScreen, "RRR…", LITERAL)
+
+            app.action_show_node(NODE)
+            await show(pilot, app, NodeDetailScreen, NODE, "gpu1")
+            await pilot.press("down", "f")  # the hostile pod's column is off-screen: its row
+            await show(pilot, app, FullTextScreen, "POD", SHOWN[:40], "line1 line2")
+            await pilot.press("escape")
+            app.action_show_node("gpu-node-0001")
+            await show(pilot, app, NodeDetailScreen, "gpu-node-0001", LITERAL)
+            assert app.is_running
+    finally:
+        alerting.close()
+
+
+async def test_a_clipped_event_reads_in_full_and_escape_closes(tmp_path: Path) -> None:
+    fake, alerting = await hostile_backend(tmp_path)
+    app = make_app(fake, clock=FakeClock(SAMPLED_AT + 60))
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            app.action_show_workload("team-a", "deployment", WORKLOAD)
+            await show(pilot, app, WorkloadDetailScreen, "RRR…")
+            detail = app.screen
+            await pilot.press("e", "enter")  # the events; enter opens the row's whole text
+            text = await show(pilot, app, FullTextScreen, "TYPE", "Warning", "REASON")
+            assert "…" not in text  # nothing clipped: the text wraps
+            assert "R" * 60 in text
+            await pilot.press("end")  # it scrolls to the end of the reason and the other fields
+            text = await show(pilot, app, FullTextScreen, REASON_END, "MESSAGE", "OBJECT")
+            assert "line1 line2" in text and MARKUP_SHOWN in text
+
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: app.screen is detail, "back to the workload")
+            await pilot.press("v", "f")  # any panel's row: f
+            await show(pilot, app, FullTextScreen, "CHANGE-CAUSE", SHOWN[:40])
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: app.screen is detail, "back to the workload")
+    finally:
+        alerting.close()
