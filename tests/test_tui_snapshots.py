@@ -9,12 +9,16 @@ the pictures are reproducible. ``pytest --snapshot-update`` regenerates them und
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
 
 from opsconsole.client import BackendClient
 from tests.conftest import LiveCluster
+from tests.support import console
+from tests.support.fleets import SAMPLED_AT
+from tests.support.hostile import WORKLOAD, hostile_backend
 from tests.support.screens import (
     DISPLAY_URL,
     FROZEN,
@@ -95,3 +99,28 @@ def test_light_theme_snapshot(snap_compare, live_cluster: LiveCluster) -> None:
         terminal_size=(80, 24),
         run_before=run_before(lambda app: None),
     )
+
+
+@pytest.mark.parametrize("screen", ["workloads", "workload", "event"])
+def test_hostile_text_snapshot(snap_compare, tmp_path: Path, screen: str) -> None:
+    """The screens hostile text hurt most, at 80×24 over ``tests.support.hostile``'s fleet (an
+    in-memory backend and a fixed clock): a list, a workload's detail, an event's whole text."""
+    fake, alerting = asyncio.run(hostile_backend(tmp_path))
+
+    async def go(pilot: Pilot[None]) -> None:
+        app = pilot.app
+        await settle(pilot)
+        if screen == "workloads":
+            app.action_goto("workloads")
+        else:
+            app.action_show_workload("team-a", "deployment", WORKLOAD)
+        await settle(pilot)
+        if screen == "event":
+            await pilot.press("e", "enter", "end")  # the end of the reason and the other fields
+            await settle(pilot)
+
+    app = console.make_app(fake, clock=console.FakeClock(SAMPLED_AT + 60))
+    try:
+        assert snap_compare(app, terminal_size=(80, 24), run_before=go)
+    finally:
+        alerting.close()
