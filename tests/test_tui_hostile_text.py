@@ -13,25 +13,39 @@ from __future__ import annotations
 import unicodedata
 from pathlib import Path
 
+import httpx
+import kubernetes
 from rich.cells import cell_len
+from textual import events
 from textual.app import App
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Input
 
+from backend.conventions import MODEL_LABEL, STAGE_LABEL
+from backend.k8s.annotations import CHANGE_CAUSE_ANNOTATION
+from opsconsole.app import OpsConsoleApp
 from opsconsole.screens.alerts import AlertsScreen
 from opsconsole.screens.audit import AuditRecordScreen, AuditScreen
 from opsconsole.screens.full_text import FullTextScreen
 from opsconsole.screens.gpus import GpusScreen, NodesScreen
 from opsconsole.screens.node_detail import NodeDetailScreen
+from opsconsole.screens.rollback import RollbackScreen
 from opsconsole.screens.tenant_detail import TenantDetailScreen
 from opsconsole.screens.tenants import TenantsScreen
 from opsconsole.screens.workload_detail import WorkloadDetailScreen
 from opsconsole.screens.workloads import WorkloadsScreen
+from opsconsole.settings import ConsoleSettings
+from opsconsole.text import clean
+from tests.conftest import LiveCluster
 from tests.support.console import FakeClock, make_app, screen_text, wait_for
 from tests.support.fleets import SAMPLED_AT
 from tests.support.hostile import (
+    HOSTILE,
     ISVC,
     LITERAL,
     MARKUP_SHOWN,
     NODE,
+    REASON,
     REASON_END,
     SHOWN,
     TENANT,
@@ -141,3 +155,111 @@ async def test_a_clipped_event_reads_in_full_and_escape_closes(tmp_path: Path) -
             await wait_for(pilot, lambda: app.screen is detail, "back to the workload")
     finally:
         alerting.close()
+
+
+# -- through a cluster: what any client of the API server may write ----------------------------
+
+
+def hostile_release(cluster: LiveCluster, namespace: str) -> None:
+    """``hostile``: a Deployment with two revisions whose change-causes and annotations are
+    hostile, and an event about it with a 5 KB reason, written through the cluster's API."""
+    client = kubernetes.config.new_client_from_config(str(cluster.kubeconfig))
+    apps, core = kubernetes.client.AppsV1Api(client), kubernetes.client.CoreV1Api(client)
+    labels = {"app": "hostile", MODEL_LABEL: "hostile", STAGE_LABEL: "production"}
+    body = {
+        "metadata": {
+            "name": "hostile",
+            "labels": labels,
+            "annotations": {CHANGE_CAUSE_ANNOTATION: REASON, "example.com/note": HOSTILE},
+        },
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "hostile"}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "server", "image": "registry.local/x:1"}]},
+            },
+        },
+    }
+    apps.create_namespaced_deployment(namespace, body)
+    body["metadata"]["annotations"][CHANGE_CAUSE_ANNOTATION] = HOSTILE
+    body["spec"]["template"]["spec"]["containers"][0]["image"] = "registry.local/x:2"
+    apps.replace_namespaced_deployment("hostile", namespace, body)
+    event = {
+        "metadata": {"name": "hostile.1", "namespace": namespace},
+        "involvedObject": {"kind": "Deployment", "namespace": namespace, "name": "hostile"},
+        "type": "Warning",
+        "reason": REASON,
+        "message": HOSTILE,
+        "count": 1,
+    }
+    core.create_namespaced_event(namespace, event)
+
+
+async def open_rollback(pilot: Pilot[None], app: OpsConsoleApp) -> RollbackScreen:
+    """``u`` on the workload, until its plan arrives (a loaded machine may drop a connection:
+    the dialog then says so and is opened again)."""
+    for _ in range(3):
+        await pilot.press("u")
+        await wait_for(pilot, lambda: isinstance(app.screen, RollbackScreen))
+        modal = app.screen
+        assert isinstance(modal, RollbackScreen)
+        await wait_for(
+            pilot,
+            lambda m=modal: m.plan is not None or "Nothing planned" in screen_text(app),
+            "the plan or its error",
+        )
+        if modal.plan is not None:
+            return modal
+        await pilot.press("escape")
+    raise AssertionError("no rollback plan")
+
+
+async def test_hostile_text_from_the_cluster_in_the_rollback_and_its_audit_at_80x24(
+    mutable_cluster: LiveCluster,
+) -> None:
+    with httpx.Client(
+        base_url=mutable_cluster.backend_url, timeout=10, headers=mutable_cluster.headers
+    ) as http:
+        namespace = http.get("/api/v1/workloads", params={"limit": 1}).json()["items"][0][
+            "namespace"
+        ]
+    hostile_release(mutable_cluster, namespace)
+    settings = ConsoleSettings(
+        backend=mutable_cluster.backend_url,
+        operator="carol",
+        token=mutable_cluster.token_for("carol"),
+        refresh_interval=0.5,
+        request_timeout=30,
+    )
+    app = OpsConsoleApp(settings, backend_url=mutable_cluster.backend_url)
+    async with app.run_test(size=SIZE) as pilot:
+        app.action_show_workload(namespace, "Deployment", "hostile")
+        detail = app.screen
+        assert isinstance(detail, WorkloadDetailScreen)
+        await wait_for(
+            pilot,
+            lambda: detail.data is not None and len(detail.data.revisions) == 2,
+            "the two revisions",
+        )
+        await show(pilot, app, WorkloadDetailScreen, LITERAL, "RRR…")
+
+        modal = await open_rollback(pilot, app)  # the plan: the change-causes swap
+        await show(pilot, app, RollbackScreen, "change-cause")
+        reason = modal.query_one("#reason", Input)
+        pasted = "R" * 800 + HOSTILE  # a reason pasted from elsewhere (the API takes 1000)
+        reason.post_message(events.Paste(pasted))
+        await wait_for(pilot, lambda: "line1" in reason.value, "the pasted reason")
+        assert reason.value == clean(pasted.splitlines()[0])  # its first line, sanitized
+        assert_safe(app)
+        await pilot.click("#apply")
+        await wait_for(pilot, lambda: app.screen is detail, "the rollback applied")
+
+        await pilot.press("h")  # its audit records: the reason as given, shown safely
+        audit = app.screen
+        assert isinstance(audit, AuditScreen)
+        await wait_for(pilot, lambda: len(audit.records) == 2, "two records")
+        await show(pilot, app, AuditScreen, "carol")
+        audit.query_one("#records", DataTable).focus()
+        await pilot.press("enter")
+        await show(pilot, app, AuditRecordScreen, "reason", LITERAL)
