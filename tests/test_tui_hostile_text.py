@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import unicodedata
 from pathlib import Path
+from typing import Any
 
 import httpx
 import kubernetes
@@ -160,31 +161,39 @@ async def test_a_clipped_event_reads_in_full_and_escape_closes(tmp_path: Path) -
 # -- through a cluster: what any client of the API server may write ----------------------------
 
 
-def hostile_release(cluster: LiveCluster, namespace: str) -> None:
-    """``hostile``: a Deployment with two revisions whose change-causes and annotations are
-    hostile, and an event about it with a 5 KB reason, written through the cluster's API."""
-    client = kubernetes.config.new_client_from_config(str(cluster.kubeconfig))
-    apps, core = kubernetes.client.AppsV1Api(client), kubernetes.client.CoreV1Api(client)
+def hostile_deployment(change_cause: str, image: str) -> dict[str, Any]:
+    """``hostile``, a release whose change-cause and other annotation are hostile."""
     labels = {"app": "hostile", MODEL_LABEL: "hostile", STAGE_LABEL: "production"}
-    body = {
+    return {
         "metadata": {
             "name": "hostile",
             "labels": labels,
-            "annotations": {CHANGE_CAUSE_ANNOTATION: REASON, "example.com/note": HOSTILE},
+            "annotations": {CHANGE_CAUSE_ANNOTATION: change_cause, "example.com/note": HOSTILE},
         },
         "spec": {
             "replicas": 1,
             "selector": {"matchLabels": {"app": "hostile"}},
             "template": {
                 "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "server", "image": "registry.local/x:1"}]},
+                "spec": {"containers": [{"name": "server", "image": image}]},
             },
         },
     }
-    apps.create_namespaced_deployment(namespace, body)
-    body["metadata"]["annotations"][CHANGE_CAUSE_ANNOTATION] = HOSTILE
-    body["spec"]["template"]["spec"]["containers"][0]["image"] = "registry.local/x:2"
-    apps.replace_namespaced_deployment("hostile", namespace, body)
+
+
+def hostile_release(cluster: LiveCluster, namespace: str) -> None:
+    """``hostile`` with two revisions (change-causes: the 5 KB reason, then ``HOSTILE``) and an
+    event about it with a 5 KB reason, written through the cluster's API as any client may."""
+    client = kubernetes.config.new_client_from_config(str(cluster.kubeconfig))
+    apps, core = kubernetes.client.AppsV1Api(client), kubernetes.client.CoreV1Api(client)
+    first = hostile_deployment(REASON, "registry.local/x:1")
+    apps.create_namespaced_deployment(
+        namespace, kubernetes.client.V1Deployment.model_validate(first)
+    )
+    second = hostile_deployment(HOSTILE, "registry.local/x:2")
+    apps.replace_namespaced_deployment(
+        "hostile", namespace, kubernetes.client.V1Deployment.model_validate(second)
+    )
     event = {
         "metadata": {"name": "hostile.1", "namespace": namespace},
         "involvedObject": {"kind": "Deployment", "namespace": namespace, "name": "hostile"},
@@ -193,7 +202,7 @@ def hostile_release(cluster: LiveCluster, namespace: str) -> None:
         "message": HOSTILE,
         "count": 1,
     }
-    core.create_namespaced_event(namespace, event)
+    core.create_namespaced_event(namespace, kubernetes.client.CoreV1Event.model_validate(event))
 
 
 async def open_rollback(pilot: Pilot[None], app: OpsConsoleApp) -> RollbackScreen:
@@ -204,11 +213,11 @@ async def open_rollback(pilot: Pilot[None], app: OpsConsoleApp) -> RollbackScree
         await wait_for(pilot, lambda: isinstance(app.screen, RollbackScreen))
         modal = app.screen
         assert isinstance(modal, RollbackScreen)
-        await wait_for(
-            pilot,
-            lambda m=modal: m.plan is not None or "Nothing planned" in screen_text(app),
-            "the plan or its error",
-        )
+
+        def answered(dialog: RollbackScreen = modal) -> bool:
+            return dialog.plan is not None or "Nothing planned" in screen_text(app)
+
+        await wait_for(pilot, answered, "the plan or its error")
         if modal.plan is not None:
             return modal
         await pilot.press("escape")

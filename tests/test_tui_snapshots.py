@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
+from opsconsole.app import OpsConsoleApp
 from opsconsole.client import BackendClient
 from tests.conftest import LiveCluster
 from tests.support import console
@@ -109,6 +110,7 @@ def test_hostile_text_snapshot(snap_compare, tmp_path: Path, screen: str) -> Non
 
     async def go(pilot: Pilot[None]) -> None:
         app = pilot.app
+        assert isinstance(app, OpsConsoleApp)
         await settle(pilot)
         if screen == "workloads":
             app.action_goto("workloads")
