@@ -49,6 +49,7 @@ def hostile_fleet() -> Fleet:
     fleet = generated_fleet(tenants=3, workloads=6, nodes=2)
     cluster = fleet.cluster
     cluster["namespaces"][("", "team-a")]["metadata"]["labels"][TENANT_LABEL] = TENANT
+    cluster["clusterqueues"][("", "cq-team-a")]["metadata"]["labels"][TENANT_LABEL] = TENANT
     workload = cluster["deployments"].pop(("team-a", "model-00000"))
     workload["metadata"]["name"] = WORKLOAD
     workload["metadata"]["labels"][MODEL_LABEL] = HOSTILE
