@@ -325,6 +325,7 @@ async def test_help_lists_keys_and_commands_and_closes() -> None:
         ]
         assert ("w", "Workloads") in groups["Tenant detail"]
         assert ("/", "Filter") in groups["Lists"]
+        assert ("f", "Full text") in groups["Tables and lists"]
         assert ("^p", "Command palette") in groups["Everywhere"]
         await pilot.press("escape")
         await pilot.pause()

@@ -17,12 +17,15 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
+from opsconsole.app import OpsConsoleApp
 from opsconsole.client import BackendClient
 from opsconsole.screens.audit import AuditRecordScreen
 from tests.conftest import LiveCluster
+from tests.support import console
 from tests.support.audit import QUOTA_DIFF_SEQ, sample_audit_log, tamper
 from tests.support.backend import FleetBackend
-from tests.support.console import make_app as fake_console
+from tests.support.fleets import SAMPLED_AT
+from tests.support.hostile import WORKLOAD, hostile_backend
 from tests.support.screens import (
     DISPLAY_URL,
     FROZEN,
@@ -120,7 +123,7 @@ def audit_backend(directory: Path, tampered: int | None = None) -> FleetBackend:
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_audit_records_snapshot(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:
     assert snap_compare(
-        fake_console(audit_backend(tmp_path)),
+        console.make_app(audit_backend(tmp_path)),
         terminal_size=size,
         run_before=run_before(lambda app: app.action_goto("audit")),
     )
@@ -133,7 +136,7 @@ def test_audit_record_diff_snapshot(snap_compare, tmp_path: Path, size: tuple[in
         app.push_screen(AuditRecordScreen(QUOTA_DIFF_SEQ))
 
     assert snap_compare(
-        fake_console(audit_backend(tmp_path)),
+        console.make_app(audit_backend(tmp_path)),
         terminal_size=size,
         run_before=run_before(open_record),
     )
@@ -141,7 +144,33 @@ def test_audit_record_diff_snapshot(snap_compare, tmp_path: Path, size: tuple[in
 
 def test_audit_broken_chain_snapshot(snap_compare, tmp_path: Path) -> None:
     assert snap_compare(
-        fake_console(audit_backend(tmp_path, tampered=3)),
+        console.make_app(audit_backend(tmp_path, tampered=3)),
         terminal_size=SIZES[0],
         run_before=run_before(lambda app: app.action_goto("audit")),
     )
+
+
+@pytest.mark.parametrize("screen", ["workloads", "workload", "event"])
+def test_hostile_text_snapshot(snap_compare, tmp_path: Path, screen: str) -> None:
+    """The screens hostile text hurt most, at 80×24 over ``tests.support.hostile``'s fleet (an
+    in-memory backend and a fixed clock): a list, a workload's detail, an event's whole text."""
+    fake, alerting = asyncio.run(hostile_backend(tmp_path))
+
+    async def go(pilot: Pilot[None]) -> None:
+        app = pilot.app
+        assert isinstance(app, OpsConsoleApp)
+        await settle(pilot)
+        if screen == "workloads":
+            app.action_goto("workloads")
+        else:
+            app.action_show_workload("team-a", "deployment", WORKLOAD)
+        await settle(pilot)
+        if screen == "event":
+            await pilot.press("e", "enter", "end")  # the end of the reason and the other fields
+            await settle(pilot)
+
+    app = console.make_app(fake, clock=console.FakeClock(SAMPLED_AT + 60))
+    try:
+        assert snap_compare(app, terminal_size=(80, 24), run_before=go)
+    finally:
+        alerting.close()

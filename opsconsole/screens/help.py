@@ -17,9 +17,10 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.dom import DOMNode
 from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from opsconsole.commands import COMMANDS
+from opsconsole.screens.refreshing import PanelTable
 from opsconsole.text import clean
 from opsconsole.views import VIEWS
 
@@ -108,7 +109,7 @@ class HelpScreen(ModalScreen[None]):
             rows = self._rows(cls, own_only=True)
             if rows:
                 out.append((clean(title), rows))
-        out.append(("Tables and lists", self._rows(DataTable)))
+        out.append(("Tables and lists", self._rows(PanelTable)))
         out.append(("Command line (:, tab completes)", command_rows()))
         return out
 

@@ -22,6 +22,7 @@ from backend.schemas import Page
 from opsconsole.screens.refreshing import update_static
 from opsconsole.shell import on_top, shell
 from opsconsole.text import literal
+from opsconsole.widgets.plain_input import PlainInput
 from opsconsole.widgets.virtual_table import Column, VirtualTable
 
 FILTER_DEBOUNCE = 0.1  # the server is asked at most this often while the operator types
@@ -34,7 +35,7 @@ class Filtered(Protocol):
     def clear_filter(self) -> None: ...
 
 
-class FilterInput(Input):
+class FilterInput(PlainInput):
     """The ``/`` filter line; Esc clears it and gives the keyboard back to the table."""
 
     BINDINGS: ClassVar[list[BindingType]] = [

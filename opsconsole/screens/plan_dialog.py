@@ -24,6 +24,7 @@ from textual.worker import Worker, WorkerState
 from backend.schemas import ChangeApplied, ChangePlan
 from opsconsole.client import BackendError
 from opsconsole.text import literal
+from opsconsole.widgets.plain_input import PlainInput
 
 
 class PlanDialog(ModalScreen[bool]):
@@ -86,7 +87,9 @@ class PlanDialog(ModalScreen[bool]):
         with Vertical(id="dialog") as dialog:
             dialog.border_title = self.dialog_title()
             yield from self.compose_plan()
-            yield Input(placeholder="reason (required; recorded in the audit log)", id="reason")
+            yield PlainInput(
+                placeholder="reason (required; recorded in the audit log)", id="reason"
+            )
             yield Static("", id="plan-error")
             with Horizontal(id="buttons"):
                 yield Button("Cancel", id="cancel", variant="primary")

@@ -25,8 +25,9 @@ from textual.widgets.data_table import RowKey
 from textual.worker import Worker, WorkerState
 
 from opsconsole.client import BackendError
+from opsconsole.screens.full_text import FullTextScreen
 from opsconsole.shell import on_top, shell
-from opsconsole.text import clip
+from opsconsole.text import clip, literal
 
 T = TypeVar("T")
 
@@ -151,14 +152,31 @@ class Body(VerticalScroll, can_focus=False):
 
 
 class PanelTable(DataTable[Any]):
-    """A DataTable that redraws fully once its new rows are measured.
+    """A DataTable that redraws fully once its new rows are measured, and shows a row's whole
+    text (``f``; ``enter`` too where ``enter_shows_text``) in a dialog: its cells are clipped.
 
     Textual 8.2 caches rendered lines by an update counter that measuring does not bump, so a
     header drawn between ``add_row`` and the idle-time measuring keeps the old column widths
     until the next change; small detail tables can afford to drop their caches instead.
     """
 
-    shown_rows: list[tuple[Any, ...]] | None = None  # what ``refill`` last put in
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("f", "full_text", "Full text", show=False)]
+    shown_rows: list[tuple[Any, ...]] | None = None  # what ``refill`` last put in, unclipped
+    enter_shows_text = False  # for rows that open nothing else (events, messages)
+
+    def action_full_text(self) -> None:
+        """The highlighted row, every column in full (the cells ``refill`` clipped)."""
+        rows = self.shown_rows or []
+        if not 0 <= self.cursor_row < len(rows):
+            return
+        labels = [column.label.plain for column in self.columns.values()]
+        fields = list(zip(labels, rows[self.cursor_row], strict=False))
+        self.app.push_screen(FullTextScreen(literal(self.border_title or "Row"), fields))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if self.enter_shows_text:
+            event.stop()
+            self.action_full_text()
 
     def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
         super()._update_dimensions(new_rows)
@@ -194,11 +212,19 @@ def _width(cell: object) -> int:
 
 
 def panel_table(
-    table_id: str, title: str, columns: list[str], *, cursor: bool = True
+    table_id: str,
+    title: str,
+    columns: list[str],
+    *,
+    cursor: bool = True,
+    enter_shows_text: bool = False,
 ) -> PanelTable:
-    """A small bordered table for a panel (detail lists are short: a DataTable is fine)."""
+    """A small bordered table for a panel (detail lists are short: a DataTable is fine).
+
+    ``enter_shows_text``: enter on a row shows its whole text, for rows that open nothing else."""
     table = PanelTable(id=table_id, classes="panel", cursor_type="row" if cursor else "none")
     table.add_columns(*columns)
     table.border_title = title
     table.can_focus = cursor
+    table.enter_shows_text = enter_shows_text
     return table

@@ -110,6 +110,7 @@ class TenantDetailScreen(DetailScreen[TenantView]):
                 "cost",
                 "Cost",
                 ["WINDOW", "MODEL", "GPU-HOURS", "EFFICIENCY", "PRICE/H", "COST"],
+                enter_shows_text=True,
             )
             idle = Static("", id="idle", classes="panel")
             idle.border_title = "Idle GPUs now  (R reclaim)"

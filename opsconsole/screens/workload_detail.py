@@ -85,7 +85,10 @@ class WorkloadDetailScreen(DetailScreen[WorkloadDetail]):
                 "pods", "Pods", ["NAME", "NODE", "PHASE", "READY", "RESTARTS", "GPUS", "REV", "AGE"]
             )
             yield panel_table(
-                "events", "Recent events", ["TYPE", "REASON", "AGE", "COUNT", "MESSAGE", "OBJECT"]
+                "events",
+                "Recent events",
+                ["TYPE", "REASON", "AGE", "COUNT", "MESSAGE", "OBJECT"],
+                enter_shows_text=True,
             )
 
     def on_mount(self) -> None:

@@ -19,11 +19,12 @@ from textual.widgets import Input, Static
 from opsconsole.commands import complete
 from opsconsole.shell import shell
 from opsconsole.text import literal
+from opsconsole.widgets.plain_input import PlainInput
 
 MAX_HINTS = 12
 
 
-class CommandInput(Input):
+class CommandInput(PlainInput):
     """The input line itself; Tab and Esc belong to the command line, not to focus moves."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
