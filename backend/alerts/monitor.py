@@ -3,7 +3,9 @@
 
 Each evaluation runs the engine in a worker thread, publishes an ``AlertView`` that every read
 answers from (the current alerts, counts and overview problems per tenant scope, JSON rendered
-once per scope), then writes the transitions to the history, in a thread too.
+once per scope), then writes the transitions to the history, in a thread too. What most reads ask
+(the whole fleet's firing alerts and all of them at the default limit, and its problems) is
+rendered in that thread before the view is published, so that those requests only copy bytes.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from backend.telemetry.base import TelemetrySnapshot
 log = logging.getLogger(__name__)
 DAY = 86400.0
 MAX_RENDERED = 64  # answers kept per view (scopes × states × limits)
+DEFAULT_LIMIT = 500  # alerts at most in an answer that names no limit
 Latest = Callable[[], tuple[FleetModel | None, TelemetrySnapshot]]
 
 
@@ -106,6 +109,14 @@ class AlertView:
         assert isinstance(found, bytes)
         return found
 
+    def prerender(self) -> AlertView:
+        """Render what most reads ask of the whole fleet: the firing alerts and every alert at
+        the default limit, and the overview's problems."""
+        for state in (AlertState.FIRING, None):
+            self.list_json(None, state, DEFAULT_LIMIT)
+        self.problems(None)
+        return self
+
 
 # At least this long between two evaluations: a telemetry round enters the model in several
 # steps, each a new model; one evaluation of the large fleet costs about 0.2 s of CPU, and the
@@ -141,8 +152,7 @@ class AlertMonitor:
         """One evaluation at ``clock()``: the transitions, recorded and published."""
         now = self.clock()
         inputs = AlertInputs(model, telemetry)
-        transitions, current = await asyncio.to_thread(self._evaluate, inputs, now)
-        self.view = AlertView(current, datetime.fromtimestamp(now, UTC))
+        transitions, self.view = await asyncio.to_thread(self._evaluate, inputs, now)
         self.evaluations += 1
         if transitions and self.history is not None:
             try:
@@ -152,9 +162,11 @@ class AlertMonitor:
                 log.exception("recording %d alert transitions failed", len(transitions))
         return transitions
 
-    def _evaluate(self, inputs: AlertInputs, now: float) -> tuple[list[Alert], list[Alert]]:
+    def _evaluate(self, inputs: AlertInputs, now: float) -> tuple[list[Alert], AlertView]:
+        """The transitions, and the view to publish with its common answers rendered."""
         transitions = self.engine.evaluate(inputs, now)
-        return transitions, self.engine.current()
+        view = AlertView(self.engine.current(), datetime.fromtimestamp(now, UTC))
+        return transitions, view.prerender()
 
     def wake(self) -> None:
         """Evaluate now (a new model was built)."""
