@@ -3,9 +3,10 @@
 
 Each evaluation runs the engine in a worker thread, publishes an ``AlertView`` that every read
 answers from (the current alerts, counts and overview problems per tenant scope, JSON rendered
-once per scope), then writes the transitions to the history, in a thread too. What most reads ask
-(the whole fleet's firing alerts and all of them at the default limit, and its problems) is
-rendered in that thread before the view is published, so that those requests only copy bytes.
+once per scope, each alert's JSON once while it does not change), then writes the transitions to
+the history, in a thread too. What most reads ask (the whole fleet's firing alerts and all of
+them at the default limit, and its problems) is rendered in that thread before the view is
+published, so that those requests only copy bytes.
 """
 
 from __future__ import annotations
@@ -59,6 +60,21 @@ class AlertView:
     alerts: list[Alert] = field(default_factory=list)
     evaluated_at: datetime | None = None
     _rendered: dict[Hashable, object] = field(default_factory=dict)
+    _json: dict[int, tuple[Alert, bytes]] = field(default_factory=dict)  # by id of the alert
+
+    def keep_json(self, previous: AlertView) -> None:
+        """Take ``previous``'s JSON of the alerts both list: the engine shows an alert that did
+        not change as the very same object."""
+        for alert in self.alerts:
+            found = previous._json.get(id(alert))
+            if found is not None and found[0] is alert:
+                self._json[id(alert)] = found
+
+    def _item_json(self, alert: Alert) -> bytes:
+        found = self._json.get(id(alert))
+        if found is None:
+            found = self._json[id(alert)] = (alert, alert.__pydantic_serializer__.to_json(alert))
+        return found[1]
 
     def _cached(self, key: Hashable, make: Callable[[], object]) -> object:
         if key not in self._rendered:
@@ -97,13 +113,16 @@ class AlertView:
         def render() -> bytes:
             mine = self.scoped(scope)
             items = [a for a in mine if state is None or a.state is state][:limit]
-            body = AlertList(
-                items=items,
+            empty = AlertList(
+                items=[],
                 firing=self.count(scope, AlertState.FIRING),
                 pending=self.count(scope, AlertState.PENDING),
                 evaluated_at=self.evaluated_at,
             )
-            return body.__pydantic_serializer__.to_json(body)
+            envelope = empty.__pydantic_serializer__.to_json(empty)
+            head = b'{"items":['
+            assert envelope.startswith(head + b"]")
+            return head + b",".join(map(self._item_json, items)) + envelope[len(head) :]
 
         found = self._cached(("json", scope, state, limit), render)
         assert isinstance(found, bytes)
@@ -166,6 +185,7 @@ class AlertMonitor:
         """The transitions, and the view to publish with its common answers rendered."""
         transitions = self.engine.evaluate(inputs, now)
         view = AlertView(self.engine.current(), datetime.fromtimestamp(now, UTC))
+        view.keep_json(self.view)
         return transitions, view.prerender()
 
     def wake(self) -> None:
