@@ -32,6 +32,7 @@ from backend.changes.quota import QuotaContext, quota_kinds
 from backend.changes.rollout import DeploymentUndo
 from backend.cluster.cache import LIVE, PENDING, STALE, CacheOptions, ClusterCache, KindHealth
 from backend.cluster.kubeconfig import ClusterAccess, load_cluster_access
+from backend.cost.answers import prerender_cost
 from backend.cost.basis import CostBasis
 from backend.db.engine import Database, redact
 from backend.db.migrate import upgrade
@@ -336,7 +337,8 @@ class Backend:
             await asyncio.sleep(self.settings.quota_usage_interval)
 
     async def record_quota_usage(self) -> None:
-        """One recording: allocated, busy (allocated and not idle) and pending GPUs."""
+        """One recording: allocated, busy (allocated and not idle) and pending GPUs; then the
+        newest model's cost answers, which read the recording, are rendered again."""
         model, history = self._model, self.quota_usage
         if model is None or history is None:
             return
@@ -345,6 +347,8 @@ class Backend:
             for r in model.quota_rows()
         ]
         await history.record(samples)
+        latest = self._model or model
+        await asyncio.to_thread(prerender_cost, latest, history, self.cost_basis, latest)
 
     # -- the fleet model -----------------------------------------------------------------------
     @property
@@ -410,6 +414,21 @@ class Backend:
         model = build_fleet_model(cluster, telemetry, rules=self.rules, inference=inference)
         return model, telemetry
 
+    def _next_model(
+        self,
+        cluster: dict,
+        changed: set[tuple[str, tuple[str, str]]] | None,
+        telemetry: TelemetrySnapshot,
+        inference: InferenceSnapshot | None,
+    ) -> tuple[FleetModel, TelemetryLike]:
+        """``_build``, with the cost answers that requests asked of the previous model rendered
+        before it is published (those requests then only copy bytes)."""
+        previous = self._model
+        model, applied = self._build(cluster, changed, telemetry, inference)
+        if previous is not None:
+            prerender_cost(model, self.quota_usage, self.cost_basis, previous)
+        return model, applied
+
     async def rebuild_model(self) -> None:
         """Bring the model up to the current inputs: from the previous model and what changed
         since it when there is one, whole otherwise; keep the old one if that fails."""
@@ -423,7 +442,7 @@ class Backend:
         start = time.perf_counter()
         try:
             model, applied = await asyncio.to_thread(
-                self._build, cluster, changed, telemetry, inference
+                self._next_model, cluster, changed, telemetry, inference
             )
         except Exception:
             self.model_stats.failures += 1

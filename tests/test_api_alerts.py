@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import pytest
 
+from backend.fleet.model import build_fleet_model
 from backend.schemas import API_PREFIX, AlertList, Overview
 from tests.conftest import LiveCluster
 from tests.support.alerts import Alerting
@@ -110,6 +112,26 @@ async def test_firing_alerts_join_the_overview_problems_once(alerting: Alerting)
     async with client(fake, token) as http:
         scoped = Overview.model_validate((await http.get(f"{API_PREFIX}/overview")).json())
         assert [p.subject for p in scoped.problems if p.kind == "gpu-idle"] == [IDLE[0]]
+
+
+async def test_each_evaluation_answers_its_own_alerts(alerting: Alerting) -> None:
+    """The answers rendered when an evaluation is made are never those of an earlier one: a
+    new sample (the XID cleared) and time running out (the idle GPUs' 30 min) both show."""
+    fleet, source = alerting.fleet, alerting.fake.source
+    async with client(alerting.fake, alerting.fake.token) as http:
+        assert subjects(await alerts(http)) == [("firing", "gpu_xid", XID)]
+        assert len((await alerts(http, state="all")).items) == 4
+        xid_gpu = next(uuid for uuid, s in fleet.samples.items() if s.last_xid)
+        fleet.samples[xid_gpu] = replace(fleet.samples[xid_gpu], last_xid=0)
+        source.model = build_fleet_model(fleet.cluster, fleet.telemetry(), now=SAMPLED_AT)
+        await alerting.evaluate(1800)
+        firing = await alerts(http)
+        assert sorted(s for _, _, s in subjects(firing)) == IDLE
+        assert (firing.firing, firing.pending) == (3, 0)
+        assert firing.evaluated_at is not None
+        assert firing.evaluated_at.timestamp() == SAMPLED_AT + 1800
+        every = await alerts(http, state="all")
+        assert [s for s, _, _ in subjects(every)] == ["firing"] * 3 + ["resolved"]
 
 
 async def test_no_alerts_yet_answers_503() -> None:

@@ -4,7 +4,10 @@ Per rule and subject: inactive → pending when the condition becomes true → f
 held for the rule's ``for_seconds`` (at once when that is 0) → resolved when it stops being true
 (or the subject is no longer observed). A pending alert that clears is resolved too, without ever
 firing. ``evaluate`` returns the transitions, which the history keeps; ``current`` lists firing,
-pending and recently resolved alerts. Evaluation is one pass over each rule's observations.
+pending and recently resolved alerts. Evaluation is one pass over each rule's readings; an
+observation (and the alert shown for it) is made only for a reading that holds or clears an
+active alert, and an active alert read again from the very same row of the model (a model update
+keeps the rows it did not change) keeps its observation and shown alert.
 """
 
 from __future__ import annotations
@@ -13,8 +16,15 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from backend.alerts.rules import AlertInputs, ConfiguredRule, Observation, duration
+from backend.alerts.rules import (
+    COMPARISONS,
+    AlertInputs,
+    ConfiguredRule,
+    Observation,
+    duration,
+)
 from backend.schemas import Alert, AlertState, ProblemSeverity
 
 RESOLVED_KEPT_SECONDS = 3600.0  # how long a resolved alert stays in the current list
@@ -31,6 +41,13 @@ class _Active:
     observation: Observation
     started: float
     firing_since: float | None = None
+    shown: Alert | None = None  # as ``current`` lists it, until the observation or state changes
+
+    def observe(self, value: float, source: Any) -> None:
+        """The newest reading; the same row as before reads the same."""
+        if source is not self.observation.source:
+            self.observation = Observation(value, source, self.rule.kind.explain)
+            self.shown = None
 
 
 def _order(alert: Alert) -> tuple[int, int, float, str]:
@@ -72,6 +89,16 @@ def _alert(active: _Active, state: AlertState, at: float, message: str) -> Alert
     )
 
 
+def _shown(active: _Active) -> Alert:
+    """The pending or firing alert as ``current`` lists it (made again only after a change)."""
+    if active.shown is None:
+        firing = active.firing_since
+        state = AlertState.PENDING if firing is None else AlertState.FIRING
+        at = active.started if firing is None else firing
+        active.shown = _alert(active, state, at, active.rule.message(active.observation))
+    return active.shown
+
+
 class AlertEngine:
     """The alerts of a set of rules; not thread-safe (one evaluation at a time)."""
 
@@ -86,13 +113,16 @@ class AlertEngine:
         seen: set[tuple[str, str]] = set()
         cleared: dict[tuple[str, str], Observation] = {}
         for rule in self.rules:
-            for key, observation in rule.kind.observe(inputs):
-                ident = (rule.name, key)
-                if rule.holds(observation.value):
+            compare, threshold, name = COMPARISONS[rule.kind.op], rule.threshold, rule.name
+            for key, value, source in rule.kind.observe(inputs):
+                ident = (name, key)
+                if compare(value, threshold):
                     seen.add(ident)
-                    transitions.extend(self._holds(rule, ident, observation, now))
+                    transition = self._holds(rule, ident, value, source, now)
+                    if transition is not None:
+                        transitions.append(transition)
                 elif ident in self._active:
-                    cleared[ident] = observation
+                    cleared[ident] = Observation(value, source, rule.kind.explain)
         for ident in [i for i in self._active if i not in seen]:
             active = self._active.pop(ident)
             transitions.append(self._resolve(active, cleared.get(ident), now))
@@ -102,18 +132,22 @@ class AlertEngine:
         return transitions
 
     def _holds(
-        self, rule: ConfiguredRule, ident: tuple[str, str], observation: Observation, now: float
-    ) -> list[Alert]:
+        self, rule: ConfiguredRule, ident: tuple[str, str], value: float, source: Any, now: float
+    ) -> Alert | None:
+        """The transition a true condition makes, if any."""
         active = self._active.get(ident)
         if active is None:
+            observation = Observation(value, source, rule.kind.explain)
             active = self._active[ident] = _Active(rule, observation, now)
             if rule.for_seconds > 0:
-                return [_alert(active, AlertState.PENDING, now, rule.message(observation))]
-        active.observation = observation
+                return _alert(active, AlertState.PENDING, now, rule.message(observation))
+        else:
+            active.observe(value, source)
         if active.firing_since is None and now - active.started >= rule.for_seconds:
             active.firing_since = now
-            return [_alert(active, AlertState.FIRING, now, rule.message(observation))]
-        return []
+            active.shown = None
+            return _alert(active, AlertState.FIRING, now, rule.message(active.observation))
+        return None
 
     def _resolve(self, active: _Active, observation: Observation | None, now: float) -> Alert:
         """Resolved with the value that cleared it (None: the subject is no longer observed)."""
@@ -135,15 +169,7 @@ class AlertEngine:
     def current(self) -> list[Alert]:
         """Firing, then pending, then resolved (in the last hour); in each the most severe, then
         the newest first."""
-        alerts = [
-            _alert(
-                a,
-                AlertState.PENDING if a.firing_since is None else AlertState.FIRING,
-                a.started if a.firing_since is None else a.firing_since,
-                a.rule.message(a.observation),
-            )
-            for a in self._active.values()
-        ]
+        alerts = [_shown(a) for a in self._active.values()]
         alerts.extend(self._resolved)
         alerts.sort(key=_order)
         return alerts

@@ -3,7 +3,10 @@
 
 Each evaluation runs the engine in a worker thread, publishes an ``AlertView`` that every read
 answers from (the current alerts, counts and overview problems per tenant scope, JSON rendered
-once per scope), then writes the transitions to the history, in a thread too.
+once per scope, each alert's JSON once while it does not change), then writes the transitions to
+the history, in a thread too. What most reads ask (the whole fleet's firing alerts and all of
+them at the default limit, and its problems) is rendered in that thread before the view is
+published, so that those requests only copy bytes.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from backend.telemetry.base import TelemetrySnapshot
 log = logging.getLogger(__name__)
 DAY = 86400.0
 MAX_RENDERED = 64  # answers kept per view (scopes × states × limits)
+DEFAULT_LIMIT = 500  # alerts at most in an answer that names no limit
 Latest = Callable[[], tuple[FleetModel | None, TelemetrySnapshot]]
 
 
@@ -56,6 +60,21 @@ class AlertView:
     alerts: list[Alert] = field(default_factory=list)
     evaluated_at: datetime | None = None
     _rendered: dict[Hashable, object] = field(default_factory=dict)
+    _json: dict[int, tuple[Alert, bytes]] = field(default_factory=dict)  # by id of the alert
+
+    def keep_json(self, previous: AlertView) -> None:
+        """Take ``previous``'s JSON of the alerts both list: the engine shows an alert that did
+        not change as the very same object."""
+        for alert in self.alerts:
+            found = previous._json.get(id(alert))
+            if found is not None and found[0] is alert:
+                self._json[id(alert)] = found
+
+    def _item_json(self, alert: Alert) -> bytes:
+        found = self._json.get(id(alert))
+        if found is None:
+            found = self._json[id(alert)] = (alert, alert.__pydantic_serializer__.to_json(alert))
+        return found[1]
 
     def _cached(self, key: Hashable, make: Callable[[], object]) -> object:
         if key not in self._rendered:
@@ -94,17 +113,28 @@ class AlertView:
         def render() -> bytes:
             mine = self.scoped(scope)
             items = [a for a in mine if state is None or a.state is state][:limit]
-            body = AlertList(
-                items=items,
+            empty = AlertList(
+                items=[],
                 firing=self.count(scope, AlertState.FIRING),
                 pending=self.count(scope, AlertState.PENDING),
                 evaluated_at=self.evaluated_at,
             )
-            return body.__pydantic_serializer__.to_json(body)
+            envelope = empty.__pydantic_serializer__.to_json(empty)
+            head = b'{"items":['
+            assert envelope.startswith(head + b"]")
+            return head + b",".join(map(self._item_json, items)) + envelope[len(head) :]
 
         found = self._cached(("json", scope, state, limit), render)
         assert isinstance(found, bytes)
         return found
+
+    def prerender(self) -> AlertView:
+        """Render what most reads ask of the whole fleet: the firing alerts and every alert at
+        the default limit, and the overview's problems."""
+        for state in (AlertState.FIRING, None):
+            self.list_json(None, state, DEFAULT_LIMIT)
+        self.problems(None)
+        return self
 
 
 # At least this long between two evaluations: a telemetry round enters the model in several
@@ -141,8 +171,7 @@ class AlertMonitor:
         """One evaluation at ``clock()``: the transitions, recorded and published."""
         now = self.clock()
         inputs = AlertInputs(model, telemetry)
-        transitions, current = await asyncio.to_thread(self._evaluate, inputs, now)
-        self.view = AlertView(current, datetime.fromtimestamp(now, UTC))
+        transitions, self.view = await asyncio.to_thread(self._evaluate, inputs, now)
         self.evaluations += 1
         if transitions and self.history is not None:
             try:
@@ -152,9 +181,12 @@ class AlertMonitor:
                 log.exception("recording %d alert transitions failed", len(transitions))
         return transitions
 
-    def _evaluate(self, inputs: AlertInputs, now: float) -> tuple[list[Alert], list[Alert]]:
+    def _evaluate(self, inputs: AlertInputs, now: float) -> tuple[list[Alert], AlertView]:
+        """The transitions, and the view to publish with its common answers rendered."""
         transitions = self.engine.evaluate(inputs, now)
-        return transitions, self.engine.current()
+        view = AlertView(self.engine.current(), datetime.fromtimestamp(now, UTC))
+        view.keep_json(self.view)
+        return transitions, view.prerender()
 
     def wake(self) -> None:
         """Evaluate now (a new model was built)."""

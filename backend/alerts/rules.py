@@ -1,8 +1,9 @@
 """The alert rules: each observes one value per subject in the fleet, and compares it.
 
-A rule is a function from the inputs (the fleet model and the telemetry snapshot) to
-``{subject key: Observation}`` plus a comparison with its threshold, so that a new rule is one
-observer and one ``RuleKind``. Every observer is one linear pass over the model's lists (GPUs,
+A rule is a function from the inputs (the fleet model and the telemetry snapshot) to readings
+(subject key, value, the row it was read from) plus a comparison with its threshold and an
+explanation of a row (what the alert is about, worked out only for the readings that hold), so
+that a new rule is one observer, one explainer and one ``RuleKind``. Every observer is one linear pass over the model's lists (GPUs,
 workloads, endpoints, tenants, nodes). Thresholds, durations, severities and which rules are on
 come from the settings.
 """
@@ -13,6 +14,7 @@ import operator
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from backend.fleet.model import FleetModel
 from backend.schemas import (
@@ -21,7 +23,7 @@ from backend.schemas import (
     EndpointHealth,
     Gpu,
     ProblemSeverity,
-    RolloutProgress,
+    Tenant,
     TenantQuota,
     Workload,
 )
@@ -43,21 +45,31 @@ class AlertInputs:
     telemetry: TelemetrySnapshot
 
 
+Reading = tuple[str, float, Any]
+"""One subject's key, its observed value and what it was read from (a row of the model)."""
+Observer = Callable[[AlertInputs], Iterator[Reading]]
+Explainer = Callable[[Any], tuple[AlertSubject, str]]
+"""What a reading is about and what else explains it (shown in the message), from its source."""
+
+
 class Observation:
-    """One subject's observed value; what it is about and what else explains it (shown in the
-    message) are worked out only when asked, that is for the few that hold: a rule observes
-    every GPU of the fleet."""
+    """One subject's observed value; what it is about and what else explains it are worked out
+    only when asked, that is for the few that hold: a rule observes every GPU of the fleet.
 
-    __slots__ = ("_explain", "_facts", "value")
+    The value and the explanation are a function of ``source`` (a row of the model, which a
+    model update replaces only when it changed): the same source reads the same."""
 
-    def __init__(self, value: float, explain: Callable[[], tuple[AlertSubject, str]]) -> None:
+    __slots__ = ("_explain", "_facts", "source", "value")
+
+    def __init__(self, value: float, source: Any, explain: Explainer) -> None:
         self.value = value
+        self.source = source
         self._explain = explain
         self._facts: tuple[AlertSubject, str] | None = None
 
     def _explained(self) -> tuple[AlertSubject, str]:
         if self._facts is None:
-            self._facts = self._explain()
+            self._facts = self._explain(self.source)
         return self._facts
 
     @property
@@ -67,9 +79,6 @@ class Observation:
     @property
     def detail(self) -> str:
         return self._explained()[1]
-
-
-Observer = Callable[[AlertInputs], Iterator[tuple[str, Observation]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +92,7 @@ class RuleKind:
     unit: str
     problem_kind: str
     observe: Observer
+    explain: Explainer
     phrase: Callable[[Observation], str] | None = None
     """What a true condition reads as, where "<title> <value> <op> <threshold>" reads badly."""
 
@@ -99,9 +109,6 @@ class ConfiguredRule:
     @property
     def name(self) -> str:
         return self.kind.name
-
-    def holds(self, value: float) -> bool:
-        return COMPARISONS[self.kind.op](value, self.threshold)
 
     def message(self, observation: Observation) -> str:
         """``GPU utilization 97% > 95% for 10 min (pod team-a/x)``."""
@@ -175,99 +182,102 @@ def _holder(gpu: Gpu) -> str:
     return f"pod {gpu.namespace}/{gpu.pod}" if gpu.pod else ""
 
 
-def _about_gpu(gpu: Gpu) -> Callable[[], tuple[AlertSubject, str]]:
-    return lambda: (gpu_subject(gpu), _holder(gpu))
+def explain_gpu(gpu: Gpu) -> tuple[AlertSubject, str]:
+    return gpu_subject(gpu), _holder(gpu)
 
 
 # -- observers -----------------------------------------------------------------------------------
 
 
-def gpu_utilization(inputs: AlertInputs) -> Iterator[tuple[str, Observation]]:
+def gpu_utilization(inputs: AlertInputs) -> Iterator[Reading]:
     for gpu in inputs.model.gpus.items:
         if gpu.utilization is not None:
-            yield gpu.uuid, Observation(gpu.utilization, _about_gpu(gpu))
+            yield gpu.uuid, gpu.utilization, gpu
 
 
-def allocated_gpu_utilization(inputs: AlertInputs) -> Iterator[tuple[str, Observation]]:
+def allocated_gpu_utilization(inputs: AlertInputs) -> Iterator[Reading]:
     for gpu in inputs.model.gpus.items:
         if gpu.allocated and gpu.utilization is not None:
-            yield gpu.uuid, Observation(gpu.utilization, _about_gpu(gpu))
+            yield gpu.uuid, gpu.utilization, gpu
 
 
-def gpu_xid(inputs: AlertInputs) -> Iterator[tuple[str, Observation]]:
+def gpu_xid(inputs: AlertInputs) -> Iterator[Reading]:
     for gpu in inputs.model.gpus.items:
         if gpu.last_xid is not None:
-            yield gpu.uuid, Observation(float(gpu.last_xid), _about_gpu(gpu))
+            yield gpu.uuid, float(gpu.last_xid), gpu
 
 
-def gpu_temperature(inputs: AlertInputs) -> Iterator[tuple[str, Observation]]:
+def gpu_temperature(inputs: AlertInputs) -> Iterator[Reading]:
     for gpu in inputs.model.gpus.items:
         if gpu.temperature_c is not None:
-            yield gpu.uuid, Observation(gpu.temperature_c, _about_gpu(gpu))
+            yield gpu.uuid, gpu.temperature_c, gpu
 
 
-def rollout_stuck(inputs: AlertInputs) -> Iterator[tuple[str, Observation]]:
+def rollout_stuck(inputs: AlertInputs) -> Iterator[Reading]:
     """1 for a rollout past its progress deadline, 0 for one that is not."""
     for workload in inputs.model.workloads.items:
         rollout = workload.rollout
         if rollout is not None:
             key = f"{workload.namespace}/{workload.kind.value}/{workload.name}"
-            yield key, Observation(float(rollout.stuck), _about_rollout(workload, rollout))
+            yield key, float(rollout.stuck), workload
 
 
-def _about_rollout(
-    workload: Workload, rollout: RolloutProgress
-) -> Callable[[], tuple[AlertSubject, str]]:
+def explain_rollout(workload: Workload) -> tuple[AlertSubject, str]:
+    rollout = workload.rollout
+    assert rollout is not None  # observed only with one
     progress = f"{rollout.updated}/{rollout.desired} updated, {rollout.available} available"
-    return lambda: (workload_subject(workload), progress if rollout.stuck else "")
+    return workload_subject(workload), progress if rollout.stuck else ""
 
 
 def _endpoint_key(endpoint: EndpointHealth) -> str:
     return f"{endpoint.namespace}/{endpoint.kind.value}/{endpoint.name}"
 
 
-def endpoint_error_rate(inputs: AlertInputs) -> Iterator[tuple[str, Observation]]:
+def endpoint_error_rate(inputs: AlertInputs) -> Iterator[Reading]:
     """The share of requests answered with an error, percent, of endpoints that served any."""
     for endpoint in inputs.model.endpoints.items:
         if endpoint.error_rate is not None:
-            detail = f"{number(endpoint.request_rate or 0.0)} requests/s"
-            yield (
-                _endpoint_key(endpoint),
-                Observation(endpoint.error_rate * 100.0, _about_endpoint(endpoint, detail)),
-            )
+            yield _endpoint_key(endpoint), endpoint.error_rate * 100.0, endpoint
 
 
-def endpoint_p99_over_slo(inputs: AlertInputs) -> Iterator[tuple[str, Observation]]:
+def explain_error_rate(endpoint: EndpointHealth) -> tuple[AlertSubject, str]:
+    return endpoint_subject(endpoint), f"{number(endpoint.request_rate or 0.0)} requests/s"
+
+
+def endpoint_p99_over_slo(inputs: AlertInputs) -> Iterator[Reading]:
     """p99 latency ÷ the workload's objective, of endpoints that have one (an annotation)."""
     for endpoint in inputs.model.endpoints.items:
         slo, p99 = endpoint.slo_p99_seconds, endpoint.p99_seconds
         if slo is not None and p99 is not None:
-            detail = f"p99 {p99:.2f} s, objective {number(slo)} s"
-            yield _endpoint_key(endpoint), Observation(p99 / slo, _about_endpoint(endpoint, detail))
+            yield _endpoint_key(endpoint), p99 / slo, endpoint
 
 
-def _about_endpoint(
-    endpoint: EndpointHealth, detail: str
-) -> Callable[[], tuple[AlertSubject, str]]:
-    return lambda: (endpoint_subject(endpoint), detail)
+def explain_p99(endpoint: EndpointHealth) -> tuple[AlertSubject, str]:
+    slo, p99 = endpoint.slo_p99_seconds or 0.0, endpoint.p99_seconds or 0.0
+    return endpoint_subject(endpoint), f"p99 {p99:.2f} s, objective {number(slo)} s"
 
 
-def tenant_starving(inputs: AlertInputs) -> Iterator[tuple[str, Observation]]:
+def _starving(tenant: Tenant) -> list[TenantQuota]:
+    """The tenant's quotas with GPUs pending while it uses less than the quota."""
+    return [q for q in tenant.quotas if q.pending > 0 and q.used < q.nominal]
+
+
+def tenant_starving(inputs: AlertInputs) -> Iterator[Reading]:
     """GPUs a tenant waits for on the GPU models where it uses less than its quota."""
     for tenant in inputs.model.tenants.items:
-        starving = [q for q in tenant.quotas if q.pending > 0 and q.used < q.nominal]
-        pending = sum(q.pending for q in starving)
-        yield tenant.name, Observation(float(pending), _about_tenant(tenant.name, starving))
+        yield tenant.name, float(sum(q.pending for q in _starving(tenant))), tenant
 
 
-def _about_tenant(name: str, starving: list[TenantQuota]) -> Callable[[], tuple[AlertSubject, str]]:
-    detail = ", ".join(f"{q.gpu_model}: {q.used} of {q.nominal} used" for q in starving)
-    return lambda: (AlertSubject(kind=AlertSubjectKind.TENANT, name=name, tenant=name), detail)
+def explain_tenant(tenant: Tenant) -> tuple[AlertSubject, str]:
+    detail = ", ".join(f"{q.gpu_model}: {q.used} of {q.nominal} used" for q in _starving(tenant))
+    name = tenant.name
+    return AlertSubject(kind=AlertSubjectKind.TENANT, name=name, tenant=name), detail
 
 
-def telemetry_samples(inputs: AlertInputs) -> Iterator[tuple[str, Observation]]:
+def telemetry_samples(inputs: AlertInputs) -> Iterator[Reading]:
     """GPUs with a sample, per GPU node; nothing before telemetry's first round (nor when it
-    is off), when no node can be judged."""
+    is off), when no node can be judged. Read from (node name, detail): a new source each
+    time."""
     telemetry = inputs.telemetry
     if telemetry.completed_at is None:
         return
@@ -276,12 +286,12 @@ def telemetry_samples(inputs: AlertInputs) -> Iterator[tuple[str, Observation]]:
     detail = f"{failing} telemetry source(s) failing" if failing else ""
     for node in inputs.model.nodes.items:
         if node.gpus_capacity > 0:
-            value = float(sampled.get(node.name, 0))
-            yield node.name, Observation(value, _about_node(node.name, detail))
+            yield node.name, float(sampled.get(node.name, 0)), (node.name, detail)
 
 
-def _about_node(name: str, detail: str) -> Callable[[], tuple[AlertSubject, str]]:
-    return lambda: (AlertSubject(kind=AlertSubjectKind.NODE, name=name, node=name), detail)
+def explain_node(source: tuple[str, str]) -> tuple[AlertSubject, str]:
+    name, detail = source
+    return AlertSubject(kind=AlertSubjectKind.NODE, name=name, node=name), detail
 
 
 def _sampled_per_node(gpus: list[Gpu]) -> Mapping[str, int]:
@@ -295,12 +305,35 @@ def _sampled_per_node(gpus: list[Gpu]) -> Mapping[str, int]:
 RULE_KINDS: dict[str, RuleKind] = {
     kind.name: kind
     for kind in (
-        RuleKind("gpu_saturated", "GPU utilization", ">", "%", "gpu-saturated", gpu_utilization),
         RuleKind(
-            "gpu_idle", "allocated GPU utilization", "<", "%", "gpu-idle", allocated_gpu_utilization
+            "gpu_saturated",
+            "GPU utilization",
+            ">",
+            "%",
+            "gpu-saturated",
+            gpu_utilization,
+            explain_gpu,
         ),
-        RuleKind("gpu_xid", "XID", ">", "", "xid", gpu_xid, lambda o: f"XID {number(o.value)}"),
-        RuleKind("gpu_hot", "GPU temperature", ">=", "°C", "hot", gpu_temperature),
+        RuleKind(
+            "gpu_idle",
+            "allocated GPU utilization",
+            "<",
+            "%",
+            "gpu-idle",
+            allocated_gpu_utilization,
+            explain_gpu,
+        ),
+        RuleKind(
+            "gpu_xid",
+            "XID",
+            ">",
+            "",
+            "xid",
+            gpu_xid,
+            explain_gpu,
+            lambda o: f"XID {number(o.value)}",
+        ),
+        RuleKind("gpu_hot", "GPU temperature", ">=", "°C", "hot", gpu_temperature, explain_gpu),
         RuleKind(
             "rollout_stuck",
             "rollout stuck",
@@ -308,9 +341,18 @@ RULE_KINDS: dict[str, RuleKind] = {
             "",
             "rollout",
             rollout_stuck,
+            explain_rollout,
             lambda _: "rollout stuck past its progress deadline",
         ),
-        RuleKind("endpoint_errors", "error rate", ">", "%", "endpoint-errors", endpoint_error_rate),
+        RuleKind(
+            "endpoint_errors",
+            "error rate",
+            ">",
+            "%",
+            "endpoint-errors",
+            endpoint_error_rate,
+            explain_error_rate,
+        ),
         RuleKind(
             "endpoint_slow",
             "p99 ÷ objective",
@@ -318,6 +360,7 @@ RULE_KINDS: dict[str, RuleKind] = {
             "",
             "endpoint-slow",
             endpoint_p99_over_slo,
+            explain_p99,
             lambda o: f"p99 latency {o.value:.1f}× its objective",
         ),
         RuleKind(
@@ -327,6 +370,7 @@ RULE_KINDS: dict[str, RuleKind] = {
             "",
             "tenant-starving",
             tenant_starving,
+            explain_tenant,
             lambda o: f"{number(o.value)} GPUs pending while under quota",
         ),
         RuleKind(
@@ -336,6 +380,7 @@ RULE_KINDS: dict[str, RuleKind] = {
             "",
             "telemetry-missing",
             telemetry_samples,
+            explain_node,
         ),
     )
 }

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 
+from backend.alerts.monitor import DEFAULT_LIMIT
 from backend.api.auth import ActorDep
 from backend.api.deps import get_source
 from backend.api.protocols import AlertsReader, ServedSource
@@ -51,7 +52,7 @@ async def alerts(
         datetime | None,
         Query(description="Instead of the current alerts: the history's transitions since."),
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=5000, description="Alerts at most.")] = 500,
+    limit: Annotated[int, Query(ge=1, le=5000, description="Alerts at most.")] = DEFAULT_LIMIT,
 ) -> Response:
     """Firing alerts (or those of ``state``), most recent first; with ``since``, every
     transition (pending, firing, resolved) recorded since then, newest first."""

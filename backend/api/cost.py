@@ -2,8 +2,8 @@
 7 d or 30 d, and the GPUs held idle now with what they cost per day.
 
 Answered from the usage history's in-memory GPU-hours and the fleet model (no database read per
-request), rendered once per model, window, scope and recording. A token with a tenant scope sees
-its tenants only, totals included.
+request), rendered once per model, window, scope and recording (``backend.cost.answers``). A
+token with a tenant scope sees its tenants only, totals included.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from backend.api.changes import ERRORS
 from backend.api.deps import get_source
 from backend.api.protocols import ServedSource
 from backend.api.routes import current_model
-from backend.cost.idle import idle_gpus
-from backend.cost.showback import cost_report
+from backend.cost.answers import cost_json
 from backend.schemas import CostReport, CostWindow
 
 router = APIRouter(tags=["cost"])
@@ -31,22 +30,5 @@ async def cost(source: SourceDep, actor: ActorDep, since: CostWindow = "24h") ->
     price of the model in the settings; null where there is none) and efficiency (busy ÷
     allocated) per tenant and GPU model; per tenant, the GPUs allocated but idle now."""
     fleet = current_model(source)
-    scope = actor.tenants
-    usage = source.quota_usage
-    updated = usage.updated if usage is not None else None
-    basis = source.cost_basis
-
-    def visible(tenant: str) -> bool:
-        return scope is None or tenant in scope
-
-    def render() -> bytes:
-        window = usage.hours().get(since, {}) if usage is not None else {}
-        hours = {key: h for key, h in window.items() if visible(key[0])}
-        gpus = [g for g in fleet.gpus.items if g.idle and g.tenant and visible(g.tenant)]
-        threshold = fleet.rules.idle_utilization_percent
-        idle = idle_gpus(gpus, fleet.quota_rows(), threshold, basis)
-        report = cost_report(since, hours, idle, basis, updated)
-        return report.__pydantic_serializer__.to_json(report)
-
-    body = fleet.answer_json(("cost", scope, since, updated, id(basis)), render)
+    body = cost_json(fleet, source.quota_usage, source.cost_basis, actor.tenants, since)
     return Response(content=body, media_type="application/json")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 from backend.cost.basis import CostBasis
@@ -52,12 +53,23 @@ def _add(total: float | None, value: float | None) -> float | None:
     return value if total is None else total + value
 
 
+@dataclass(slots=True)
+class _Totals:
+    """A tenant's sums while they are added up (plain floats: cheaper than a schema's fields)."""
+
+    gpu_hours: float = 0.0
+    busy_gpu_hours: float = 0.0
+    cost: float | None = None
+    unpriced_gpu_hours: float = 0.0
+    idle_gpus: int = 0
+    idle_cost_per_day: float | None = None
+
+
 def tenant_costs(rows: Iterable[CostRow], idle: Iterable[IdleGpus]) -> list[TenantCost]:
     """Per tenant: its rows' totals and its idle GPUs, highest cost first, then GPU-hours."""
-    out: dict[str, TenantCost] = defaultdict(lambda: TenantCost(tenant=""))
+    out: dict[str, _Totals] = defaultdict(_Totals)
     for row in rows:
         t = out[row.tenant]
-        t.tenant = row.tenant
         t.gpu_hours += row.gpu_hours
         t.busy_gpu_hours += row.busy_gpu_hours
         t.cost = _add(t.cost, row.cost)
@@ -65,15 +77,22 @@ def tenant_costs(rows: Iterable[CostRow], idle: Iterable[IdleGpus]) -> list[Tena
             t.unpriced_gpu_hours += row.gpu_hours
     for group in idle:
         t = out[group.tenant]
-        t.tenant = group.tenant
         t.idle_gpus += group.gpus
         t.idle_cost_per_day = _add(t.idle_cost_per_day, group.cost_per_day)
-    for t in out.values():
-        t.efficiency = efficiency(t.busy_gpu_hours, t.gpu_hours)
-        t.gpu_hours, t.busy_gpu_hours = round(t.gpu_hours, 3), round(t.busy_gpu_hours, 3)
-        t.unpriced_gpu_hours = round(t.unpriced_gpu_hours, 3)
-        t.cost, t.idle_cost_per_day = _money(t.cost), _money(t.idle_cost_per_day)
-    return sorted(out.values(), key=lambda t: (-(t.cost or 0.0), -t.gpu_hours, t.tenant))
+    costs = [
+        TenantCost(
+            tenant=tenant,
+            gpu_hours=round(t.gpu_hours, 3),
+            busy_gpu_hours=round(t.busy_gpu_hours, 3),
+            efficiency=efficiency(t.busy_gpu_hours, t.gpu_hours),
+            cost=_money(t.cost),
+            unpriced_gpu_hours=round(t.unpriced_gpu_hours, 3),
+            idle_gpus=t.idle_gpus,
+            idle_cost_per_day=_money(t.idle_cost_per_day),
+        )
+        for tenant, t in out.items()
+    ]
+    return sorted(costs, key=lambda t: (-(t.cost or 0.0), -t.gpu_hours, t.tenant))
 
 
 def cost_report(

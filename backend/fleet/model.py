@@ -11,6 +11,7 @@ plus one page of (cached) JSON.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
@@ -126,6 +127,8 @@ class FleetModel:
         self._scoped: dict[frozenset[str], ScopedFleet] = {}
         self._quota_rows = [row for rows_ in parts.quota_rows.values() for row in rows_]
         self._answers: dict[Hashable, bytes] = {}
+        self._answers_lock = threading.Lock()  # answers are also rendered in worker threads
+        self._asked: set[Hashable] = set()
 
     @classmethod
     def empty(cls, now: float | None = None) -> FleetModel:
@@ -156,11 +159,25 @@ class FleetModel:
     def answer_json(self, key: Hashable, render: Callable[[], bytes]) -> bytes:
         """An answer derived from this model and ``key`` (what else it depends on), rendered
         once: many operators poll the same views. A few keys are kept (the newest)."""
+        self._asked.add(key)
+        return self._answers.get(key) or self._keep(key, render())
+
+    def prerender(self, key: Hashable, render: Callable[[], bytes]) -> None:
+        """Render an answer before any request asks for it (not counted as asked)."""
         if key not in self._answers:
+            self._keep(key, render())
+
+    def asked(self) -> list[Hashable]:
+        """The keys requests asked ``answer_json`` for: the next model renders them again
+        before it is published, while operators poll them."""
+        return list(self._asked)
+
+    def _keep(self, key: Hashable, body: bytes) -> bytes:
+        with self._answers_lock:
             if len(self._answers) >= MAX_ANSWERS:
                 self._answers.pop(next(iter(self._answers)))
-            self._answers[key] = render()
-        return self._answers[key]
+            self._answers[key] = body
+        return body
 
     def quota_waiting(self, namespace: str) -> list[tuple[Workload, int]]:
         """The namespace's workloads waiting for GPU quota and the GPUs each waits for, oldest

@@ -222,8 +222,11 @@ def trailing_number(name: str) -> int:
     return int(match.group(1)) if match else -1
 
 
+@functools.lru_cache(maxsize=1024)
 def normalized_model(value: str | None) -> str:
-    """GPU model names compared loosely: "NVIDIA H100 80GB HBM3" == "NVIDIA-H100-80GB-HBM3"."""
+    """GPU model names compared loosely: "NVIDIA H100 80GB HBM3" == "NVIDIA-H100-80GB-HBM3".
+
+    Remembered per name: a fleet has few models, compared for every GPU and quota row."""
     return re.sub(r"[\s_]+", "-", (value or "").strip()).lower()
 
 
