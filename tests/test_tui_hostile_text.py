@@ -10,6 +10,7 @@ widened its column for every row.
 
 from __future__ import annotations
 
+import time
 import unicodedata
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Input
 
 from backend.conventions import MODEL_LABEL, STAGE_LABEL
-from backend.k8s.annotations import CHANGE_CAUSE_ANNOTATION
+from backend.k8s.annotations import CHANGE_CAUSE_ANNOTATION, REVISION_ANNOTATION
 from opsconsole.app import OpsConsoleApp
 from opsconsole.screens.alerts import AlertsScreen
 from opsconsole.screens.audit import AuditRecordScreen, AuditScreen
@@ -194,6 +195,17 @@ def hostile_release(cluster: LiveCluster, namespace: str) -> None:
     apps.create_namespaced_deployment(
         namespace, kubernetes.client.V1Deployment.model_validate(first)
     )
+    # The controller must see the first template before it is replaced, or it only ever makes
+    # one revision (a real deployment controller also acts on the latest state it reads).
+    deadline = time.monotonic() + 15.0
+    while (
+        apps.read_namespaced_deployment("hostile", namespace).metadata.annotations.get(
+            REVISION_ANNOTATION
+        )
+        != "1"
+    ):
+        assert time.monotonic() < deadline, "the first revision was never made"
+        time.sleep(0.05)
     second = hostile_deployment(HOSTILE, "registry.local/x:2")
     apps.replace_namespaced_deployment(
         "hostile", namespace, kubernetes.client.V1Deployment.model_validate(second)
