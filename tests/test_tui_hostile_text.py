@@ -186,6 +186,11 @@ def hostile_deployment(change_cause: str, image: str) -> dict[str, Any]:
     }
 
 
+def revision_of(deployment: Any) -> str | None:
+    """The revision number the deployment controller has given a Deployment, if any yet."""
+    return (deployment.metadata.annotations or {}).get(REVISION_ANNOTATION)
+
+
 def hostile_release(cluster: LiveCluster, namespace: str) -> None:
     """``hostile`` with two revisions (change-causes: the 5 KB reason, then ``HOSTILE``) and an
     event about it with a 5 KB reason, written through the cluster's API as any client may."""
@@ -198,12 +203,7 @@ def hostile_release(cluster: LiveCluster, namespace: str) -> None:
     # The controller must see the first template before it is replaced, or it only ever makes
     # one revision (a real deployment controller also acts on the latest state it reads).
     deadline = time.monotonic() + 15.0
-    while (
-        apps.read_namespaced_deployment("hostile", namespace).metadata.annotations.get(
-            REVISION_ANNOTATION
-        )
-        != "1"
-    ):
+    while revision_of(apps.read_namespaced_deployment("hostile", namespace)) != "1":
         assert time.monotonic() < deadline, "the first revision was never made"
         time.sleep(0.05)
     second = hostile_deployment(HOSTILE, "registry.local/x:2")
