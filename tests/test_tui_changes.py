@@ -119,7 +119,7 @@ async def test_rollback_from_the_workload_detail_and_its_history(
         assert isinstance(record, AuditRecordScreen)
         await wait_for(pilot, lambda: record.data is not None)
         assert record.data is not None and record.data.diff
-        assert "canary regressed" in screen_text(app)
+        await wait_for(pilot, lambda: "canary regressed" in screen_text(app), "the reason")
 
 
 async def test_audit_screen_filters_and_keeps_the_chain_in_view(

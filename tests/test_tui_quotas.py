@@ -116,6 +116,7 @@ async def test_set_transfer_and_a_suggestion_are_staged_and_dropped() -> None:
         await wait_for(pilot, lambda: isinstance(app.screen, QuotaEditScreen))
         gpus = app.screen.query_one("#gpus", Input)
         assert gpus.value == "12" and gpus.has_focus
+        assert app.screen.query_one("#edit").outer_size.width == 72  # the narrow dialog box
         gpus.value = ""
         await pilot.press(*"10", "enter")
         await wait_for(pilot, lambda: isinstance(app.screen, QuotaScreen))

@@ -11,6 +11,7 @@ the dialog is open, so the numbers it shows stay current. The dialog returns Tru
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 from rich.text import Text
@@ -30,22 +31,19 @@ from opsconsole.widgets.plain_input import PlainInput
 class PlanDialog(ModalScreen[bool]):
     """Plan, review, give a reason, confirm."""
 
+    CSS_PATH = Path(__file__).with_name("dialog.tcss")
+    DEFAULT_CLASSES = "dialog-screen"
     DEFAULT_CSS = """
-    PlanDialog { align: center middle; }
-    PlanDialog > #dialog {
-        width: 96%; max-width: 140; height: auto; max-height: 96%;
-        border: thick $error 60%; background: $surface; padding: 0 1;
-    }
     PlanDialog #plan-summary { height: auto; }
     PlanDialog #reason { margin: 1 0 0 0; }
     PlanDialog #plan-error { height: auto; color: $error; }
-    PlanDialog #buttons { height: 3; align-horizontal: right; }
-    PlanDialog Button { margin: 0 0 0 2; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     verb = "Apply"
     """The apply button's label, and what the dialog is doing ("planning: apply…")."""
+    box_classes = "dialog-box changes-cluster"
+    """The dialog box's classes (see ``dialog.tcss``)."""
     replan_every: float | None = None
     """Seconds between plans while open; None: planned once (and again after a 409)."""
 
@@ -84,14 +82,14 @@ class PlanDialog(ModalScreen[bool]):
     # -- composition and planning ----------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="dialog") as dialog:
+        with Vertical(id="dialog", classes=self.box_classes) as dialog:
             dialog.border_title = self.dialog_title()
             yield from self.compose_plan()
             yield PlainInput(
                 placeholder="reason (required; recorded in the audit log)", id="reason"
             )
             yield Static("", id="plan-error")
-            with Horizontal(id="buttons"):
+            with Horizontal(id="buttons", classes="dialog-buttons"):
                 yield Button("Cancel", id="cancel", variant="primary")
                 yield Button(self.verb, id="apply", variant="error", disabled=True)
 

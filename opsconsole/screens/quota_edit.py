@@ -8,6 +8,7 @@ destination field completes tenant names, as the ``:`` command line does.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 from rich.text import Text
@@ -77,16 +78,11 @@ class QuotaEditScreen(ModalScreen[QuotaChange | None]):
     ``gpus`` prefills the amount (a proposal, such as a reclaim of idle GPUs, that ``note``
     explains); the operator still stages it, and the staged set is planned and confirmed."""
 
+    CSS_PATH = Path(__file__).with_name("dialog.tcss")
+    DEFAULT_CLASSES = "dialog-screen"
     DEFAULT_CSS = """
-    QuotaEditScreen { align: center middle; }
-    QuotaEditScreen > #edit {
-        width: 72; max-width: 96%; height: auto;
-        border: thick $primary 60%; background: $surface; padding: 0 1;
-    }
     QuotaEditScreen Label { margin: 1 0 0 0; }
     QuotaEditScreen #edit-hint { height: auto; color: $text-muted; }
-    QuotaEditScreen #edit-buttons { height: 3; align-horizontal: right; }
-    QuotaEditScreen Button { margin: 0 0 0 2; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
@@ -99,7 +95,7 @@ class QuotaEditScreen(ModalScreen[QuotaChange | None]):
 
     def compose(self) -> ComposeResult:
         row = self.row
-        with Vertical(id="edit") as box:
+        with Vertical(id="edit", classes="dialog-box narrow") as box:
             what = f"{clean(row.tenant)} {clean(row.flavor or row.gpu_model)}"
             box.border_title = literal(f"{'Set' if self.op == 'set' else 'Transfer from'} {what}")
             yield Static(
@@ -119,7 +115,7 @@ class QuotaEditScreen(ModalScreen[QuotaChange | None]):
                 yield Label("new nominal GPUs")
                 yield Input(value=self._set_value(), id="gpus")
             yield Static(literal(self.note), id="edit-hint")
-            with Horizontal(id="edit-buttons"):
+            with Horizontal(id="edit-buttons", classes="dialog-buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button("Stage", id="stage", variant="primary")
 

@@ -87,11 +87,11 @@ class QuotaPlanScreen(PlanDialog):
     """The staged change set, planned by the backend; Apply changes every quota of it or none."""
 
     DEFAULT_CSS = """
-    QuotaPlanScreen > #dialog { height: 96%; }
     QuotaPlanScreen #plan-body { height: 1fr; }
     QuotaPlanScreen .panel { height: auto; border: round $primary 40%; }
     QuotaPlanScreen .panel:focus { border: round $primary; }
     """
+    box_classes = "dialog-box changes-cluster tall"
     verb = "Apply"
 
     def __init__(self, changes: list[QuotaChange]) -> None:

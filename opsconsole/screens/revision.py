@@ -9,6 +9,7 @@ confirmation.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 from rich.text import Text
@@ -30,12 +31,9 @@ MAX_ROWS = 20
 class RevisionScreen(ModalScreen[bool]):
     """One revision against the current one; ``u`` asks for the rollback to it."""
 
+    CSS_PATH = Path(__file__).with_name("dialog.tcss")
+    DEFAULT_CLASSES = "dialog-screen"
     DEFAULT_CSS = """
-    RevisionScreen { align: center middle; }
-    RevisionScreen > #revision {
-        width: 96%; max-width: 140; height: auto; max-height: 90%;
-        border: thick $primary 60%; background: $surface; padding: 0 1;
-    }
     RevisionScreen #revision-summary { height: auto; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -62,7 +60,7 @@ class RevisionScreen(ModalScreen[bool]):
         self.data: RevisionDiff | None = None
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="revision") as box:
+        with Vertical(id="revision", classes="dialog-box") as box:
             box.border_title = literal(
                 f"Revision {self.revision} of {self.kind} {self.namespace}/{self.name_}"
             )
