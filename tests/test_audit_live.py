@@ -196,15 +196,32 @@ def saved_rows(url: str, where: str) -> tuple[list[dict[str, Any]], list[dict[st
         return kept, [dict(t) for t in tenants]
 
 
-def put_back(url: str, rows: tuple[list[dict[str, Any]], list[dict[str, Any]]]) -> None:
+def put_back(url: str, where: str, rows: tuple[list[dict[str, Any]], list[dict[str, Any]]]) -> None:
+    """Replace whatever ``where`` selects now with the rows saved before."""
     records, tenants = rows
     metadata = sa.MetaData()
     with database(url) as conn:
+        conn.execute(sa.text(f"DELETE FROM audit_tenant WHERE {where}"))
+        conn.execute(sa.text(f"DELETE FROM audit_record WHERE {where}"))
         record_table = sa.Table("audit_record", metadata, autoload_with=conn)
         tenant_table = sa.Table("audit_tenant", metadata, autoload_with=conn)
         conn.execute(sa.insert(record_table), records)
         if tenants:
             conn.execute(sa.insert(tenant_table), tenants)
+
+
+@contextmanager
+def tampered(url: str, where: str, *statements: str) -> Iterator[None]:
+    """Run raw SQL ``statements`` on the audit tables while the block runs; the rows ``where``
+    selects are put back as they were afterwards, whatever the block asserted."""
+    rows = saved_rows(url, where)
+    with database(url) as conn:
+        for statement in statements:
+            conn.execute(sa.text(statement))
+    try:
+        yield
+    finally:
+        put_back(url, where, rows)
 
 
 def offline_copy(url: str, tmp_path: Path) -> str:
@@ -250,23 +267,14 @@ def test_an_edited_field_is_reported_at_its_record(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     seq = next(r["seq"] for r in history if r["reason"] == HOSTILE)
-    with database(as_admin.database_url) as conn:
-        conn.execute(
-            sa.text("UPDATE audit_record SET reason = 'routine' WHERE seq = :seq"), {"seq": seq}
-        )
-    try:
+    edit = f"UPDATE audit_record SET reason = 'routine' WHERE seq = {seq}"
+    with tampered(as_admin.database_url, f"seq = {seq}", edit):
         answer, remote, offline = verify_everywhere(api, as_admin, tmp_path, capsys)
         problem = f"record #{seq} was altered: its hash does not match its contents"
         assert (answer["ok"], answer["broken_at"], answer["problem"]) == (False, seq, problem)
         assert answer["records"] == seq - 1
         assert remote == f"chain broken at record #{seq}: {problem}\n"
         assert offline == f"1 chain broken at record #{seq}: {problem}\n"
-    finally:
-        with database(as_admin.database_url) as conn:
-            conn.execute(
-                sa.text("UPDATE audit_record SET reason = :r WHERE seq = :seq"),
-                {"r": HOSTILE, "seq": seq},
-            )
     assert api.get("/api/v1/audit/verify").json()["ok"]
 
 
@@ -278,11 +286,9 @@ def test_a_deleted_row_is_reported_at_its_place(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     seq = history[len(history) // 2]["seq"]
-    rows = saved_rows(as_admin.database_url, f"seq = {seq}")
-    with database(as_admin.database_url) as conn:
-        conn.execute(sa.text("DELETE FROM audit_tenant WHERE seq = :seq"), {"seq": seq})
-        conn.execute(sa.text("DELETE FROM audit_record WHERE seq = :seq"), {"seq": seq})
-    try:
+    where = f"seq = {seq}"
+    deletes = (f"DELETE FROM audit_tenant WHERE {where}", f"DELETE FROM audit_record WHERE {where}")
+    with tampered(as_admin.database_url, where, *deletes):
         answer, remote, offline = verify_everywhere(api, as_admin, tmp_path, capsys)
         problem = f"record #{seq} is missing (the next record is #{seq + 1})"
         assert (answer["ok"], answer["broken_at"], answer["problem"]) == (False, seq, problem)
@@ -292,8 +298,6 @@ def test_a_deleted_row_is_reported_at_its_place(
         assert cli(["audit", "--backend", as_admin.backend_url, "verify", "--output", "json"]) == 1
         reported = json.loads(capsys.readouterr().out)
         assert (reported["broken_at"], reported["problem"]) == (seq, problem)
-    finally:
-        put_back(as_admin.database_url, rows)
     assert api.get("/api/v1/audit/verify").json()["ok"]
 
 
@@ -307,11 +311,9 @@ def test_truncated_newest_rows_are_caught_by_the_head_kept_outside(
     whole = api.get("/api/v1/audit/verify").json()
     head = whole["head"]["seq"]
     assert whole["external_head"] == whole["head"]
-    rows = saved_rows(as_admin.database_url, f"seq > {head - 2}")
-    with database(as_admin.database_url) as conn:  # the newest change vanishes
-        conn.execute(sa.text("DELETE FROM audit_tenant WHERE seq > :s"), {"s": head - 2})
-        conn.execute(sa.text("DELETE FROM audit_record WHERE seq > :s"), {"s": head - 2})
-    try:
+    where = f"seq > {head - 2}"  # the newest change vanishes
+    deletes = (f"DELETE FROM audit_tenant WHERE {where}", f"DELETE FROM audit_record WHERE {where}")
+    with tampered(as_admin.database_url, where, *deletes):
         answer, remote, offline = verify_everywhere(api, as_admin, tmp_path, capsys)
         problem = (
             f"records #{head - 1} to #{head} are missing: the database ends at #{head - 2} but "
@@ -322,6 +324,4 @@ def test_truncated_newest_rows_are_caught_by_the_head_kept_outside(
         assert remote == f"chain broken at record #{head - 1}: {problem}\n"
         # A copy checked offline has no head to compare with: its chain alone holds.
         assert offline.startswith(f"0 verified {head - 2} records, head #{head - 2} ")
-    finally:
-        put_back(as_admin.database_url, rows)
     assert api.get("/api/v1/audit/verify").json()["ok"]
