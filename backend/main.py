@@ -124,12 +124,10 @@ async def serve(settings: Settings, access: ClusterAccess) -> None:
     try:
         from backend.service import Backend
 
-        backend = Backend(settings, access, cache=cache, garbage=garbage)
-    except BaseException:
+        await run_backend(settings, Backend(settings, access, cache=cache, garbage=garbage))
+    finally:  # also when the backend never started (e.g. its port is taken)
         await cache.stop()
         garbage.resume()
-        raise
-    await run_backend(settings, backend)
 
 
 def main(args: argparse.Namespace) -> int:
