@@ -290,7 +290,7 @@ class ClusterCache:
 
     def _read_version(self) -> str | None:
         timeout = self.options.probe_timeout
-        resp = get(self.api_client, "/version", [], (timeout, timeout))
+        resp = _get(self.api_client, "/version", [], (timeout, timeout))
         return orjson.loads(resp.data).get("gitVersion")
 
     def upsert(self, obj: JsonObject) -> None:
@@ -446,7 +446,7 @@ class _KindWatcher:
     ) -> Any:
         if self._stop.is_set():
             raise _Stopped
-        return get(self.cache.api_client, self.spec.path(version), query, timeout)
+        return _get(self.cache.api_client, self.spec.path(version), query, timeout)
 
     def _list_version(self) -> Iterator[str]:
         """The API version to use: the one that worked last, then the others in order."""
@@ -552,7 +552,7 @@ class _KindWatcher:
         return resource_version
 
 
-def get(
+def _get(
     api_client: client.ApiClient,
     path: str,
     query: list[tuple[str, Any]],
