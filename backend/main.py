@@ -2,6 +2,11 @@
 
 ``RunningBackend`` serves a Backend with uvicorn on a pre-bound socket in the current event loop
 (tests and the embedded console use it); ``main`` is ``opsconsole serve``.
+
+``opsconsole serve`` starts the cluster's lists before it imports the rest of the backend: the
+lists are most of the first sync, and importing the API, the database and the collectors (seconds
+of CPU on a small machine) overlaps them. So this module imports only what the lists need; the
+rest is imported where it is first used.
 """
 
 from __future__ import annotations
@@ -11,18 +16,18 @@ import asyncio
 import logging
 import signal
 import sys
+from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
-from sqlalchemy.exc import SQLAlchemyError
-
-from backend.api.app import create_app
-from backend.api.hosts import allowed_host_names
-from backend.cluster.kubeconfig import ClusterAccessError
-from backend.db.engine import redact
-from backend.http_server import ServedApp, bind_socket
-from backend.identity.limiter import FailureLimiter
-from backend.service import Backend
+from backend.cluster.cache import ClusterCache
+from backend.cluster.kubeconfig import ClusterAccess, ClusterAccessError, load_cluster_access
+from backend.garbage import FleetGarbage
 from backend.settings import Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from backend.http_server import ServedApp
+    from backend.service import Backend
 
 log = logging.getLogger("opsconsole.serve")
 
@@ -38,7 +43,11 @@ class RunningBackend:
         self._http: ServedApp | None = None
 
     async def __aenter__(self) -> str:
+        from backend.http_server import ServedApp, bind_socket
+
         if self.backend is None:
+            from backend.service import Backend
+
             self.backend = Backend(self.settings)
         sock = bind_socket(self.settings.host, self.settings.port)  # a busy port fails first
         await self.backend.start()
@@ -60,6 +69,10 @@ class RunningBackend:
 
 def serve_app(settings: Settings, backend: Backend) -> FastAPI:
     """The app for ``backend``, with the host names and failure limits the settings give."""
+    from backend.api.app import create_app
+    from backend.api.hosts import allowed_host_names
+    from backend.identity.limiter import FailureLimiter
+
     return create_app(
         backend,
         allowed_hosts=allowed_host_names(settings.host, settings.allowed_hosts),
@@ -100,6 +113,23 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
+async def serve(settings: Settings, access: ClusterAccess) -> None:
+    """``opsconsole serve``: the cluster's lists started first (with the collector paused, see
+    ``backend.garbage``), the rest of the backend imported and assembled while they run, then
+    served until SIGTERM or SIGINT."""
+    garbage = FleetGarbage(freeze=settings.gc_freeze)
+    garbage.pause()
+    cache = ClusterCache(access)
+    await cache.start()
+    try:
+        from backend.service import Backend
+
+        await run_backend(settings, Backend(settings, access, cache=cache, garbage=garbage))
+    finally:  # also when the backend never started (e.g. its port is taken)
+        await cache.stop()
+        garbage.resume()
+
+
 def main(args: argparse.Namespace) -> int:
     """``opsconsole serve``."""
     logging.basicConfig(
@@ -107,7 +137,7 @@ def main(args: argparse.Namespace) -> int:
     )
     try:
         settings = settings_from_args(args)
-        backend = Backend(settings)
+        access = load_cluster_access(settings.kubeconfig, settings.context)
     except ClusterAccessError as exc:
         print(f"opsconsole serve: {exc}", file=sys.stderr)
         return 2
@@ -115,12 +145,19 @@ def main(args: argparse.Namespace) -> int:
         print(f"opsconsole serve: invalid settings: {exc}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(run_backend(settings, backend))
+        asyncio.run(serve(settings, access))
     except OSError as exc:  # e.g. the port is taken
         print(f"opsconsole serve: {exc}", file=sys.stderr)
         return 1
-    except SQLAlchemyError as exc:  # e.g. PostgreSQL unreachable
-        url = redact(settings.database_url)
+    except Exception as exc:
+        # Imported here, not with this module (see above); the backend has imported it by now.
+        from sqlalchemy.exc import SQLAlchemyError
+
+        if not isinstance(exc, SQLAlchemyError):
+            raise
+        from backend.db.engine import redact
+
+        url = redact(settings.database_url)  # e.g. PostgreSQL unreachable
         print(f"opsconsole serve: database {url}: {exc.__class__.__name__}: {exc}", file=sys.stderr)
         return 1
     return 0

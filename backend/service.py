@@ -85,11 +85,16 @@ class Backend:
         settings: Settings,
         access: ClusterAccess | None = None,
         cache_options: CacheOptions | None = None,
+        *,
+        cache: ClusterCache | None = None,
+        garbage: FleetGarbage | None = None,
     ) -> None:
-        """Resolve cluster access now (``ClusterAccessError`` if there is none); start nothing."""
+        """Resolve cluster access now (``ClusterAccessError`` if there is none); start nothing.
+        A ``cache`` (of ``access``) and a paused ``garbage`` may have been started already:
+        ``opsconsole serve`` starts the lists before it imports this module."""
         self.settings = settings
         self.access = access or load_cluster_access(settings.kubeconfig, settings.context)
-        self.cache = ClusterCache(self.access, options=cache_options)
+        self.cache = cache or ClusterCache(self.access, options=cache_options)
         self.telemetry: RoundCollector = self._make_telemetry()
         self.inference: InferenceCollector | None = self._make_inference()
         self.database: Database | None = None
@@ -114,7 +119,7 @@ class Backend:
         self._usage_task: asyncio.Task[None] | None = None
         self._model_task: asyncio.Task[None] | None = None
         self._recovery_task: asyncio.Task[None] | None = None
-        self.garbage = FleetGarbage(freeze=settings.gc_freeze)
+        self.garbage = garbage or FleetGarbage(freeze=settings.gc_freeze)
         self._started = False
 
     # -- telemetry -----------------------------------------------------------------------------
@@ -201,7 +206,8 @@ class Backend:
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
-        """Start watching, migrate the database, start scraping; returns before the first sync.
+        """Start watching (unless the cache was started already), migrate the database, start
+        scraping; returns before the first sync.
 
         The cluster lists start first: they are most of the first sync's time, and the
         database's migration and the rest of the start overlap them."""

@@ -10,9 +10,12 @@ Starts one ``opsconsole sandbox`` (``--fleet large`` by default), then ``--runs`
 
 With ``--base-tree DIR`` (a checkout of another commit), each round also times ``opsconsole
 serve`` from that tree's code, so that a change to the start-up is measured before and after in
-the same run. Alternating on the same sandbox means all see the same machine load. Prints each run, the
-medians and their ratio, and, for the last backend run, its log lines as seconds from process
-start (where the backend's time goes); writes ``bench/results/sync.json``.
+the same run. Alternating on the same sandbox means all see the same machine load. Each run also
+counts the CPU seconds of its process (the floor's until its exit, the backend's until
+``/readyz``), which a busy machine distorts less than the wall clock. Prints each run with the
+load average, the medians and their ratio to the floor, and, for the last backend run, its log
+lines as seconds from process start (where the backend's time goes); writes
+``bench/results/sync.json``. ``--kubeconfig`` uses a sandbox that is already running.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -29,6 +33,7 @@ import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import cast
 
 from backend.cluster.cache import KIND_SPECS, CacheOptions
 from bench.backend_bench import RESULTS, start_backend, start_sandbox
@@ -36,35 +41,41 @@ from bench.backend_bench import RESULTS, start_backend, start_sandbox
 
 def list_paths() -> list[str]:
     """The list URL path of every watched kind, at the first version the cache tries."""
-    paths = []
-    for spec in KIND_SPECS.values():
-        prefix = f"/apis/{spec.group}" if spec.group else "/api"
-        paths.append(f"{prefix}/{spec.versions[0]}/{spec.name}")
-    return paths
+    return [spec.path(spec.versions[0]) for spec in KIND_SPECS.values()]
 
 
-def run_floor(kubeconfig: Path) -> float:
-    """Seconds from the floor client's process start to its exit."""
+def run_floor(kubeconfig: Path) -> tuple[float, float]:
+    """Seconds from the floor client's process start to its exit, and its CPU seconds."""
     command = [sys.executable, "-m", "bench.floor_client", str(kubeconfig)]
     command += [str(CacheOptions().page_size), *list_paths()]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
-def run_backend(kubeconfig: Path, workdir: Path) -> tuple[float, list[tuple[float, str]]]:
-    """Seconds from ``opsconsole serve``'s start to ``/readyz`` 200, and its log lines of this
-    run as (seconds from start, message)."""
+def cpu_seconds(pid: int) -> float:
+    """A running process's CPU seconds so far (user and system, all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_backend(kubeconfig: Path, workdir: Path) -> tuple[float, float, list[tuple[float, str]]]:
+    """Seconds from ``opsconsole serve``'s start to ``/readyz`` 200, the CPU seconds its process
+    had used by then, and its log lines of this run as (seconds from start, message)."""
     log = workdir / "backend.log"
     offset = log.stat().st_size if log.exists() else 0
     spawned = time.time()
     backend, _, synced = start_backend(kubeconfig, workdir)
+    cpu = cpu_seconds(backend.pid)
     backend.terminate()
     backend.wait()
     with open(log, "rb") as f:
         f.seek(offset)
         lines = f.read().decode(errors="replace").splitlines()
-    return synced, [line for line in map(lambda s: _timed(s, spawned), lines) if line]
+    return synced, cpu, [line for line in map(lambda s: _timed(s, spawned), lines) if line]
 
 
 @contextlib.contextmanager
@@ -98,48 +109,60 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--base-tree", type=Path, help="also time `opsconsole serve` from this tree, alternately"
     )
+    parser.add_argument("--kubeconfig", type=Path, help="a sandbox already running (else one)")
     args = parser.parse_args(argv)
 
     workdir = Path(tempfile.mkdtemp(prefix="opsconsole-sync-bench-"))
-    sandbox, kubeconfig, sandbox_start = start_sandbox(args.fleet, workdir)
-    print(f"sandbox ({args.fleet}) up in {sandbox_start:.1f} s")
-    floors: list[float] = []
-    syncs: list[float] = []
-    bases: list[float] = []
+    sandbox = None
+    kubeconfig = args.kubeconfig
+    if kubeconfig is None:
+        sandbox, kubeconfig, sandbox_start = start_sandbox(args.fleet, workdir)
+        print(f"sandbox ({args.fleet}) up in {sandbox_start:.1f} s")
+    if args.base_tree is not None:
+        print(f"base: `opsconsole serve` from {args.base_tree}")
+    runs: dict[str, list[tuple[float, float]]] = {"floor": [], "backend": [], "base": []}
+    loads: list[float] = []
     timeline: list[tuple[float, str]] = []
     try:
         for run in range(args.runs):
-            floors.append(run_floor(kubeconfig))
-            synced, timeline = run_backend(kubeconfig, workdir)
-            syncs.append(synced)
-            line = f"run {run + 1}: floor {floors[-1]:.2f} s, backend {synced:.2f} s"
+            runs["floor"].append(run_floor(kubeconfig))
+            synced, cpu, timeline = run_backend(kubeconfig, workdir)
+            runs["backend"].append((synced, cpu))
             if args.base_tree is not None:
                 with code_from(args.base_tree):
-                    bases.append(run_backend(kubeconfig, workdir)[0])
-                line += f", backend from {args.base_tree} {bases[-1]:.2f} s"
-            print(line)
+                    runs["base"].append(run_backend(kubeconfig, workdir)[:2])
+            loads.append(os.getloadavg()[0])
+            line = ", ".join(
+                f"{name} {done[-1][0]:.2f} s ({done[-1][1]:.2f} s CPU)"
+                for name, done in runs.items()
+                if done
+            )
+            print(f"run {run + 1}: {line}, load average {loads[-1]:.1f}")
     finally:
-        sandbox.terminate()
-    floor, backend = statistics.median(floors), statistics.median(syncs)
-    result = {
-        "fleet": args.fleet,
-        "floor_s": [round(s, 2) for s in floors],
-        "backend_s": [round(s, 2) for s in syncs],
-        "floor_median_s": round(floor, 2),
-        "backend_median_s": round(backend, 2),
-        "ratio": round(backend / floor, 2),
-        "last_backend_log": timeline,
-    }
-    if bases:
-        base = statistics.median(bases)
-        result |= {
-            "base_backend_s": [round(s, 2) for s in bases],
-            "base_backend_median_s": round(base, 2),
-            "base_ratio": round(base / floor, 2),
-        }
-        print(f"backend from {args.base_tree}: median {base:.2f} s, ratio {base / floor:.2f}")
-    print(f"\nfirst full sync: floor median {floor:.2f} s, backend median {backend:.2f} s")
-    print(f"ratio {backend / floor:.2f}  (target <= 2)")
+        if sandbox is not None:
+            sandbox.terminate()
+    floor = statistics.median(w for w, _ in runs["floor"])
+    result: dict[str, object] = {"fleet": args.fleet, "load_averages": loads}
+    for name, done in runs.items():
+        if done:
+            wall = statistics.median(w for w, _ in done)
+            result[name] = {
+                "runs_s": [round(w, 2) for w, _ in done],
+                "cpu_s": [round(c, 2) for _, c in done],
+                "median_s": round(wall, 2),
+                "median_cpu_s": round(statistics.median(c for _, c in done), 2),
+                "ratio": round(wall / floor, 2),
+            }
+    result["last_backend_log"] = timeline
+    print()
+    for name in runs:
+        if name in result:
+            figures = cast(dict[str, float], result[name])
+            print(
+                f"{name}: median {figures['median_s']:.2f} s ({figures['median_cpu_s']:.2f} s CPU),"
+                f" ratio to the floor {figures['ratio']:.2f}"
+            )
+    print("(target: backend <= 2x the floor)")
     print("\nthe last backend run's log, seconds from process start:")
     for seconds, message in timeline:
         print(f"  {seconds:7.3f}  {message[:110]}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import weakref
 from collections.abc import Iterator
 
 import pytest
@@ -42,6 +43,24 @@ async def test_the_first_model_resumes_collection_paused_for_the_first_sync(
     assert gc.isenabled()
     garbage.after_model()  # a second model does not enable it again, or freeze anything
     assert gc.isenabled() and gc.get_freeze_count() == frozen
+
+
+async def test_the_first_model_after_the_pause_freezes_without_walking_the_fleet(
+    collector: None,
+) -> None:
+    # Everything the first sync allocated is young; a young collection would walk all of it.
+    garbage = FleetGarbage()
+    garbage.pause()
+    dead = Cycle()
+    ref = weakref.ref(dead)
+    del dead
+    garbage.after_model()
+    assert gc.isenabled()
+    gc.collect()
+    assert ref() is not None, "frozen as it was, so later collections skip it"
+    gc.unfreeze()
+    gc.collect()  # what the occasional full collection does
+    assert ref() is None
 
 
 def test_after_a_model_young_cycles_are_collected_and_the_living_frozen(collector: None) -> None:

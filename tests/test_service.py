@@ -269,6 +269,26 @@ def test_serve_without_a_cluster_says_so(
     assert "Traceback" not in err
 
 
+def test_serve_imports_only_what_the_lists_need_before_starting_them() -> None:
+    # `opsconsole serve` starts the cluster's lists first and imports the rest while they run;
+    # the cache uses the official client without its typed API classes (every model, on import).
+    later = (
+        "backend.service",
+        "backend.api",
+        "backend.db",
+        "backend.telemetry",
+        "fastapi",
+        "sqlalchemy",
+        "uvicorn",
+        "kubernetes.client.api.core_v1_api",
+    )
+    code = f"import sys, backend.main; print([m for m in {later!r} if m in sys.modules])"
+    imported = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert imported.stdout.strip() == "[]"
+
+
 async def test_serve_command_runs_and_stops_on_sigterm(sandbox: Sandbox, tmp_path: Path) -> None:
     kubeconfig = sandbox.write_kubeconfig(tmp_path / "kubeconfig")
     env = {

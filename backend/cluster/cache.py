@@ -1,7 +1,8 @@
 """A list+watch cache of the cluster objects the fleet model needs (an informer, in client-go terms).
 
-One thread per watched kind runs the blocking official client: a paged list (raw JSON parsed with
-orjson, never the typed models, which are ~10x slower in bulk), then a watch from the list's
+One thread per watched kind runs the blocking official client (its ``ApiClient``, requests by
+path: the typed API classes are never imported): a paged list (raw JSON parsed with orjson, never
+the typed models, which are ~10x slower in bulk), then a watch from the list's
 resourceVersion, line by line. Objects are slimmed in the thread; every change is handed to the
 event loop with ``call_soon_threadsafe`` and applied there, so readers on the loop never see a
 half-applied change and the loop never blocks on the network.
@@ -32,7 +33,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, cast
+from typing import Any
 
 import orjson
 import urllib3
@@ -50,48 +51,30 @@ MAX_JOURNAL = 100_000  # changes kept for changes_since; older ones are forgotte
 
 @dataclass(frozen=True)
 class KindSpec:
-    """How to list and watch one kind with the official client."""
+    """How to list and watch one kind: its API group and the versions to try."""
 
     name: str  # the plural, also the cache's name for it
     kind: str
     group: str  # "" = core
     versions: tuple[str, ...]  # tried in order; the first one served is used
-    api: type | None = None  # typed API class; None = CustomObjectsApi
-    method: str | None = None  # its list-for-all-namespaces (or cluster-scoped list) method
+
+    def path(self, version: str) -> str:
+        """The kind's collection across all namespaces (or cluster-scoped) at ``version``."""
+        prefix = f"/apis/{self.group}" if self.group else "/api"
+        return f"{prefix}/{version}/{self.name}"
 
 
 KIND_SPECS: dict[str, KindSpec] = {
     s.name: s
     for s in (
-        KindSpec("namespaces", "Namespace", "", ("v1",), client.CoreV1Api, "list_namespace"),
-        KindSpec("nodes", "Node", "", ("v1",), client.CoreV1Api, "list_node"),
-        KindSpec("pods", "Pod", "", ("v1",), client.CoreV1Api, "list_pod_for_all_namespaces"),
-        KindSpec("events", "Event", "", ("v1",), client.CoreV1Api, "list_event_for_all_namespaces"),
-        KindSpec(
-            "resourcequotas",
-            "ResourceQuota",
-            "",
-            ("v1",),
-            client.CoreV1Api,
-            "list_resource_quota_for_all_namespaces",
-        ),
-        KindSpec(
-            "deployments",
-            "Deployment",
-            "apps",
-            ("v1",),
-            client.AppsV1Api,
-            "list_deployment_for_all_namespaces",
-        ),
-        KindSpec(
-            "replicasets",
-            "ReplicaSet",
-            "apps",
-            ("v1",),
-            client.AppsV1Api,
-            "list_replica_set_for_all_namespaces",
-        ),
-        KindSpec("jobs", "Job", "batch", ("v1",), client.BatchV1Api, "list_job_for_all_namespaces"),
+        KindSpec("namespaces", "Namespace", "", ("v1",)),
+        KindSpec("nodes", "Node", "", ("v1",)),
+        KindSpec("pods", "Pod", "", ("v1",)),
+        KindSpec("events", "Event", "", ("v1",)),
+        KindSpec("resourcequotas", "ResourceQuota", "", ("v1",)),
+        KindSpec("deployments", "Deployment", "apps", ("v1",)),
+        KindSpec("replicasets", "ReplicaSet", "apps", ("v1",)),
+        KindSpec("jobs", "Job", "batch", ("v1",)),
         KindSpec("resourceflavors", "ResourceFlavor", "kueue.x-k8s.io", ("v1beta2", "v1beta1")),
         KindSpec("clusterqueues", "ClusterQueue", "kueue.x-k8s.io", ("v1beta2", "v1beta1")),
         KindSpec("localqueues", "LocalQueue", "kueue.x-k8s.io", ("v1beta2", "v1beta1")),
@@ -256,7 +239,10 @@ class ClusterCache:
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
-        """Start one list+watch thread per kind; returns at once (see ``wait_synced``)."""
+        """Start one list+watch thread per kind; returns at once (see ``wait_synced``). Once
+        started, until ``stop``, starting again does nothing."""
+        if self._watchers:
+            return
         self._loop = asyncio.get_running_loop()
         self._stop.clear()
         for spec in self._specs.values():
@@ -303,15 +289,8 @@ class ClusterCache:
         self.probe_error = None
 
     def _read_version(self) -> str | None:
-        # Without preloading, the client answers the raw HTTP response; its annotation names only
-        # the decoded model.
         timeout = self.options.probe_timeout
-        resp = cast(
-            urllib3.BaseHTTPResponse,
-            client.VersionApi(self.api_client).get_code(
-                _preload_content=False, _request_timeout=(timeout, timeout)
-            ),
-        )
+        resp = _get(self.api_client, "/version", [], (timeout, timeout))
         return orjson.loads(resp.data).get("gitVersion")
 
     def upsert(self, obj: JsonObject) -> None:
@@ -399,9 +378,6 @@ class _KindWatcher:
         self._stop = cache._stop
         self._response: Any = None
         self._version = spec.versions[0]
-        self._api = (
-            spec.api(cache.api_client) if spec.api else client.CustomObjectsApi(cache.api_client)
-        )
 
     def interrupt(self) -> None:
         """Unblock a read in progress (called from the loop thread at stop)."""
@@ -465,15 +441,12 @@ class _KindWatcher:
         self._stop.wait(self.options.absent_retry)
 
     # -- requests ------------------------------------------------------------------------------
-    def _call(self, version: str, **params: Any) -> Any:
+    def _call(
+        self, version: str, query: list[tuple[str, Any]], timeout: tuple[float, float]
+    ) -> Any:
         if self._stop.is_set():
             raise _Stopped
-        method = self.spec.method
-        if self.spec.api is None or method is None:
-            return self._api.list_cluster_custom_object(
-                self.spec.group, version, self.spec.name, _preload_content=False, **params
-            )
-        return getattr(self._api, method)(_preload_content=False, **params)
+        return _get(self.cache.api_client, self.spec.path(version), query, timeout)
 
     def _list_version(self) -> Iterator[str]:
         """The API version to use: the one that worked last, then the others in order."""
@@ -503,10 +476,10 @@ class _KindWatcher:
         token: str | None = None
         timeout = (self.options.connect_timeout, self.options.list_read_timeout)
         while True:
-            params: dict[str, Any] = {"limit": self.options.page_size, "_request_timeout": timeout}
+            query: list[tuple[str, Any]] = [("limit", self.options.page_size)]
             if token:
-                params["_continue"] = token
-            page = orjson.loads(self._read_all(self._call(version, **params)))
+                query.append(("continue", token))
+            page = orjson.loads(self._read_all(self._call(version, query, timeout)))
             for item in page.get("items") or ():
                 obj = slim(item, api_version, self.spec.kind)
                 objects[object_key(obj)] = obj
@@ -534,14 +507,14 @@ class _KindWatcher:
 
     def _watch(self, resource_version: str) -> str:
         """Follow one watch stream until it ends; return the newest resourceVersion seen."""
-        response = self._call(
-            self._version,
-            watch=True,
-            resource_version=resource_version,
-            allow_watch_bookmarks=True,
-            timeout_seconds=self.options.watch_timeout,
-            _request_timeout=(self.options.connect_timeout, self.options.watch_timeout + 30),
-        )
+        query = [
+            ("watch", True),
+            ("resourceVersion", resource_version),
+            ("allowWatchBookmarks", True),
+            ("timeoutSeconds", self.options.watch_timeout),
+        ]
+        timeout = (self.options.connect_timeout, self.options.watch_timeout + 30)
+        response = self._call(self._version, query, timeout)
         self._hold(response)
         self.cache.post(self.cache._stream, self.spec.name, True)
         try:
@@ -577,6 +550,30 @@ class _KindWatcher:
         slimmed = slim(obj, api_version, self.spec.kind)
         self.cache.post(self.cache._apply, self.spec.name, event_type, object_key(slimmed), slimmed)
         return resource_version
+
+
+def _get(
+    api_client: client.ApiClient,
+    path: str,
+    query: list[tuple[str, Any]],
+    timeout: tuple[float, float],
+) -> urllib3.BaseHTTPResponse:
+    """``GET path`` through the official client's request path (its authentication, TLS and
+    token refresh), unread; ``ApiException`` for an answer other than 2xx, as the typed API
+    methods raise. The typed API classes are not used: importing them builds every model they
+    name, seconds of CPU before the first list could start."""
+    method, url, headers, _, _ = api_client.param_serialize(
+        "GET",
+        path,
+        query_params=query,
+        header_params={"Accept": "application/json"},
+        auth_settings=["BearerToken"],
+    )
+    response = api_client.call_api(method, url, header_params=headers, _request_timeout=timeout)
+    if not 200 <= response.status <= 299:
+        response.read()
+        raise ApiException.from_response(http_resp=response, body=None, data=None)
+    return response.response
 
 
 def _lines(response: Any) -> Iterator[bytes]:
