@@ -101,3 +101,17 @@ def test_gpu_hours_window_starts_exactly_at_its_boundary(database_url: str) -> N
         assert (earlier.samples, earlier.allocated) == (2, pytest.approx(3.0 + 100 / 3600))
     finally:
         engine.dispose()
+
+
+async def test_a_fleet_with_no_quota_records_empty_windows(database_url: str) -> None:
+    """A cluster with no tenant yet: a recording of nothing leaves every window empty."""
+    upgrade(database_url)
+    engine = create_db_engine(database_url)
+    try:
+        history = QuotaUsageHistory(QuotaUsageStore(engine), 90, 1.5)
+        await history.record([], now=NOW)
+        assert all(not windows for windows in history.windows().values())
+        assert all(not hours for hours in history.hours().values())
+        assert history.updated is not None
+    finally:
+        engine.dispose()

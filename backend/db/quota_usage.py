@@ -170,6 +170,8 @@ class QuotaUsageStore:
                 ).scalars()
             )
             extra = {}
+            if not times:  # nothing recorded yet
+                return []
             for at, following in zip(times, [*times[1:], None], strict=True):
                 end = at if following is None else min(following, at + interval)
                 weight = max(0.0, end - max(at, since))
