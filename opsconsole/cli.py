@@ -1,7 +1,9 @@
 """The ``opsconsole`` command: the console (default), ``serve`` (backend) and ``sandbox``.
 
 Backend and sandbox modules are imported only inside their subcommands, so that the console
-alone starts fast and needs nothing of the backend's dependencies on a bastion host.
+alone starts fast and needs nothing of the backend's dependencies on a bastion host. The
+console's own modules are imported only outside ``serve``, so that the backend starts listing
+the cluster without waiting for the console's client to load.
 """
 
 from __future__ import annotations
@@ -11,8 +13,6 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-
-from opsconsole import access, audit_cli, cost_cli, quota_cli, rollout_cli
 
 
 def _add_sandbox_parser(sub: argparse._SubParsersAction) -> None:
@@ -64,6 +64,8 @@ def _add_token_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from opsconsole import access, audit_cli, cost_cli, quota_cli, rollout_cli
+
     parser = argparse.ArgumentParser(
         prog="opsconsole",
         description="Operator console for a shared GPU platform on Kubernetes. With no "
@@ -100,10 +102,22 @@ def _token(argv: list[str]) -> int:
     return token_main(token_parser().parse_args(argv))
 
 
+def _serve(argv: list[str]) -> int:
+    from backend.main import main as serve_main
+
+    parser = argparse.ArgumentParser(prog="opsconsole")
+    _add_serve_parser(parser.add_subparsers(dest="command"))
+    return serve_main(parser.parse_args(["serve", *argv]))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["token"]:  # its own parser, so that `token --help` is the verbs' help
         return _token(argv[1:])
+    if argv[:1] == ["serve"]:  # the backend alone: none of the console's modules
+        return _serve(argv[1:])
+    from opsconsole import audit_cli, cost_cli, quota_cli, rollout_cli
+
     args = build_parser().parse_args(argv)
     if args.command == "token":
         return _token(args.token_args)
@@ -119,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return quota_cli.run(args)
     if args.command == "cost":
         return cost_cli.run(args)
-    if args.command == "serve":
+    if args.command == "serve":  # after the console's options
         from backend.main import main as serve_main
 
         return serve_main(args)
