@@ -321,33 +321,29 @@ class AuditStore:
     def verify(self, batch: int = 20_000, start: ChainHead | None = None) -> ChainVerification:
         """Walk the chain from the first record (or on from ``start``, a head verified before);
         stop at the first record that does not hold."""
-        expected_seq, prev_hash = (start.seq + 1, start.hash) if start else (1, GENESIS_HASH)
-        canonical: ColumnElement[str] = literal_column(canonical_json_sql(self.dialect))
-        query = (
-            select(RECORDS.c.seq, RECORDS.c.prev_hash, RECORDS.c.hash, canonical)
-            .where(RECORDS.c.seq >= bindparam("first"))
-            .order_by(RECORDS.c.seq)
-            .limit(batch)
-        )
+        first, prev_hash = (start.seq + 1, start.hash) if start else (1, GENESIS_HASH)
+        expected_seq = first
         with self.engine.connect() as conn:
-            while True:
-                rows = conn.execute(query, {"first": expected_seq}).all()
-                for seq, stored_prev, stored_hash, text_json in rows:
-                    problem = _check(seq, stored_prev, expected_seq, prev_hash)
-                    if not problem and text_hash(prev_hash, text_json) != stored_hash:
-                        problem = self._altered(conn, seq, prev_hash, stored_hash)
-                    if problem:
-                        return ChainVerification(
-                            ok=False,
-                            records=expected_seq - 1,
-                            head=ChainHead(seq=expected_seq - 1, hash=prev_hash),
-                            broken_at=expected_seq,
-                            problem=problem,
-                            checked_at=utc_timestamp(),
-                        )
-                    expected_seq, prev_hash = expected_seq + 1, stored_hash
-                if len(rows) < batch:
-                    break
+            if self.dialect == "postgresql":
+                rows = _suspects(conn, first, prev_hash)
+            else:
+                rows = _all_rows(conn, first, batch)
+            for prior, (seq, stored_prev, stored_hash, text_json) in rows:
+                if prior is not None:  # the rows between were checked by the database
+                    expected_seq, prev_hash = prior[0] + 1, prior[1]
+                problem = _check(seq, stored_prev, expected_seq, prev_hash)
+                if not problem and text_hash(prev_hash, text_json) != stored_hash:
+                    problem = self._altered(conn, seq, prev_hash, stored_hash)
+                if problem:
+                    return ChainVerification(
+                        ok=False,
+                        records=expected_seq - 1,
+                        head=ChainHead(seq=expected_seq - 1, hash=prev_hash),
+                        broken_at=expected_seq,
+                        problem=problem,
+                        checked_at=utc_timestamp(),
+                    )
+                expected_seq, prev_hash = expected_seq + 1, stored_hash
         head = ChainHead(seq=expected_seq - 1, hash=prev_hash) if expected_seq > 1 else None
         return ChainVerification(
             ok=True, records=expected_seq - 1, head=head, checked_at=utc_timestamp()
@@ -390,6 +386,64 @@ def _prepare(entry: AuditEntry) -> tuple[AuditEntry, dict[str, Any], dict[str, s
     append needs that does not depend on the chain's head."""
     fields = entry.model_dump(mode="json")
     return entry, fields, {name: stored_json(fields[name]) for name in JSON_FIELDS}
+
+
+# A chain row as ``verify`` checks it: the row before it in the chain as (seq, hash), when not
+# the row checked just before, then (seq, prev_hash, hash, canonical JSON as the database built it).
+_ChainRow = tuple[tuple[int, str] | None, tuple[int, str, str, str]]
+
+
+def _all_rows(conn: Connection, first: int, batch: int) -> Iterator[_ChainRow]:
+    """Every row from ``first`` on, in order, read ``batch`` at a time: Python checks them."""
+    canonical: ColumnElement[str] = literal_column(canonical_json_sql(conn.dialect.name))
+    query = (
+        select(RECORDS.c.seq, RECORDS.c.prev_hash, RECORDS.c.hash, canonical)
+        .where(RECORDS.c.seq >= bindparam("first"))
+        .order_by(RECORDS.c.seq)
+        .limit(batch)
+    )
+    while True:
+        rows = conn.execute(query, {"first": first}).all()
+        for seq, prev_hash, hash_, text_json in rows:
+            yield None, (seq, prev_hash, hash_, text_json)
+        if len(rows) < batch:
+            return
+        first = rows[-1][0] + 1
+
+
+def _suspects(conn: Connection, first: int, prev_hash: str) -> Iterator[_ChainRow]:
+    """PostgreSQL checks every row from ``first`` on in one statement (numbering, link to the
+    row before, SHA-256 of the canonical JSON it builds) and returns only the rows it finds
+    wrong, and the last row for the head, each with the row before it: Python then checks
+    those exactly as it checks every row elsewhere, so a row is judged the same way."""
+    prior_hash = "coalesce(prior_hash, :prev)"
+    digest = (
+        f"CASE WHEN {prior_hash} ~ '^[0-9a-fA-F]{{64}}$' THEN encode(sha256("
+        f"decode({prior_hash}, 'hex') || convert_to(canonical, 'UTF8')), 'hex') END"
+    )
+    query = text(
+        "WITH chain AS ("
+        f" SELECT seq, prev_hash, hash, {canonical_json_sql('postgresql')} AS canonical,"
+        " lag(seq) OVER w AS prior_seq, lag(hash) OVER w AS prior_hash,"
+        " lead(seq) OVER w IS NULL AS last"
+        " FROM audit_record WHERE seq >= :first WINDOW w AS (ORDER BY seq))"
+        " SELECT prior_seq, prior_hash, seq, prev_hash, hash, canonical FROM chain"
+        f" WHERE last OR seq <> coalesce(prior_seq + 1, :first) OR prev_hash <> {prior_hash}"
+        f" OR hash IS DISTINCT FROM {digest}"
+        " ORDER BY seq"
+    )
+    for prior_seq, prior, seq, stored_prev, stored_hash, text_json in conn.execute(
+        query, {"first": first, "prev": prev_hash}
+    ):
+        yield (
+            (None if prior_seq is None else (prior_seq, prior)),
+            (
+                seq,
+                stored_prev,
+                stored_hash,
+                text_json,
+            ),
+        )
 
 
 def _check(seq: int, stored_prev: str, expected_seq: int, prev_hash: str) -> str | None:
