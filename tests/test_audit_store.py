@@ -185,6 +185,42 @@ def test_verify_on_from_a_head_verified_before(store: AuditStore) -> None:
     assert store.verify().broken_at == 12
 
 
+ALTERED = "was altered: its hash does not match its contents"
+
+
+@pytest.mark.parametrize(
+    ("tamper", "broken_at", "problem"),
+    [
+        ("UPDATE audit_record SET actor = 'x' WHERE seq = 13", 13, ALTERED),
+        ("UPDATE audit_record SET actor = 'x' WHERE seq = 14", 14, ALTERED),
+        ("DELETE FROM audit_record WHERE seq = 13", 13, "is missing (the next record is #14)"),
+        ("DELETE FROM audit_record WHERE seq = 14", 14, "is missing (the next record is #15)"),
+        (
+            "UPDATE audit_record SET prev_hash = hash WHERE seq = 14",
+            14,
+            "does not follow record #13",
+        ),
+        ("UPDATE audit_record SET hash = 'not hex' WHERE seq = 13", 13, ALTERED),
+    ],
+)
+def test_a_chain_checked_in_ranges_breaks_where_it_does_whole(
+    store: AuditStore, tamper: str, broken_at: int, problem: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Long chains are checked in ranges side by side (on PostgreSQL): here two, 1-13 and
+    14-25, tampered on either side of the seam."""
+    monkeypatch.setattr("backend.audit.store.VERIFY_PART_MIN", 10)
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    fill(store, 25)
+    whole = store.verify()
+    assert (whole.ok, whole.records, whole.head) == (True, 25, store.head())
+    sql(store, "DELETE FROM audit_tenant")
+    sql(store, tamper)
+    result = store.verify()
+    assert (result.ok, result.broken_at, result.records) == (False, broken_at, broken_at - 1)
+    assert result.problem == f"record #{broken_at} {problem}"
+    assert result.head == ChainHead(seq=broken_at - 1, hash=store.get(broken_at - 1).hash)  # type: ignore[union-attr]
+
+
 def test_a_record_the_database_renders_differently_still_verifies(tmp_path: Path) -> None:
     """SQLite's printf stops at a NUL, so the database-built JSON of this row (a raw NUL in its
     stored parameters) is cut short; the row is judged by ``stored_row_hash`` all the same, and

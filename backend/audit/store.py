@@ -9,8 +9,10 @@ deletes a record.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -59,6 +61,9 @@ AUDIT_TEXT_INDEXED = table("audit_text_indexed", column("seq", Integer))
 TEXT_COLUMNS = ("actor", "action", "target", "reason", "error", "parameters", "tenants")
 # Records added to SQLite's free-text index per transaction: appends wait while it is written.
 INDEX_BATCH = 500
+# PostgreSQL verifies a long chain in ranges side by side: at most this many, of this many rows.
+VERIFY_PARTS = 4
+VERIFY_PART_MIN = 20_000
 PG_TEXT: ColumnElement[str] = literal_column(
     "(actor || ' ' || action || ' ' || target || ' ' || reason || ' ' || coalesce(error, '')"
     " || ' ' || parameters || ' ' || tenants)"
@@ -325,7 +330,7 @@ class AuditStore:
         expected_seq = first
         with self.engine.connect() as conn:
             if self.dialect == "postgresql":
-                rows = _suspects(conn, first, prev_hash)
+                rows = _suspects(self.engine, first, prev_hash)
             else:
                 rows = _all_rows(conn, first, batch)
             for prior, (seq, stored_prev, stored_hash, text_json) in rows:
@@ -411,14 +416,31 @@ def _all_rows(conn: Connection, first: int, batch: int) -> Iterator[_ChainRow]:
         first = rows[-1][0] + 1
 
 
-def _suspects(conn: Connection, first: int, prev_hash: str) -> Iterator[_ChainRow]:
-    """PostgreSQL checks every row from ``first`` on in one statement (numbering, link to the
-    row before, SHA-256 of the canonical JSON it builds) and returns only the rows it finds
-    wrong, and the last row for the head, each with the row before it: Python then checks
-    those exactly as it checks every row elsewhere, so a row is judged the same way."""
+def _suspects(engine: Engine, first: int, prev_hash: str) -> Iterator[_ChainRow]:
+    """PostgreSQL checks every row from ``first`` on (numbering, link to the row before, SHA-256
+    of the canonical JSON it builds) and returns only the rows it finds wrong, and the last row
+    of each range for the head, each with the row before it: Python then checks those exactly
+    as it checks every row elsewhere, so a row is judged the same way. A long chain is checked
+    in ranges, side by side on as many connections as there are CPUs (up to four)."""
+    with engine.connect() as conn:
+        last = conn.execute(select(RECORDS.c.seq).order_by(RECORDS.c.seq.desc()).limit(1)).scalar()
+    if last is None or last < first:
+        return
+    parts = max(1, min(VERIFY_PARTS, os.cpu_count() or 1, (last - first + 1) // VERIFY_PART_MIN))
+    size = -(-(last - first + 1) // parts)
+    ranges = [(lo, min(last, lo + size - 1)) for lo in range(first, last + 1, size)]
+    with ThreadPoolExecutor(len(ranges), thread_name_prefix="audit-verify") as pool:
+        for rows in pool.map(lambda r: _suspects_in(engine, r[0], r[1], first, prev_hash), ranges):
+            yield from rows
+
+
+def _suspects_in(engine: Engine, lo: int, hi: int, first: int, prev_hash: str) -> list[_ChainRow]:
+    """``_suspects`` for the rows numbered ``lo`` to ``hi``; the row before ``lo`` is read too,
+    for the link (none before ``first``: there the chain starts from ``prev_hash``)."""
     prior_hash = "coalesce(prior_hash, :prev)"
+    hex_digits = f"ltrim({prior_hash}, '0123456789abcdef') = '' AND length({prior_hash}) = 64"
     digest = (
-        f"CASE WHEN {prior_hash} ~ '^[0-9a-fA-F]{{64}}$' THEN encode(sha256("
+        f"CASE WHEN {hex_digits} THEN encode(sha256("
         f"decode({prior_hash}, 'hex') || convert_to(canonical, 'UTF8')), 'hex') END"
     )
     query = text(
@@ -426,24 +448,23 @@ def _suspects(conn: Connection, first: int, prev_hash: str) -> Iterator[_ChainRo
         f" SELECT seq, prev_hash, hash, {canonical_json_sql('postgresql')} AS canonical,"
         " lag(seq) OVER w AS prior_seq, lag(hash) OVER w AS prior_hash,"
         " lead(seq) OVER w IS NULL AS last"
-        " FROM audit_record WHERE seq >= :first WINDOW w AS (ORDER BY seq))"
+        " FROM audit_record WHERE seq <= :hi AND seq >= coalesce("
+        "(SELECT max(seq) FROM audit_record WHERE seq < :lo AND seq >= :first), :lo)"
+        " WINDOW w AS (ORDER BY seq))"
         " SELECT prior_seq, prior_hash, seq, prev_hash, hash, canonical FROM chain"
-        f" WHERE last OR seq <> coalesce(prior_seq + 1, :first) OR prev_hash <> {prior_hash}"
-        f" OR hash IS DISTINCT FROM {digest}"
+        " WHERE seq >= :lo AND (last OR seq <> coalesce(prior_seq + 1, :first)"
+        f" OR prev_hash <> {prior_hash} OR hash IS DISTINCT FROM {digest})"
         " ORDER BY seq"
     )
-    for prior_seq, prior, seq, stored_prev, stored_hash, text_json in conn.execute(
-        query, {"first": first, "prev": prev_hash}
-    ):
-        yield (
-            (None if prior_seq is None else (prior_seq, prior)),
+    params = {"first": first, "prev": prev_hash, "lo": lo, "hi": hi}
+    with engine.connect() as conn:
+        return [
             (
-                seq,
-                stored_prev,
-                stored_hash,
-                text_json,
-            ),
-        )
+                None if prior_seq is None else (prior_seq, prior),
+                (seq, stored_prev, hash_, text_json),
+            )
+            for prior_seq, prior, seq, stored_prev, hash_, text_json in conn.execute(query, params)
+        ]
 
 
 def _check(seq: int, stored_prev: str, expected_seq: int, prev_hash: str) -> str | None:
