@@ -9,10 +9,8 @@ deletes a record.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -61,9 +59,6 @@ AUDIT_TEXT_INDEXED = table("audit_text_indexed", column("seq", Integer))
 TEXT_COLUMNS = ("actor", "action", "target", "reason", "error", "parameters", "tenants")
 # Records added to SQLite's free-text index per transaction: appends wait while it is written.
 INDEX_BATCH = 500
-# PostgreSQL verifies a long chain in ranges side by side: at most this many, of this many rows.
-VERIFY_PARTS = 4
-VERIFY_PART_MIN = 20_000
 PG_TEXT: ColumnElement[str] = literal_column(
     "(actor || ' ' || action || ' ' || target || ' ' || reason || ' ' || coalesce(error, '')"
     " || ' ' || parameters || ' ' || tenants)"
@@ -326,29 +321,33 @@ class AuditStore:
     def verify(self, batch: int = 20_000, start: ChainHead | None = None) -> ChainVerification:
         """Walk the chain from the first record (or on from ``start``, a head verified before);
         stop at the first record that does not hold."""
-        first, prev_hash = (start.seq + 1, start.hash) if start else (1, GENESIS_HASH)
-        expected_seq = first
+        expected_seq, prev_hash = (start.seq + 1, start.hash) if start else (1, GENESIS_HASH)
+        canonical: ColumnElement[str] = literal_column(canonical_json_sql(self.dialect))
+        query = (
+            select(RECORDS.c.seq, RECORDS.c.prev_hash, RECORDS.c.hash, canonical)
+            .where(RECORDS.c.seq >= bindparam("first"))
+            .order_by(RECORDS.c.seq)
+            .limit(batch)
+        )
         with self.engine.connect() as conn:
-            if self.dialect == "postgresql":
-                rows = _suspects(self.engine, first, prev_hash)
-            else:
-                rows = _all_rows(conn, first, batch)
-            for prior, (seq, stored_prev, stored_hash, text_json) in rows:
-                if prior is not None:  # the rows between were checked by the database
-                    expected_seq, prev_hash = prior[0] + 1, prior[1]
-                problem = _check(seq, stored_prev, expected_seq, prev_hash)
-                if not problem and text_hash(prev_hash, text_json) != stored_hash:
-                    problem = self._altered(conn, seq, prev_hash, stored_hash)
-                if problem:
-                    return ChainVerification(
-                        ok=False,
-                        records=expected_seq - 1,
-                        head=ChainHead(seq=expected_seq - 1, hash=prev_hash),
-                        broken_at=expected_seq,
-                        problem=problem,
-                        checked_at=utc_timestamp(),
-                    )
-                expected_seq, prev_hash = expected_seq + 1, stored_hash
+            while True:
+                rows = conn.execute(query, {"first": expected_seq}).all()
+                for seq, stored_prev, stored_hash, text_json in rows:
+                    problem = _check(seq, stored_prev, expected_seq, prev_hash)
+                    if not problem and text_hash(prev_hash, text_json) != stored_hash:
+                        problem = self._altered(conn, seq, prev_hash, stored_hash)
+                    if problem:
+                        return ChainVerification(
+                            ok=False,
+                            records=expected_seq - 1,
+                            head=ChainHead(seq=expected_seq - 1, hash=prev_hash),
+                            broken_at=expected_seq,
+                            problem=problem,
+                            checked_at=utc_timestamp(),
+                        )
+                    expected_seq, prev_hash = expected_seq + 1, stored_hash
+                if len(rows) < batch:
+                    break
         head = ChainHead(seq=expected_seq - 1, hash=prev_hash) if expected_seq > 1 else None
         return ChainVerification(
             ok=True, records=expected_seq - 1, head=head, checked_at=utc_timestamp()
@@ -391,80 +390,6 @@ def _prepare(entry: AuditEntry) -> tuple[AuditEntry, dict[str, Any], dict[str, s
     append needs that does not depend on the chain's head."""
     fields = entry.model_dump(mode="json")
     return entry, fields, {name: stored_json(fields[name]) for name in JSON_FIELDS}
-
-
-# A chain row as ``verify`` checks it: the row before it in the chain as (seq, hash), when not
-# the row checked just before, then (seq, prev_hash, hash, canonical JSON as the database built it).
-_ChainRow = tuple[tuple[int, str] | None, tuple[int, str, str, str]]
-
-
-def _all_rows(conn: Connection, first: int, batch: int) -> Iterator[_ChainRow]:
-    """Every row from ``first`` on, in order, read ``batch`` at a time: Python checks them."""
-    canonical: ColumnElement[str] = literal_column(canonical_json_sql(conn.dialect.name))
-    query = (
-        select(RECORDS.c.seq, RECORDS.c.prev_hash, RECORDS.c.hash, canonical)
-        .where(RECORDS.c.seq >= bindparam("first"))
-        .order_by(RECORDS.c.seq)
-        .limit(batch)
-    )
-    while True:
-        rows = conn.execute(query, {"first": first}).all()
-        for seq, prev_hash, hash_, text_json in rows:
-            yield None, (seq, prev_hash, hash_, text_json)
-        if len(rows) < batch:
-            return
-        first = rows[-1][0] + 1
-
-
-def _suspects(engine: Engine, first: int, prev_hash: str) -> Iterator[_ChainRow]:
-    """PostgreSQL checks every row from ``first`` on (numbering, link to the row before, SHA-256
-    of the canonical JSON it builds) and returns only the rows it finds wrong, and the last row
-    of each range for the head, each with the row before it: Python then checks those exactly
-    as it checks every row elsewhere, so a row is judged the same way. A long chain is checked
-    in ranges, side by side on as many connections as there are CPUs (up to four)."""
-    with engine.connect() as conn:
-        last = conn.execute(select(RECORDS.c.seq).order_by(RECORDS.c.seq.desc()).limit(1)).scalar()
-    if last is None or last < first:
-        return
-    parts = max(1, min(VERIFY_PARTS, os.cpu_count() or 1, (last - first + 1) // VERIFY_PART_MIN))
-    size = -(-(last - first + 1) // parts)
-    ranges = [(lo, min(last, lo + size - 1)) for lo in range(first, last + 1, size)]
-    with ThreadPoolExecutor(len(ranges), thread_name_prefix="audit-verify") as pool:
-        for rows in pool.map(lambda r: _suspects_in(engine, r[0], r[1], first, prev_hash), ranges):
-            yield from rows
-
-
-def _suspects_in(engine: Engine, lo: int, hi: int, first: int, prev_hash: str) -> list[_ChainRow]:
-    """``_suspects`` for the rows numbered ``lo`` to ``hi``; the row before ``lo`` is read too,
-    for the link (none before ``first``: there the chain starts from ``prev_hash``)."""
-    prior_hash = "coalesce(prior_hash, :prev)"
-    hex_digits = f"ltrim({prior_hash}, '0123456789abcdef') = '' AND length({prior_hash}) = 64"
-    digest = (
-        f"CASE WHEN {hex_digits} THEN encode(sha256("
-        f"decode({prior_hash}, 'hex') || convert_to(canonical, 'UTF8')), 'hex') END"
-    )
-    query = text(
-        "WITH chain AS ("
-        f" SELECT seq, prev_hash, hash, {canonical_json_sql('postgresql')} AS canonical,"
-        " lag(seq) OVER w AS prior_seq, lag(hash) OVER w AS prior_hash,"
-        " lead(seq) OVER w IS NULL AS last"
-        " FROM audit_record WHERE seq <= :hi AND seq >= coalesce("
-        "(SELECT max(seq) FROM audit_record WHERE seq < :lo AND seq >= :first), :lo)"
-        " WINDOW w AS (ORDER BY seq))"
-        " SELECT prior_seq, prior_hash, seq, prev_hash, hash, canonical FROM chain"
-        " WHERE seq >= :lo AND (last OR seq <> coalesce(prior_seq + 1, :first)"
-        f" OR prev_hash <> {prior_hash} OR hash IS DISTINCT FROM {digest})"
-        " ORDER BY seq"
-    )
-    params = {"first": first, "prev": prev_hash, "lo": lo, "hi": hi}
-    with engine.connect() as conn:
-        return [
-            (
-                None if prior_seq is None else (prior_seq, prior),
-                (seq, stored_prev, hash_, text_json),
-            )
-            for prior_seq, prior, seq, stored_prev, hash_, text_json in conn.execute(query, params)
-        ]
 
 
 def _check(seq: int, stored_prev: str, expected_seq: int, prev_hash: str) -> str | None:
