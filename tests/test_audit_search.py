@@ -5,6 +5,7 @@ indexed by the migration."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
+from backend.audit.log import AuditLog
 from backend.audit.store import AuditStore
 from backend.db.engine import create_db_engine
 from backend.db.migrate import upgrade
@@ -133,10 +135,14 @@ def test_free_text_equals_a_brute_force_filter(url: str) -> None:
     upgrade(url)
     store = AuditStore(create_db_engine(url))
     records = store.append_many([entry(n) for n in range(1, 121)])
-    for term in TERMS:
-        expected = brute_force(records, term, ascii_only=store.dialect == "sqlite")
-        assert found(store, term) == expected, term
-        assert found(store, term, limit=7) == expected, term  # paged through the index
+    # None of the records indexed yet (SQLite indexes behind the appends), some, then all.
+    for indexed in (0, store.index_text(53), store.index_text(100)):
+        for term in TERMS:
+            expected = brute_force(records, term, ascii_only=store.dialect == "sqlite")
+            assert found(store, term) == expected, (term, indexed)
+            assert found(store, term, limit=7) == expected, (term, indexed)  # paged
+            oldest_first, _ = store.search(AuditFilter(text=term), 1000, oldest_first=True)
+            assert [r.seq for r in oldest_first] == expected[::-1], (term, indexed)
 
 
 def test_free_text_combines_with_field_filters(url: str) -> None:
@@ -166,9 +172,41 @@ def test_tampered_rows_are_searched_as_they_now_read(tmp_path: Path) -> None:
     upgrade(url)
     store = AuditStore(create_db_engine(url))
     store.append_many([entry(n) for n in range(1, 11)])
+    assert store.index_text(limit=5) == 5  # records 1 to 5 indexed, 6 to 10 not yet
     with store.engine.begin() as conn:
         conn.execute(sa.text("UPDATE audit_record SET reason = 'forged text' WHERE seq = 3"))
-        conn.execute(sa.text("DELETE FROM audit_tenant WHERE seq = 2"))
-        conn.execute(sa.text("DELETE FROM audit_record WHERE seq = 2"))
-    assert found(store, "forged") == [3]
-    assert 2 not in found(store, "operator")
+        conn.execute(sa.text("UPDATE audit_record SET reason = 'forged later' WHERE seq = 8"))
+        conn.execute(sa.text("DELETE FROM audit_tenant WHERE seq IN (2, 9)"))
+        conn.execute(sa.text("DELETE FROM audit_record WHERE seq IN (2, 9)"))
+    assert found(store, "forged") == [8, 3]
+    assert found(store, "operator") == [10, 8, 7, 6, 5, 4, 3, 1]
+    assert store.index_text() == 4  # 6, 7, 8 and 10
+    assert found(store, "forged") == [8, 3]
+    assert found(store, "operator") == [10, 8, 7, 6, 5, 4, 3, 1]
+    with store.engine.begin() as conn:  # the newest record truncated: 9 is the next number
+        conn.execute(sa.text("DELETE FROM audit_tenant WHERE seq = 10"))
+        conn.execute(sa.text("DELETE FROM audit_record WHERE seq = 10"))
+    store.append(entry(1).model_copy(update={"reason": "appended again"}))
+    assert found(store, "again") == [9]  # below the watermark: indexed as it was inserted
+    assert store.index_text() == 0
+
+
+async def test_a_running_log_indexes_its_records_behind_the_appends(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    upgrade(url)
+    store = AuditStore(create_db_engine(url))
+    early = store.append_many([entry(n) for n in range(1, 11)])  # before the backend started
+    audit = AuditLog(store, verify_interval=3600)
+    await audit.start()
+    try:
+        later = list(await asyncio.gather(*(audit.record(entry(n)) for n in range(11, 41))))
+        for _ in range(200):
+            with store.engine.connect() as conn:
+                indexed_to = conn.execute(sa.text("SELECT seq FROM audit_text_indexed")).scalar()
+            if indexed_to == 40:
+                break
+            await asyncio.sleep(0.05)
+        assert indexed_to == 40
+    finally:
+        await audit.stop()
+    assert found(store, "INC-4242") == brute_force(early + later, "INC-4242", True) != []

@@ -21,7 +21,7 @@ from backend.audit.chain import (
 from backend.audit.store import AuditStore
 from backend.db.engine import create_db_engine
 from backend.db.migrate import upgrade
-from backend.schemas import AuditEntry, AuditFilter
+from backend.schemas import AuditEntry, AuditFilter, ChainHead
 from tests.pg_fixture import pg_server, postgres_url  # noqa: F401
 
 
@@ -166,6 +166,55 @@ def test_verify_crosses_batch_boundaries(store: AuditStore) -> None:
     assert store.verify(batch=7).records == 25
     sql(store, "UPDATE audit_record SET actor = 'mallory' WHERE seq = 15")
     assert store.verify(batch=7).broken_at == 15
+
+
+def test_verify_on_from_a_head_verified_before(store: AuditStore) -> None:
+    fill(store, 25)
+    head = store.verify(batch=7).head
+    assert head is not None and head.seq == 25
+    more = store.append_many([entry(i) for i in range(26, 31)])
+    result = store.verify(batch=3, start=head)
+    assert (result.ok, result.records, result.head) == (True, 30, store.head())
+    sql(store, "DELETE FROM audit_tenant")
+    sql(store, "UPDATE audit_record SET actor = 'mallory' WHERE seq = 27")
+    sql(store, "UPDATE audit_record SET actor = 'mallory' WHERE seq = 12")  # before the start
+    result = store.verify(start=head)
+    assert (result.ok, result.broken_at, result.records) == (False, 27, 26)
+    assert result.head == ChainHead(seq=26, hash=more[0].hash)
+    assert result.problem == "record #27 was altered: its hash does not match its contents"
+    assert store.verify().broken_at == 12
+
+
+ALTERED = "was altered: its hash does not match its contents"
+
+
+@pytest.mark.parametrize(
+    ("tamper", "broken_at", "problem"),
+    [
+        ("UPDATE audit_record SET actor = 'x' WHERE seq = 13", 13, ALTERED),
+        ("UPDATE audit_record SET actor = 'x' WHERE seq = 14", 14, ALTERED),
+        ("DELETE FROM audit_record WHERE seq = 13", 13, "is missing (the next record is #14)"),
+        ("DELETE FROM audit_record WHERE seq = 14", 14, "is missing (the next record is #15)"),
+        (
+            "UPDATE audit_record SET prev_hash = hash WHERE seq = 14",
+            14,
+            "does not follow record #13",
+        ),
+        ("UPDATE audit_record SET hash = 'not hex' WHERE seq = 13", 13, ALTERED),
+    ],
+)
+def test_the_first_broken_record_is_named_with_what_broke(
+    store: AuditStore, tamper: str, broken_at: int, problem: str
+) -> None:
+    fill(store, 25)
+    whole = store.verify()
+    assert (whole.ok, whole.records, whole.head) == (True, 25, store.head())
+    sql(store, "DELETE FROM audit_tenant")
+    sql(store, tamper)
+    result = store.verify(batch=5)
+    assert (result.ok, result.broken_at, result.records) == (False, broken_at, broken_at - 1)
+    assert result.problem == f"record #{broken_at} {problem}"
+    assert result.head == ChainHead(seq=broken_at - 1, hash=store.get(broken_at - 1).hash)  # type: ignore[union-attr]
 
 
 def test_a_record_the_database_renders_differently_still_verifies(tmp_path: Path) -> None:

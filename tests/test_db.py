@@ -35,7 +35,7 @@ def test_sqlite_upgrade_creates_the_file_and_is_idempotent(tmp_path: Path) -> No
     upgrade(url)
     upgrade(url)
     assert (tmp_path / "not" / "yet" / "there.db").is_file()
-    assert current_revision(url) == head_revision() == "0006"
+    assert current_revision(url) == head_revision() == "0007"
     assert _schema_info(url) == {"created_by": "opsconsole"}
 
 

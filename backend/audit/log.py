@@ -65,6 +65,7 @@ class AuditLog:
         self.full_verify_every = full_verify_every
         self.chain: ChainVerification | None = None
         self._verify_soon = asyncio.Event()  # a change was recorded: check the new records now
+        self._index_soon = asyncio.Event()  # records were appended: add them to the text index
         self.retry_interval = retry_interval
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._backlog: list[AuditEntry] = []
@@ -82,6 +83,9 @@ class AuditLog:
             asyncio.create_task(self._retry_loop(), name="audit-retry"),
             asyncio.create_task(self._verify_loop(), name="audit-verify"),
         ]
+        if self.store.indexes_text_behind:
+            self._index_soon.set()  # records appended while no backend ran
+            self._tasks.append(asyncio.create_task(self._index_loop(), name="audit-index"))
 
     async def stop(self) -> None:
         """Stop the tasks after one last attempt to write the backlog."""
@@ -141,9 +145,23 @@ class AuditLog:
                         pending.done.set_exception(error)
                 continue
             self.last_error = None
+            self._index_soon.set()
             for pending, record in zip(batch, stored, strict=True):
                 if not pending.done.done():
                     pending.done.set_result(record)
+
+    async def _index_loop(self) -> None:
+        """Add appended records to the free-text index behind the appends, a batch per
+        transaction, so that an append does not wait for its indexing (a search reads the
+        records not yet indexed without the index)."""
+        while True:
+            await self._index_soon.wait()
+            self._index_soon.clear()
+            try:
+                while await asyncio.to_thread(self.store.index_text):
+                    pass
+            except Exception:  # the database may be down; the next append tries again
+                log.exception("indexing the audit log's text failed")
 
     async def _retry_loop(self) -> None:
         while True:
@@ -161,6 +179,7 @@ class AuditLog:
             return
         del self._backlog[: len(waiting)]
         self.last_error = None
+        self._index_soon.set()
         log.info("wrote %d outcome(s) kept in memory", len(waiting))
         await self.publish_head()
 

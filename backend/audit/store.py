@@ -9,7 +9,9 @@ deletes a record.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +23,6 @@ from sqlalchemy import (
     bindparam,
     column,
     exists,
-    insert,
     literal_column,
     or_,
     select,
@@ -29,7 +30,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql import ColumnElement, Select
 from sqlmodel import SQLModel
 
 from backend.audit.chain import (
@@ -53,6 +54,11 @@ PG_APPEND_LOCK = 0x6F7073636F6E73  # "opscons"
 # The free-text index (see the migration that creates it): the FTS5 table on SQLite, whose rowid
 # is the record's seq, and on PostgreSQL the indexed expression, written exactly as indexed.
 AUDIT_TEXT = table("audit_text", column("rowid", Integer), column("audit_text"))
+# On SQLite the index follows the appends: every record numbered up to this one is in it.
+AUDIT_TEXT_INDEXED = table("audit_text_indexed", column("seq", Integer))
+TEXT_COLUMNS = ("actor", "action", "target", "reason", "error", "parameters", "tenants")
+# Records added to SQLite's free-text index per transaction: appends wait while it is written.
+INDEX_BATCH = 500
 PG_TEXT: ColumnElement[str] = literal_column(
     "(actor || ' ' || action || ' ' || target || ' ' || reason || ' ' || coalesce(error, '')"
     " || ' ' || parameters || ' ' || tenants)"
@@ -95,6 +101,13 @@ class AuditStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        # Writers in this process queue here rather than in SQLite's busy handler, which sleeps.
+        self._write_lock = threading.Lock()
+
+    @property
+    def indexes_text_behind(self) -> bool:
+        """Whether new records reach the free-text index only through ``index_text``."""
+        return self.dialect == "sqlite"
 
     # -- append ----------------------------------------------------------------------------------
     def append(self, entry: AuditEntry) -> AuditRecord:
@@ -102,30 +115,76 @@ class AuditStore:
         return self.append_many([entry])[0]
 
     def append_many(self, entries: list[AuditEntry]) -> list[AuditRecord]:
-        """Append several records in one transaction: one lock, one durable commit."""
+        """Append several records in one transaction: one lock, one durable commit. What does
+        not depend on the chain's head is prepared before the lock is taken, and the rows go to
+        the driver as plain tuples: the lock serializes every writer, so time spent holding it
+        is what limits the appends."""
+        prepared = [_prepare(entry) for entry in entries]
         stored: list[AuditRecord] = []
-        with self.engine.connect() as conn:
+        rows: list[tuple[Any, ...]] = []
+        tenant_rows: list[tuple[str, int]] = []
+        with self._write_lock, self.engine.connect() as conn:
             self._lock(conn)
             head = conn.execute(
                 select(RECORDS.c.seq, RECORDS.c.hash).order_by(RECORDS.c.seq.desc()).limit(1)
             ).first()
             seq, prev_hash = (head[0], head[1]) if head else (0, GENESIS_HASH)
-            rows, tenant_rows = [], []
-            for entry in entries:
+            for entry, fields, json_texts in prepared:
                 seq += 1
-                fields = entry.model_dump(mode="json")
                 fields.update(seq=seq, prev_hash=prev_hash, at=utc_timestamp())
                 fields["hash"] = prev_hash = record_hash(prev_hash, fields)
-                rows.append(
-                    {k: (stored_json(v) if k in JSON_FIELDS else v) for k, v in fields.items()}
-                )
-                tenant_rows += [{"tenant": t, "seq": seq} for t in sorted(set(entry.tenants))]
+                rows.append(tuple(json_texts.get(name, fields[name]) for name in COLUMNS))
+                tenant_rows += [(tenant, seq) for tenant in sorted(set(entry.tenants))]
                 stored.append(AuditRecord.model_validate(fields))
-            conn.execute(insert(RECORDS), rows)
+            self._insert(conn, RECORDS.name, COLUMNS, rows)
             if tenant_rows:
-                conn.execute(insert(TENANTS), tenant_rows)
+                self._insert(conn, TENANTS.name, ["tenant", "seq"], tenant_rows)
             conn.commit()
         return stored
+
+    def index_text(self, limit: int = INDEX_BATCH) -> int:
+        """Add up to ``limit`` records past the watermark to SQLite's free-text index, in one
+        transaction; how many (0: none was waiting, or PostgreSQL, which indexes as it appends)."""
+        if not self.indexes_text_behind:
+            return 0
+        columns = ", ".join(TEXT_COLUMNS)
+        with self._write_lock, self.engine.connect() as conn:
+            self._lock(conn)
+            indexed_to = conn.execute(select(AUDIT_TEXT_INDEXED.c.seq)).scalar_one()
+            waiting = conn.execute(
+                select(RECORDS.c.seq)
+                .where(RECORDS.c.seq > indexed_to)
+                .order_by(RECORDS.c.seq)
+                .limit(limit)
+            ).scalars()
+            seqs = list(waiting)
+            if not seqs:
+                conn.rollback()
+                return 0
+            conn.exec_driver_sql(
+                f"INSERT INTO audit_text(rowid, {columns}) SELECT seq, {columns}"
+                " FROM audit_record WHERE seq > ? AND seq <= ?",
+                (indexed_to, seqs[-1]),
+            )
+            conn.execute(AUDIT_TEXT_INDEXED.update().values(seq=seqs[-1]))
+            conn.commit()
+        return len(seqs)
+
+    def _insert(
+        self, conn: Connection, table_name: str, columns: list[str], rows: list[tuple[Any, ...]]
+    ) -> None:
+        """Insert ``rows`` (tuples of ``columns``) as plain driver calls. PostgreSQL gets them
+        by ``COPY``: one statement for the whole batch instead of one per row, each of which
+        would cost an executor start while the append lock is held."""
+        names = ", ".join(f'"{name}"' for name in columns)
+        if self.dialect == "postgresql":
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            with cursor.copy(f"COPY {table_name} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            marks = ", ".join("?" for _ in columns)
+            conn.exec_driver_sql(f"INSERT INTO {table_name} ({names}) VALUES ({marks})", rows)
 
     def _lock(self, conn: Connection) -> None:
         """Take the database-wide append lock for this transaction."""
@@ -176,26 +235,42 @@ class AuditStore:
         """Newest first (or oldest first); ``cursor`` is the previous page's ``next``; ``scope``:
         only records about at least one of these tenants. Returns (records, next), next None on
         the last page."""
-        seq: ColumnElement[int] = RECORDS.c.seq
         query = select(RECORDS).where(*self._conditions(where))
         words = indexed_words(where.text or "")
-        if words and self.dialect == "sqlite":
-            # Walk the trigram index's matches newest first; the exact condition still applies.
-            query = query.join(AUDIT_TEXT, AUDIT_TEXT.c.rowid == seq)
-            query = query.where(AUDIT_TEXT.c.audit_text.match(fts_query(words)))
-            seq = AUDIT_TEXT.c.rowid
-        if scope is not None:
-            query = query.where(
-                seq.in_(select(TENANTS.c.seq).where(TENANTS.c.tenant.in_(sorted(scope))))
-            )
-        if cursor is not None:
-            query = query.where(seq > cursor if oldest_first else seq < cursor)
-        query = query.order_by(seq if oldest_first else seq.desc()).limit(limit + 1)
+        page = _Page(limit + 1, cursor, oldest_first, scope)
         with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
+            if words and self.indexes_text_behind:
+                rows = self._search_text_index(conn, query, words, page)
+            else:
+                rows = list(conn.execute(page.of(query, RECORDS.c.seq, page.rows)))
         records = [AuditRecord.model_validate(_fields(r)) for r in rows[:limit]]
         more = len(rows) > limit
         return records, (records[-1].seq if more and records else None)
+
+    @staticmethod
+    def _search_text_index(
+        conn: Connection, query: Select[Any], words: list[str], page: _Page
+    ) -> list[Any]:
+        """A page of ``query`` (which holds the exact free-text condition) on SQLite, whose
+        trigram index covers the records up to its watermark: those are walked through the
+        index, the few appended since through the exact condition alone, so the results are
+        the same as a scan's."""
+        indexed_to = conn.execute(select(AUDIT_TEXT_INDEXED.c.seq)).scalar_one()
+        rowid: ColumnElement[int] = AUDIT_TEXT.c.rowid
+        indexed = query.join(AUDIT_TEXT, rowid == RECORDS.c.seq).where(
+            AUDIT_TEXT.c.audit_text.match(fts_query(words)), rowid <= indexed_to
+        )
+        parts = [
+            (query.where(RECORDS.c.seq > indexed_to), RECORDS.c.seq),
+            (indexed, rowid),  # walk the index's matches newest first
+        ]
+        if page.oldest_first:
+            parts.reverse()
+        rows: list[Any] = []
+        for part, seq in parts:
+            if len(rows) < page.rows:
+                rows += conn.execute(page.of(part, seq, page.rows - len(rows))).all()
+        return rows
 
     def export(self, where: AuditFilter, batch: int = 5000) -> Iterator[AuditRecord]:
         """Every matching record, oldest first, read in batches."""
@@ -288,6 +363,33 @@ class AuditStore:
         if stored_row_hash(prev_hash, tuple(fields)) == stored_hash:
             return None
         return f"record #{seq} was altered: its hash does not match its contents"
+
+
+@dataclass(frozen=True)
+class _Page:
+    """Which rows of a search a page holds: ``rows`` of them after ``cursor``, in seq order."""
+
+    rows: int
+    cursor: int | None
+    oldest_first: bool
+    scope: frozenset[str] | None
+
+    def of(self, query: Select[Any], seq: ColumnElement[int], rows: int) -> Select[Any]:
+        """``query`` limited to this page, ``seq`` being the column that numbers its rows."""
+        if self.scope is not None:
+            query = query.where(
+                seq.in_(select(TENANTS.c.seq).where(TENANTS.c.tenant.in_(sorted(self.scope))))
+            )
+        if self.cursor is not None:
+            query = query.where(seq > self.cursor if self.oldest_first else seq < self.cursor)
+        return query.order_by(seq if self.oldest_first else seq.desc()).limit(rows)
+
+
+def _prepare(entry: AuditEntry) -> tuple[AuditEntry, dict[str, Any], dict[str, str]]:
+    """An entry's fields as JSON values and the stored text of its JSON-valued fields: what an
+    append needs that does not depend on the chain's head."""
+    fields = entry.model_dump(mode="json")
+    return entry, fields, {name: stored_json(fields[name]) for name in JSON_FIELDS}
 
 
 def _check(seq: int, stored_prev: str, expected_seq: int, prev_hash: str) -> str | None:
