@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
 import pytest
 import sqlalchemy as sa
 
+from backend.audit import store as store_module
 from backend.audit.log import AuditLog
 from backend.audit.store import AuditStore
 from backend.db.engine import create_db_engine
@@ -154,6 +156,44 @@ def test_free_text_combines_with_field_filters(url: str) -> None:
         s for s in brute_force(records, "INC-4242", True) if records[s - 1].actor == "operator-02"
     ]
     assert [r.seq for r in page] == expected != []
+
+
+def test_time_ranges_equal_a_brute_force_filter(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every time range pages exactly its records, newest first: ranges with few records (on
+    SQLite the walk is bounded by their first and last), with many, with none, and a record
+    written after the clock stepped back."""
+    monkeypatch.setattr(store_module, "FEW_IN_RANGE", 4)
+    upgrade(url)
+    store = AuditStore(create_db_engine(url))
+    store.append_many([entry(n) for n in range(1, 41)])
+    minutes = [3 if seq == 25 else seq for seq in range(1, 41)]  # #25: the clock stepped back
+    with store.engine.begin() as conn:
+        for seq, minute in enumerate(minutes, 1):
+            conn.execute(
+                sa.text("UPDATE audit_record SET at = :at WHERE seq = :seq"),
+                {"at": f"2026-11-30T10:{minute:02d}:00.000000Z", "seq": seq},
+            )
+    start = datetime(2026, 11, 30, 10, tzinfo=UTC)
+    ranges = [(2, 4), (3, 4), (0, 2), (10, 30), (36, None), (None, 3), (50, None), (None, 0)]
+    for since, until in ranges:
+        where = AuditFilter(
+            since=None if since is None else start + timedelta(minutes=since),
+            until=None if until is None else start + timedelta(minutes=until),
+        )
+        expected = [
+            seq
+            for seq in range(40, 0, -1)
+            if (since is None or minutes[seq - 1] >= since)
+            and (until is None or minutes[seq - 1] < until)
+        ]
+        seqs: list[int] = []
+        cursor: int | None = None
+        while True:
+            page, cursor = store.search(where, limit=3, cursor=cursor)
+            seqs += [r.seq for r in page]
+            if cursor is None:
+                break
+        assert seqs == expected, (since, until)
 
 
 def test_an_existing_log_is_indexed_by_the_migration(url: str) -> None:

@@ -23,6 +23,8 @@ from sqlalchemy import (
     bindparam,
     column,
     exists,
+    false,
+    func,
     literal_column,
     or_,
     select,
@@ -49,6 +51,8 @@ from backend.schemas import AuditEntry, AuditFilter, AuditRecord, ChainHead, Cha
 RECORDS = SQLModel.metadata.tables[AuditRecordRow.__tablename__]
 TENANTS = SQLModel.metadata.tables[AuditTenantRow.__tablename__]
 COLUMNS = [c.name for c in RECORDS.columns]
+# A time range holding at most this many records bounds the walk of a search (see ``search``).
+FEW_IN_RANGE = 5_000
 # Any constant works; it names the lock that serializes appends across processes.
 PG_APPEND_LOCK = 0x6F7073636F6E73  # "opscons"
 # The free-text index (see the migration that creates it): the FTS5 table on SQLite, whose rowid
@@ -239,6 +243,7 @@ class AuditStore:
         words = indexed_words(where.text or "")
         page = _Page(limit + 1, cursor, oldest_first, scope)
         with self.engine.connect() as conn:
+            query = query.where(*self._seq_range_of_time_range(conn, where))
             if words and self.indexes_text_behind:
                 rows = self._search_text_index(conn, query, words, page)
             else:
@@ -246,6 +251,29 @@ class AuditStore:
         records = [AuditRecord.model_validate(_fields(r)) for r in rows[:limit]]
         more = len(rows) > limit
         return records, (records[-1].seq if more and records else None)
+
+    def _seq_range_of_time_range(
+        self, conn: Connection, where: AuditFilter
+    ) -> list[ColumnElement[bool]]:
+        """On SQLite, the numbers of the records in the filter's time range, as a condition on
+        ``seq``, when the range holds at most ``FEW_IN_RANGE`` records (none: nothing matches).
+
+        Without statistics SQLite answers a time range by walking the records newest first (the
+        primary key's order, which the page needs), so a range with no records, or one far in
+        the past, reads the whole table. Bounding ``seq`` by the range's first and last records
+        (found through the ``at`` index) stops the walk there; it adds a condition that every
+        record of the range meets, so the results are the same. The look-up stops counting at
+        the bound, so it costs little either way."""
+        if self.dialect != "sqlite" or not (where.since or where.until):
+            return []
+        in_range = select(RECORDS.c.seq).where(*_time_range(where)).limit(FEW_IN_RANGE + 1)
+        seqs = in_range.subquery().c.seq
+        count, first, last = conn.execute(
+            select(func.count(seqs), func.min(seqs), func.max(seqs))
+        ).one()
+        if count > FEW_IN_RANGE:
+            return []
+        return [RECORDS.c.seq.between(first, last)] if count else [false()]
 
     @staticmethod
     def _search_text_index(
@@ -294,10 +322,7 @@ class AuditStore:
             conditions.append(c.outcome == where.outcome)
         if where.change_id:
             conditions.append(c.change_id == where.change_id)
-        if where.since:
-            conditions.append(c.at >= utc_timestamp(where.since))
-        if where.until:
-            conditions.append(c.at < utc_timestamp(where.until))
+        conditions += _time_range(where)
         if where.tenant:
             conditions.append(
                 c.seq.in_(select(TENANTS.c.seq).where(TENANTS.c.tenant == where.tenant))
@@ -363,6 +388,16 @@ class AuditStore:
         if stored_row_hash(prev_hash, tuple(fields)) == stored_hash:
             return None
         return f"record #{seq} was altered: its hash does not match its contents"
+
+
+def _time_range(where: AuditFilter) -> list[ColumnElement[bool]]:
+    """The conditions of the filter's time range (``since`` inclusive, ``until`` exclusive)."""
+    conditions = []
+    if where.since:
+        conditions.append(RECORDS.c.at >= utc_timestamp(where.since))
+    if where.until:
+        conditions.append(RECORDS.c.at < utc_timestamp(where.until))
+    return conditions
 
 
 @dataclass(frozen=True)
