@@ -87,6 +87,7 @@ class OverviewScreen(RefreshingScreen[Overview]):
         self._tenants: list[str] = []
         self._hottest: list[Gpu] = []
         self._idlest: list[Gpu] = []
+        self._cost_line: Text | None = None  # the GPU models' subtitle
 
     def compose(self) -> ComposeResult:
         yield Static(Text("Loading the fleet overview…", style="dim"), id="totals")
@@ -197,9 +198,10 @@ class OverviewScreen(RefreshingScreen[Overview]):
             report = await shell(self.app).client.cost("24h")
         except BackendError:
             return
-        line, table = cost_summary(report), self.query_one("#models", DataTable)
-        if str(table.border_subtitle or "") != line.plain:  # unchanged: no repaint
-            table.border_subtitle = line
+        line = cost_summary(report)
+        if line != self._cost_line:  # setting a subtitle repaints the whole table
+            self._cost_line = line
+            self.query_one("#models", DataTable).border_subtitle = line
 
     def _show_gpus(self, table_id: str, gpus: list[Gpu]) -> None:
         rows = [

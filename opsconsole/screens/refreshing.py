@@ -16,6 +16,7 @@ from rich.text import Text
 from textual import events
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
+from textual.geometry import Region
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.visual import VisualType
@@ -107,10 +108,21 @@ class RefreshingScreen(Screen[None], Generic[T]):
 
 
 def update_static(widget: Static, content: VisualType) -> None:
-    """Show ``content`` unless it is already shown: an update re-lays out and repaints, and an
-    idle console must not redraw what did not change (its output goes down an SSH session)."""
-    if widget.content != content:
-        widget.update(content)
+    """Show ``content`` unless it is already shown: an idle console must not redraw what did not
+    change (its output goes down an SSH session).
+
+    New content that takes as many lines repaints only the widget. A layout pass would also
+    repaint every table's scrollbars on the screen (Textual refreshes a scroll view's scrollbars
+    whenever a layout measures it), which on the overview cost more than the content itself.
+    """
+    if widget.content == content:
+        return
+    size = widget.size
+    lines = widget.get_content_height(size, size, size.width)
+    widget.update(content, layout=False)
+    fixed_width = widget.styles.width is None or not widget.styles.width.is_auto
+    if not (size and fixed_width and widget.get_content_height(size, size, size.width) == lines):
+        widget.refresh(layout=True)
 
 
 def set_count_title(widget: Widget, title: str) -> None:
@@ -118,6 +130,13 @@ def set_count_title(widget: Widget, title: str) -> None:
     repaints the whole widget)."""
     if widget.border_title != title:
         widget.border_title = title
+
+
+def set_subtitle(widget: Widget, subtitle: str | None) -> None:
+    """Set a plain border subtitle (None: none) unless it is already set (setting one repaints
+    the whole widget)."""
+    if widget.border_subtitle != subtitle:
+        widget.border_subtitle = subtitle
 
 
 def refill(table: DataTable[Any], rows: list[tuple[Any, ...]], limit: int = 500) -> None:
@@ -183,11 +202,13 @@ class PanelTable(DataTable[Any]):
         self._clear_caches()
 
     def replace_cells(self, before: list[tuple[Any, ...]], after: list[tuple[Any, ...]]) -> bool:
-        """Put ``after`` in place of ``before`` and repaint only the rows that differ, when the
+        """Put ``after`` in place of ``before`` and repaint only the cells that differ, when the
         rows are as many, as long, and fit the columns' widths; False (nothing done) otherwise.
 
-        Textual's ``update_cell`` repaints the whole table for each cell; an idle console's
-        output goes down an SSH session, so a telemetry tick should cost the rows it changed.
+        Textual's ``update_cell`` repaints the whole table for each cell, and its
+        ``refresh_row`` the whole row and whatever of the border and scrollbars the row's line
+        crosses; an idle console's output goes down an SSH session, so a telemetry tick should
+        cost the cells it changed.
         """
         widths = [column.content_width for column in self.columns.values()]
         if len(before) != len(after) or any(
@@ -202,8 +223,22 @@ class PanelTable(DataTable[Any]):
                 for column_key, cell in zip(self.columns, new, strict=True):
                     self._data[row_key][column_key] = clip(cell)
                 self._update_count += 1  # the key of the rendered-row cache
-                self.refresh_row(y)
+                for x, (was, now) in enumerate(zip(old, new, strict=True)):
+                    if was != now:
+                        self._repaint_cell(y, x)
         return True
+
+    def _repaint_cell(self, row: int, column: int) -> None:
+        """Repaint one cell of a one-line row, only where it is in view."""
+        columns = self.ordered_columns
+        left = sum(c.get_render_width(self) for c in columns[:column])
+        header = self.header_height if self.show_header else 0
+        cell = Region(left, header + row, columns[column].get_render_width(self), 1)
+        view = self.scrollable_content_region.size.region
+        rows = Region(0, header, view.width, view.height - header)  # below the fixed header
+        shown = cell.translate(-self.scroll_offset).intersection(rows)
+        if shown:
+            self.refresh(shown)
 
 
 def _width(cell: object) -> int:

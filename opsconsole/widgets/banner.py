@@ -41,6 +41,7 @@ class ConnectionBanner(Widget):
     """
 
     _shown: str | None = None
+    _lines = (0, 0)  # the banner's width and the shown text's lines at that width
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self.update_state)
@@ -50,15 +51,21 @@ class ConnectionBanner(Widget):
         return shell(self.app).connection.banner()
 
     def update_state(self) -> None:
-        """Show or hide, and redraw when the text changes, counting ages included (re-laid out:
-        the text may wrap)."""
+        """Show or hide, and redraw when the text changes, counting ages included. Re-laid out
+        only when the text takes another number of lines: a layout pass repaints every table's
+        scrollbars, and a counting age changes every second while the backend is away."""
         notice = shell(self.app).connection.notice()
         message = None if notice is None else notice.text
         self.set_class(message is not None, "-visible")
         for level in ("warning", "info"):
             self.set_class(notice is not None and notice.level == level, f"-{level}")
         if message != self._shown:
-            self.refresh(layout=True)
+            self.refresh()
+            size = self.size
+            lines = (size.width, self.get_content_height(size, size, size.width) if message else 0)
+            if not size or lines != self._lines:
+                self.refresh(layout=True)
+            self._lines = lines
         self._shown = message
 
     def render(self) -> Text:

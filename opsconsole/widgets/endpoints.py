@@ -19,7 +19,7 @@ from textual.widgets import DataTable, Sparkline, Static
 
 from backend.schemas import DataFreshness, EndpointHealth, HealthHistory, RequestStats
 from opsconsole.connection import seconds_str
-from opsconsole.screens.refreshing import PanelTable, refill
+from opsconsole.screens.refreshing import PanelTable, refill, set_subtitle, update_static
 from opsconsole.shell import shell
 from opsconsole.text import literal
 
@@ -109,7 +109,7 @@ class HealthRow(Vertical):
         line = figures(stats)  # first: a narrow terminal clips the name, never the figures
         line.append("  ")
         line.append_text(label)
-        self.query_one(".figures", Static).update(line)
+        update_static(self.query_one(".figures", Static), line)
         self.query_one("#requests", Sparkline).data = points(history.request_rate)
         self.query_one("#p99", Sparkline).data = points(history.p99_seconds)
         self.query_one("#errors", Sparkline).data = points(history.error_rate)
@@ -141,7 +141,7 @@ class EndpointHealthPanel(Vertical):
         self.display = endpoint is not None
         if endpoint is None:
             return
-        self.border_subtitle = scrape_trouble(_freshness(self))
+        set_subtitle(self, scrape_trouble(_freshness(self)))
         names = ["", *(r.revision for r in endpoint.revisions)]
         if names != self._rows:
             self._rows = names
@@ -178,7 +178,7 @@ class WorstEndpoints(PanelTable):
         lines for what there is)."""
         self._endpoints = list(endpoints)
         self.display = bool(endpoints)
-        self.border_subtitle = scrape_trouble(_freshness(self))
+        set_subtitle(self, scrape_trouble(_freshness(self)))
         rows: list[tuple[Text | str, ...]] = [
             (
                 literal(f"{e.namespace}/{e.name}", "bold"),

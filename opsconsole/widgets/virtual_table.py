@@ -255,8 +255,9 @@ class VirtualTable(ScrollView, can_focus=True):
         self._stale.pop(page, None)
         self._trim_cache(page)
         if answer.total == self.total and before is not None and len(before) == len(items):
-            changed = (i for i, (a, b) in enumerate(zip(before, items, strict=True)) if a != b)
-            self._repaint_rows([page * PAGE_SIZE + i for i in changed])
+            for i, (was, now) in enumerate(zip(before, items, strict=True)):
+                if was != now:
+                    self._repaint_row(page * PAGE_SIZE + i, was, now)
             return
         self._lines.clear()
         if answer.total != self.total:
@@ -269,13 +270,22 @@ class VirtualTable(ScrollView, can_focus=True):
                 self._ensure_visible_pages()  # now the read-ahead can start
         self.refresh()
 
-    def _repaint_rows(self, rows: list[int]) -> None:
-        top = round(self.scroll_offset.y)
-        for row in rows:
-            self._lines.discard((row, False))
-            self._lines.discard((row, True))
-            if top <= row < top + self._rows_height():
-                self.refresh(Region(0, row - top + 1, self.size.width, 1))  # line 0: the header
+    def _repaint_row(self, row: int, was: Any, now: Any) -> None:
+        """Repaint the cells of ``row`` that show something else now, where they are in view
+        (a telemetry round changes a few figures of each GPU, not its names)."""
+        self._lines.discard((row, False))
+        self._lines.discard((row, True))
+        line = row - round(self.scroll_offset.y) + 1  # line 0: the header
+        if not 1 <= line <= self._rows_height():
+            return
+        view = self.scrollable_content_region.width
+        left = -round(self.scroll_offset.x)
+        for column, width in zip(self.columns, self._widths, strict=True):
+            if self._cell(column, was) != self._cell(column, now):
+                cell = Region(left, line, width, 1).intersection(Region(0, line, view, 1))
+                if cell:
+                    self.refresh(cell)
+            left += width + GAP
 
     def _trim_cache(self, around: int) -> None:
         for cache in (self._cache, self._stale):
