@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -64,6 +65,11 @@ USAGE_TELEMETRY_WAIT = 60.0  # seconds the first usage recording waits for telem
 # GPUs of a large fleet then takes 8 short updates (each pays the model's fixed costs, so more
 # and shorter ones cost more CPU), and a cluster change never waits long.
 TELEMETRY_STEP_GPUS = 1000
+# How long the event loop waits for the GIL while a model update, an alert evaluation or a cost
+# answer runs in a worker thread: it gives the GIL up at every socket call (a request read, an
+# answer written) and gets it back only when the thread is made to yield, after CPython's
+# default 5 ms, so every request in flight then waits 5 ms per socket call.
+THREAD_SWITCH_INTERVAL = 0.0005
 
 
 @dataclass
@@ -370,6 +376,7 @@ class Backend:
         """Bring the model up to date when its inputs change, off the event loop: at most once
         per ``model_debounce`` seconds, and after a whole rebuild (which a big fleet pays in
         seconds of CPU) never busier than half the time."""
+        sys.setswitchinterval(THREAD_SWITCH_INTERVAL)
         debounce = self.settings.model_debounce
         built = (-1, -1, -1)
         last_end = 0.0

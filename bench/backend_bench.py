@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -209,13 +210,25 @@ def change_visibility(url: str, kubeconfig: Path, runs: int = 20) -> list[float]
         for run in range(runs):
             wanted = replicas + 1 + run % 2  # alternate, so that every run is a change
             started = time.perf_counter()
-            apps.patch_namespaced_deployment_scale(name, namespace, {"spec": {"replicas": wanted}})
+            _scale(apps, name, namespace, wanted)
             while http.get(path).json()["replicas"] != wanted:
                 time.sleep(0.01)
             seconds.append(time.perf_counter() - started)
             time.sleep(1.0)
-        apps.patch_namespaced_deployment_scale(name, namespace, {"spec": {"replicas": replicas}})
+        _scale(apps, name, namespace, replicas)
     return seconds
+
+
+def _scale(apps: Any, name: str, namespace: str, replicas: int) -> None:
+    """Scale a Deployment, once more if the sandbox closed the pooled connection meanwhile (it
+    closes idle keep-alive connections; the patch sets an absolute count, so a retry is safe)."""
+    from urllib3.exceptions import ProtocolError
+
+    body = {"spec": {"replicas": replicas}}
+    try:
+        apps.patch_namespaced_deployment_scale(name, namespace, body)
+    except ProtocolError:
+        apps.patch_namespaced_deployment_scale(name, namespace, body)
 
 
 def endpoints(url: str) -> list[str]:

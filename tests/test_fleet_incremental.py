@@ -451,6 +451,7 @@ def everything(model: FleetModel) -> dict[str, Any]:
             model.gpus.page_json(filters={"node": NODES[0]}),
             model.gpus.page_json(filters={"node": "gpu-node-0001"}),
             model.gpus.page_json(filters={"idle": "false"}, q="gpu"),
+            model.gpus.page_json(q="gpu", sort="node"),
             model.workloads.page_json(q="web", sort="gpus"),
             model.nodes.page_json(filters={"gpu_model": GPU_MODELS[0]}),
             model.tenants.page_json(sort="-gpu_used"),
