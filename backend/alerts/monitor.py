@@ -24,6 +24,7 @@ from sqlalchemy import Engine
 from backend.alerts.engine import AlertEngine
 from backend.alerts.history import AlertHistoryStore
 from backend.alerts.rules import RULE_KINDS, AlertInputs, configured_rules
+from backend.cputime import accounted
 from backend.fleet.model import FleetModel
 from backend.schemas import Alert, AlertList, AlertState, Problem
 from backend.settings import Settings
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 DAY = 86400.0
 MAX_RENDERED = 64  # answers kept per view (scopes × states × limits)
 DEFAULT_LIMIT = 500  # alerts at most in an answer that names no limit
+CPU_WORK = "alerts"  # the evaluations' and history writes' CPU on /metrics
 Latest = Callable[[], tuple[FleetModel | None, TelemetrySnapshot]]
 
 
@@ -175,18 +177,25 @@ class AlertMonitor:
         self.evaluations += 1
         if transitions and self.history is not None:
             try:
-                await asyncio.to_thread(self.history.record, transitions)
-                await asyncio.to_thread(self.history.prune, now - self.retention)
+                await asyncio.to_thread(self._record, transitions, now)
             except Exception:  # the database may be away: the alerts themselves stay current
                 log.exception("recording %d alert transitions failed", len(transitions))
         return transitions
 
     def _evaluate(self, inputs: AlertInputs, now: float) -> tuple[list[Alert], AlertView]:
         """The transitions, and the view to publish with its common answers rendered."""
-        transitions = self.engine.evaluate(inputs, now)
-        view = AlertView(self.engine.current(), datetime.fromtimestamp(now, UTC))
-        view.keep_json(self.view)
-        return transitions, view.prerender()
+        with accounted(CPU_WORK):
+            transitions = self.engine.evaluate(inputs, now)
+            view = AlertView(self.engine.current(), datetime.fromtimestamp(now, UTC))
+            view.keep_json(self.view)
+            return transitions, view.prerender()
+
+    def _record(self, transitions: list[Alert], now: float) -> None:
+        """Keep the transitions in the history and drop what is past the retention."""
+        assert self.history is not None
+        with accounted(CPU_WORK):
+            self.history.record(transitions)
+            self.history.prune(now - self.retention)
 
     def wake(self) -> None:
         """Evaluate now (a new model was built)."""
