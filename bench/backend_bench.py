@@ -6,6 +6,8 @@ production: the backend talks to the cluster over HTTP), then measures
 - time to first full sync: backend process start → ``/readyz`` answers 200 (median of runs),
 - backend RSS after the sync and after telemetry rounds,
 - p50/p99 latency of every read endpoint under 50 concurrent clients,
+- the share of the backend's CPU that alert evaluations and cost answers take, over a steady
+  window without clients (``--cpu-window`` seconds) and over the load of the read endpoints,
 
 then runs the console's benchmark (``bench/tui_bench.py``) against that backend.
 
@@ -188,6 +190,70 @@ def _percentile(values: list[float], pct: float) -> float:
     return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
+# -- the CPU that alerts and cost take ----------------------------------------------------------
+ACCOUNTED_WORK = ("alerts", "cost")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a process and its descendants (the backend's scrape workers), live or
+    reaped."""
+    total, pending = 0.0, [pid]
+    while pending:
+        process = Path(f"/proc/{pending.pop()}")
+        with contextlib.suppress(OSError, ValueError):
+            fields = (process / "stat").read_text().rsplit(")", 1)[1].split()
+            total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+            for task in (process / "task").iterdir():
+                pending.extend(int(c) for c in (task / "children").read_text().split())
+    return total
+
+
+def cpu_counters(url: str, pid: int) -> dict[str, float]:
+    """CPU seconds of the backend's process tree, its own process and each accounted work (the
+    last two from ``/metrics``)."""
+    text = httpx.get(f"{url}/metrics", headers=auth(), timeout=10.0).text
+    counters = {"tree": tree_cpu_seconds(pid)}
+    for line in text.splitlines():
+        if line.startswith("process_cpu_seconds_total "):
+            counters["process"] = float(line.split()[1])
+        elif line.startswith("opsconsole_work_cpu_seconds_total{"):
+            work = line.split('work="', 1)[1].split('"', 1)[0]
+            counters[work] = float(line.rsplit(" ", 1)[1])
+    return counters
+
+
+def cpu_share(before: dict[str, float], after: dict[str, float]) -> dict[str, float | None]:
+    """CPU seconds between two readings of ``cpu_counters``, and the accounted work's share of
+    the backend's: of its process tree (the target, < 10 %) and of its own process."""
+    keys = ("tree", "process", *ACCOUNTED_WORK)
+    spent = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in keys}
+    work = sum(spent[k] for k in ACCOUNTED_WORK)
+    shares = {
+        f"share_of_{k}_pct": round(100 * work / spent[k], 1) if spent[k] > 0 else None
+        for k in ("tree", "process")
+    }
+    return {**{f"{k}_cpu_s": round(v, 2) for k, v in spent.items()}, **shares}
+
+
+def steady_cpu_share(url: str, pid: int, seconds: float) -> dict[str, float | None]:
+    """``cpu_share`` over ``seconds`` of a backend that nobody reads."""
+    before = cpu_counters(url, pid)
+    time.sleep(seconds)
+    return {"window_s": seconds, **cpu_share(before, cpu_counters(url, pid))}
+
+
+def print_cpu_share(result: dict) -> None:
+    for label, key in (("no clients", "cpu_share_steady"), ("under load", "cpu_share_load")):
+        row = result.get(key)
+        if row:
+            print(
+                f"alerts + cost CPU, {label}: {row['share_of_tree_pct']} % of the backend's "
+                f"{row['tree_cpu_s']} s with its scrape workers, {row['share_of_process_pct']} % "
+                f"of its process's {row['process_cpu_s']} s (alerts {row['alerts_cpu_s']} s, "
+                f"cost {row['cost_cpu_s']} s)  (target < 10 %)"
+            )
+
+
 SETTLE_SECONDS = 10.0  # after the first telemetry round, before changes are timed
 
 
@@ -271,6 +337,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--keep", action="store_true", help="leave the backend running for more")
     parser.add_argument(
+        "--cpu-window",
+        type=float,
+        default=60.0,
+        help="seconds without clients over which the alerts' and cost's CPU share is measured",
+    )
+    parser.add_argument(
         "--no-tui", action="store_true", help="skip the console benchmark (bench/tui_bench.py)"
     )
     args = parser.parse_args(argv)
@@ -305,6 +377,9 @@ def main(argv: list[str] | None = None) -> int:
         result["change_visible_max_s"] = round(max(visible), 2)
         time.sleep(5)  # let a few model rebuilds and scrapes happen
         result["rss_steady_mib"] = round(rss_mib(backend.pid), 1)
+        if args.cpu_window > 0:
+            result["cpu_share_steady"] = steady_cpu_share(url, backend.pid, args.cpu_window)
+        before_load = cpu_counters(url, backend.pid)
         rows = {}
         for path in [] if args.no_load else endpoints(url):
             asyncio.run(_load(url, path, args.clients, args.clients * 2))  # warm up
@@ -316,9 +391,12 @@ def main(argv: list[str] | None = None) -> int:
                 "requests": len(lat),
             }
         result["endpoints"] = rows
+        if rows:
+            result["cpu_share_load"] = cpu_share(before_load, cpu_counters(url, backend.pid))
         result["clients"] = args.clients
         result["rss_after_load_mib"] = round(rss_mib(backend.pid), 1)
         print_table(result)
+        print_cpu_share(result)
         if not args.no_tui:
             from bench import tui_bench
 

@@ -69,6 +69,7 @@ async def test_current_alerts_by_state(alerting: Alerting) -> None:
         metrics = (await http.get("/metrics")).text
         assert 'opsconsole_alerts{rule="gpu_xid",state="firing"} 1.0' in metrics
         assert 'opsconsole_alerts{rule="gpu_idle",state="pending"} 3.0' in metrics
+        assert 'opsconsole_work_cpu_seconds_total{work="alerts"}' in metrics
 
 
 async def test_a_tenant_scope_sees_its_alerts_and_those_of_no_tenant(alerting: Alerting) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from backend.cost import answers
 from backend.cost.answers import cost_json, prerender_cost
+from backend.cputime import spent
 from backend.db.quota_usage import UsageSample
 from backend.fleet.model import FleetModel, build_fleet_model
 from backend.schemas import CostReport
@@ -70,7 +71,9 @@ async def test_the_next_model_serves_what_was_asked_of_the_previous_one(
         week = await report(http, "7d")
     assert [(i.tenant, i.gpus) for i in week.idle] == [("team-a", 1)]
     second = team_a_h100_busy()
+    cpu = spent()["cost"]
     prerender_cost(second, source.quota_usage, source.cost_basis, first)
+    assert spent()["cost"] > cpu  # rendering is counted as cost's CPU on /metrics
     fresh = cost_json(team_a_h100_busy(), source.quota_usage, source.cost_basis, None, "7d")
 
     def unexpected(*_: object) -> CostReport:

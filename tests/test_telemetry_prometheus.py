@@ -401,16 +401,28 @@ def static_job(name: str, address: str, path: str, labels: dict[str, str]) -> di
     }
 
 
+# MIG instances whose pod labels come only with a later field (each field is a query of its own)
+MIG = (
+    'DCGM_FI_DEV_FB_USED{gpu="0",UUID="GPU-806",GPU_I_PROFILE="1g.5gb",GPU_I_ID="7"} 100\n'
+    'DCGM_FI_PROF_GR_ENGINE_ACTIVE{gpu="0",UUID="GPU-806",GPU_I_PROFILE="1g.5gb",GPU_I_ID="7",'
+    'pod="p",namespace="team-b",container="c"} 0.25\n'
+    'DCGM_FI_DEV_FB_USED{gpu="0",UUID="GPU-806",GPU_I_PROFILE="3g.20gb",GPU_I_ID="1"} 2000\n'
+)
+
+
 async def test_upstream_samples_read_through_prometheus_equal_a_direct_parse() -> None:
     readme = (SAMPLES / "dcgm-exporter-readme-sample.prom").read_text()
     held = readme.replace('namespace=""', 'namespace="team-a"').replace('pod=""', 'pod="llama-0"')
-    exporters = StaticExporters({"/readme": readme, "/held": held.replace("GPU-604", "GPU-705")})
+    exporters = StaticExporters(
+        {"/readme": readme, "/held": held.replace("GPU-604", "GPU-705"), "/mig": MIG}
+    )
     # The second target carries the exporter pod's own pod/namespace labels, as Kubernetes
     # service discovery adds them: Prometheus renames the scraped ones exported_pod/_namespace.
     exporter_pod = {"pod": "dcgm-exporter-x1", "namespace": "gpu-operator"}
     jobs = [
         static_job("readme", exporters.address, "/readme", {}),
         static_job("held", exporters.address, "/held", exporter_pod),
+        static_job("mig", exporters.address, "/mig", {}),
     ]
     try:
         with start_scraping(jobs) as prom:
@@ -420,7 +432,11 @@ async def test_upstream_samples_read_through_prometheus_equal_a_direct_parse() -
             await one_round(collector)
     finally:
         exporters.close()
-    expected = parse_dcgm(readme) + parse_dcgm(held.replace("GPU-604", "GPU-705"))
+    expected = [
+        *parse_dcgm(readme),
+        *parse_dcgm(held.replace("GPU-604", "GPU-705")),
+        *parse_dcgm(MIG),
+    ]
     read = collector.snapshot().samples
     assert sorted(read) == sorted(gpu.uuid for gpu in expected)
     for gpu in expected:
@@ -428,6 +444,7 @@ async def test_upstream_samples_read_through_prometheus_equal_a_direct_parse() -
         assert read[gpu.uuid] == gpu
     assert read[expected[0].uuid].memory_temperature_c is None, "the DCGM blank sentinel"
     assert (read[expected[1].uuid].pod, read[expected[1].uuid].namespace) == ("llama-0", "team-a")
+    assert (read["GPU-806/7"].pod, read["GPU-806/7"].fb_used_mib) == ("p", 100.0)
 
 
 async def test_a_target_down_in_prometheus_keeps_its_gpus_marked_failed() -> None:

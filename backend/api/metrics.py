@@ -24,6 +24,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from backend.api.protocols import ServedSource
+from backend.cputime import spent
 from backend.schemas import Alert
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -97,6 +98,7 @@ class BackendCollector(Collector):
         yield builds
         if source.alerts is not None:
             yield _alerts(source.alerts.view.alerts)
+        yield _work_cpu()
 
 
 def _alerts(current: Iterable[Alert]) -> GaugeMetricFamily:
@@ -106,6 +108,19 @@ def _alerts(current: Iterable[Alert]) -> GaugeMetricFamily:
     )
     for (rule, state), count in sorted(Counter((a.rule, a.state.value) for a in current).items()):
         family.add_metric([rule, state], count)
+    return family
+
+
+def _work_cpu() -> CounterMetricFamily:
+    """CPU seconds of the background work that is accounted (``backend.cputime``): its share
+    of ``process_cpu_seconds_total``."""
+    family = CounterMetricFamily(
+        "opsconsole_work_cpu_seconds",
+        "CPU seconds spent per kind of background work (alerts, cost).",
+        labels=["work"],
+    )
+    for work, seconds in sorted(spent().items()):
+        family.add_metric([work], seconds)
     return family
 
 

@@ -18,6 +18,7 @@ from typing import Protocol
 from backend.cost.basis import CostBasis
 from backend.cost.idle import idle_gpus
 from backend.cost.showback import cost_report
+from backend.cputime import accounted
 from backend.db.quota_usage import GpuHours, Key
 from backend.fleet.model import FleetModel
 from backend.schemas import CostWindow
@@ -33,7 +34,7 @@ class UsageHours(Protocol):
 
 
 Render = Callable[[], bytes]
-COST = "cost"  # the answers' keys start with it
+COST = "cost"  # the answers' keys start with it, and their rendering's CPU is counted as it
 
 
 def _answer(
@@ -50,13 +51,14 @@ def _answer(
         return scope is None or tenant in scope
 
     def render() -> bytes:
-        window = usage.hours().get(since, {}) if usage is not None else {}
-        hours = {key: h for key, h in window.items() if visible(key[0])}
-        gpus = [g for g in model.gpus.items if g.idle and g.tenant and visible(g.tenant)]
-        threshold = model.rules.idle_utilization_percent
-        idle = idle_gpus(gpus, model.quota_rows(), threshold, basis)
-        report = cost_report(since, hours, idle, basis, updated)
-        return report.__pydantic_serializer__.to_json(report)
+        with accounted(COST):
+            window = usage.hours().get(since, {}) if usage is not None else {}
+            hours = {key: h for key, h in window.items() if visible(key[0])}
+            gpus = [g for g in model.gpus.items if g.idle and g.tenant and visible(g.tenant)]
+            threshold = model.rules.idle_utilization_percent
+            idle = idle_gpus(gpus, model.quota_rows(), threshold, basis)
+            report = cost_report(since, hours, idle, basis, updated)
+            return report.__pydantic_serializer__.to_json(report)
 
     return (COST, scope, since, updated, id(basis)), render
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from backend.telemetry.prometheus import PromSample, base_name, parse_samples
@@ -81,25 +81,43 @@ def samples_to_gpus(
     samples: Iterable[PromSample], *, node: str | None = None, now: float | None = None
 ) -> list[GpuSample]:
     """Group Prometheus samples by GPU and fill in the fields DCGM reports."""
-    sampled_at = time.time() if now is None else now
-    gpus: dict[str, GpuSample] = {}
+    gpus = GpuTable(node=node, now=now)
     for name, labels, value in samples:
-        key = gpu_key(labels, node)
+        gpus.add(name, labels, value)
+    return gpus.samples()
+
+
+class GpuTable:
+    """GPUs gathered from samples one at a time (in order of first appearance): a source whose
+    samples come in several batches (Prometheus's answers per field) adds each as it arrives,
+    without building the samples first."""
+
+    def __init__(self, *, node: str | None = None, now: float | None = None) -> None:
+        self.node = node  # for series without a Hostname/hostname label
+        self.sampled_at = time.time() if now is None else now
+        self._gpus: dict[str, GpuSample] = {}
+
+    def add(self, name: str, labels: Mapping[str, str], value: float) -> None:
+        """One sample; a series that is not per GPU (exporter self-metrics, NVSwitch fields) is
+        ignored."""
+        key = gpu_key(labels, self.node)
         if key is None:
-            continue  # not a per-GPU series (e.g. exporter self-metrics, NVSwitch fields)
-        gpu = gpus.get(key)
+            return
+        gpu = self._gpus.get(key)
         if gpu is None:
-            gpu = gpus[key] = _new_gpu(key, labels, node, sampled_at)
+            gpu = self._gpus[key] = _new_gpu(key, labels, self.node, self.sampled_at)
         elif gpu.pod is None:
             _set_pod(gpu, labels)
         field = FIELDS.get(name) or FIELDS.get(base_name(name))
         if field is not None:
             attribute, blank = field
             setattr(gpu, attribute, _value(value, blank, integer=attribute == "last_xid"))
-    return list(gpus.values())
+
+    def samples(self) -> list[GpuSample]:
+        return list(self._gpus.values())
 
 
-def gpu_key(labels: dict[str, str], node: str | None) -> str | None:
+def gpu_key(labels: Mapping[str, str], node: str | None) -> str | None:
     """The GPU's identity: its UUID (plus "/GPU_I_ID" for a MIG instance).
 
     Without a UUID label, "<node>/<gpu index>" keeps GPUs of one host apart.
@@ -120,7 +138,7 @@ def is_blank(value: float, blank: float = INT32_BLANK) -> bool:
     return math.isnan(value) or math.isinf(value) or value >= blank
 
 
-def _new_gpu(key: str, labels: dict[str, str], node: str | None, now: float) -> GpuSample:
+def _new_gpu(key: str, labels: Mapping[str, str], node: str | None, now: float) -> GpuSample:
     gpu = GpuSample(
         uuid=key,
         gpu=_int(labels.get("gpu")),
@@ -136,7 +154,7 @@ def _new_gpu(key: str, labels: dict[str, str], node: str | None, now: float) -> 
     return gpu
 
 
-def _set_pod(gpu: GpuSample, labels: dict[str, str]) -> None:
+def _set_pod(gpu: GpuSample, labels: Mapping[str, str]) -> None:
     """Pod labels, as dcgm-exporter writes them (older releases: pod_name, pod_namespace...)."""
     pod = labels.get("pod") or labels.get("pod_name")
     if pod:
@@ -145,7 +163,7 @@ def _set_pod(gpu: GpuSample, labels: dict[str, str]) -> None:
         gpu.container = labels.get("container") or labels.get("container_name") or None
 
 
-def _host(labels: dict[str, str], node: str | None) -> str | None:
+def _host(labels: Mapping[str, str], node: str | None) -> str | None:
     return labels.get("Hostname") or labels.get("hostname") or node
 
 
