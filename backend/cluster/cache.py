@@ -562,14 +562,14 @@ def _get(
     token refresh), unread; ``ApiException`` for an answer other than 2xx, as the typed API
     methods raise. The typed API classes are not used: importing them builds every model they
     name, seconds of CPU before the first list could start."""
-    method, url, headers, _, _ = api_client.param_serialize(
+    _, url, headers, _, _ = api_client.param_serialize(
         "GET",
         path,
         query_params=query,
         header_params={"Accept": "application/json"},
         auth_settings=["BearerToken"],
     )
-    response = api_client.call_api(method, url, header_params=headers, _request_timeout=timeout)
+    response = api_client.call_api("GET", url, header_params=headers, _request_timeout=timeout)
     if not 200 <= response.status <= 299:
         response.read()
         raise ApiException.from_response(http_resp=response, body=None, data=None)
