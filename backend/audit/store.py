@@ -60,6 +60,7 @@ PG_APPEND_LOCK = 0x6F7073636F6E73  # "opscons"
 AUDIT_TEXT = table("audit_text", column("rowid", Integer), column("audit_text"))
 # On SQLite the index follows the appends: every record numbered up to this one is in it.
 AUDIT_TEXT_INDEXED = table("audit_text_indexed", column("seq", Integer))
+# The columns free text searches (and SQLite's index holds; ``PG_TEXT`` joins the same).
 TEXT_COLUMNS = ("actor", "action", "target", "reason", "error", "parameters", "tenants")
 # Records added to SQLite's free-text index per transaction: appends wait while it is written.
 INDEX_BATCH = 500
@@ -182,7 +183,9 @@ class AuditStore:
         would cost an executor start while the append lock is held."""
         names = ", ".join(f'"{name}"' for name in columns)
         if self.dialect == "postgresql":
-            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            driver = conn.connection.driver_connection
+            assert driver is not None, "a connection in use has its driver's connection"
+            cursor = driver.cursor()
             with cursor.copy(f"COPY {table_name} ({names}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
@@ -329,7 +332,7 @@ class AuditStore:
             )
         if where.text:
             like = f"%{glob_to_like(where.text)}%"
-            searched = (c.actor, c.action, c.target, c.reason, c.error, c.parameters, c.tenants)
+            searched = [c[name] for name in TEXT_COLUMNS]
             conditions.append(or_(*(col.ilike(like, escape="\\") for col in searched)))
             if indexed_words(where.text) and self.dialect == "postgresql":
                 # Candidates from the trigram index over all the columns at once.
