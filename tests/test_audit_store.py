@@ -19,6 +19,7 @@ from backend.audit.chain import (
     stored_row_hash,
 )
 from backend.audit.store import AuditStore
+from backend.audit.walk import Stretch, walk_in_processes
 from backend.db.engine import create_db_engine
 from backend.db.migrate import upgrade
 from backend.schemas import AuditEntry, AuditFilter, ChainHead
@@ -203,18 +204,41 @@ ALTERED = "was altered: its hash does not match its contents"
         ("UPDATE audit_record SET hash = 'not hex' WHERE seq = 13", 13, ALTERED),
     ],
 )
+@pytest.mark.parametrize("processes", [1, 2])
 def test_the_first_broken_record_is_named_with_what_broke(
-    store: AuditStore, tamper: str, broken_at: int, problem: str
+    store: AuditStore, tamper: str, broken_at: int, problem: str, processes: int
 ) -> None:
+    """Record 13 ends a batch of five and, walked by two processes, the first stretch (#1-#13);
+    record 14 starts the next batch and the second stretch."""
     fill(store, 25)
-    whole = store.verify()
+    whole = store.verify(processes=processes)
     assert (whole.ok, whole.records, whole.head) == (True, 25, store.head())
     sql(store, "DELETE FROM audit_tenant")
     sql(store, tamper)
-    result = store.verify(batch=5)
+    result = store.verify(batch=5, processes=processes)
     assert (result.ok, result.broken_at, result.records) == (False, broken_at, broken_at - 1)
     assert result.problem == f"record #{broken_at} {problem}"
     assert result.head == ChainHead(seq=broken_at - 1, hash=store.get(broken_at - 1).hash)  # type: ignore[union-attr]
+
+
+def test_a_gap_wider_than_a_stretch_is_named_where_it_starts(store: AuditStore) -> None:
+    """Three processes cut #1-#30 at #11 and #21; #6-#25 are gone, so the middle stretch holds no
+    record and the last one starts after #5 as well."""
+    fill(store, 30)
+    sql(store, "DELETE FROM audit_tenant")
+    sql(store, "DELETE FROM audit_record WHERE seq BETWEEN 6 AND 25")
+    result = store.verify(processes=3)
+    assert (result.ok, result.broken_at, result.records) == (False, 6, 5)
+    assert result.problem == "record #6 is missing (the next record is #26)"
+
+
+def test_a_stretch_that_cannot_be_walked_fails_verification(tmp_path: Path) -> None:
+    """A walking process that fails (here: a database without the audit table) is an error, not
+    a stretch that held."""
+    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    stretches = [Stretch(1, GENESIS_HASH, until=10), Stretch(10, GENESIS_HASH)]
+    with pytest.raises(RuntimeError, match="walking from record #1 failed"):
+        walk_in_processes(empty, stretches, batch=5)
 
 
 def test_a_record_the_database_renders_differently_still_verifies(tmp_path: Path) -> None:

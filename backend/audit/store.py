@@ -9,9 +9,10 @@ deletes a record.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +21,6 @@ from sqlalchemy import (
     Engine,
     Integer,
     and_,
-    bindparam,
     column,
     exists,
     false,
@@ -38,14 +38,11 @@ from sqlmodel import SQLModel
 from backend.audit.chain import (
     GENESIS_HASH,
     JSON_FIELDS,
-    SORTED_FIELDS,
-    canonical_json_sql,
     record_hash,
     stored_json,
-    stored_row_hash,
-    text_hash,
 )
 from backend.audit.tables import AuditRecordRow, AuditTenantRow
+from backend.audit.walk import Stretch, Walk, walk, walk_in_processes
 from backend.schemas import AuditEntry, AuditFilter, AuditRecord, ChainHead, ChainVerification
 
 RECORDS = SQLModel.metadata.tables[AuditRecordRow.__tablename__]
@@ -53,6 +50,8 @@ TENANTS = SQLModel.metadata.tables[AuditTenantRow.__tablename__]
 COLUMNS = [c.name for c in RECORDS.columns]
 # A time range holding at most this many records bounds the walk of a search (see ``search``).
 FEW_IN_RANGE = 5_000
+# From this many records to check, verification walks stretches of the chain in several processes.
+PARALLEL_VERIFY_FROM = 200_000
 # Any constant works; it names the lock that serializes appends across processes.
 PG_APPEND_LOCK = 0x6F7073636F6E73  # "opscons"
 # The free-text index (see the migration that creates it): the FTS5 table on SQLite, whose rowid
@@ -346,51 +345,56 @@ class AuditStore:
         return column.like(glob_to_like(pattern), escape="\\")
 
     # -- verify ----------------------------------------------------------------------------------
-    def verify(self, batch: int = 20_000, start: ChainHead | None = None) -> ChainVerification:
+    def verify(
+        self, batch: int = 20_000, start: ChainHead | None = None, processes: int | None = None
+    ) -> ChainVerification:
         """Walk the chain from the first record (or on from ``start``, a head verified before);
-        stop at the first record that does not hold."""
-        expected_seq, prev_hash = (start.seq + 1, start.hash) if start else (1, GENESIS_HASH)
-        canonical: ColumnElement[str] = literal_column(canonical_json_sql(self.dialect))
-        query = (
-            select(RECORDS.c.seq, RECORDS.c.prev_hash, RECORDS.c.hash, canonical)
-            .where(RECORDS.c.seq >= bindparam("first"))
-            .order_by(RECORDS.c.seq)
-            .limit(batch)
-        )
+        stop at the first record that does not hold. A long chain is cut into stretches walked by
+        ``processes`` processes at once: by default one per CPU when there are at least
+        ``PARALLEL_VERIFY_FROM`` records to check, else none besides this one."""
+        first, prev_hash = (start.seq + 1, start.hash) if start else (1, GENESIS_HASH)
         with self.engine.connect() as conn:
-            while True:
-                rows = conn.execute(query, {"first": expected_seq}).all()
-                for seq, stored_prev, stored_hash, text_json in rows:
-                    problem = _check(seq, stored_prev, expected_seq, prev_hash)
-                    if not problem and text_hash(prev_hash, text_json) != stored_hash:
-                        problem = self._altered(conn, seq, prev_hash, stored_hash)
-                    if problem:
-                        return ChainVerification(
-                            ok=False,
-                            records=expected_seq - 1,
-                            head=ChainHead(seq=expected_seq - 1, hash=prev_hash),
-                            broken_at=expected_seq,
-                            problem=problem,
-                            checked_at=utc_timestamp(),
-                        )
-                    expected_seq, prev_hash = expected_seq + 1, stored_hash
-                if len(rows) < batch:
-                    break
-        head = ChainHead(seq=expected_seq - 1, hash=prev_hash) if expected_seq > 1 else None
-        return ChainVerification(
-            ok=True, records=expected_seq - 1, head=head, checked_at=utc_timestamp()
-        )
+            last = conn.execute(select(func.max(RECORDS.c.seq))).scalar() or 0
+            if processes is None:
+                many = last - first + 1 >= PARALLEL_VERIFY_FROM
+                processes = len(os.sched_getaffinity(0)) if many else 1
+            stretches = _stretches(conn, Stretch(first, prev_hash), last, processes)
+            if len(stretches) == 1:
+                return _verdict([walk(conn, stretches[0], batch)])
+        url = self.engine.url.render_as_string(hide_password=False)
+        return _verdict(walk_in_processes(url, stretches, batch))
 
-    @staticmethod
-    def _altered(conn: Connection, seq: int, prev_hash: str, stored_hash: str) -> str | None:
-        """The verdict on a record whose database-built JSON did not hash to its stored hash:
-        hashed again from its fields as orjson writes them, which is what the chain means."""
-        fields = conn.execute(
-            select(*(RECORDS.c[name] for name in SORTED_FIELDS)).where(RECORDS.c.seq == seq)
-        ).one()
-        if stored_row_hash(prev_hash, tuple(fields)) == stored_hash:
-            return None
-        return f"record #{seq} was altered: its hash does not match its contents"
+
+def _stretches(conn: Connection, whole: Stretch, last: int, parts: int) -> list[Stretch]:
+    """``whole`` (to the end of the chain, ``last`` being its newest record now) cut into at most
+    ``parts`` stretches of about equal numbers of records. Each but the first starts after the
+    stored record before it and must follow that record's hash; the stretch before checks it."""
+    size = -(-(last - whole.first + 1) // max(parts, 1))  # rounded up
+    if parts <= 1 or size < 2:
+        return [whole]
+    stretches = [whole]
+    before = select(RECORDS.c.seq, RECORDS.c.hash).order_by(RECORDS.c.seq.desc()).limit(1)
+    for cut in range(whole.first + size, last + 1, size):
+        row = conn.execute(before.where(RECORDS.c.seq < cut)).first()
+        if row is None:  # nothing stored before the cut: the first stretch reports it
+            continue
+        stretches[-1] = replace(stretches[-1], until=cut)
+        stretches.append(Stretch(row.seq + 1, row.hash))
+    return stretches
+
+
+def _verdict(walks: list[Walk]) -> ChainVerification:
+    """One verdict from the walks of consecutive stretches: the first problem, or the end."""
+    end = next((w for w in walks if w.problem), walks[-1])
+    checked = end.next_seq - 1
+    return ChainVerification(
+        ok=end.problem is None,
+        records=checked,
+        head=ChainHead(seq=checked, hash=end.prev_hash) if checked > 0 else None,
+        broken_at=end.next_seq if end.problem else None,
+        problem=end.problem,
+        checked_at=utc_timestamp(),
+    )
 
 
 def _time_range(where: AuditFilter) -> list[ColumnElement[bool]]:
@@ -428,13 +432,3 @@ def _prepare(entry: AuditEntry) -> tuple[AuditEntry, dict[str, Any], dict[str, s
     append needs that does not depend on the chain's head."""
     fields = entry.model_dump(mode="json")
     return entry, fields, {name: stored_json(fields[name]) for name in JSON_FIELDS}
-
-
-def _check(seq: int, stored_prev: str, expected_seq: int, prev_hash: str) -> str | None:
-    """Why a row numbered ``seq`` that names ``stored_prev`` as its predecessor's hash is not in
-    the place of the chain expected next; None when it is."""
-    if seq != expected_seq:
-        return f"record #{expected_seq} is missing (the next record is #{seq})"
-    if stored_prev != prev_hash:
-        return f"record #{expected_seq} does not follow record #{expected_seq - 1}"
-    return None
