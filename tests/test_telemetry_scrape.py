@@ -14,7 +14,7 @@ import pytest
 
 from backend.telemetry.base import TelemetrySnapshot
 from backend.telemetry.history import UtilizationHistory
-from backend.telemetry.pages import WorkerPages, tls_verification
+from backend.telemetry.pages import WORKER_NICENESS, WorkerPages, tls_verification
 from backend.telemetry.scrape import ScrapeTarget, TelemetryCollector
 from tests.support.exporters import Exporters, running_exporters
 
@@ -67,6 +67,24 @@ async def test_a_worker_that_dies_fails_one_round_and_the_next_starts_a_new_one(
     assert second != first
     assert collector.snapshot().errors == 0
     assert collector.snapshot().samples["GPU-node-a-0"].utilization == 20.0
+
+
+async def test_the_worker_reads_at_a_lower_cpu_priority_than_the_backend(
+    exporters: Exporters,
+) -> None:
+    """Parsing a round is background work: the worker yields the CPU to the requests."""
+    exporters.responses["/a"] = (200, exporter_text("node-a", 10))
+    collector = TelemetryCollector(lambda: [exporters.target("/a")], in_worker=True)
+    pages = collector.pages
+    assert isinstance(pages, WorkerPages)
+    try:
+        await collector.scrape_once()
+        worker = await pages.worker_pid()
+        own = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, worker) == min(own + WORKER_NICENESS, 19)
+    finally:
+        await collector.stop()
+    assert collector.snapshot().samples["GPU-node-a-0"].utilization == 10.0
 
 
 def collector_error(snapshot: TelemetrySnapshot) -> str:
