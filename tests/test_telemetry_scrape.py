@@ -41,15 +41,23 @@ def exporters() -> Iterator[Exporters]:
 READERS = pytest.mark.parametrize("in_worker", [False, True], ids=["loop", "worker"])
 
 
+def worker_collector(
+    exporters: Exporters, utilization: float
+) -> tuple[TelemetryCollector, WorkerPages]:
+    """A collector of one exporter (``/a``: node-a's GPU at ``utilization``) that reads its
+    pages in a worker process, and that reader."""
+    exporters.responses["/a"] = (200, exporter_text("node-a", utilization))
+    collector = TelemetryCollector(lambda: [exporters.target("/a")], in_worker=True)
+    assert isinstance(collector.pages, WorkerPages)
+    return collector, collector.pages
+
+
 async def test_a_worker_that_dies_fails_one_round_and_the_next_starts_a_new_one(
     exporters: Exporters,
 ) -> None:
     """Killed between rounds (out of memory, an operator's kill): the round that finds it dead
     counts every exporter as failed, keeping their last samples; the next round reads again."""
-    exporters.responses["/a"] = (200, exporter_text("node-a", 10))
-    collector = TelemetryCollector(lambda: [exporters.target("/a")], in_worker=True)
-    pages = collector.pages
-    assert isinstance(pages, WorkerPages)
+    collector, pages = worker_collector(exporters, 10)
     try:
         await collector.scrape_once()
         first = await pages.worker_pid()
@@ -73,10 +81,7 @@ async def test_the_worker_reads_at_a_lower_cpu_priority_than_the_backend(
     exporters: Exporters,
 ) -> None:
     """Parsing a round is background work: the worker yields the CPU to the requests."""
-    exporters.responses["/a"] = (200, exporter_text("node-a", 10))
-    collector = TelemetryCollector(lambda: [exporters.target("/a")], in_worker=True)
-    pages = collector.pages
-    assert isinstance(pages, WorkerPages)
+    collector, pages = worker_collector(exporters, 10)
     try:
         await collector.scrape_once()
         worker = await pages.worker_pid()
