@@ -15,6 +15,7 @@ read as a healthy one. The collectors read their pages in worker processes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import time
@@ -70,6 +71,8 @@ TELEMETRY_STEP_GPUS = 1000
 # answer written) and gets it back only when the thread is made to yield, after CPython's
 # default 5 ms, so every request in flight then waits 5 ms per socket call.
 THREAD_SWITCH_INTERVAL = 0.0005
+# How long the answer to a change waits at most for a model made from the objects it wrote.
+CATCH_UP_SECONDS = 5.0
 
 
 @dataclass
@@ -112,6 +115,7 @@ class Backend:
         )
         self._model: FleetModel | None = None  # built from every kind's first list, then kept
         self._model_version = -1  # the cache version the model was built from
+        self._model_built = asyncio.Condition()  # notified with each new model
         self._model_telemetry: TelemetryLike | None = None  # the telemetry it was built from
         self._rounds_pending = False  # the newest telemetry or traffic round is not all in yet
         self._rounds_skipped = False  # the last update left the rounds' next step out
@@ -283,6 +287,7 @@ class Backend:
             self.cluster,
             self.audit,
             cache_update=self.cache.upsert,
+            settled=self.model_caught_up,
         )
         self._recovery_task = asyncio.create_task(self._recover(), name="change-recovery")
 
@@ -442,6 +447,15 @@ class Backend:
             prerender_cost(model, self.quota_usage, self.cost_basis, previous)
         return model, applied
 
+    async def model_caught_up(self, timeout: float = CATCH_UP_SECONDS) -> None:
+        """Wait until the model is made from the cache as it is now, so that the next read
+        shows what was just written into it; at most ``timeout`` seconds (a model that cannot
+        be built must not hold the answer to a change that was made)."""
+        version = self.cache.version
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout), self._model_built:
+                await self._model_built.wait_for(lambda: self._model_version >= version)
+
     async def rebuild_model(self) -> None:
         """Bring the model up to the current inputs: from the previous model and what changed
         since it when there is one, whole otherwise; keep the old one if that fails."""
@@ -464,6 +478,8 @@ class Backend:
         self._model = model
         self.garbage.after_model()
         self._model_version = version
+        async with self._model_built:
+            self._model_built.notify_all()
         self._model_telemetry = applied
         self._rounds_pending = applied is not telemetry or model.inference is not inference
         self._telemetry_snapshot = telemetry

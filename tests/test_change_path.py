@@ -368,6 +368,45 @@ async def test_a_failed_later_write_is_reverted(cluster: Cluster, path: ChangePa
     assert outcome.outcome == "reverted" and outcome.change_id == intent.change_id
 
 
+@pytest.mark.parametrize("second_write_fails", [False, True], ids=["applied", "reverted"])
+async def test_the_answer_waits_until_reads_show_every_object_written(
+    cluster: Cluster, path: ChangePath, cache_seen: list[dict[str, Any]], second_write_fails: bool
+) -> None:
+    """``settled`` (the backend: a model made from the cache as it is now) is awaited once every
+    object written, or put back, is in the cache and the outcome is recorded, before the answer:
+    reads after the answer never show half of a change."""
+    seen_when_settled: list[tuple[int, int]] = []
+    released = asyncio.Event()
+
+    async def settled() -> None:
+        seen_when_settled.append((len(cache_seen), len(records(path))))
+        await released.wait()
+
+    path.settled = settled
+    params = {"left": 3, "right": 5}
+    plan = await path.plan("test.configmaps", params, ALICE)
+    if second_write_fails:
+        path.cluster = FailingSecondWrite(path.cluster)
+    applying = asyncio.create_task(
+        path.apply("test.configmaps", params, plan.fingerprint, "r", ALICE)
+    )
+    await asyncio.sleep(0.5)
+    assert not applying.done()  # held until the reads are made from the writes
+    # Applied: both objects; reverted: the first, then the first put back. Intent and outcome.
+    assert seen_when_settled == [(2, 2)]
+    released.set()
+    result = await applying
+    assert result.outcome == (
+        AuditOutcome.REVERTED if second_write_fails else AuditOutcome.SUCCEEDED
+    )
+    values = [obj["data"]["gpus"] for obj in cache_seen]
+    assert values == (["3", "4"] if second_write_fails else ["3", "5"])
+    path.settled = None
+    if not second_write_fails:  # the next test's starting point
+        plan = await path.plan("test.configmaps", {"left": 4, "right": 4}, ALICE)
+        await path.apply("test.configmaps", {"left": 4, "right": 4}, plan.fingerprint, "r", ALICE)
+
+
 async def test_a_conflicting_first_write_fails_cleanly(cluster: Cluster, path: ChangePath) -> None:
     params = {"left": 1, "right": 7}
     plan = await path.plan("test.configmaps", params, ALICE)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -71,6 +71,8 @@ class ChangeResult:
 
 
 CacheUpdate = Callable[[JsonObject], None]
+# Waits (bounded) until what the API serves is made from the objects written so far.
+Settled = Callable[[], Awaitable[None]]
 
 
 class ChangePath:
@@ -81,12 +83,14 @@ class ChangePath:
         audit: AuditLog,
         authorizer: Authorizer | None = None,
         cache_update: CacheUpdate | None = None,
+        settled: Settled | None = None,
     ) -> None:
         self.kinds = {k.action: k for k in kinds}
         self.cluster = cluster
         self.audit = audit
         self.authorizer = authorizer or RoleAuthorizer()
         self.cache_update = cache_update
+        self.settled = settled
 
     # -- plan ------------------------------------------------------------------------------------
     async def plan(self, action: str, parameters: Mapping[str, Any], actor: Actor) -> Plan:
@@ -137,6 +141,10 @@ class ChangePath:
         await self.audit.record(self._entry(actor, plan, reason, change_id, AuditStage.INTENT))
         result = await self._write(plan, change_id)
         await self._finish(actor, plan, reason, result)
+        if self.settled is not None:
+            # The answer comes once reads show every object written (or put back) together: a
+            # change of several objects is never seen half applied after its answer.
+            await self.settled()
         return result
 
     async def _write(self, plan: Plan, change_id: str) -> ChangeResult:
