@@ -1244,6 +1244,34 @@ def test_table_filters_sort_and_paging(model):
     assert page(gpus, filters={"node": "node-9"}).total == 0
 
 
+def test_repeated_and_interleaved_queries_answer_as_a_fresh_table_does(model):
+    """A table keeps its latest answers: each query, asked again after others that differ from
+    it only in ``q``, the sort's direction, a filter's value or the page, answers as the first
+    time, and as a table that never answered anything."""
+    queries = [
+        {"filters": {"idle": "true"}, "sort": "utilization"},
+        {"filters": {"idle": "true"}, "sort": "-utilization"},
+        {"filters": {"idle": "false"}, "sort": "utilization"},
+        {"filters": {"node": "node-1"}, "sort": "-temperature_c", "q": "h100"},
+        {"filters": {"node": "node-1"}, "sort": "-temperature_c", "q": "llama"},
+        {"filters": {"node": "node-1", "idle": None}, "sort": "-temperature_c"},
+        {"q": "team-a"},
+        {"sort": "node"},
+        {},
+    ]
+    asked = [(q, offset) for offset in (0, 2, 0) for q in queries]
+    answers = [model.gpus.page_json(**q, offset=offset, limit=3) for q, offset in asked]
+    cluster, telemetry = fleet_cluster(), fleet_telemetry()
+    for (query, offset), answer in zip(asked, answers, strict=True):
+        fresh = build_fleet_model(cluster, telemetry, now=1_764_324_000.0).gpus
+        assert answer == fresh.page_json(**query, offset=offset, limit=3), (query, offset)
+    assert len({a for a in answers}) > len(queries)  # the queries do answer differently
+    with pytest.raises(QueryError, match="unknown filter"):  # errors are not kept as answers
+        model.gpus.page_json(filters={"nope": "x"})
+    with pytest.raises(QueryError, match="unknown filter"):
+        model.gpus.page_json(filters={"nope": "x"})
+
+
 def test_table_natural_sort_and_errors(model):
     workloads = model.workloads
     statuses = page(workloads, filters={"status": "pending"}).items

@@ -31,6 +31,7 @@ from backend.fleet.objects import natural_key
 
 T = TypeVar("T", bound=BaseModel)
 ORDER_KEPT_SECONDS = 60.0  # a sort asked this recently is made ready in the next model's table
+SELECTIONS_KEPT = 32  # the latest distinct (filters, q, sort) answers a table keeps
 _SCALARS = (str, int, float, bool, datetime)
 
 
@@ -118,6 +119,7 @@ class Table(Generic[T]):
         self._orders: dict[tuple[str, bool], list[int]] = {}
         self._ranks: dict[tuple[str, bool], list[int]] = {}
         self._asked: dict[tuple[str, bool], float] = {}  # sort -> when a request last asked
+        self._selections: dict[tuple[Any, ...], list[int]] = {}  # see ``_selection``
         changed = _replaced_rows(items, previous)
         if previous is not None:
             self._keep_orders(previous, changed)
@@ -215,17 +217,35 @@ class Table(Generic[T]):
         order_key = self._order_key(sort)
         if order_key is not None:
             self._asked[order_key] = time.monotonic()
-        matches = self._matches(filters or {}, q)
+        matches = self._selection(filters or {}, q, order_key)
+        total = len(self.items) if matches is None else len(matches)
+        end = offset + limit
+        page = list(range(offset, min(end, total))) if matches is None else matches[offset:end]
+        return Selection(page, total, encode_cursor(end) if end < total else None)
+
+    def _selection(
+        self, filters: dict[str, str | None], q: str | None, order_key: tuple[str, bool] | None
+    ) -> list[int] | None:
+        """The positions matching ``filters`` and ``q`` in ``order_key``'s order (None: every
+        row, in the default order). Kept for the latest distinct queries: consoles refreshing
+        the same view, and paging through it, ask this table the same query again and again,
+        and a filtered, sorted answer of thousands of rows costs milliseconds each time."""
+        key = (tuple(sorted((k, v) for k, v in filters.items() if v)), q or None, order_key)
+        kept = self._selections.get(key)
+        if kept is not None:
+            return kept
+        matches = self._matches(filters, q)
         if order_key is not None:
             if matches is None:
                 matches = self._order(order_key)
             else:
                 rank = self._rank(order_key)
                 matches.sort(key=rank.__getitem__)
-        total = len(self.items) if matches is None else len(matches)
-        end = offset + limit
-        page = list(range(offset, min(end, total))) if matches is None else matches[offset:end]
-        return Selection(page, total, encode_cursor(end) if end < total else None)
+        if matches is not None:
+            if len(self._selections) >= SELECTIONS_KEPT:
+                del self._selections[next(iter(self._selections))]  # the oldest
+            self._selections[key] = matches
+        return matches
 
     def page_json(self, **query: Any) -> bytes:
         """The page as the JSON of a ``Page``, joined from each row's cached JSON."""
