@@ -1265,7 +1265,7 @@ def test_repeated_and_interleaved_queries_answer_as_a_fresh_table_does(model):
     for (query, offset), answer in zip(asked, answers, strict=True):
         fresh = build_fleet_model(cluster, telemetry, now=1_764_324_000.0).gpus
         assert answer == fresh.page_json(**query, offset=offset, limit=3), (query, offset)
-    assert len({a for a in answers}) > len(queries)  # the queries do answer differently
+    assert len(set(answers)) > len(queries)  # the queries do answer differently
     with pytest.raises(QueryError, match="unknown filter"):  # errors are not kept as answers
         model.gpus.page_json(filters={"nope": "x"})
     with pytest.raises(QueryError, match="unknown filter"):

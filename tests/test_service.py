@@ -203,6 +203,26 @@ async def test_cluster_changes_reach_the_rest_api(
     assert backend.model_stats.builds > builds
 
 
+async def test_a_change_answers_once_the_model_shows_what_it_wrote(
+    served: tuple[str, Backend],
+) -> None:
+    """The change path hands its written objects to the cache, then waits for
+    ``model_caught_up``: the first read after that shows them, with no polling."""
+    url, backend = served
+    assert backend.changes is not None and backend.changes.settled == backend.model_caught_up
+    labels = {"opsconsole.io/tenant": "team-y"}
+    written = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": "team-y", "labels": labels, "resourceVersion": "999999"},
+    }
+    async with httpx.AsyncClient(base_url=url, headers=_admin(backend)) as http:
+        assert (await http.get("/api/v1/tenants/team-y")).status_code == 404
+        backend.cache.upsert(written)  # as the change path does with the API server's answer
+        await backend.model_caught_up()
+        assert (await http.get("/api/v1/tenants/team-y")).status_code == 200
+
+
 async def test_telemetry_through_the_pod_proxy(tmp_path: Path) -> None:
     async with Sandbox(fleet="demo", settle_seconds=0) as sandbox:
         kubeconfig = sandbox.write_kubeconfig(tmp_path / "kubeconfig")

@@ -93,10 +93,3 @@ def canonical_json_sql(dialect: str) -> str:
             values.append(f'json_quote("{name}")')
     function = "format" if dialect == "postgresql" else "printf"
     return f"{function}('{template}', {', '.join(values)})"
-
-
-def text_hash(prev_hash: str, canonical: str) -> str:
-    """``record_hash`` given the canonical JSON as text."""
-    digest = hashlib.sha256(bytes.fromhex(prev_hash))
-    digest.update(canonical.encode())
-    return digest.hexdigest()

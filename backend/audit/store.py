@@ -357,7 +357,7 @@ class AuditStore:
             last = conn.execute(select(func.max(RECORDS.c.seq))).scalar() or 0
             if processes is None:
                 many = last - first + 1 >= PARALLEL_VERIFY_FROM
-                processes = len(os.sched_getaffinity(0)) if many else 1
+                processes = (os.cpu_count() or 1) if many else 1
             stretches = _stretches(conn, Stretch(first, prev_hash), last, processes)
             if len(stretches) == 1:
                 return _verdict([walk(conn, stretches[0], batch)])

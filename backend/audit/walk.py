@@ -50,10 +50,10 @@ class Stretch:
 
 def walk(conn: Connection, stretch: Stretch, batch: int) -> Walk:
     """Check every record of ``stretch`` in order; stop at the first that does not hold."""
-    dialect = conn.dialect.name
-    mark = "?" if dialect == "sqlite" else "%s"
-    # With parameters, psycopg reads % as a placeholder: the template's own %s are doubled.
-    canonical = canonical_json_sql(dialect).replace("%", "%%" if mark == "%s" else "%")
+    mark = _placeholder(conn)
+    canonical = canonical_json_sql(conn.dialect.name)
+    if mark == "%s":  # with parameters psycopg reads % as a placeholder: the format's are doubled
+        canonical = canonical.replace("%", "%%")
     bound = f" AND seq < {mark}" if stretch.until is not None else ""
     query = (
         f"SELECT seq, prev_hash, hash, {canonical} FROM audit_record"
@@ -144,6 +144,11 @@ def _walk_rows(conn: Connection, rows: Sequence[Any], expected: int, prev_hash: 
     return Walk(expected, prev_hash)
 
 
+def _placeholder(conn: Connection) -> str:
+    """How the driver's cursor marks a parameter: sqlite3's ``?``, psycopg's ``%s``."""
+    return "?" if conn.dialect.name == "sqlite" else "%s"
+
+
 def _hash_bytes(hex_hash: str) -> bytes:
     """A stored hash as bytes; one that is not hex (an altered row) as no bytes, which no record
     hashes to."""
@@ -158,10 +163,10 @@ def _altered(conn: Connection, seq: int, prev_hash: str, stored_hash: str) -> st
     again from its fields as orjson writes them, which is what the chain means. (The database's
     JSON escaping is not promised to be orjson's byte for byte.)"""
     columns = ", ".join(f'"{name}"' for name in SORTED_FIELDS)
-    mark = "?" if conn.dialect.name == "sqlite" else "%s"
     cursor = conn.connection.cursor()
     try:
-        cursor.execute(f"SELECT {columns} FROM audit_record WHERE seq = {mark}", (seq,))
+        query = f"SELECT {columns} FROM audit_record WHERE seq = {_placeholder(conn)}"
+        cursor.execute(query, (seq,))
         fields = cursor.fetchone()
     finally:
         cursor.close()
