@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from backend.db.engine import Database, create_db_engine, redact
-from backend.db.migrate import current_revision, head_revision, upgrade
+from backend.db.migrate import HEAD_REVISION, current_revision, head_revision, upgrade
 from backend.settings import Settings, default_database_url
 from tests.pg_fixture import pg_server, postgres_url  # noqa: F401
 
@@ -35,8 +37,23 @@ def test_sqlite_upgrade_creates_the_file_and_is_idempotent(tmp_path: Path) -> No
     upgrade(url)
     upgrade(url)
     assert (tmp_path / "not" / "yet" / "there.db").is_file()
-    assert current_revision(url) == head_revision() == "0007"
+    assert current_revision(url) == head_revision() == HEAD_REVISION
     assert _schema_info(url) == {"created_by": "opsconsole"}
+
+
+def test_a_database_behind_the_head_is_upgraded_and_one_at_it_is_left_alone(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    upgrade(url, "0005")
+    assert current_revision(url) == "0005"
+    upgrade(url)
+    assert current_revision(url) == HEAD_REVISION
+    # At the head, a fresh process upgrades without loading Alembic (the backend's start).
+    check = f"from backend.db.migrate import upgrade; upgrade({url!r}); import sys; "
+    check += "print('alembic' in sys.modules)"
+    ran = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert ran.stdout.strip() == "False", ran.stderr
 
 
 def test_postgres_upgrade(postgres_url: str) -> None:  # noqa: F811

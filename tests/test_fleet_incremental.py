@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backend.fleet import build_fleet_model
+from backend.fleet.index import ClusterIndex, build_index, update_index
 from backend.fleet.inputs import TelemetryLike
 from backend.fleet.model import FleetModel, update_fleet_model
 from backend.fleet.stepping import step_towards
@@ -421,6 +422,14 @@ def _snapshot(cluster: Cluster) -> Cluster:
     return {kind: dict(objects) for kind, objects in cluster.items()}
 
 
+def placement(model: FleetModel) -> tuple[dict[str, list[int]], dict[Any, set[str]]]:
+    """Which samples each node has, and the nodes with each pod's samples: an update places
+    only the samples that changed, and must leave what a whole build would."""
+    parts = model.parts
+    samples = {node: sorted(map(id, on)) for node, on in parts.samples.items()}
+    return samples, dict(parts.sample_pods)
+
+
 def everything(model: FleetModel) -> dict[str, Any]:
     """Every answer the model gives, as JSON-ready data."""
     freshness = DataFreshness(synced=True)
@@ -490,7 +499,28 @@ def test_updated_model_equals_the_model_built_whole(data: st.DataObject) -> None
         assert everything(model) == held, "the previous model changed under its readers"
         whole = build_fleet_model(_snapshot(cluster), telemetry, now=NOW, inference=inference)
         assert everything(updated) == everything(whole)
+        assert placement(updated) == placement(whole)
         model = updated
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_an_index_built_whole_equals_one_grown_object_by_object(data: st.DataObject) -> None:
+    """A whole build appends to its lists and sorts them once at the end; an update inserts
+    each object in place. Both must leave every list in the same order, whatever order the
+    objects come in."""
+    cluster: Cluster = {kind: {} for kind in KINDS}
+    for _ in range(data.draw(st.integers(0, 40), label="objects")):
+        data.draw(watch_event(cluster))
+    shuffled = {
+        kind: dict(data.draw(st.permutations(list(objects.items())), label=kind))
+        for kind, objects in cluster.items()
+    }
+    grown = ClusterIndex()
+    additions = [(kind, obj) for kind, objects in cluster.items() for obj in objects.values()]
+    for kind, obj in data.draw(st.permutations(additions), label="additions"):
+        grown = update_index(grown, [(kind, None, obj)])
+    assert build_index(shuffled) == grown
 
 
 @pytest.mark.timeout(600)  # three whole builds of the large fleet, on a shared machine

@@ -22,6 +22,7 @@ check it.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -189,6 +190,7 @@ class _Step:
         self.dirty_tenants: set[str] = set()
         self.dirty_pods: set[tuple[str, str]] = set()
         self.regroup = telemetry is not previous.telemetry
+        self.regroup_all = False  # a node changed: every sample is placed again
 
     def touched(self, kind: str, obj: Obj) -> None:
         """Mark what one object (before or after the change) takes part in."""
@@ -219,7 +221,7 @@ class _Step:
                 self.dirty_tenants.add(tenant)
         elif kind == "nodes":
             self.dirty_nodes.add(name)
-            self.regroup = True  # a node's name or hostname label places samples
+            self.regroup = self.regroup_all = True  # a node's name or hostname places samples
 
     def _tenant_of_namespace(self, ns: str) -> None:
         tenant = self.index.tenant_of(ns)
@@ -284,14 +286,53 @@ class _Step:
     def update_telemetry(self) -> None:
         if not self.regroup:
             return
-        self.samples, self.sample_pods = _group(self.index, self.telemetry)
         old_history = mapping(getattr(self.previous.telemetry, "history", None))
         new_history = mapping(getattr(self.telemetry, "history", None))
+        if self.regroup_all:
+            self.samples, self.sample_pods = _group(self.index, self.telemetry)
+            placed = set(self.previous.samples) | set(self.samples)
+        else:
+            placed = self._regroup_moved(old_history, new_history)
         old_samples = self.previous.samples
-        for name in set(old_samples) | set(self.samples):
+        for name in placed:
             before, after = old_samples.get(name, []), self.samples.get(name, [])
             if _samples_differ(before, after, old_history, new_history):
                 self.dirty_nodes.add(name)
+
+    def _regroup_moved(
+        self,
+        old_history: Mapping[str, Sequence[float | None]],
+        new_history: Mapping[str, Sequence[float | None]],
+    ) -> set[str]:
+        """Place again only the samples that are new, gone or replaced, or whose history is
+        (a telemetry round enters the model a slice at a time: regrouping the whole fleet's
+        GPUs for every slice cost more than the slice); returns the nodes they were or are on.
+        The lists and sets of other nodes and pods are shared with the previous parts."""
+        old = mapping(getattr(self.previous.telemetry, "samples", None))
+        new = mapping(getattr(self.telemetry, "samples", None))
+        moved = {
+            uuid
+            for uuid in old.keys() | new.keys()
+            if old.get(uuid) is not new.get(uuid)
+            or old_history.get(uuid) is not new_history.get(uuid)
+        }
+        leaving: dict[str, list[Any]] = {}
+        arriving: dict[str, list[Any]] = {}
+        for uuid in moved:
+            for telemetry, placed in ((old, leaving), (new, arriving)):
+                if uuid in telemetry:
+                    sample = telemetry[uuid]
+                    placed.setdefault(_node_of(self.index, sample), []).append(sample)
+        nodes = set(leaving) | set(arriving)
+        samples = dict(self.samples)
+        for node in nodes:
+            kept = _without(samples.get(node, []), leaving.get(node, []))
+            samples[node] = kept + arriving.get(node, [])
+            if not samples[node]:
+                del samples[node]
+        self.sample_pods = _pods_after(self.sample_pods, self.samples, samples, nodes)
+        self.samples = samples
+        return nodes
 
     def update_nodes(self) -> None:
         for pod in self.dirty_pods:
@@ -391,11 +432,59 @@ def _group(
     pods: dict[tuple[str, str], set[str]] = {}
     for node, node_samples in samples.items():
         for sample in node_samples:
-            pod = text(getattr(sample, "pod", None))
-            if pod:
-                ns = text(getattr(sample, "namespace", None)) or ""
-                pods.setdefault((ns, pod), set()).add(node)
+            pod = _sample_pod(sample)
+            if pod is not None:
+                pods.setdefault(pod, set()).add(node)
     return samples, pods
+
+
+def _without(items: list[Any], gone: list[Any]) -> list[Any]:
+    """``items`` less one occurrence of each object in ``gone`` (by identity)."""
+    left = Counter(id(item) for item in gone)
+    kept = []
+    for item in items:
+        if left[id(item)]:
+            left[id(item)] -= 1
+        else:
+            kept.append(item)
+    return kept
+
+
+def _node_of(index: ClusterIndex, sample: Any) -> str:
+    """The node a sample is placed on, as ``group_samples`` places it."""
+    return index.node_of_host(text(getattr(sample, "node", None)) or "") or "unknown"
+
+
+def _sample_pod(sample: Any) -> tuple[str, str] | None:
+    pod = text(getattr(sample, "pod", None))
+    return ((text(getattr(sample, "namespace", None)) or ""), pod) if pod else None
+
+
+def _pods_after(
+    before: dict[tuple[str, str], set[str]],
+    before_samples: Mapping[str, list[Any]],
+    samples: Mapping[str, list[Any]],
+    nodes: set[str],
+) -> dict[tuple[str, str], set[str]]:
+    """``before`` (pod -> nodes with its samples) with ``nodes`` placed again: from
+    ``before_samples`` to ``samples``. Sets are replaced, never changed (the previous parts
+    share them)."""
+    pods = dict(before)
+    for node in nodes:
+        for sample in before_samples.get(node, ()):
+            pod = _sample_pod(sample)
+            if pod in pods:
+                rest = pods[pod] - nodes
+                if rest:
+                    pods[pod] = rest
+                else:
+                    del pods[pod]
+    for node in nodes:
+        for sample in samples.get(node, ()):
+            pod = _sample_pod(sample)
+            if pod is not None:
+                pods[pod] = pods.get(pod, set()) | {node}
+    return pods
 
 
 def _samples_differ(

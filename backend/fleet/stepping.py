@@ -19,11 +19,16 @@ from backend.fleet.inputs import GpuSampleLike, TelemetryLike
 
 @dataclass(frozen=True, slots=True)
 class SteppedSnapshot:
-    """Part of a round: the GPUs moved so far from the new round, the others from before."""
+    """Part of a round: the GPUs moved so far from the new round, the others from before.
+    ``target`` is that round and ``remaining`` its GPUs not moved yet, in stepping order: the
+    next step towards the same round takes them from here instead of comparing every GPU of
+    the fleet again."""
 
     samples: Mapping[str, GpuSampleLike]
     history: Mapping[str, Sequence[float | None]]
     completed_at: float | None
+    target: TelemetryLike | None = None
+    remaining: Sequence[str] = ()
 
 
 def step_towards(current: TelemetryLike, target: TelemetryLike, limit: int) -> TelemetryLike:
@@ -31,16 +36,14 @@ def step_towards(current: TelemetryLike, target: TelemetryLike, limit: int) -> T
     ``current`` with the first ``limit`` of those (by node, then uuid) as ``target`` has them."""
     if current is target:
         return target
-    old, new = current.samples, target.samples
-    old_history, new_history = current.history, target.history
-    differing = [
-        uuid
-        for uuid in old.keys() | new.keys()
-        if old.get(uuid) is not new.get(uuid) or old_history.get(uuid) != new_history.get(uuid)
-    ]
+    if isinstance(current, SteppedSnapshot) and current.target is target:
+        differing = current.remaining
+    else:
+        differing = _differing(current, target)
     if len(differing) <= limit:
         return target
-    differing.sort(key=lambda uuid: (_host(new.get(uuid) or old.get(uuid)), uuid))
+    old, new = current.samples, target.samples
+    old_history, new_history = current.history, target.history
     samples, history = dict(old), dict(old_history)
     for uuid in differing[:limit]:
         sample, values = new.get(uuid), new_history.get(uuid)
@@ -52,7 +55,20 @@ def step_towards(current: TelemetryLike, target: TelemetryLike, limit: int) -> T
             history.pop(uuid, None)
         else:
             history[uuid] = values
-    return SteppedSnapshot(samples, history, target.completed_at)
+    return SteppedSnapshot(samples, history, target.completed_at, target, differing[limit:])
+
+
+def _differing(current: TelemetryLike, target: TelemetryLike) -> Sequence[str]:
+    """The GPUs that read differently in ``target``, by node, then uuid."""
+    old, new = current.samples, target.samples
+    old_history, new_history = current.history, target.history
+    differing = [
+        uuid
+        for uuid in old.keys() | new.keys()
+        if old.get(uuid) is not new.get(uuid) or old_history.get(uuid) != new_history.get(uuid)
+    ]
+    differing.sort(key=lambda uuid: (_host(new.get(uuid) or old.get(uuid)), uuid))
+    return differing
 
 
 def _host(sample: GpuSampleLike | None) -> str:
