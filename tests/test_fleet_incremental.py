@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backend.fleet import build_fleet_model
+from backend.fleet.endpoints import Claims, is_endpoint, pod_owners
 from backend.fleet.index import ClusterIndex, build_index, update_index
 from backend.fleet.inputs import TelemetryLike
 from backend.fleet.model import FleetModel, update_fleet_model
@@ -501,6 +502,54 @@ def test_updated_model_equals_the_model_built_whole(data: st.DataObject) -> None
         assert everything(updated) == everything(whole)
         assert placement(updated) == placement(whole)
         model = updated
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_an_endpoints_claims_read_one_name_at_a_time_equal_the_whole_map(
+    data: st.DataObject,
+) -> None:
+    """An update that recomputes a few endpoints asks which endpoint each of their pods serves
+    among all endpoints; ``Claims`` answers name by name what ``pod_owners`` of every endpoint
+    answers at once. The world has pods held by two endpoints (a Deployment's ReplicaSet and an
+    InferenceService's label), and ReplicaSets named like pods, labelled for an
+    InferenceService or owned by two Deployments."""
+    cluster: Cluster = {kind: {} for kind in KINDS}
+    for _ in range(data.draw(st.integers(0, 40), label="objects")):
+        data.draw(watch_event(cluster))
+    for _ in range(data.draw(st.integers(0, 3), label="odd ReplicaSets")):
+        name, ns = data.draw(st.sampled_from(PODS)), data.draw(namespaces)
+        owners = data.draw(st.sampled_from([[], ["web"], ["web", "other"], ["other", "web"]]))
+        refs = [{"kind": "Deployment", "name": owner} for owner in owners]
+        isvc = {"serving.kserve.io/inferenceservice": "chat"} if data.draw(maybe) else {}
+        rs = {"metadata": _meta(name, ns, labels=isvc, ownerReferences=refs)}
+        cluster["replicasets"][(ns, name)] = rs
+    if data.draw(maybe, label="a pod serving two endpoints"):
+        ns = data.draw(namespaces)
+        served = {
+            "deployments": data.draw(deployment()),
+            "replicasets": data.draw(replicaset()),
+            "inferenceservices": data.draw(inference_service()),
+            "pods": data.draw(pod()),
+        }
+        served["deployments"]["metadata"].update(labels={"opsconsole.io/model": "web"}, name="web")
+        served["replicasets"]["metadata"].update(
+            name="web-1", ownerReferences=[{"kind": "Deployment", "name": "web"}]
+        )
+        served["pods"]["metadata"].update(
+            name="web-1-a",
+            labels={"serving.kserve.io/inferenceservice": "chat"},
+            ownerReferences=[{"kind": "ReplicaSet", "name": "web-1"}],
+        )
+        for kind, obj in served.items():
+            obj["metadata"]["namespace"] = ns
+            cluster[kind][_key(obj)] = obj
+    parts = build_fleet_model(_snapshot(cluster), None, now=NOW).parts
+    endpoints = [record for record in parts.records.values() if is_endpoint(record)]
+    whole = pod_owners(endpoints, parts.index, revisions=False)
+    claims = Claims(endpoints, parts.index, parts.holders)
+    names = set(whole) | {f"{ns}/{name}" for ns in NAMESPACES for name in [*PODS, "web-1"]}
+    assert {name: claims.get(name) for name in names} == {name: whole.get(name) for name in names}
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -129,39 +129,94 @@ def _history(stats: list[RequestStats]) -> HealthHistory:
 
 
 Owner = tuple[ObjectKey, str | None]  # (workload key, revision)
+ByName = dict[tuple[str, str], ObjectKey]  # (namespace, name) -> workload key
+
+
+class Owners(Protocol):
+    """``namespace/pod`` or ``namespace/replicaset`` -> the endpoint and revision it serves."""
+
+    def get(self, name: str, /) -> Owner | None: ...
 
 
 def pod_owners(
     records: Iterable[WorkloadRecord], index: ClusterIndex, *, revisions: bool = True
 ) -> dict[str, Owner]:
     """``namespace/pod`` and ``namespace/replicaset`` -> the endpoint and revision they serve
-    (the revision None without ``revisions``: which endpoint is all that is asked)."""
+    (the revision None without ``revisions``: which endpoint is all that is asked). A name
+    that is both is the ReplicaSet's, when it serves one of ``records``."""
+    records = list(records)
     owners: dict[str, Owner] = {}
-    deployments: dict[tuple[str, str], ObjectKey] = {}
-    isvcs: dict[tuple[str, str], ObjectKey] = {}
+    deployments, isvcs = _by_name(records)
     for record in records:
         ns = record.row.namespace
-        if record.row.kind == WorkloadKind.DEPLOYMENT:
-            deployments[(ns, record.row.name)] = record.key
-        else:
-            isvcs[(ns, record.row.name)] = record.key
         record_key = record.key
         for pod in record.pods:
             revision = pod_revision(pod, index) if revisions else None
             owners[f"{ns}/{name_of(pod)}"] = (record_key, revision)
     for (ns, rs_name), rs in index.replicasets.items():
-        isvc = isvcs.get((ns, labels(rs).get(ISVC_LABEL) or ""))
-        if isvc is not None:
-            owners[f"{ns}/{rs_name}"] = (isvc, pod_kserve_revision(rs) if revisions else None)
-            continue
-        for ref in dig(rs, "metadata", "ownerReferences") or ():
-            key = deployments.get((ns, str(ref.get("name"))))
-            if ref.get("kind") == "Deployment" and key is not None:
-                owners[f"{ns}/{rs_name}"] = (key, str(rs_revision(rs)) if revisions else None)
+        owner = _replicaset_owner(rs, ns, deployments, isvcs, revisions)
+        if owner is not None:
+            owners[f"{ns}/{rs_name}"] = owner
     return owners
 
 
-def _owner(owners: Mapping[str, Owner], namespace: str, pod: str) -> Owner | None:
+class Claims:
+    """What ``pod_owners(endpoints, index, revisions=False)`` says of a name, worked out for
+    the names asked only. An update asks about the pods of the few endpoints it recomputes;
+    the whole map cost a pass over every endpoint's pods and every ReplicaSet (most of a pod's
+    update on a large fleet). ``holders`` is the fleet's (namespace, pod) -> the workloads
+    whose records hold it (``backend.fleet.workloads.pod_holders``)."""
+
+    def __init__(
+        self,
+        endpoints: list[WorkloadRecord],
+        index: ClusterIndex,
+        holders: Mapping[tuple[str, str], set[ObjectKey]],
+    ) -> None:
+        self.index = index
+        self.holders = holders
+        self.order = {record.key: i for i, record in enumerate(endpoints)}
+        self.deployments, self.isvcs = _by_name(endpoints)
+
+    def get(self, name: str, /) -> Owner | None:
+        ns, _, short = name.partition("/")
+        rs = self.index.replicasets.get((ns, short))
+        if rs is not None:
+            owner = _replicaset_owner(rs, ns, self.deployments, self.isvcs, False)
+            if owner is not None:
+                return owner
+        held = [key for key in self.holders.get((ns, short), ()) if key in self.order]
+        # As in pod_owners: of several endpoints holding a pod, the last one listed.
+        return (max(held, key=self.order.__getitem__), None) if held else None
+
+
+def _by_name(records: Iterable[WorkloadRecord]) -> tuple[ByName, ByName]:
+    """The Deployments' and the InferenceServices' keys by (namespace, name)."""
+    deployments: ByName = {}
+    isvcs: ByName = {}
+    for record in records:
+        named = deployments if record.row.kind == WorkloadKind.DEPLOYMENT else isvcs
+        named[(record.row.namespace, record.row.name)] = record.key
+    return deployments, isvcs
+
+
+def _replicaset_owner(
+    rs: Any, ns: str, deployments: ByName, isvcs: ByName, revisions: bool
+) -> Owner | None:
+    """The endpoint a ReplicaSet serves: the InferenceService it is labelled with, else the
+    (last) Deployment among its owners; and its revision, with ``revisions``."""
+    isvc = isvcs.get((ns, labels(rs).get(ISVC_LABEL) or ""))
+    if isvc is not None:
+        return isvc, pod_kserve_revision(rs) if revisions else None
+    owner = None
+    for ref in dig(rs, "metadata", "ownerReferences") or ():
+        key = deployments.get((ns, str(ref.get("name"))))
+        if ref.get("kind") == "Deployment" and key is not None:
+            owner = key, str(rs_revision(rs)) if revisions else None
+    return owner
+
+
+def _owner(owners: Owners, namespace: str, pod: str) -> Owner | None:
     """By the pod's name, or its ReplicaSet's (``<replicaset>-<suffix>``) once it is gone."""
     return owners.get(f"{namespace}/{pod}") or owners.get(f"{namespace}/{pod.rsplit('-', 1)[0]}")
 
@@ -187,6 +242,7 @@ def build_endpoints(
     records: Iterable[WorkloadRecord],
     index: ClusterIndex,
     inference: InferenceLike | None,
+    holders: Mapping[tuple[str, str], set[ObjectKey]],
     kept: Mapping[ObjectKey, EndpointHealth] | None = None,
 ) -> list[EndpointHealth]:
     """Every endpoint's health, worst first (see ``worst_first``).
@@ -213,9 +269,9 @@ def build_endpoints(
             memo = round_.memo[MEMO_KEY] = _round_figures(_round_pods(round_, every_owner))
         figures.append(memo)
     # The pods of the endpoints computed here, placed as among every endpoint's pods.
-    claims = None
+    claims: Owners | None = None
     if len(computed) < len(endpoints):
-        claims = every_owner or pod_owners(endpoints, index, revisions=False)
+        claims = every_owner or Claims(endpoints, index, holders)
     recent = [_round_pods(r, owners, claims) for r in rounds[-summary:]] if computed else []
     measured = datetime.fromtimestamp(rounds[-1].at, UTC) if rounds else None
     out = [kept.get(r.key) or _endpoint(r, figures, recent, measured) for r in endpoints]
@@ -225,8 +281,8 @@ def build_endpoints(
 
 def _round_pods(
     round_: RoundLike,
-    owners: Mapping[str, Owner],
-    claims: Mapping[str, Owner] | None = None,
+    owners: Owners,
+    claims: Owners | None = None,
 ) -> RoundPods:
     """The round's pods by endpoint and revision, as ``owners`` places them; with ``claims``
     (every endpoint's, when ``owners`` has only some of them) a pod is placed only if ``claims``

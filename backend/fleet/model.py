@@ -102,7 +102,7 @@ class FleetModel:
             self.endpoints, self._endpoints_by_key = previous.endpoints, previous._endpoints_by_key
         else:
             kept = _kept_endpoints(previous, parts, inference)
-            endpoints = build_endpoints(records, parts.index, inference, kept)
+            endpoints = build_endpoints(records, parts.index, inference, parts.holders, kept)
             self.endpoints = _endpoint_table(endpoints)
             self._endpoints_by_key = {(e.namespace, e.kind.value, e.name): e for e in endpoints}
         self._tenants_by_name = parts.tenants
