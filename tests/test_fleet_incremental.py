@@ -631,3 +631,20 @@ def test_a_telemetry_round_is_brought_in_a_slice_of_gpus_at_a_time() -> None:
         assert everything(model) == everything(build_fleet_model(cluster, step, now=NOW))
         current, steps = step, steps + 1
     assert steps == 10  # 320 GPUs, 32 at a time
+
+
+def test_a_round_that_arrives_while_another_steps_in_is_stepped_towards_whole() -> None:
+    """A step carries the GPUs its round has left to move; a newer round must not be stepped
+    towards with that list (it differs in other GPUs), but compared again."""
+    builder = FleetBuilder(40, seed=3)
+    cluster = builder.build(8)
+    first: TelemetryLike = builder.telemetry(3)
+    second, third = builder.telemetry(3), builder.telemetry(3)
+    current = step_towards(step_towards(first, second, 32), second, 32)
+    model = build_fleet_model(cluster, current, now=NOW)
+    steps = 0
+    while current is not third:
+        current, steps = step_towards(current, third, 32), steps + 1
+        model = update_fleet_model(model, cluster, set(), current, now=NOW)
+    assert steps == 10  # every GPU of the third round, whatever the second had left to move
+    assert everything(model) == everything(build_fleet_model(cluster, third, now=NOW))
