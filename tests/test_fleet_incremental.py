@@ -423,12 +423,14 @@ def _snapshot(cluster: Cluster) -> Cluster:
     return {kind: dict(objects) for kind, objects in cluster.items()}
 
 
-def placement(model: FleetModel) -> tuple[dict[str, list[int]], dict[Any, set[str]]]:
-    """Which samples each node has, and the nodes with each pod's samples: an update places
-    only the samples that changed, and must leave what a whole build would."""
+def placement(model: FleetModel) -> tuple[Any, ...]:
+    """Which samples each node has, the nodes with each pod's samples, and the workloads that
+    hold each pod (which endpoint serves a pod is read from them): an update changes only what
+    changed, and must leave what a whole build would."""
     parts = model.parts
     samples = {node: sorted(map(id, on)) for node, on in parts.samples.items()}
-    return samples, dict(parts.sample_pods)
+    holders = {pod: keys for pod, keys in parts.holders.items() if keys}
+    return samples, dict(parts.sample_pods), holders
 
 
 def everything(model: FleetModel) -> dict[str, Any]:
