@@ -75,7 +75,8 @@ class ClusterIndex:
     live_pods: int = 0
     # While ``build_index`` fills a new index: its lists are appended to, then each is sorted
     # once (a sorted insert per object computed (namespace, name) ~log n times per object).
-    filling: bool = False
+    # How the index is being made, not what it holds: left out of equality.
+    filling: bool = field(default=False, compare=False)
 
     def tenant_of(self, namespace: str | None) -> str | None:
         return self.namespace_tenant.get(namespace or "")
