@@ -30,12 +30,16 @@ from textual.strip import Strip
 
 from backend.schemas import Page
 from opsconsole.client import BackendError
+from opsconsole.widgets.frame_hold import FrameHold
 
 PAGE_SIZE = 100
 MAX_PAGES = 24  # pages kept in the cache; the farthest from the view are dropped first
 GAP = 1  # blank cells between columns
 READ_AHEAD_SCREENS = 2
 PAGE_WORKERS = "virtual-table-pages"  # the worker group of page fetches
+# A new filter or order holds the screen's updates until its first page arrives, at most this
+# long: the keystroke's echo and its rows are then drawn in one frame (see ``FrameHold``).
+HOLD_SECONDS = 0.1
 
 Fetch = Callable[[int, int, str | None, str | None], Awaitable[Page[Any]]]
 
@@ -152,6 +156,7 @@ class VirtualTable(ScrollView, can_focus=True):
         # widths or styles change, so scrolling back and moving the cursor cost little.
         self._lines: LRUCache[tuple[int, bool], Strip] = LRUCache(1024)
         self._styles: dict[str, Style] = {}
+        self._hold: FrameHold | None = None
 
     # -- data -------------------------------------------------------------------------------
 
@@ -187,8 +192,19 @@ class VirtualTable(ScrollView, can_focus=True):
         self.cursor = 0
         self.scroll_to(y=0, animate=False, immediate=True)
         self._update_virtual_size()
+        if self.is_mounted:
+            self._frame_hold().hold()
         self._ensure_visible_pages()
         self.refresh()
+
+    def _frame_hold(self) -> FrameHold:
+        if self._hold is None:
+            self._hold = FrameHold(self.app, HOLD_SECONDS)
+        return self._hold
+
+    def _release_frames(self) -> None:
+        if self._hold is not None:
+            self._hold.release()
 
     def item_at(self, row: int) -> Any | None:
         """The loaded item at ``row``, or ``None`` while its page is missing."""
@@ -234,17 +250,25 @@ class VirtualTable(ScrollView, can_focus=True):
         try:
             answer = await self._fetch(page * PAGE_SIZE, PAGE_SIZE, self.query_text, self.sort)
         except BackendError as error:
-            self.post_message(self.LoadFailed(error))
+            self._failed(generation, error)
             return
         except Exception as error:  # a bug must not take the console down
-            self.post_message(self.LoadFailed(BackendError(f"{type(error).__name__}: {error}")))
+            self._failed(generation, BackendError(f"{type(error).__name__}: {error}"))
             return
         finally:
             self._pending.discard((generation, page))
         if generation != self._generation:
             return
         self._store_page(page, answer)
+        self._release_frames()
         self.post_message(self.Loaded())
+
+    def _failed(self, generation: int, error: BackendError) -> None:
+        """Say that a page could not be fetched; if the screen waited for it, draw what the
+        table has."""
+        if generation == self._generation:
+            self._release_frames()
+        self.post_message(self.LoadFailed(error))
 
     def _store_page(self, page: int, answer: Page[Any]) -> None:
         """Keep a page; repaint only the rows that changed when a refresh brings the same rows
@@ -268,7 +292,13 @@ class VirtualTable(ScrollView, can_focus=True):
                 self.cursor = self.total - 1
             if first_answer:
                 self._ensure_visible_pages()  # now the read-ahead can start
+        elif not self._in_view(page):
+            return  # read ahead: nothing on screen changes, so nothing is drawn or sent
         self.refresh()
+
+    def _in_view(self, page: int) -> bool:
+        rows = self._visible_rows()
+        return page * PAGE_SIZE < rows.stop and rows.start < (page + 1) * PAGE_SIZE
 
     def _repaint_row(self, row: int, was: Any, now: Any) -> None:
         """Repaint the cells of ``row`` that show something else now, where they are in view
@@ -320,6 +350,9 @@ class VirtualTable(ScrollView, can_focus=True):
     def on_mount(self) -> None:
         self._layout_columns()
         self._ensure_visible_pages()
+
+    def on_unmount(self) -> None:
+        self._release_frames()
 
     def on_resize(self, event: events.Resize) -> None:
         self._layout_columns()
