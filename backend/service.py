@@ -52,11 +52,9 @@ from backend.settings import Settings
 from backend.telemetry.base import RoundCollector, TelemetrySnapshot, TelemetryUnavailable
 from backend.telemetry.discovery import ExporterDiscovery, tls_files, url_targets
 from backend.telemetry.inference import InferenceCollector, InferenceSnapshot
-from backend.telemetry.inference_prometheus import PrometheusInference
 from backend.telemetry.inference_scrape import ScrapedInference, direct_urls, proxy_urls
 from backend.telemetry.nvml import NvmlCollector
 from backend.telemetry.pages import TlsFiles
-from backend.telemetry.prometheus_api import PrometheusCollector
 from backend.telemetry.scrape import ScrapeTarget, TelemetryCollector
 from backend.version import VERSION
 
@@ -138,6 +136,10 @@ class Backend:
         if s.telemetry_mode == "nvml":
             return NvmlCollector(interval=s.scrape_interval, history_length=s.history_length)
         if s.telemetry_mode == "prometheus":
+            # Imported here: its HTTP client is of no use to the other modes, and the start
+            # (while the cluster is listed) pays for every import.
+            from backend.telemetry.prometheus_api import PrometheusCollector
+
             return PrometheusCollector(
                 s.prometheus_url,
                 namespaces=s.dcgm_namespaces,
@@ -174,7 +176,11 @@ class Backend:
         s, access = self.settings, self.access
         if not s.inference_metrics:
             return None
-        if isinstance(self.telemetry, PrometheusCollector):
+        if s.telemetry_mode == "prometheus":
+            from backend.telemetry.inference_prometheus import PrometheusInference
+            from backend.telemetry.prometheus_api import PrometheusCollector
+
+            assert isinstance(self.telemetry, PrometheusCollector)
             return PrometheusInference(
                 self.telemetry.query,
                 s.prometheus_url,

@@ -313,6 +313,19 @@ def test_serve_imports_only_what_the_lists_need_before_starting_them() -> None:
     assert imported.stdout.strip() == "[]"
 
 
+def test_the_served_backend_leaves_the_page_and_prometheus_clients_to_those_that_use_them() -> None:
+    # Its pages are read in a worker process (aiohttp) and Prometheus is read only in its own
+    # mode (httpx): the backend's start, which overlaps the cluster's lists, imports neither.
+    code = (
+        "import sys, backend.main, backend.service, backend.api.app; "
+        "print([m for m in ('aiohttp', 'httpx') if m in sys.modules])"
+    )
+    imported = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert imported.stdout.strip() == "[]"
+
+
 async def test_serve_command_runs_and_stops_on_sigterm(sandbox: Sandbox, tmp_path: Path) -> None:
     kubeconfig = sandbox.write_kubeconfig(tmp_path / "kubeconfig")
     env = {

@@ -25,9 +25,10 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import aiohttp
+if TYPE_CHECKING:
+    import aiohttp
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,8 @@ async def fetch_text(
     proxy: str | None = None,
 ) -> str:
     """The page's text; raises ScrapeFailed for an HTTP error or a timeout."""
+    import aiohttp  # loaded with the session (``LoopPages._http``)
+
     try:
         async with (
             asyncio.timeout(timeout),
@@ -179,6 +182,10 @@ class LoopPages:
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
+            # Imported on the first read: the backend reads its pages in a worker process, so
+            # its own start (while the cluster is listed) need not pay for aiohttp.
+            import aiohttp
+
             connector = aiohttp.TCPConnector(
                 limit=self.options.concurrency, ssl=tls_verification(self.options.verify)
             )
