@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, NamedTuple
 
 import pytest
 from rich.text import Text
 from textual.app import App, ComposeResult
+from textual.pilot import Pilot
 from textual.widgets import Static
 
 from backend.schemas import Page
@@ -80,12 +83,22 @@ def record_frames(app: App[None], monkeypatch: pytest.MonkeyPatch) -> list[Frame
     return frames
 
 
+@asynccontextmanager
+async def first_rows_drawn(
+    rows: Rows, size: tuple[int, int] = (40, 10)
+) -> AsyncIterator[tuple[TableApp, Pilot[None], VirtualTable]]:
+    """The table's app once its first rows are in and drawn."""
+    app = TableApp(rows)
+    async with app.run_test(size=size) as pilot:
+        table = app.query_one(VirtualTable)
+        await wait_for(pilot, lambda: table.item_at(0) is not None, "the first rows")
+        await pilot.pause(0.1)
+        yield app, pilot, table
+
+
 async def test_a_new_filter_cancels_the_loads_of_the_previous_one() -> None:
     rows = Rows()
-    app = TableApp(rows)
-    async with app.run_test(size=(40, 10)) as pilot:
-        table = app.query_one(VirtualTable)
-        await wait_for(pilot, lambda: table.item_at(0) == "row-0", "the first rows")
+    async with first_rows_drawn(rows) as (_, pilot, table):
         table.set_query("slow")
         await wait_for(pilot, lambda: rows.asked[-1:] == ["slow"], "the slow query asked")
         table.set_query("fast")
@@ -99,12 +112,8 @@ async def test_a_new_filter_draws_nothing_until_its_rows_arrive(
 ) -> None:
     monkeypatch.setattr(virtual_table, "HOLD_SECONDS", 30.0)
     rows = Rows()
-    app = TableApp(rows)
-    async with app.run_test(size=(40, 10)) as pilot:
-        table = app.query_one(VirtualTable)
+    async with first_rows_drawn(rows) as (app, pilot, table):
         label = app.query_one(Static)
-        await wait_for(pilot, lambda: table.item_at(0) == "row-0", "the first rows")
-        await pilot.pause(0.1)
         frames = record_frames(app, monkeypatch)
         label.update("filter: gated")  # the keystroke's echo
         table.set_query("gated")
@@ -122,11 +131,7 @@ async def test_a_filter_whose_rows_do_not_come_holds_the_screen_for_the_limit_on
 ) -> None:
     monkeypatch.setattr(virtual_table, "HOLD_SECONDS", 0.3)
     rows = Rows()
-    app = TableApp(rows)
-    async with app.run_test(size=(40, 10)) as pilot:
-        table = app.query_one(VirtualTable)
-        await wait_for(pilot, lambda: table.item_at(0) == "row-0", "the first rows")
-        await pilot.pause(0.1)
+    async with first_rows_drawn(rows) as (app, pilot, table):
         frames = record_frames(app, monkeypatch)
         started = time.monotonic()
         table.set_query("slow")
@@ -141,11 +146,7 @@ async def test_a_filter_whose_rows_do_not_come_holds_the_screen_for_the_limit_on
 async def test_a_failed_filter_is_drawn_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(virtual_table, "HOLD_SECONDS", 30.0)
     rows = Rows()
-    app = TableApp(rows)
-    async with app.run_test(size=(40, 10)) as pilot:
-        table = app.query_one(VirtualTable)
-        await wait_for(pilot, lambda: table.item_at(0) == "row-0", "the first rows")
-        await pilot.pause(0.1)
+    async with first_rows_drawn(rows) as (app, pilot, table):
         frames = record_frames(app, monkeypatch)
         table.set_query("broken")
         await wait_for(pilot, lambda: frames, "a frame long before the hold's limit")
@@ -156,10 +157,7 @@ async def test_a_table_removed_while_it_waits_releases_the_screen(
 ) -> None:
     monkeypatch.setattr(virtual_table, "HOLD_SECONDS", 30.0)
     rows = Rows()
-    app = TableApp(rows)
-    async with app.run_test(size=(40, 10)) as pilot:
-        table = app.query_one(VirtualTable)
-        await wait_for(pilot, lambda: table.item_at(0) == "row-0", "the first rows")
+    async with first_rows_drawn(rows) as (app, pilot, table):
         table.set_query("slow")
         await pilot.pause(0.1)
         frames = record_frames(app, monkeypatch)
@@ -172,10 +170,9 @@ async def test_a_page_read_ahead_out_of_view_draws_nothing(
 ) -> None:
     rows = Rows(count=3 * PAGE_SIZE)
     rows.ahead.clear()
-    app = TableApp(rows)
-    async with app.run_test(size=(40, 50)) as pilot:  # two screens ahead reach the next page
-        table = app.query_one(VirtualTable)
-        await wait_for(pilot, lambda: table.item_at(0) == "row-0", "the first page")
+    # Two screens ahead of a 50-line view reach the next page.
+    async with first_rows_drawn(rows, size=(40, 50)) as (app, pilot, table):
+        await wait_for(pilot, lambda: table.show_vertical_scrollbar, "the scrollbar")
         await pilot.pause(0.1)
         frames = record_frames(app, monkeypatch)
         rows.ahead.set()
