@@ -30,10 +30,6 @@ class FrameHold:
         self._batch: ExitStack | None = None
         self._deadline: Timer | None = None
 
-    @property
-    def held(self) -> bool:
-        return self._batch is not None
-
     def hold(self) -> None:
         """Hold the updates (a hold in progress keeps its deadline: the screen is never held
         longer than ``limit`` however many changes come meanwhile)."""
