@@ -135,7 +135,8 @@ async def test_a_filter_whose_rows_do_not_come_holds_the_screen_for_the_limit_on
         frames = record_frames(app, monkeypatch)
         started = time.monotonic()
         table.set_query("slow")
-        table.set_query("gated")  # a second change keeps the first one's deadline
+        await pilot.pause(0.05)
+        table.set_query("gated")  # a second change while the screen is held
         await wait_for(pilot, lambda: frames, "a frame once the hold runs out")
         assert 0.25 <= frames[0].at - started < 2.0
         assert table.item_at(0) is None  # the rows are still on their way
