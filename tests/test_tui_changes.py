@@ -21,7 +21,7 @@ from opsconsole.screens.rollback import RollbackScreen
 from opsconsole.screens.workload_detail import WorkloadDetailScreen
 from opsconsole.settings import ConsoleSettings
 from tests.conftest import LiveCluster
-from tests.support.console import screen_text, wait_for
+from tests.support.console import screen_text, wait_for, wait_for_focus
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ async def test_rollback_from_the_workload_detail_and_its_history(
         modal = await open_rollback(pilot, app)
         await pilot.click("#apply")
         await wait_for(pilot, lambda: "A reason is required." in screen_text(app))
-        assert app.focused is modal.query_one("#reason", Input)
+        await wait_for_focus(pilot, "reason")
         await pilot.press(*"canary regressed")
         await pilot.click("#apply")
         await wait_for(pilot, lambda: app.screen is detail, "the modal closes once applied")

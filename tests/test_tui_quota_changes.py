@@ -19,7 +19,7 @@ from opsconsole.screens.quota_plan import QuotaPlanScreen
 from opsconsole.screens.quotas import QuotaScreen
 from opsconsole.settings import ConsoleSettings
 from tests.conftest import LiveCluster
-from tests.support.console import screen_text, wait_for
+from tests.support.console import screen_text, wait_for, wait_for_focus
 from tests.support.tokens import bearer
 
 
@@ -117,14 +117,14 @@ async def test_a_staged_change_set_is_reviewed_and_applied(mutable_cluster: Live
         assert len(screen.staged) == 2 and nominal(screen, "team-a", "a100") == 10
 
         await pilot.press("tab")  # the staged set: enter on it opens the review too
-        assert app.focused is not None and app.focused.id == "staged"
+        await wait_for_focus(pilot, "staged")
         dialog = await open_plan(pilot, app, "enter")
         await wait_for(pilot, lambda: dialog.plan is not None, "the plan")
         dialog.query_one("#apply", Button).press()
         await wait_for(pilot, lambda: "A reason is required." in screen_text(app))
-        assert isinstance(app.focused, Input) and app.focused.id == "reason"
+        await wait_for_focus(pilot, "reason")
         await pilot.press(*"unblock pretraining", "enter")  # Enter moves on to Apply
-        assert app.focused is not None and app.focused.id == "apply"
+        await wait_for_focus(pilot, "apply")
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, QuotaScreen), "applied")
         await wait_for(pilot, lambda: nominal(screen, "team-a", "a100") == 16, "the new nominal")

@@ -97,6 +97,18 @@ async def wait_for(pilot: Pilot[None], predicate: Callable[[], object], what: st
         await pilot.pause(0.02)
 
 
+async def wait_for_focus(pilot: Pilot[None], widget_id: str) -> None:
+    """Let the app run until the widget ``#widget_id`` has the focus: a key reaches its widget,
+    bubbles up as a message and moves the focus through the app's queue, hops that a pilot's
+    press does not wait for."""
+    app = pilot.app
+
+    def focused() -> bool:
+        return app.focused is not None and app.focused.id == widget_id
+
+    await wait_for(pilot, focused, f"#{widget_id} focused")
+
+
 class HarnessApp(App[None]):
     """A minimal app with the shell's interface (client, clock, reports, drill-down actions).
 
