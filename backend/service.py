@@ -183,6 +183,7 @@ class Backend:
             assert isinstance(self.telemetry, PrometheusCollector)
             return PrometheusInference(
                 self.telemetry.query,
+                self.telemetry.query_range,
                 s.prometheus_url,
                 window=s.inference_window,
                 interval=s.inference_interval,

@@ -4,6 +4,7 @@ a real Prometheus, the bad revision and its recovery after a rollback through th
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import statistics
 import time
@@ -26,12 +27,17 @@ from backend.sandbox.store import INFERENCE_SERVICE, POD, JsonObject, Store
 from backend.service import Backend as Service
 from backend.settings import Settings
 from backend.telemetry.inference import PodTraffic
-from backend.telemetry.inference_prometheus import PrometheusInference
+from backend.telemetry.inference_prometheus import (
+    PrometheusInference,
+    pod_traffic,
+    traffic_queries,
+)
 from backend.telemetry.inference_scrape import (
     ScrapedInference,
     model_server_pods,
     model_server_ports,
 )
+from backend.telemetry.prometheus_api import PrometheusCollector
 from tests.conftest import SEED
 from tests.prom_fixture import PromServer, pod_scrape_config, running_prometheus
 from tests.support.sandbox import SandboxThread, sandbox_ca, tls_context
@@ -422,11 +428,12 @@ def test_prometheus_mode_reads_the_same_health(
         inference_window=4.0,
     )
     try:
-        endpoints = backend.endpoints(rounds=2)
+        endpoints = backend.endpoints(rounds=1)
     finally:
         backend.stop()
     worst = endpoints[0]
     assert (worst["namespace"], worst["name"]) == BAD[1:]
+    assert len(worst["history"]["request_rate"]) >= 2, "the rounds before the start back-filled"
     assert worst["error_rate"] == pytest.approx(0.08, abs=0.03)
     healthy = [e for e in endpoints[1:] if e["request_rate"] and e["kind"] == "Deployment"]
     assert all(e["error_rate"] < 0.02 for e in healthy)
@@ -435,6 +442,94 @@ def test_prometheus_mode_reads_the_same_health(
     (canary,) = [e for e in endpoints if any(r["traffic_percent"] == 10 for r in e["revisions"])]
     latest, prev = by_name[(canary["namespace"], canary["name"])]["revisions"]
     assert prev["request_rate"] > 5 * latest["request_rate"] > 0
+
+
+async def scraped_for(prom: PromServer, seconds: int) -> None:
+    """Until Prometheus holds ``seconds`` scrapes of every model server."""
+    while min(float(s["value"][1]) for s in prom.query("count_over_time(up[60s])")) < seconds:
+        await asyncio.sleep(0.5)
+
+
+async def read_first_round(inference: PrometheusInference, api: PrometheusCollector) -> None:
+    try:
+        await inference.collect_once()
+    finally:
+        await api.stop()
+
+
+async def test_the_endpoint_history_before_the_start_comes_from_query_range(
+    prom: PromServer,
+) -> None:
+    window, history_length = 3.0, 8
+    await scraped_for(prom, history_length + 4)
+    api = PrometheusCollector(prom.url, interval=1.0)
+    inference = PrometheusInference(
+        api.query,
+        api.query_range,
+        prom.url,
+        window=window,
+        interval=1.0,
+        history_length=history_length,
+    )
+    await read_first_round(inference, api)
+    snapshot = inference.snapshot()
+    assert not snapshot.failures
+    *past, live = snapshot.rounds
+    assert len(past) == history_length - 1, "one round read, yet a full history"
+    assert [b.at - a.at for a, b in itertools.pairwise(past)] == [1.0] * (len(past) - 1)
+    assert live.at - past[-1].at >= 1.0
+    # Each round before the start is what the round's queries answer at its time. The newest
+    # two are left out: a scrape begun before their time may land in Prometheus after.
+    api = PrometheusCollector(prom.url)
+    try:
+        for round_ in past[:-2]:
+            vectors = [await api.query(q, round_.at) for q in traffic_queries(window)]
+            assert round_.pods == pod_traffic(vectors, window)
+    finally:
+        await api.stop()
+    bad = [t for (ns, pod), t in past[0].pods.items() if (ns, pod.rsplit("-", 2)[0]) == BAD[1:]]
+    assert bad and (request_stats(bad).request_rate or 0) > 0
+
+
+async def test_the_history_read_on_start_is_bounded_by_its_points(prom: PromServer) -> None:
+    await scraped_for(prom, 10)
+    api = PrometheusCollector(prom.url)
+    series = sum([len(await api.query(q, time.time())) for q in traffic_queries(3.0)])
+    inference = PrometheusInference(
+        api.query,
+        api.query_range,
+        prom.url,
+        window=3.0,
+        interval=1.0,
+        history_length=8,
+        history_points=2 * series + series // 2,  # room for two rounds, not three
+    )
+    await read_first_round(inference, api)
+    assert len(inference.snapshot().rounds) == 1 + 2
+
+
+async def test_an_endpoint_history_prometheus_refuses_leaves_the_live_round(
+    prom: PromServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    await scraped_for(prom, 4)
+    api = PrometheusCollector(prom.url)
+    # More steps than Prometheus answers (11,000 a series): the history is refused.
+    inference = PrometheusInference(
+        api.query,
+        api.query_range,
+        prom.url,
+        window=3.0,
+        interval=1.0,
+        history_length=20_000,
+        history_points=10**9,
+    )
+    await read_first_round(inference, api)
+    snapshot = inference.snapshot()
+    (live,) = snapshot.rounds
+    assert live.pods and not snapshot.failures
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning.startswith("endpoint history not read from Prometheus: HTTP 400: bad_data:")
+    assert "11,000 points" in warning
 
 
 # -- the rollback fixes it (last: it changes the cluster) ----------------------------------------

@@ -73,11 +73,14 @@ class InferenceSnapshot:
 @dataclass(frozen=True, slots=True)
 class RoundRead:
     """What one round read: the pods' traffic since the previous round (None: nothing to compare
-    with yet), how many sources it asked, and the ones that failed (source -> why)."""
+    with yet), how many sources it asked, and the ones that failed (source -> why). ``earlier``
+    are rounds from before this one, oldest first, that the source kept (Prometheus's history,
+    read on start) and that go into the history ahead of it."""
 
     pods: dict[PodKey, PodTraffic] | None
     sources: int
     failures: dict[str, str] = field(default_factory=dict)
+    earlier: tuple[InferenceRound, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +172,7 @@ class InferenceCollector(Periodic):
         nothing: the data's age keeps counting from the last round that read something."""
         read = await self.read_round()
         now = time.time()
+        self._rounds.extend(read.earlier)
         if read.pods is not None:
             self._rounds.append(InferenceRound(now, read.pods))
         failed_all = read.sources > 0 and len(read.failures) >= read.sources
