@@ -34,6 +34,7 @@ from backend.telemetry.prometheus_api import PrometheusCollector
 from bench.backend_bench import RESULTS, start_sandbox
 from tests.prom_fixture import (
     EXPORTER_SELECTOR,
+    PromServer,
     exporter_scrape_config,
     pod_scrape_config,
     running_prometheus,
@@ -118,14 +119,33 @@ async def time_inference_rounds(url: str, rounds: int) -> list[tuple[float, floa
     return out
 
 
-def inference_main(kubeconfig: Path, rounds: int) -> dict[str, Any]:
+def wait_scraped(prom: PromServer, targets: int, what: str) -> None:
+    started = time.perf_counter()
+    prom.wait_for("up == 1", targets, timeout=300.0)
+    print(f"Prometheus scraped all {targets} {what} in {time.perf_counter() - started:.1f} s")
+
+
+def gpu_rounds(kubeconfig: Path, rounds: int) -> dict[str, Any]:
+    job, exporters = exporter_job(kubeconfig)
+    with running_prometheus([job]) as prom:
+        wait_scraped(prom, exporters, "exporters")
+        timings = asyncio.run(time_rounds(prom.url, rounds))
+    walls = [wall for wall, _, _ in timings]
+    return {
+        "exporters": exporters,
+        "gpus": timings[-1][2],
+        "first_round_s": round(walls[0], 2),  # with the history's query_range
+        "round_median_s": round(statistics.median(walls[1:] or walls), 2),
+        "round_max_s": round(max(walls), 2),
+        "round_cpu_median_s": round(statistics.median(cpu for _, cpu, _ in timings), 2),
+        "rounds": [round(w, 2) for w in walls],
+    }
+
+
+def inference_rounds(kubeconfig: Path, rounds: int) -> dict[str, Any]:
     job, targets = model_server_job(kubeconfig)
     with running_prometheus([job]) as prom:
-        started = time.perf_counter()
-        prom.wait_for("up == 1", targets, timeout=300.0)
-        print(
-            f"Prometheus scraped all {targets} model servers in {time.perf_counter() - started:.1f} s"
-        )
+        wait_scraped(prom, targets, "model servers")
         time.sleep(105.0)  # the window (30 s) and 5 rounds (15 s) of history
         timings = asyncio.run(time_inference_rounds(prom.url, rounds))
     walls = [wall for wall, _, _ in timings]
@@ -147,39 +167,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="opsconsole-prom-bench-"))
     sandbox, kubeconfig, _ = start_sandbox("large", workdir)
-    if args.inference:
-        try:
-            result = inference_main(kubeconfig, args.rounds)
-        finally:
-            sandbox.terminate()
-        print(json.dumps(result, indent=2))
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "prometheus_inference.json").write_text(json.dumps(result, indent=2) + "\n")
-        return 0
     try:
-        job, exporters = exporter_job(kubeconfig)
-        with running_prometheus([job]) as prom:
-            started = time.perf_counter()
-            prom.wait_for("up == 1", exporters, timeout=120.0)
-            print(
-                f"Prometheus scraped all {exporters} exporters in {time.perf_counter() - started:.1f} s"
-            )
-            timings = asyncio.run(time_rounds(prom.url, args.rounds))
+        if args.inference:
+            result, name = inference_rounds(kubeconfig, args.rounds), "prometheus_inference.json"
+        else:
+            result, name = gpu_rounds(kubeconfig, args.rounds), "prometheus.json"
     finally:
         sandbox.terminate()
-    walls = [wall for wall, _, _ in timings]
-    result = {
-        "exporters": exporters,
-        "gpus": timings[-1][2],
-        "first_round_s": round(walls[0], 2),  # with the history's query_range
-        "round_median_s": round(statistics.median(walls[1:] or walls), 2),
-        "round_max_s": round(max(walls), 2),
-        "round_cpu_median_s": round(statistics.median(cpu for _, cpu, _ in timings), 2),
-        "rounds": [round(w, 2) for w in walls],
-    }
     print(json.dumps(result, indent=2))
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "prometheus.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n")
     return 0
 
 

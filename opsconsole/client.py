@@ -35,6 +35,7 @@ from backend.schemas import (
     ChangePlan,
     ChangeRefused,
     CostReport,
+    EndpointHealth,
     FleetNotReady,
     Gpu,
     Node,
@@ -299,6 +300,18 @@ class BackendClient:
             tenant=tenant, kind=kind, status=status, q=q, sort=sort, offset=offset, limit=limit
         )
         return await self._get("/workloads", Page[Workload], params)
+
+    async def endpoints(
+        self,
+        *,
+        tenant: str | None = None,
+        q: str | None = None,
+        sort: str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> Page[EndpointHealth]:
+        params = _params(tenant=tenant, q=q, sort=sort, offset=offset, limit=limit)
+        return await self._get("/endpoints", Page[EndpointHealth], params)
 
     async def workload(self, namespace: str, kind: str, name: str) -> WorkloadDetail:
         path = f"/workloads/{_segment(namespace)}/{_segment(kind)}/{_segment(name)}"

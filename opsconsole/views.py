@@ -14,6 +14,7 @@ from textual.screen import Screen
 
 from opsconsole.screens.alerts import AlertsScreen
 from opsconsole.screens.audit import AuditScreen
+from opsconsole.screens.endpoints import EndpointsScreen
 from opsconsole.screens.gpus import GpusScreen, NodesScreen
 from opsconsole.screens.listing import ListScreen
 from opsconsole.screens.node_detail import NodeDetailScreen
@@ -122,6 +123,16 @@ VIEWS: tuple[View, ...] = (
         lambda _: AlertsScreen(),
         help="firing, pending and recently resolved alerts",
         key="7",
+    ),
+    View(
+        "endpoints",
+        "Endpoints",
+        EndpointsScreen,
+        EndpointsScreen,
+        help="model endpoints, the worst first: requests, errors, latency; of one tenant if given",
+        key="8",
+        arg="tenant",
+        keys_group=LIST_KEYS,
     ),
     View(
         "tenant",

@@ -16,7 +16,7 @@ def test_every_view_with_a_key_is_bound_on_the_app() -> None:
         if view.key:
             binding = bindings[view.key]
             assert (binding.action, binding.description) == (f"goto('{view.name}')", view.title)
-    assert [k for k in bindings if k.isdigit()] == ["1", "2", "3", "4", "5", "6", "7"]
+    assert [k for k in bindings if k.isdigit()] == ["1", "2", "3", "4", "5", "6", "7", "8"]
 
 
 def test_every_view_that_opens_on_its_own_is_a_command() -> None:

@@ -1,5 +1,6 @@
 """Endpoint health: the sandbox's model servers, the backend reading them by scraping and through
-a real Prometheus, the bad revision and its recovery after a rollback through the API."""
+a real Prometheus, the console's list of endpoints, the bad revision and its recovery after a
+rollback through the API."""
 
 from __future__ import annotations
 
@@ -24,9 +25,10 @@ from backend.main import RunningBackend
 from backend.sandbox.clock import Clock
 from backend.sandbox.modelserver import BadRevisions, Handler, ModelServers
 from backend.sandbox.store import INFERENCE_SERVICE, POD, JsonObject, Store
+from backend.schemas import EndpointHealth
 from backend.service import Backend as Service
 from backend.settings import Settings
-from backend.telemetry.inference import PodTraffic
+from backend.telemetry.inference import InferenceSnapshot, PodTraffic
 from backend.telemetry.inference_prometheus import (
     PrometheusInference,
     pod_traffic,
@@ -38,8 +40,13 @@ from backend.telemetry.inference_scrape import (
     model_server_ports,
 )
 from backend.telemetry.prometheus_api import PrometheusCollector
+from opsconsole.app import OpsConsoleApp
+from opsconsole.screens.endpoints import EndpointsScreen
+from opsconsole.screens.workload_detail import WorkloadDetailScreen
+from opsconsole.settings import ConsoleSettings
 from tests.conftest import SEED
 from tests.prom_fixture import PromServer, pod_scrape_config, running_prometheus
+from tests.support.console import screen_text, wait_for
 from tests.support.sandbox import SandboxThread, sandbox_ca, tls_context
 from tests.support.tokens import admin_headers, bearer, issue_token
 
@@ -391,6 +398,66 @@ def test_the_source_follows_the_telemetry_mode(sandbox: SandboxThread) -> None:
     assert source(inference_metrics=False) is None
 
 
+# -- the console's list of endpoints --------------------------------------------------------------
+@pytest.fixture
+def bad_release_slo(sandbox: SandboxThread) -> Iterator[None]:
+    """The bad release's p99 objective: 1 s, which its p99 is far over."""
+    api = kubernetes.client.AppsV1Api(
+        kubernetes.config.new_client_from_config(config_file=str(sandbox.kubeconfig_path))
+    )
+
+    def annotate(value: str | None) -> None:
+        body = {"metadata": {"annotations": {SLO_P99_ANNOTATION: value}}}
+        api.patch_namespaced_deployment(BAD[2], BAD[1], body)
+
+    annotate("1")
+    yield
+    annotate(None)
+
+
+async def test_the_console_lists_the_endpoints_the_worst_first(
+    bad_release_slo: None, scraping: Backend
+) -> None:
+    endpoints = scraping.endpoints(rounds=3)
+    assert endpoints[0]["slo_p99_seconds"] == 1.0
+    cells = {column.header: column.get for column in EndpointsScreen().columns()}
+    token = issue_token(scraping.database_url, "carol", "admin")
+    settings = ConsoleSettings(backend=scraping.url, operator="carol", token=token)
+    app = OpsConsoleApp(settings, backend_url=scraping.url)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("8")
+        await wait_for(pilot, lambda: isinstance(app.screen, EndpointsScreen), "the list")
+        screen = app.screen
+        assert isinstance(screen, EndpointsScreen)
+        await wait_for(pilot, lambda: screen.table.item_at(0) is not None, "the rows")
+        assert screen.table.total == len(endpoints)
+        worst = screen.table.item_at(0)
+        assert worst is not None
+        assert (worst.kind.value, worst.namespace, worst.name) == BAD
+        text = screen_text(app)
+        assert f"Endpoints  {len(endpoints)} rows" in text
+        assert "team-g/llama-8b-prod" in text.splitlines()[2]  # under the title and the header
+        assert "%" in text.splitlines()[2], "its error rate"
+        slo = cells["SLO"](worst)
+        assert slo.plain == "1.00s" and slo.spans[-1].style == "bold red", "the p99 is over it"
+        healthy = next(EndpointHealth.model_validate(e) for e in endpoints[1:])
+        assert cells["SLO"](healthy).plain == "-"
+        canary = [e for e in endpoints if any(r["traffic_percent"] == 10 for r in e["revisions"])]
+        assert cells["SPLIT"](EndpointHealth.model_validate(canary[0])).plain == "10%"
+
+        # A tenant's endpoints, through the filter; Enter opens the worst one's detail.
+        await pilot.press("slash", *"team-a", "enter")
+        await wait_for(pilot, lambda: screen.table.query_text == "team-a", "the filter")
+        await wait_for(pilot, lambda: (screen.table.total or 0) > 0, "team-a's endpoints")
+        first = screen.table.item_at(0)
+        assert first is not None and first.tenant == "team-a"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, WorkloadDetailScreen), "the detail")
+        detail = app.screen
+        assert isinstance(detail, WorkloadDetailScreen)
+        assert (detail.workload_namespace, detail.workload_name) == (first.namespace, first.name)
+
+
 # -- through a real Prometheus -------------------------------------------------------------------
 def model_server_targets(sandbox: SandboxThread) -> list[tuple[str, str, int]]:
     answer = httpx.get(
@@ -450,29 +517,34 @@ async def scraped_for(prom: PromServer, seconds: int) -> None:
         await asyncio.sleep(0.5)
 
 
-async def read_first_round(inference: PrometheusInference, api: PrometheusCollector) -> None:
+WINDOW = 3.0  # seconds of traffic in a round read through Prometheus, which scrapes every 1 s
+
+
+async def first_round(prom: PromServer, history_length: int, **options: Any) -> InferenceSnapshot:
+    """What the Prometheus source publishes after its first round (rounds 1 s apart)."""
+    api = PrometheusCollector(prom.url)
+    inference = PrometheusInference(
+        api.query,
+        api.query_range,
+        prom.url,
+        window=WINDOW,
+        interval=1.0,
+        history_length=history_length,
+        **options,
+    )
     try:
         await inference.collect_once()
     finally:
         await api.stop()
+    return inference.snapshot()
 
 
 async def test_the_endpoint_history_before_the_start_comes_from_query_range(
     prom: PromServer,
 ) -> None:
-    window, history_length = 3.0, 8
+    history_length = 8
     await scraped_for(prom, history_length + 4)
-    api = PrometheusCollector(prom.url, interval=1.0)
-    inference = PrometheusInference(
-        api.query,
-        api.query_range,
-        prom.url,
-        window=window,
-        interval=1.0,
-        history_length=history_length,
-    )
-    await read_first_round(inference, api)
-    snapshot = inference.snapshot()
+    snapshot = await first_round(prom, history_length)
     assert not snapshot.failures
     *past, live = snapshot.rounds
     assert len(past) == history_length - 1, "one round read, yet a full history"
@@ -483,8 +555,8 @@ async def test_the_endpoint_history_before_the_start_comes_from_query_range(
     api = PrometheusCollector(prom.url)
     try:
         for round_ in past[:-2]:
-            vectors = [await api.query(q, round_.at) for q in traffic_queries(window)]
-            assert round_.pods == pod_traffic(vectors, window)
+            vectors = [await api.query(q, round_.at) for q in traffic_queries(WINDOW)]
+            assert round_.pods == pod_traffic(vectors, WINDOW)
     finally:
         await api.stop()
     bad = [t for (ns, pod), t in past[0].pods.items() if (ns, pod.rsplit("-", 2)[0]) == BAD[1:]]
@@ -493,38 +565,18 @@ async def test_the_endpoint_history_before_the_start_comes_from_query_range(
 
 async def test_the_history_read_on_start_is_bounded_by_its_points(prom: PromServer) -> None:
     await scraped_for(prom, 10)
-    api = PrometheusCollector(prom.url)
-    series = sum([len(await api.query(q, time.time())) for q in traffic_queries(3.0)])
-    inference = PrometheusInference(
-        api.query,
-        api.query_range,
-        prom.url,
-        window=3.0,
-        interval=1.0,
-        history_length=8,
-        history_points=2 * series + series // 2,  # room for two rounds, not three
-    )
-    await read_first_round(inference, api)
-    assert len(inference.snapshot().rounds) == 1 + 2
+    series = sum(len(prom.query(q)) for q in traffic_queries(WINDOW))
+    room = 2 * series + series // 2  # for two rounds, not three
+    snapshot = await first_round(prom, 8, history_points=room)
+    assert len(snapshot.rounds) == 1 + 2
 
 
 async def test_an_endpoint_history_prometheus_refuses_leaves_the_live_round(
     prom: PromServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     await scraped_for(prom, 4)
-    api = PrometheusCollector(prom.url)
     # More steps than Prometheus answers (11,000 a series): the history is refused.
-    inference = PrometheusInference(
-        api.query,
-        api.query_range,
-        prom.url,
-        window=3.0,
-        interval=1.0,
-        history_length=20_000,
-        history_points=10**9,
-    )
-    await read_first_round(inference, api)
-    snapshot = inference.snapshot()
+    snapshot = await first_round(prom, 20_000, history_points=10**9)
     (live,) = snapshot.rounds
     assert live.pods and not snapshot.failures
     (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]

@@ -28,6 +28,7 @@ from backend.k8s.annotations import CHANGE_CAUSE_ANNOTATION, REVISION_ANNOTATION
 from opsconsole.app import OpsConsoleApp
 from opsconsole.screens.alerts import AlertsScreen
 from opsconsole.screens.audit import AuditRecordScreen, AuditScreen
+from opsconsole.screens.endpoints import EndpointsScreen
 from opsconsole.screens.full_text import FullTextScreen
 from opsconsole.screens.gpus import GpusScreen, NodesScreen
 from opsconsole.screens.node_detail import NodeDetailScreen
@@ -112,6 +113,9 @@ async def test_hostile_text_in_every_screen_at_80x24(tmp_path: Path) -> None:
 
             await pilot.press("7")
             await show(pilot, app, AlertsScreen, "rollout_stuck", f"team-a/{WORKLOAD_SHOWN}")
+
+            await pilot.press("8")
+            await show(pilot, app, EndpointsScreen, f"team-a/{WORKLOAD_SHOWN}")
 
             app.action_show_tenant(TENANT)
             await show(pilot, app, TenantDetailScreen, WORKLOAD_SHOWN)

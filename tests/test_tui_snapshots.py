@@ -55,6 +55,7 @@ SCREEN_NAMES = [
     "quota",
     "quota-plan",
     "alerts",
+    "endpoints",
 ]
 
 

@@ -200,3 +200,21 @@ class ListScreen(Screen[None]):
         self._last_filter = time.monotonic()
         self.table.set_query(value.strip() or None)
         self._update_title()
+
+
+class TenantListScreen(ListScreen):
+    """A list of every tenant's rows, or of one tenant's (``:workloads team-a``): the server is
+    asked for that tenant's, and the title names it after ``list_name``."""
+
+    list_name = ""
+
+    def __init__(self, tenant: str | None = None) -> None:
+        super().__init__()
+        self.tenant = tenant or None
+
+    def heading(self) -> Text:
+        heading = Text(self.list_name, style="bold")
+        if self.tenant:
+            heading.append(" of ")
+            heading.append_text(literal(self.tenant, style="bold"))
+        return heading

@@ -8,7 +8,7 @@ from rich.text import Text
 
 from backend.schemas import Page, Workload, WorkloadKind
 from opsconsole import format as fmt
-from opsconsole.screens.listing import ListScreen
+from opsconsole.screens.listing import TenantListScreen
 from opsconsole.shell import shell
 from opsconsole.text import literal
 from opsconsole.widgets.virtual_table import Column
@@ -58,14 +58,11 @@ COLUMNS = [
 ]
 
 
-class WorkloadsScreen(ListScreen):
+class WorkloadsScreen(TenantListScreen):
     """All workloads, or one tenant's (``:workloads team-a``)."""
 
+    list_name = "Workloads"
     default_sort = "name"
-
-    def __init__(self, tenant: str | None = None) -> None:
-        super().__init__()
-        self.tenant = tenant or None
 
     def columns(self) -> list[Column]:
         return COLUMNS
@@ -77,13 +74,6 @@ class WorkloadsScreen(ListScreen):
         return await client.workloads(
             tenant=self.tenant, q=q, sort=sort, offset=offset, limit=limit
         )
-
-    def heading(self) -> Text:
-        title = Text("Workloads", style="bold")
-        if self.tenant:
-            title.append(" of ")
-            title.append_text(literal(self.tenant, style="bold"))
-        return title
 
     def open_item(self, item: Workload) -> None:
         shell(self.app).action_show_workload(item.namespace, item.kind.value, item.name)

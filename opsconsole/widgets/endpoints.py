@@ -78,7 +78,7 @@ def points(values: Sequence[float | None]) -> list[float]:
     return [v or 0.0 for v in values]
 
 
-def _freshness(widget: Widget) -> DataFreshness | None:
+def freshness_of(widget: Widget) -> DataFreshness | None:
     """The backend's last word on its data (``/info``), as the console keeps it."""
     info = shell(widget.app).connection.info
     return None if info is None else info.freshness
@@ -141,7 +141,7 @@ class EndpointHealthPanel(Vertical):
         self.display = endpoint is not None
         if endpoint is None:
             return
-        set_subtitle(self, scrape_trouble(_freshness(self)))
+        set_subtitle(self, scrape_trouble(freshness_of(self)))
         names = ["", *(r.revision for r in endpoint.revisions)]
         if names != self._rows:
             self._rows = names
@@ -178,7 +178,7 @@ class WorstEndpoints(PanelTable):
         lines for what there is)."""
         self._endpoints = list(endpoints)
         self.display = bool(endpoints)
-        set_subtitle(self, scrape_trouble(_freshness(self)))
+        set_subtitle(self, scrape_trouble(freshness_of(self)))
         rows: list[tuple[Text | str, ...]] = [
             (
                 literal(f"{e.namespace}/{e.name}", "bold"),

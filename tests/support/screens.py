@@ -192,6 +192,7 @@ def screens(subjects: Subjects) -> dict[str, Callable[[OpsConsoleApp], None]]:
         out["node"] = lambda app: app.action_show_node(node)
     out["quota"] = lambda app: app.action_goto("quota")
     out["alerts"] = lambda app: app.action_goto("alerts")
+    out["endpoints"] = lambda app: app.action_goto("endpoints")
     if subjects.quota_grant:
         grant = subjects.quota_grant
 
