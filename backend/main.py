@@ -77,6 +77,7 @@ def serve_app(settings: Settings, backend: Backend) -> FastAPI:
         backend,
         allowed_hosts=allowed_host_names(settings.host, settings.allowed_hosts),
         auth_failures=FailureLimiter(settings.auth_failure_limit, settings.auth_failure_window),
+        requests=backend.requests,
     )
 
 

@@ -47,6 +47,7 @@ from backend.fleet.stepping import step_towards
 from backend.garbage import FleetGarbage
 from backend.identity.authenticate import TokenAuthenticator
 from backend.identity.tokens import TokenStore
+from backend.reads_first import RequestsInFlight
 from backend.schemas import BackendInfo, DataFreshness, KindFreshness, TelemetryFailure
 from backend.settings import Settings
 from backend.telemetry.base import RoundCollector, TelemetrySnapshot, TelemetryUnavailable
@@ -128,6 +129,8 @@ class Backend:
         self._model_task: asyncio.Task[None] | None = None
         self._recovery_task: asyncio.Task[None] | None = None
         self.garbage = garbage or FleetGarbage(freeze=settings.gc_freeze)
+        # Counted by the HTTP app; a model update gives way to them.
+        self.requests = RequestsInFlight(budget=settings.model_pause_budget)
         self._started = False
 
     # -- telemetry -----------------------------------------------------------------------------
@@ -449,7 +452,8 @@ class Backend:
         """``_build``, with the cost answers that requests asked of the previous model rendered
         before it is published (those requests then only copy bytes)."""
         previous = self._model
-        model, applied = self._build(cluster, changed, telemetry, inference)
+        with self.requests.giving_way():
+            model, applied = self._build(cluster, changed, telemetry, inference)
         if previous is not None:
             prerender_cost(model, self.quota_usage, self.cost_basis, previous)
         return model, applied
@@ -459,7 +463,7 @@ class Backend:
         shows what was just written into it; at most ``timeout`` seconds (a model that cannot
         be built must not hold the answer to a change that was made)."""
         version = self.cache.version
-        with contextlib.suppress(TimeoutError):
+        with contextlib.suppress(TimeoutError), self.requests.set_aside():
             async with asyncio.timeout(timeout), self._model_built:
                 await self._model_built.wait_for(lambda: self._model_version >= version)
 

@@ -132,6 +132,12 @@ class Settings(BaseSettings):
     )
     history_length: int = Field(60, ge=1)
     model_debounce: float = Field(0.1, ge=0)
+    model_pause_budget: float = Field(
+        0.25,
+        ge=0,
+        description="Seconds a fleet model update may pause in all for requests in flight "
+        "(0: never): how much later the model may be under a steady load of reads.",
+    )
     audit_namespace: str = Field(
         "opsconsole",
         description="The backend's own namespace: the audit head's ConfigMap is kept there.",

@@ -681,6 +681,7 @@ def test_model_server_scrape_failures_are_served_with_the_true_age(
         metrics = httpx.get(scraping.url + "/metrics", headers=scraping.headers).text
         assert f"opsconsole_inference_sources {float(len(pods))}" in metrics
         assert f"opsconsole_inference_errors {float(len(broken))}" in metrics
+        assert "opsconsole_http_requests_in_flight 1.0" in metrics  # the served app counts
 
         sandbox.call(setattr, sandbox.sandbox.store, "proxy_handler", handler)
         _failing_metrics(sandbox, lambda pod: bool(model_server_ports(pod)))

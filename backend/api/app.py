@@ -31,6 +31,7 @@ from backend.api.quotas import router as quotas_router
 from backend.api.routes import NoFleetYet
 from backend.api.routes import router as fleet_router
 from backend.identity.limiter import FailureLimiter
+from backend.reads_first import CountRequests, RequestsInFlight
 from backend.schemas import API_PREFIX, AlertState, ApiErrorBody, BackendInfo
 from backend.version import VERSION
 
@@ -131,10 +132,12 @@ def create_app(
     *,
     allowed_hosts: Iterable[str] = LOOPBACK_NAMES,
     auth_failures: FailureLimiter | None = None,
+    requests: RequestsInFlight | None = None,
 ) -> FastAPI:
     """The HTTP app serving ``source`` (which the caller starts and stops). Every route but the
     probes needs a bearer token; requests for other host names than ``allowed_hosts`` (``*``:
-    any) are refused; ``auth_failures`` limits failed authentications per client address."""
+    any) are refused; ``auth_failures`` limits failed authentications per client address;
+    ``requests`` counts the requests in flight (for the model's worker to give way to them)."""
     app = FastAPI(
         title="opsconsole backend",
         version=VERSION,
@@ -145,9 +148,11 @@ def create_app(
     )
     app.state.source = source
     app.state.auth_failures = auth_failures or FailureLimiter()
-    metrics = ApiMetrics(source)
+    metrics = ApiMetrics(source, requests)
     app.add_middleware(HostCheckMiddleware, allowed=frozenset(allowed_hosts))
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    if requests is not None:
+        app.add_middleware(CountRequests, requests=requests)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(NoFleetYet, _no_fleet_yet)

@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 
 from backend.api.protocols import ServedSource
 from backend.cputime import spent
+from backend.reads_first import RequestsInFlight
 from backend.schemas import Alert
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -101,6 +102,26 @@ class BackendCollector(Collector):
         yield _work_cpu()
 
 
+class RequestsCollector(Collector):
+    """The requests being answered, and how long the fleet model paused for them."""
+
+    def __init__(self, requests: RequestsInFlight) -> None:
+        self.requests = requests
+
+    def collect(self) -> Iterator[Any]:
+        yield _gauge(
+            "opsconsole_http_requests_in_flight",
+            "HTTP requests being answered.",
+            self.requests.count,
+        )
+        paused = CounterMetricFamily(
+            "opsconsole_model_paused_seconds",
+            "Seconds the fleet model's worker paused for requests in flight.",
+        )
+        paused.add_metric([], self.requests.paused_seconds)
+        yield paused
+
+
 def _alerts(current: Iterable[Alert]) -> GaugeMetricFamily:
     """Current alerts per rule and state (resolved: in the last hour)."""
     family = GaugeMetricFamily(
@@ -135,7 +156,7 @@ def _age(value: float | None) -> float:
 class ApiMetrics:
     """The registry of one app, and the request-latency histogram the middleware feeds."""
 
-    def __init__(self, source: ServedSource) -> None:
+    def __init__(self, source: ServedSource, requests: RequestsInFlight | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.latency = Histogram(
             "opsconsole_http_request_duration_seconds",
@@ -145,6 +166,8 @@ class ApiMetrics:
             registry=self.registry,
         )
         self.registry.register(BackendCollector(source))
+        if requests is not None:
+            self.registry.register(RequestsCollector(requests))
         ProcessCollector(registry=self.registry)  # process_resident_memory_bytes, CPU, fds
 
     def render(self) -> tuple[bytes, str]:

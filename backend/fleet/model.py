@@ -42,6 +42,7 @@ from backend.fleet.problems import (
 from backend.fleet.query import Filter, Table
 from backend.fleet.quotas import model_totals
 from backend.fleet.revisions import RevisionTemplates, revision_templates
+from backend.reads_first import give_way
 from backend.schemas import (
     DataFreshness,
     EndpointHealth,
@@ -94,7 +95,9 @@ class FleetModel:
             rows, previous.workloads if previous else None
         )
         self.nodes: Table[Node] = _node_table(nodes, previous.nodes if previous else None)
+        give_way()
         self.gpus: Table[Gpu] = _gpu_table(gpus, previous.gpus if previous else None)
+        give_way()
         self.inference = inference
         self.endpoints: Table[EndpointHealth]
         self._endpoints_by_key: dict[tuple[str, str, str], EndpointHealth]
@@ -105,6 +108,7 @@ class FleetModel:
             endpoints = build_endpoints(records, parts.index, inference, parts.holders, kept)
             self.endpoints = _endpoint_table(endpoints)
             self._endpoints_by_key = {(e.namespace, e.kind.value, e.name): e for e in endpoints}
+            give_way()
         self._tenants_by_name = parts.tenants
         self._nodes_by_name = {n.name: n for n in nodes}
         self._records = parts.records

@@ -52,11 +52,13 @@ from backend.fleet.workloads import (
     workload_record,
     workloads_of,
 )
+from backend.reads_first import give_way
 from backend.schemas import Gpu, Node, Problem, QuotaRow, Tenant
 
 ChangedKey = tuple[str, tuple[str, str]]  # kind plural, (namespace, name)
 PodKey = tuple[str, str]  # (namespace, name)
 FULL_BUILD_KINDS = frozenset({"namespaces", "resourceflavors"})
+NODES_BETWEEN_PAUSES = 16  # ~3-5 ms of work on the large fleet between two ``give_way``
 _WORKLOAD_KINDS = {plural: kind.value for kind, plural in KIND_PLURALS.items()}
 
 
@@ -110,10 +112,11 @@ def build_parts(cluster: ClusterObjects, telemetry: TelemetryLike, rules: GpuRul
     holders = pod_holders(records.values())
     owners_of = {pod: holder_label(keys) for pod, keys in holders.items()}
     history = mapping(getattr(telemetry, "history", None))
-    nodes = {
-        name: _node_parts(name, index, samples.get(name, []), owners_of, history, rules)
-        for name in node_order(set(index.nodes) | set(samples))
-    }
+    nodes = {}
+    for done, name in enumerate(node_order(set(index.nodes) | set(samples)), 1):
+        if done % NODES_BETWEEN_PAUSES == 0:
+            give_way()
+        nodes[name] = _node_parts(name, index, samples.get(name, []), owners_of, history, rules)
     gpus = [gpu for part in nodes.values() for gpu in part.gpus]
     tenants = _sorted(tenant_rows(index, records.values(), gpus, tenant_names(index)))
     return FleetParts(
@@ -156,9 +159,13 @@ def update_parts(
             if obj is not None:
                 step.touched(kind, obj)
     step.update_records()
+    give_way()
     step.update_telemetry()
+    give_way()
     step.update_nodes()
+    give_way()
     step.update_tenants()
+    give_way()
     return step.parts()
 
 
@@ -342,7 +349,9 @@ class _Step:
         nodes = dict(self.nodes)
         history = mapping(getattr(self.telemetry, "history", None))
         added = False
-        for name in self.dirty_nodes:
+        for done, name in enumerate(self.dirty_nodes, 1):
+            if done % NODES_BETWEEN_PAUSES == 0:
+                give_way()
             before = nodes.get(name)
             samples = self.samples.get(name, [])
             after = None
