@@ -91,6 +91,3 @@ class EndpointsScreen(TenantListScreen):
         if trouble:
             heading.append(f"  {trouble}", style="yellow")
         return heading
-
-    def open_item(self, item: EndpointHealth) -> None:
-        shell(self.app).action_show_workload(item.namespace, item.kind.value, item.name)

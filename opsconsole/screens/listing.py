@@ -204,7 +204,8 @@ class ListScreen(Screen[None]):
 
 class TenantListScreen(ListScreen):
     """A list of every tenant's rows, or of one tenant's (``:workloads team-a``): the server is
-    asked for that tenant's, and the title names it after ``list_name``."""
+    asked for that tenant's, and the title names it after ``list_name``. Each row names a
+    workload (namespace, kind, name), which Enter opens."""
 
     list_name = ""
 
@@ -218,3 +219,6 @@ class TenantListScreen(ListScreen):
             heading.append(" of ")
             heading.append_text(literal(self.tenant, style="bold"))
         return heading
+
+    def open_item(self, item: Any) -> None:
+        shell(self.app).action_show_workload(item.namespace, item.kind.value, item.name)

@@ -74,6 +74,3 @@ class WorkloadsScreen(TenantListScreen):
         return await client.workloads(
             tenant=self.tenant, q=q, sort=sort, offset=offset, limit=limit
         )
-
-    def open_item(self, item: Workload) -> None:
-        shell(self.app).action_show_workload(item.namespace, item.kind.value, item.name)
