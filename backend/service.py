@@ -19,7 +19,7 @@ import contextlib
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,7 +153,7 @@ class Backend:
                 verify=str(s.prometheus_ca_file) if s.prometheus_ca_file else True,
             )
         discovery = ExporterDiscovery(
-            pods=lambda: self.cache.objects("pods").values(),
+            pods=self._pods,
             selector=s.dcgm_selector,
             port=s.dcgm_port,
             namespaces=tuple(s.dcgm_namespaces),
@@ -221,8 +221,10 @@ class Backend:
             return tls_files(self.access.api_client)
         return True
 
-    def _pods(self) -> Iterable[Mapping[str, Any]]:
-        return self.cache.objects("pods").values()
+    def _pods(self) -> list[Mapping[str, Any]]:
+        """Every pod, as a list taken at once: the telemetry rounds look for their targets among
+        them in a thread, while the event loop applies the watches' changes to the cache."""
+        return list(self.cache.objects("pods").values())
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:

@@ -8,6 +8,7 @@ import asyncio
 import itertools
 import math
 import statistics
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -36,6 +37,7 @@ from backend.telemetry.inference_prometheus import (
 )
 from backend.telemetry.inference_scrape import (
     ScrapedInference,
+    direct_urls,
     model_server_pods,
     model_server_ports,
 )
@@ -396,6 +398,23 @@ def test_the_source_follows_the_telemetry_mode(sandbox: SandboxThread) -> None:
     assert isinstance(prometheus, PrometheusInference) and prometheus.window == 30
     assert source(telemetry_mode="urls") is None
     assert source(inference_metrics=False) is None
+
+
+async def test_the_model_servers_are_looked_for_in_a_thread() -> None:
+    """Finding the model servers looks at every pod of the fleet: not on the event loop."""
+    asked_in: list[threading.Thread] = []
+
+    def pods() -> list[JsonObject]:
+        asked_in.append(threading.current_thread())
+        return []
+
+    source = ScrapedInference(pods, direct_urls)
+    try:
+        await source.collect_once()
+    finally:
+        await source.stop()
+    assert asked_in and threading.main_thread() not in asked_in
+    assert source.snapshot().sources == 0
 
 
 # -- the console's list of endpoints --------------------------------------------------------------

@@ -16,7 +16,7 @@ import httpx
 from backend.api.app import create_app
 from backend.fleet import build_fleet_model
 from backend.fleet.model import update_fleet_model
-from backend.reads_first import RequestsInFlight, give_way
+from backend.reads_first import RequestsInFlight, give_way, in_turns
 from tests.support.backend import InMemorySource
 from tests.support.synthetic_fleet import FleetBuilder
 from tests.support.tokens import bearer
@@ -140,3 +140,13 @@ async def test_the_app_counts_the_requests_in_flight() -> None:
     assert "opsconsole_http_requests_in_flight 1.0" in metrics
     assert "opsconsole_model_paused_seconds_total 0.0" in metrics
     assert requests.count == 0
+
+
+async def test_in_turns_gives_slices_of_the_size_asked_for() -> None:
+    assert [list(s) async for s in in_turns(list(range(10)), 4)] == [
+        [0, 1, 2, 3],
+        [4, 5, 6, 7],
+        [8, 9],
+    ]
+    nothing: list[int] = []
+    assert [s async for s in in_turns(nothing, 4)] == []

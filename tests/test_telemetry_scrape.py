@@ -6,15 +6,25 @@ import asyncio
 import os
 import signal
 import ssl
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import certifi
 import pytest
 
-from backend.telemetry.base import TelemetrySnapshot
+from backend.telemetry.base import GPUS_PER_TURN, TelemetrySnapshot
+from backend.telemetry.dcgm import GpuSample
 from backend.telemetry.history import UtilizationHistory
-from backend.telemetry.pages import WORKER_NICENESS, WorkerPages, tls_verification
+from backend.telemetry.pages import (
+    GROUPS_PER_SLICE,
+    WORKER_NICENESS,
+    PageGroup,
+    PageResult,
+    WorkerPages,
+    tls_verification,
+)
 from backend.telemetry.scrape import ScrapeTarget, TelemetryCollector
 from tests.support.exporters import Exporters, running_exporters
 
@@ -90,6 +100,111 @@ async def test_the_worker_reads_at_a_lower_cpu_priority_than_the_backend(
     finally:
         await collector.stop()
     assert collector.snapshot().samples["GPU-node-a-0"].utilization == 10.0
+
+
+async def test_a_worker_round_of_several_slices_comes_back_whole_and_in_order(
+    exporters: Exporters,
+) -> None:
+    """The worker sends its results in slices of GROUPS_PER_SLICE exporters: two full slices
+    and one of a single exporter, with failures among them, each result still its target's."""
+    count = 2 * GROUPS_PER_SLICE + 1
+    for n in range(count):
+        exporters.responses[f"/{n}"] = (200, exporter_text(f"node-{n}", n, gpus=1))
+    failing = {5, GROUPS_PER_SLICE, count - 1}  # in the first, second and last slice
+    for n in failing:
+        exporters.responses[f"/{n}"] = (503, "busy")
+    targets = [exporters.target(f"/{n}") for n in range(count)]
+    collector = TelemetryCollector(lambda: targets, in_worker=True)
+    try:
+        await collector.scrape_once()
+    finally:
+        await collector.stop()
+    snapshot = collector.snapshot()
+    assert set(snapshot.failures) == {f"{exporters.url}/{n}" for n in failing}
+    read = {uuid: gpu.utilization for uuid, gpu in snapshot.samples.items()}
+    assert read == {f"GPU-node-{n}-0": float(n) for n in range(count) if n not in failing}
+
+
+class ReadyPages:
+    """Pages already read: answers at once, without a turn of the event loop."""
+
+    def __init__(self, results: list[PageResult]) -> None:
+        self.results = results
+        self.answered = False
+
+    async def read(self, groups: Sequence[PageGroup]) -> list[PageResult]:
+        self.answered = True
+        return self.results
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_large_round_lets_the_event_loop_turn_between_its_slices() -> None:
+    """A large fleet's results are taken in on the backend's event loop in slices, so that the
+    requests in flight are answered in between: once read, a turn before and after screening
+    the round, and one per GPUS_PER_TURN GPUs recorded (3 slices, 2 turns between them)."""
+    nodes = ["node-a", "node-b", "node-c"]
+    results: list[PageResult] = [
+        (
+            [
+                gpu_sample(f"GPU-{node}-{i}", node, utilization=i % 100)
+                for i in range(GPUS_PER_TURN)
+            ],
+            None,
+        )
+        for node in nodes
+    ]
+    collector = TelemetryCollector(lambda: [ScrapeTarget(f"http://{n}", node=n) for n in nodes])
+    pages = collector.pages = ReadyPages(results)
+    turns = await loop_turns_during(collector.scrape_once(), since=lambda: pages.answered)
+    assert turns == 2 + 2
+    snapshot = collector.snapshot()
+    assert len(snapshot.samples) == len(snapshot.history) == 3 * GPUS_PER_TURN
+    assert snapshot.history[f"GPU-node-c-{GPUS_PER_TURN - 1}"] == ((GPUS_PER_TURN - 1) % 100,)
+
+
+async def test_the_targets_are_looked_for_in_a_thread(exporters: Exporters) -> None:
+    """Finding the exporters looks at every pod of the fleet: not on the event loop."""
+    exporters.responses["/a"] = (200, exporter_text("node-a", 10, gpus=1))
+    asked_in: list[threading.Thread] = []
+
+    def targets() -> list[ScrapeTarget]:
+        asked_in.append(threading.current_thread())
+        return [exporters.target("/a")]
+
+    collector = TelemetryCollector(targets)
+    try:
+        await collector.scrape_once()
+    finally:
+        await collector.stop()
+    assert asked_in and threading.main_thread() not in asked_in
+    assert collector.snapshot().samples["GPU-node-a-0"].utilization == 10.0
+
+
+def gpu_sample(uuid: str, node: str, utilization: float) -> GpuSample:
+    return GpuSample(uuid, 0, node, "NVIDIA H100", None, None, None, None, utilization)
+
+
+async def loop_turns_during(work: Coroutine[Any, Any, None], since: Callable[[], bool]) -> int:
+    """How many times ``work`` let the event loop run another task once ``since()`` was true."""
+    turns = 0
+    done = False
+
+    async def count() -> None:
+        nonlocal turns
+        while not done:
+            await asyncio.sleep(0)
+            turns += since()
+
+    counter = asyncio.create_task(count())
+    await asyncio.sleep(0)  # the counter waits for its first turn
+    start = turns
+    await work
+    during = turns - start
+    done = True
+    await counter
+    return during
 
 
 def collector_error(snapshot: TelemetrySnapshot) -> str:

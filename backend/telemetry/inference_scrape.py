@@ -11,6 +11,7 @@ the pod's previous one, and an endpoint's figures cover the scrapes of the last 
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -27,7 +28,7 @@ from backend.telemetry.inference import (
     increase,
     pod_page_counters,
 )
-from backend.telemetry.pages import FetchOptions, PageGroup, Verify, page_reader
+from backend.telemetry.pages import FetchOptions, PageGroup, PageResult, Verify, page_reader
 
 KSERVE_PORT = 8080
 QUEUE_PROXY_METRICS_PORT = 9091
@@ -99,6 +100,14 @@ class ScrapedInference(InferenceCollector):
         await self.pages.close()
 
     async def read_round(self) -> RoundRead:
+        # In threads: finding the model servers looks at every pod of the fleet, and the
+        # traffic is computed for each of them: 0.1-0.2 s of CPU for the large fleet's 4,000.
+        pods, groups = await asyncio.to_thread(self._current_groups)
+        read = await self.pages.read(groups)
+        return await asyncio.to_thread(self._traffic, pods, read)
+
+    def _current_groups(self) -> tuple[list[Mapping[str, Any]], list[PageGroup]]:
+        """The model server pods now, and the pages of each."""
         pods = model_server_pods(self.pods())
         headers, proxy = {}, None
         if self.api_client is not None:  # through the API server, as the client reaches it
@@ -106,7 +115,10 @@ class ScrapedInference(InferenceCollector):
         groups = [
             PageGroup(tuple(self.urls(p)), pod_page_counters, (), headers, proxy) for p in pods
         ]
-        read = await self.pages.read(groups)
+        return pods, groups
+
+    def _traffic(self, pods: list[Mapping[str, Any]], read: list[PageResult]) -> RoundRead:
+        """Each pod's traffic since its previous scrape; the pods read become the previous."""
         now = time.monotonic()
         traffic: dict[PodKey, PodTraffic] = {}
         last: dict[PodKey, tuple[float, Counters]] = {}

@@ -125,7 +125,7 @@ class NvmlCollector(RoundCollector):
             gpus = await asyncio.to_thread(self.read_gpus)
         except pynvml.NVMLError as exc:  # the device list itself failed: keep the last round
             self.last_error = f"NVML: {exc}"
-            self._publish(
+            await self._publish(
                 dict(self._last),
                 set(),
                 sources=1,
@@ -135,7 +135,9 @@ class NvmlCollector(RoundCollector):
             return
         self.last_error = None
         self._last = {gpu.uuid: gpu for gpu in gpus}
-        self._publish(dict(self._last), set(self._last), sources=1, failures={}, started=started)
+        await self._publish(
+            dict(self._last), set(self._last), sources=1, failures={}, started=started
+        )
 
     def read_gpus(self) -> list[GpuSample]:
         """Every local GPU (and MIG instance) now; blocking, call it in a thread."""

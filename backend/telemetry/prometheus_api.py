@@ -159,13 +159,13 @@ class PrometheusCollector(RoundCollector):
             health = target_health(up)
             labels = target_labels(up)
         except PrometheusError as exc:
-            self._fail(str(exc), started)
+            await self._fail(str(exc), started)
             return
         except (KeyError, IndexError, TypeError, ValueError) as exc:
-            self._fail(f"malformed answer: {type(exc).__name__}: {exc}", started)
+            await self._fail(f"malformed answer: {type(exc).__name__}: {exc}", started)
             return
         self.last_error = None
-        self._round(by_target, health, labels, started)
+        await self._round(by_target, health, labels, started)
 
     async def _gpus(self, at: float) -> dict[Target, list[GpuSample]]:
         """Every DCGM field's series, all asked for at once and read in the fields' order as
@@ -181,13 +181,13 @@ class PrometheusCollector(RoundCollector):
             await asyncio.gather(*queries, return_exceptions=True)
         return {target: table.samples() for target, table in tables.items()}
 
-    def _fail(self, error: str, started: float) -> None:
+    async def _fail(self, error: str, started: float) -> None:
         """A round that read nothing: every GPU keeps its last sample, the age keeps counting."""
         self.last_error = error
         samples = {gpu.uuid: gpu for gpus in self._by_target.values() for gpu in gpus}
-        self._publish(samples, set(), sources=1, failures={self.url: error}, started=started)
+        await self._publish(samples, set(), sources=1, failures={self.url: error}, started=started)
 
-    def _round(
+    async def _round(
         self,
         by_target: dict[Target, list[GpuSample]],
         health: dict[Target, float],
@@ -210,12 +210,16 @@ class PrometheusCollector(RoundCollector):
         targets = list(by_target)
         reports = [(_origin(t, labels.get(t, {})), by_target[t]) for t in targets]
         owners = {gpu.uuid: gpu.node for gpus in self._by_target.values() for gpu in gpus}
+        await asyncio.sleep(0)  # the requests that came in meanwhile first (GPUS_PER_TURN)
         accepted, refused = screen(reports, owners)
+        await asyncio.sleep(0)
         self._by_target = dict(zip(targets, accepted, strict=True))
         fresh = {g.uuid for t, gpus in self._by_target.items() if t in fresh_targets for g in gpus}
         samples = {gpu.uuid: gpu for gpus in self._by_target.values() for gpu in gpus}
         failures = {**refused, **failures}
-        self._publish(samples, fresh, sources=len(targets), failures=failures, started=started)
+        await self._publish(
+            samples, fresh, sources=len(targets), failures=failures, started=started
+        )
 
     async def _read_history(self, at: float) -> None:
         """Fill the history with the utilization Prometheus kept before this round."""

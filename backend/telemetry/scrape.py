@@ -5,10 +5,11 @@ exporters behind the sandbox's pod proxy, a round cost 0.25 s of CPU with aiohtt
 httpx, whose connection pool dominated the backend's CPU at fleet scale. The pages are read and
 parsed in a worker process (``in_worker``) or in the event loop (``backend.telemetry.pages``).
 
-Targets come from a callable evaluated at the start of each round (the cluster cache knows
-which exporter pods exist now). Each target speaks only for the GPUs of its node
-(``backend.telemetry.trust``): refused samples make the target a failure of the round. A target
-may name an HTTP proxy, as a kubeconfig's ``proxy-url`` does for the API server. A failing
+Targets come from a callable evaluated in a thread at the start of each round (the cluster
+cache knows which exporter pods exist now; a callable that reads it takes its pods at once).
+Each target speaks only for the GPUs of its node (``backend.telemetry.trust``): refused samples
+make the target a failure of the round. A target may name an HTTP proxy, as a kubeconfig's
+``proxy-url`` does for the API server. A failing
 exporter does not fail the round: it is counted in ``errors`` and its GPUs keep their last
 sample, whose ``sampled_at`` then shows its age. GPUs of targets that are no longer listed are
 dropped.
@@ -16,6 +17,7 @@ dropped.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -73,8 +75,8 @@ class TelemetryCollector(RoundCollector):
     async def scrape_once(self) -> None:
         """One complete round over the current targets, then publish it."""
         started = time.monotonic()
-        targets = list({target.url: target for target in self.targets()}.values())
-        results = await self.pages.read([_group(target) for target in targets])
+        targets, groups = await asyncio.to_thread(self._current_targets)
+        results = await self.pages.read(groups)
         errors: dict[str, str] = {}
         reports: list[Report] = []
         for target, (gpus, error) in zip(targets, results, strict=True):
@@ -83,14 +85,22 @@ class TelemetryCollector(RoundCollector):
                 gpus = self._by_target.get(target.url, [])
             reports.append((target.origin(), gpus))
         owners = {gpu.uuid: gpu.node for gpus in self._by_target.values() for gpu in gpus}
+        await asyncio.sleep(0)  # the requests that came in meanwhile first (GPUS_PER_TURN)
         accepted, refused = screen(reports, owners)
+        await asyncio.sleep(0)
         by_target = {t.url: gpus for t, gpus in zip(targets, accepted, strict=True)}
         fresh = {gpu.uuid for url, gpus in by_target.items() if url not in errors for gpu in gpus}
         errors = {**refused, **errors}
         self._by_target = by_target
         self.last_errors = errors
         samples = {gpu.uuid: gpu for gpus in by_target.values() for gpu in gpus}
-        self._publish(samples, fresh, sources=len(targets), failures=errors, started=started)
+        await self._publish(samples, fresh, sources=len(targets), failures=errors, started=started)
+
+    def _current_targets(self) -> tuple[list[ScrapeTarget], list[PageGroup]]:
+        """The targets now, each URL once, and their pages (in a thread: finding the exporters
+        looks at every pod of the fleet, ~20 ms of CPU on the large one)."""
+        targets = list({target.url: target for target in self.targets()}.values())
+        return targets, [_group(target) for target in targets]
 
 
 def _group(target: ScrapeTarget) -> PageGroup:

@@ -55,32 +55,36 @@ def screen(
     """The samples of each report that its origin may give (in order, their ``node`` set to the
     origin's node where known), and why sources had samples refused.
 
-    ``owners`` is the node of each UUID accepted in the previous round."""
+    ``owners`` is the node of each UUID accepted in the previous round. A round is screened on
+    the backend's event loop: the common case (every UUID claimed by one node) costs one pass,
+    and only the UUIDs claimed by several nodes are looked at again."""
     refused: dict[str, list[str]] = defaultdict(list)
     hosted: list[list[GpuSample]] = []
+    claimed_by: dict[str, str | None] = {}
+    contested: dict[str, set[str | None]] = {}
     for origin, gpus in reports:
+        hosts = _hosts(origin)
         kept = []
         for gpu in gpus:
-            if _host_matches(gpu.node, origin):
+            if hosts is None or not gpu.node or gpu.node in hosts:
                 gpu.node = origin.node or gpu.node
                 kept.append(gpu)
+                _claim(gpu, claimed_by, contested)
             else:
                 refused[origin.source].append(f'{gpu.uuid} has host "{gpu.node}"')
         hosted.append(kept)
-    claims: dict[str, set[str | None]] = defaultdict(set)
-    for gpus in hosted:
-        for gpu in gpus:
-            claims[gpu.uuid].add(gpu.node)
-    accepted: list[list[GpuSample]] = []
-    for (origin, _), gpus in zip(reports, hosted, strict=True):
-        kept = []
-        for gpu in gpus:
-            why = _ownership_refusal(gpu, claims[gpu.uuid], owners)
-            if why is None:
-                kept.append(gpu)
-            else:
-                refused[origin.source].append(why)
-        accepted.append(kept)
+    accepted = hosted
+    if contested:
+        accepted = []
+        for (origin, _), gpus in zip(reports, hosted, strict=True):
+            kept = []
+            for gpu in gpus:
+                why = _ownership_refusal(gpu, contested.get(gpu.uuid), owners)
+                if why is None:
+                    kept.append(gpu)
+                else:
+                    refused[origin.source].append(why)
+            accepted.append(kept)
     failures = {
         origin.source: _failure(origin, refused[origin.source], len(gpus))
         for origin, gpus in reports
@@ -89,18 +93,28 @@ def screen(
     return accepted, failures
 
 
-def _host_matches(host: str | None, origin: Origin) -> bool:
-    node = origin.node
-    if node is None or not host or host in (node, origin.pod):
-        return True
-    return node.split(".", 1)[0] == host
+def _hosts(origin: Origin) -> set[str | None] | None:
+    """The host labels an origin's samples may carry; None when any will do (node unknown)."""
+    if origin.node is None:
+        return None
+    return {origin.node, origin.pod, origin.node.split(".", 1)[0]}
+
+
+def _claim(
+    gpu: GpuSample, claimed_by: dict[str, str | None], contested: dict[str, set[str | None]]
+) -> None:
+    """Note which node reports ``gpu``'s UUID; a UUID reported by several is contested."""
+    first = claimed_by.setdefault(gpu.uuid, gpu.node)
+    if first != gpu.node:
+        contested.setdefault(gpu.uuid, {first}).add(gpu.node)
 
 
 def _ownership_refusal(
-    gpu: GpuSample, claimants: set[str | None], owners: Mapping[str, str | None]
+    gpu: GpuSample, claimants: set[str | None] | None, owners: Mapping[str, str | None]
 ) -> str | None:
-    """Why ``gpu`` is not its node's to report, or None when it is."""
-    if len(claimants) == 1:
+    """Why ``gpu`` is not its node's to report (``claimants``: the nodes that reported its UUID
+    where there were several), or None when it is."""
+    if claimants is None:
         return None
     if gpu.uuid in owners:
         owner = owners[gpu.uuid]

@@ -24,6 +24,13 @@ class Exporters:
         return ScrapeTarget(url=f"{self.url}{path}", node=node, headers=headers)
 
 
+class ExporterServer(ThreadingHTTPServer):
+    """A round connects to up to 64 exporters at once: the default backlog of 5 dropped the
+    connections beyond it, and their retries outlasted the scrape timeout."""
+
+    request_queue_size = 128
+
+
 @contextlib.contextmanager
 def running_exporters() -> Iterator[Exporters]:
     """An HTTP server answering ``Exporters.responses`` (404 for other paths) until exit."""
@@ -45,7 +52,7 @@ def running_exporters() -> Iterator[Exporters]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ExporterServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     state.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
