@@ -96,10 +96,12 @@ class Backend:
         *,
         cache: ClusterCache | None = None,
         garbage: FleetGarbage | None = None,
+        alert_clock: Callable[[], float] = time.time,
     ) -> None:
         """Resolve cluster access now (``ClusterAccessError`` if there is none); start nothing.
         A ``cache`` (of ``access``) and a paused ``garbage`` may have been started already:
-        ``opsconsole serve`` starts the lists before it imports this module."""
+        ``opsconsole serve`` starts the lists before it imports this module. The alert rules'
+        durations run on ``alert_clock`` (a sandbox's frozen clock, in its pictures)."""
         self.settings = settings
         self.access = access or load_cluster_access(settings.kubeconfig, settings.context)
         self.cache = cache or ClusterCache(self.access, options=cache_options)
@@ -125,6 +127,7 @@ class Backend:
         self.quota_usage: QuotaUsageHistory | None = None
         self.cost_basis = CostBasis.from_settings(settings)
         self.alerts: AlertMonitor | None = None  # from start(): its history is in the database
+        self.alert_clock = alert_clock
         self._usage_task: asyncio.Task[None] | None = None
         self._model_task: asyncio.Task[None] | None = None
         self._recovery_task: asyncio.Task[None] | None = None
@@ -258,7 +261,9 @@ class Backend:
             interval=self.settings.quota_usage_interval,
         )
         self._usage_task = asyncio.create_task(self._usage_loop(), name="quota-usage")
-        self.alerts = monitor_from_settings(self.settings, self.database.engine)
+        self.alerts = monitor_from_settings(
+            self.settings, self.database.engine, clock=self.alert_clock
+        )
         await self.alerts.start(lambda: (self._model, self._telemetry_snapshot))
         if self.settings.telemetry_mode != "off":
             try:

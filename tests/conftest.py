@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import pytest
@@ -21,6 +21,10 @@ import pytest
 from tests.support.sandbox import SandboxThread
 from tests.support.screens import DISPLAY_HOST
 from tests.support.tokens import bearer, issue_token
+
+if TYPE_CHECKING:
+    from backend.service import Backend
+    from backend.settings import Settings
 
 T = TypeVar("T")
 
@@ -84,19 +88,18 @@ class _ClusterThread:
             allowed_hosts=[DISPLAY_HOST],  # the console's pictures call it by that name
             **(backend_settings or {}),
         )
-        self._backend = RunningBackend(settings)
+        # The alert rules' durations run on the sandbox's frozen clock, like everything else the
+        # pictures show: what is pending stays pending however long the suite runs. It is set
+        # before the start: an evaluation on the real clock would date its alerts days later,
+        # and list them first.
+        frozen = sandbox_args.get("frozen_time")
+        clock = frozen.timestamp if isinstance(frozen, datetime) else time.time
+        self._backend = RunningBackend(settings, self._on_loop(_new_backend(settings, clock)))
         try:
             url = self._on_loop(self._backend.__aenter__())
         except BaseException:
             self.sandbox.close()
             raise
-        # The alert rules' durations run on the sandbox's frozen clock, like everything else the
-        # pictures show: what is pending stays pending however long the suite runs.
-        backend = self._backend.backend
-        assert backend is not None and backend.alerts is not None
-        frozen = sandbox_args.get("frozen_time")
-        if isinstance(frozen, datetime):
-            backend.alerts.clock = frozen.timestamp
         self.cluster = LiveCluster(
             url,
             self.sandbox.url,
@@ -111,6 +114,13 @@ class _ClusterThread:
     def stop(self) -> None:
         self._on_loop(self._backend.__aexit__(None, None, None))
         self.sandbox.close()
+
+
+async def _new_backend(settings: Settings, alert_clock: Callable[[], float]) -> Backend:
+    """A backend made on the loop that will run it."""
+    from backend.service import Backend
+
+    return Backend(settings, alert_clock=alert_clock)
 
 
 def wait_until_settled(url: str, token: str, timeout: float = 60.0) -> None:

@@ -246,7 +246,9 @@ class AlertMonitor:
         )
 
 
-def monitor_from_settings(settings: Settings, database: Engine | None) -> AlertMonitor:
+def monitor_from_settings(
+    settings: Settings, database: Engine | None, clock: Callable[[], float] = time.time
+) -> AlertMonitor:
     """The rules of the settings, their history in ``database`` (None: kept nowhere)."""
     rules = configured_rules(settings.alert_rules, settings.hot_temperature_c)
     return AlertMonitor(
@@ -255,4 +257,5 @@ def monitor_from_settings(settings: Settings, database: Engine | None) -> AlertM
         interval=settings.alert_interval,
         settle=settings.scrape_interval,
         retention_days=settings.alert_history_days,
+        clock=clock,
     )
