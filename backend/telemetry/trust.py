@@ -73,24 +73,35 @@ def screen(
             else:
                 refused[origin.source].append(f'{gpu.uuid} has host "{gpu.node}"')
         hosted.append(kept)
-    accepted = hosted
-    if contested:
-        accepted = []
-        for (origin, _), gpus in zip(reports, hosted, strict=True):
-            kept = []
-            for gpu in gpus:
-                why = _ownership_refusal(gpu, contested.get(gpu.uuid), owners)
-                if why is None:
-                    kept.append(gpu)
-                else:
-                    refused[origin.source].append(why)
-            accepted.append(kept)
+    accepted = _owned(reports, hosted, contested, owners, refused) if contested else hosted
     failures = {
         origin.source: _failure(origin, refused[origin.source], len(gpus))
         for origin, gpus in reports
         if refused.get(origin.source)
     }
     return accepted, failures
+
+
+def _owned(
+    reports: list[Report],
+    hosted: list[list[GpuSample]],
+    contested: Mapping[str, set[str | None]],
+    owners: Mapping[str, str | None],
+    refused: dict[str, list[str]],
+) -> list[list[GpuSample]]:
+    """The hosted samples of each report that its node owns, where several nodes reported a
+    UUID; the others are added to ``refused``."""
+    accepted: list[list[GpuSample]] = []
+    for (origin, _), gpus in zip(reports, hosted, strict=True):
+        kept = []
+        for gpu in gpus:
+            why = _ownership_refusal(gpu, contested.get(gpu.uuid), owners)
+            if why is None:
+                kept.append(gpu)
+            else:
+                refused[origin.source].append(why)
+        accepted.append(kept)
+    return accepted
 
 
 def _hosts(origin: Origin) -> set[str | None] | None:
