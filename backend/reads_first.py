@@ -24,7 +24,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 POINT_LIMIT = 0.02  # seconds a model waits at most at one point
@@ -105,21 +105,3 @@ class RequestsInFlight:
             yield
         finally:
             _pause.reset(token)
-
-
-class CountRequests:
-    """Counts the HTTP requests being answered into a ``RequestsInFlight`` (pure ASGI)."""
-
-    def __init__(self, app: Any, requests: RequestsInFlight) -> None:
-        self.app = app
-        self.requests = requests
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        self.requests.count += 1
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            self.requests.count -= 1

@@ -31,7 +31,7 @@ from backend.api.quotas import router as quotas_router
 from backend.api.routes import NoFleetYet
 from backend.api.routes import router as fleet_router
 from backend.identity.limiter import FailureLimiter
-from backend.reads_first import CountRequests, RequestsInFlight
+from backend.reads_first import RequestsInFlight
 from backend.schemas import API_PREFIX, AlertState, ApiErrorBody, BackendInfo
 from backend.version import VERSION
 
@@ -151,8 +151,6 @@ def create_app(
     metrics = ApiMetrics(source, requests)
     app.add_middleware(HostCheckMiddleware, allowed=frozenset(allowed_hosts))
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    if requests is not None:
-        app.add_middleware(CountRequests, requests=requests)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(NoFleetYet, _no_fleet_yet)

@@ -166,8 +166,8 @@ class ApiMetrics:
             registry=self.registry,
         )
         self.registry.register(BackendCollector(source))
-        if requests is not None:
-            self.registry.register(RequestsCollector(requests))
+        self.requests = requests if requests is not None else RequestsInFlight()
+        self.registry.register(RequestsCollector(self.requests))
         ProcessCollector(registry=self.registry)  # process_resident_memory_bytes, CPU, fds
 
     def render(self) -> tuple[bytes, str]:
@@ -199,7 +199,8 @@ def route_template(scope: dict) -> str:
 
 
 class MetricsMiddleware:
-    """Times every HTTP request (pure ASGI: cheaper than BaseHTTPMiddleware)."""
+    """Times every HTTP request, and counts the ones in flight (which the fleet model's updates
+    give way to); pure ASGI: cheaper than BaseHTTPMiddleware."""
 
     def __init__(self, app: Any, metrics: ApiMetrics) -> None:
         self.app = app
@@ -217,9 +218,11 @@ class MetricsMiddleware:
             await send(message)
 
         start = time.perf_counter()
+        self.metrics.requests.count += 1
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            self.metrics.requests.count -= 1
             template = route_template(scope)
             self.metrics.latency.labels(scope["method"], template, str(status["code"])).observe(
                 time.perf_counter() - start
