@@ -6,7 +6,8 @@ Starts one ``opsconsole sandbox`` (``--fleet large`` by default), then ``--runs`
   kinds the backend's cache watches with the cache's page size and parses each page with orjson,
   timed from process start to its exit;
 - ``opsconsole serve``, timed from process start until ``/readyz`` answers 200 (the fleet model
-  built from every kind's first list), then stopped.
+  built from every kind's first list), then stopped. Its tree's bytecode is written first, as
+  installing the package writes it (``backend_bench.compile_sources``).
 
 With ``--base-tree DIR`` (a checkout of another commit), each round also times ``opsconsole
 serve`` from that tree's code, so that a change to the start-up is measured before and after in
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import cast
 
 from backend.cluster.cache import KIND_SPECS, CacheOptions
-from bench.backend_bench import RESULTS, start_backend, start_sandbox
+from bench.backend_bench import RESULTS, compile_sources, start_backend, start_sandbox
 
 
 def list_paths() -> list[str]:
@@ -113,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     workdir = Path(tempfile.mkdtemp(prefix="opsconsole-sync-bench-"))
+    for tree in (Path.cwd(), args.base_tree):  # each backend starts as an installed one does
+        if tree is not None:
+            compile_sources(tree)
     sandbox = None
     kubeconfig = args.kubeconfig
     if kubeconfig is None:
