@@ -258,7 +258,9 @@ def build_endpoints(
     computed = [r for r in endpoints if r.key not in kept]
     rounds = list(inference.rounds) if inference is not None else []
     summary = inference.summary_rounds if inference is not None else 1
-    owners = pod_owners(computed, index)
+    # Which endpoint and revision each pod serves places a round's traffic; with no round yet
+    # (the first models after a start, or the model servers' metrics off) nothing is placed.
+    owners = pod_owners(computed, index) if rounds else {}
     every_owner: dict[str, Owner] | None = owners if len(computed) == len(endpoints) else None
     figures: list[RoundFigures] = []
     for round_ in rounds:
@@ -270,7 +272,7 @@ def build_endpoints(
         figures.append(memo)
     # The pods of the endpoints computed here, placed as among every endpoint's pods.
     claims: Owners | None = None
-    if len(computed) < len(endpoints):
+    if rounds and len(computed) < len(endpoints):
         claims = every_owner or Claims(endpoints, index, holders)
     recent = [_round_pods(r, owners, claims) for r in rounds[-summary:]] if computed else []
     measured = datetime.fromtimestamp(rounds[-1].at, UTC) if rounds else None

@@ -503,8 +503,9 @@ def pod_holders(records: Iterable[WorkloadRecord]) -> dict[tuple[str, str], set[
     """(namespace, pod) -> the keys of the workloads whose records hold the pod."""
     out: dict[tuple[str, str], set[ObjectKey]] = {}
     for record in records:
+        namespace, key = record.row.namespace, record.key
         for pod in record.pods:
-            out.setdefault((record.row.namespace, name_of(pod)), set()).add(record.key)
+            out.setdefault((namespace, name_of(pod)), set()).add(key)
     return out
 
 
