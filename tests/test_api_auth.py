@@ -6,6 +6,7 @@ totals but only its tenants' rows, workloads, GPUs and audit records.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -99,6 +100,22 @@ async def test_every_route_but_the_probes_needs_a_token(anonymous: httpx.AsyncCl
         "/api/v1/workloads/team-b/deployment/x/rollback/plan", json={"to_revision": 0}
     )
     assert plan.status_code == 401
+
+
+async def test_every_operation_in_the_api_document_needs_a_token(fake: FleetBackend) -> None:
+    async with client(fake, fake.token) as http:
+        paths = (await http.get("/openapi.json")).json()["paths"]
+    operations = [
+        (method, re.sub(r"\{[^}]+\}", "x", path))
+        for path, methods in paths.items()
+        for method in methods
+        if path not in ("/healthz", "/readyz")
+    ]
+    assert len(operations) >= 25
+    async with client(fake, None) as anonymous:
+        for method, path in operations:
+            answer = await anonymous.request(method, path, json={})
+            assert answer.status_code == 401, (method, path, answer.text)
 
 
 @pytest.mark.parametrize("role", ["viewer", "operator", "admin"])

@@ -10,16 +10,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi import Depends, HTTPException, Query, Response
 
 from backend.alerts.monitor import DEFAULT_LIMIT
-from backend.api.auth import ActorDep
+from backend.api.auth import ActorDep, api_router
 from backend.api.deps import get_source
 from backend.api.protocols import AlertsReader, ServedSource
 from backend.api.routes import ERRORS
 from backend.schemas import AlertList, AlertState
 
-router = APIRouter(tags=["alerts"])
+router = api_router("alerts")
 SourceDep = Annotated[ServedSource, Depends(get_source)]
 StateQuery = Literal["firing", "pending", "resolved", "all"]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import Depends, HTTPException, Path, Query
 
-from backend.api.auth import ActorDep
+from backend.api.auth import ActorDep, api_router
 from backend.api.deps import get_audit
 from backend.api.protocols import AuditQueries
 from backend.audit.diff import record_diff
@@ -20,7 +20,7 @@ from backend.schemas import (
     ChainVerification,
 )
 
-router = APIRouter(tags=["audit"])
+router = api_router("audit")
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ApiErrorBody, "description": "No such record"},

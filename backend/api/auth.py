@@ -22,7 +22,7 @@ from backend.api.deps import get_source
 from backend.changes.request import Actor
 from backend.identity.authenticate import NotAuthenticated, UnknownToken
 from backend.identity.limiter import FailureLimiter
-from backend.schemas import SSH_CLIENT_HEADER, ApiErrorBody, Whoami
+from backend.schemas import API_PREFIX, SSH_CLIENT_HEADER, ApiErrorBody, Whoami
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="opsconsole"'}
 UNKNOWN_ADDRESS = "unknown"
@@ -82,7 +82,22 @@ AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ApiErrorBody, "description": "No valid bearer token"},
     429: {"model": ApiErrorBody, "description": "Too many unknown tokens from this address"},
 }
-router = APIRouter(tags=["identity"])
+
+
+def api_router(tag: str) -> APIRouter:
+    """A router of ``/api/v1`` routes that each need a bearer token (``require_actor``).
+
+    The prefix, the authentication and its error answers are the router's own, so each route is
+    complete when it is declared: the app adds the routes as they are (``backend.api.app``)."""
+    return APIRouter(
+        prefix=API_PREFIX,
+        tags=[tag],
+        dependencies=[Depends(require_actor)],
+        responses=AUTH_ERRORS,
+    )
+
+
+router = api_router("identity")
 
 
 @router.get("/whoami", response_model=Whoami)

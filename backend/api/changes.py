@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import Depends, Path
 from fastapi.responses import JSONResponse
 
-from backend.api.auth import ActorDep
+from backend.api.auth import ActorDep, api_router
 from backend.api.deps import get_changes
 from backend.api.protocols import ChangeRunner
 from backend.audit.log import AuditUnavailable
@@ -30,7 +30,7 @@ from backend.schemas import (
     RollbackRequest,
 )
 
-router = APIRouter(tags=["changes"])
+router = api_router("changes")
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"model": ApiErrorBody, "description": "The operator may not do this"},

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import Depends, Response
 
-from backend.api.auth import ActorDep
+from backend.api.auth import ActorDep, api_router
 from backend.api.changes import ERRORS
 from backend.api.deps import get_source
 from backend.api.protocols import ServedSource
@@ -20,7 +20,7 @@ from backend.api.routes import current_model
 from backend.cost.answers import cost_json
 from backend.schemas import CostReport, CostWindow
 
-router = APIRouter(tags=["cost"])
+router = api_router("cost")
 SourceDep = Annotated[ServedSource, Depends(get_source)]
 
 

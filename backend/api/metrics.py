@@ -175,27 +175,10 @@ class ApiMetrics:
 
 
 def route_template(scope: dict) -> str:
-    """The matched route's full template, e.g. ``/api/v1/tenants/{name}``.
-
-    FastAPI puts the route in the scope, but the route of an included router knows only its own
-    path (``/tenants/{name}``), not the prefix it was included with: the prefix is the part of the
-    URL before the route's own pattern matches. Unmatched requests share one label.
-    """
-    route = scope.get("route")
-    own = getattr(route, "path", None)
-    regex = getattr(route, "path_regex", None)
-    if not own or regex is None:
-        return UNMATCHED
-    template = getattr(route, "path_format", own)  # without convertors: {name}, not {name:name}
-    path: str = scope.get("path", "")
-    if regex.match(path):
-        return template
-    start = path.find("/", 1)
-    while start != -1:
-        if regex.match(path[start:]):
-            return path[:start] + template
-        start = path.find("/", start + 1)
-    return template
+    """The matched route's template, e.g. ``/api/v1/tenants/{name}`` (without its convertors:
+    not ``{name:name}``). Unmatched requests share one label."""
+    template = getattr(scope.get("route"), "path_format", None)
+    return template or UNMATCHED
 
 
 class MetricsMiddleware:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 
-from backend.api.auth import ActorDep
+from backend.api.auth import ActorDep, api_router
 from backend.api.changes import ERRORS, ChangesDep, _apply, _guarded, _plan
 from backend.api.deps import get_source
 from backend.api.protocols import ServedSource
@@ -33,7 +33,7 @@ from backend.schemas import (
     UsageWindow,
 )
 
-router = APIRouter(tags=["quotas"])
+router = api_router("quotas")
 SourceDep = Annotated[ServedSource, Depends(get_source)]
 Name = Annotated[str | None, Query(max_length=253)]
 EMPTY = UsageWindow()

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import Depends, HTTPException, Path, Query
 from fastapi.responses import Response
 from starlette.convertors import Convertor, register_url_convertor
 
-from backend.api.auth import ActorDep
+from backend.api.auth import ActorDep, api_router
 from backend.api.deps import get_source
 from backend.api.protocols import FleetSource
 from backend.changes.request import Actor
@@ -49,7 +49,7 @@ class _NameConvertor(Convertor[str]):
 
 
 register_url_convertor("name", _NameConvertor())
-router = APIRouter(tags=["fleet"])
+router = api_router("fleet")
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ApiErrorBody, "description": "Unknown name"},
