@@ -166,9 +166,10 @@ def _api_routers() -> tuple[APIRouter, ...]:
     """The ``/api/v1`` routers, in the order a request's path is matched against their routes.
 
     Their routes are added to the app as they are, not with ``include_router``: FastAPI keeps an
-    included router as a branch matched again on every request, which cost a read about a sixth
-    of its CPU (``bench/README.md``). Every route is tried in turn until one matches, so the reads
-    the consoles poll come first and the changes, rarer, last."""
+    included router as a branch, and a request's path is matched against the branches, then again
+    inside the chosen one, which cost a read about a sixth of its time in the app
+    (``bench/README.md``). Every route is tried in turn until one matches, so the reads the
+    consoles poll come first and the changes, rarer, last."""
     return (
         _info_router(),
         identity_router,
