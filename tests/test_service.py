@@ -170,10 +170,12 @@ async def test_metrics(served: tuple[str, Backend]) -> None:
     async with httpx.AsyncClient(base_url=url, headers=_admin(backend)) as http:
         await http.get("/api/v1/info")
         await http.get("/api/v1/tenants/some-team")
+        await http.get("/api/v1/no-such-thing-anywhere")
         text = (await http.get("/metrics")).text
     assert 'route="/api/v1/info"' in text
     assert 'route="/api/v1/tenants/{name}"' in text  # the template, never the cluster's names
     assert "some-team" not in text
+    assert 'route="unmatched"' in text and "no-such-thing-anywhere" not in text
     assert "opsconsole_http_request_duration_seconds_bucket" in text
     assert "opsconsole_cluster_synced 1.0" in text
     assert "opsconsole_watch_restarts_total 0.0" in text
