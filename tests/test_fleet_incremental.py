@@ -577,6 +577,54 @@ def test_an_index_built_whole_equals_one_grown_object_by_object(data: st.DataObj
 
 
 @pytest.mark.timeout(600)  # three whole builds of the large fleet, on a shared machine
+@pytest.mark.parametrize("isvc_first", [False, True], ids=["isvc-added", "isvc-removed"])
+def test_an_endpoint_that_comes_or_goes_moves_its_namespaces_traffic(isvc_first: bool) -> None:
+    """A pod of a model Deployment's ReplicaSet that also carries an InferenceService's label:
+    its traffic is the Deployment's until the InferenceService exists. The Deployment's own
+    record does not change when the InferenceService comes or goes, but its traffic does."""
+    labels = {"opsconsole.io/model": "web"}
+    rs_owner = [{"kind": "Deployment", "name": "other"}]
+    pod_owner = [{"kind": "ReplicaSet", "name": "web-1"}]
+    isvc = {"metadata": _meta("chat", "ns-b"), "spec": {"predictor": {"minReplicas": 1}}}
+    cluster: Cluster = {kind: {} for kind in KINDS}
+    cluster["deployments"][("ns-b", "other")] = {
+        "metadata": _meta("other", "ns-b", labels=labels),
+        "spec": {"replicas": 1, "template": {"spec": _pod_spec(0, None)}},
+    }
+    cluster["replicasets"][("ns-b", "web-1")] = {
+        "metadata": _meta("web-1", "ns-b", ownerReferences=rs_owner)
+    }
+    cluster["pods"][("ns-b", "web-1-b")] = {
+        "metadata": _meta(
+            "web-1-b",
+            "ns-b",
+            labels={"serving.kserve.io/inferenceservice": "chat"},
+            ownerReferences=pod_owner,
+        ),
+        "spec": _pod_spec(0, None),
+        "status": {"phase": "Running"},
+    }
+    if isvc_first:
+        cluster["inferenceservices"][("ns-b", "chat")] = isvc
+    served = PodTraffic(30.0, 10.0, 0.0, ((0.1, 5.0), (1.0, 9.0), (math.inf, 10.0)))
+    inference = InferenceSnapshot(
+        (InferenceRound(NOW, {("ns-b", "web-1-b"): served}),), {}, summary_rounds=1
+    )
+    model = build_fleet_model(_snapshot(cluster), None, now=NOW, inference=inference)
+    if isvc_first:
+        del cluster["inferenceservices"][("ns-b", "chat")]
+    else:
+        cluster["inferenceservices"][("ns-b", "chat")] = isvc
+    changed = {("inferenceservices", ("ns-b", "chat"))}
+    updated = update_fleet_model(
+        model, _snapshot(cluster), changed, None, inference=inference, now=NOW
+    )
+    whole = build_fleet_model(_snapshot(cluster), None, now=NOW, inference=inference)
+    rates = {(e.kind.value, e.name): e.request_rate for e in whole.endpoints.items}
+    assert rates[("Deployment", "other")] == (None if not isvc_first else 10.0 / 30.0)
+    assert everything(updated) == everything(whole)
+
+
 def test_large_fleet_updates_equal_a_whole_build() -> None:
     """The benchmark's large fleet (1,000 nodes, 8,000 GPUs, 200 tenants): pods deleted and
     moved to another node, a Deployment scaled, a ReplicaSet and a Kueue Workload replaced, a

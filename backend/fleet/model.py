@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from backend.fleet.detail import workload_detail
-from backend.fleet.endpoints import InferenceLike, build_endpoints, worst_endpoints
+from backend.fleet.endpoints import InferenceLike, build_endpoints, is_endpoint, worst_endpoints
 from backend.fleet.index import ObjectKey
 from backend.fleet.inputs import ClusterObjects, NoTelemetry, TelemetryLike
 from backend.fleet.nodes import GpuRules
@@ -42,6 +42,7 @@ from backend.fleet.problems import (
 from backend.fleet.query import Filter, Table
 from backend.fleet.quotas import model_totals
 from backend.fleet.revisions import RevisionTemplates, revision_templates
+from backend.fleet.workloads import WorkloadRecord
 from backend.reads_first import give_way
 from backend.schemas import (
     DataFreshness,
@@ -315,18 +316,36 @@ def _kept_endpoints(
 ) -> dict[ObjectKey, EndpointHealth]:
     """The previous model's endpoints that hold here too: the same traffic, a record the update
     did not replace (a change to a Deployment, its ReplicaSets or its pods replaces its record),
-    and no ReplicaSet of its namespace changed (a pod's revision, and the endpoint of a pod
+    no ReplicaSet of its namespace changed (a pod's revision, and the endpoint of a pod
     already gone, are read from ReplicaSets, which an InferenceService's record does not
-    hold)."""
+    hold), and no endpoint of its namespace came, went or was replaced (which endpoint serves
+    a pod is decided among its namespace's endpoints)."""
     if previous is None or previous.inference is not inference:
         return {}
     before = previous.parts.records
     moved = _replicaset_namespaces(previous.parts.index.replicasets, parts.index.replicasets)
+    moved |= _endpoint_namespaces(before, parts.records)
     return {
         key: endpoint
         for key, endpoint in previous._endpoints_by_key.items()
         if before.get(key) is parts.records.get(key, key) and key[0] not in moved
     }
+
+
+def _endpoint_namespaces(
+    before: Mapping[ObjectKey, WorkloadRecord], after: Mapping[ObjectKey, WorkloadRecord]
+) -> set[str]:
+    """The namespaces with an endpoint's record added, replaced or removed (or a record that
+    became or stopped being an endpoint's)."""
+    if before is after:
+        return set()
+    changed = {
+        key[0]
+        for key, record in after.items()
+        if (old := before.get(key)) is not record
+        and (is_endpoint(record) or (old is not None and is_endpoint(old)))
+    }
+    return changed | {key[0] for key in before.keys() - after.keys() if is_endpoint(before[key])}
 
 
 def _replicaset_namespaces(
