@@ -40,8 +40,9 @@ class ServedApp:
     """An ASGI app served on a socket of its own until ``stop()``."""
 
     def __init__(self, app: Any, **config: Any) -> None:
+        # No WebSocket protocol: nothing here serves one, and importing it costs the start.
         self._config = uvicorn.Config(
-            app, log_config=None, access_log=False, lifespan="off", **config
+            app, log_config=None, access_log=False, lifespan="off", ws="none", **config
         )
         self._server: _EmbeddedServer | None = None
         self._task: asyncio.Task[None] | None = None

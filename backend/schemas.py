@@ -196,7 +196,7 @@ class Tenant(BaseModel):
     )
     workloads: int = 0
     workloads_pending: int = 0
-    quotas: list[TenantQuota] = []
+    quotas: list[TenantQuota] = Field(default_factory=list)
 
 
 # -- workloads and releases ----------------------------------------------------------------------
@@ -340,9 +340,9 @@ class RequestStats(BaseModel):
 class HealthHistory(BaseModel):
     """One value per telemetry round, oldest first (null: no requests that round)."""
 
-    request_rate: list[float | None] = []
-    error_rate: list[float | None] = []
-    p99_seconds: list[float | None] = []
+    request_rate: list[float | None] = Field(default_factory=list)
+    error_rate: list[float | None] = Field(default_factory=list)
+    p99_seconds: list[float | None] = Field(default_factory=list)
 
 
 class RevisionHealth(RequestStats):
@@ -352,7 +352,7 @@ class RevisionHealth(RequestStats):
     revision: str
     current: bool = Field(False, description="The workload's current (latest) revision.")
     traffic_percent: int | None = Field(None, description="KServe's split; null otherwise.")
-    history: HealthHistory = HealthHistory()
+    history: HealthHistory = Field(default_factory=HealthHistory)
 
 
 class EndpointHealth(RequestStats):
@@ -367,20 +367,20 @@ class EndpointHealth(RequestStats):
         None, description="Its p99 latency objective (annotation opsconsole.io/slo-p99-seconds)."
     )
     measured_at: datetime | None = Field(None, description="End of the newest window.")
-    history: HealthHistory = HealthHistory()
-    revisions: list[RevisionHealth] = Field([], description="Newest first.")
+    history: HealthHistory = Field(default_factory=HealthHistory)
+    revisions: list[RevisionHealth] = Field(default_factory=list, description="Newest first.")
 
 
 class WorkloadDetail(Workload):
     """``GET /api/v1/workloads/{namespace}/{kind}/{name}``."""
 
     paused: bool = False
-    images: list[str] = []
-    revisions: list[Revision] = Field([], description="Newest first.")
+    images: list[str] = Field(default_factory=list)
+    revisions: list[Revision] = Field(default_factory=list, description="Newest first.")
     traffic: TrafficSplit | None = Field(default=None, description="InferenceServices only.")
-    pods: list[PodSummary] = []
-    events: list[ClusterEvent] = Field([], description="Newest first.")
-    conditions: list[dict[str, str]] = []
+    pods: list[PodSummary] = Field(default_factory=list)
+    events: list[ClusterEvent] = Field(default_factory=list, description="Newest first.")
+    conditions: list[dict[str, str]] = Field(default_factory=list)
     endpoint: EndpointHealth | None = Field(
         None, description="Model Deployments and InferenceServices: request health."
     )
@@ -431,7 +431,8 @@ class Gpu(BaseModel):
     idle: bool = Field(False, description="Allocated to a pod but (nearly) unused.")
     sampled_at: datetime | None = None
     history: list[float | None] = Field(
-        [], description="Recent utilization samples, oldest first, for sparklines."
+        default_factory=list,
+        description="Recent utilization samples, oldest first, for sparklines.",
     )
 
 
@@ -486,7 +487,8 @@ class Overview(BaseModel):
     idlest: list[Gpu] = Field(description="Allocated GPUs with the lowest utilization.")
     problems: list[Problem]
     worst_endpoints: list[EndpointHealth] = Field(
-        [], description="Endpoints with traffic, highest error rate then p99 first (no revisions)."
+        default_factory=list,
+        description="Endpoints with traffic, highest error rate then p99 first (no revisions).",
     )
     freshness: DataFreshness
 

@@ -54,7 +54,6 @@ from backend.telemetry.base import RoundCollector, TelemetrySnapshot, TelemetryU
 from backend.telemetry.discovery import ExporterDiscovery, tls_files, url_targets
 from backend.telemetry.inference import InferenceCollector, InferenceSnapshot
 from backend.telemetry.inference_scrape import ScrapedInference, direct_urls, proxy_urls
-from backend.telemetry.nvml import NvmlCollector
 from backend.telemetry.pages import TlsFiles
 from backend.telemetry.scrape import ScrapeTarget, TelemetryCollector
 from backend.version import VERSION
@@ -131,6 +130,7 @@ class Backend:
         self._usage_task: asyncio.Task[None] | None = None
         self._model_task: asyncio.Task[None] | None = None
         self._recovery_task: asyncio.Task[None] | None = None
+        self._collectors_task: asyncio.Task[None] | None = None
         self.garbage = garbage or FleetGarbage(freeze=settings.gc_freeze)
         # Counted by the HTTP app; a model update gives way to them.
         self.requests = RequestsInFlight(budget=settings.model_pause_budget)
@@ -139,11 +139,13 @@ class Backend:
     # -- telemetry -----------------------------------------------------------------------------
     def _make_telemetry(self) -> RoundCollector:
         s = self.settings
+        # The NVML and Prometheus collectors are imported here: of no use to the other modes,
+        # and the start (while the cluster is listed) pays for every import.
         if s.telemetry_mode == "nvml":
+            from backend.telemetry.nvml import NvmlCollector
+
             return NvmlCollector(interval=s.scrape_interval, history_length=s.history_length)
         if s.telemetry_mode == "prometheus":
-            # Imported here: its HTTP client is of no use to the other modes, and the start
-            # (while the cluster is listed) pays for every import.
             from backend.telemetry.prometheus_api import PrometheusCollector
 
             return PrometheusCollector(
@@ -231,8 +233,8 @@ class Backend:
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
-        """Start watching (unless the cache was started already), migrate the database, start
-        scraping; returns before the first sync.
+        """Start watching (unless the cache was started already) and migrate the database;
+        returns before the first sync. Scraping begins with the first model.
 
         The cluster lists start first: they are most of the first sync's time, and the
         database's migration and the rest of the start overlap them."""
@@ -265,13 +267,7 @@ class Backend:
             self.settings, self.database.engine, clock=self.alert_clock
         )
         await self.alerts.start(lambda: (self._model, self._telemetry_snapshot))
-        if self.settings.telemetry_mode != "off":
-            try:
-                await self.telemetry.start()
-            except TelemetryUnavailable as exc:  # e.g. nvml without a driver: serve the cluster
-                log.error("telemetry disabled: %s", exc)
-        if self.inference is not None:
-            await self.inference.start()
+        self._collectors_task = asyncio.create_task(self._start_collectors(), name="collectors")
         self._model_task = asyncio.create_task(self._model_loop(), name="fleet-model")
         self._started = True
         log.info(
@@ -281,6 +277,22 @@ class Backend:
             redact(self.settings.database_url),
             self.settings.telemetry_mode,
         )
+
+    async def _start_collectors(self) -> None:
+        """Start the telemetry and model server rounds once the first model is built.
+
+        Their sources are found among the cluster's pods: a round begun before the pods were
+        listed found none, and the first one that read anything came an interval later (15 s by
+        default). Begun after the first model, the rounds do not take the CPU from it either."""
+        async with self._model_built:
+            await self._model_built.wait_for(lambda: self._model is not None)
+        if self.settings.telemetry_mode != "off":
+            try:
+                await self.telemetry.start()
+            except TelemetryUnavailable as exc:  # e.g. nvml without a driver: serve the cluster
+                log.error("telemetry disabled: %s", exc)
+        if self.inference is not None:
+            await self.inference.start()
 
     async def _start_changes(self, database: Database) -> None:
         """The audit log and the change path; unfinished changes are finished in the background
@@ -327,11 +339,11 @@ class Backend:
                 delay = min(delay * 2, 30.0)
 
     async def stop(self) -> None:
-        for task in (self._recovery_task, self._usage_task):
+        for task in (self._recovery_task, self._usage_task, self._collectors_task):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
-        self._recovery_task = self._usage_task = None
+        self._recovery_task = self._usage_task = self._collectors_task = None
         if self.alerts is not None:
             await self.alerts.stop()
         if self.audit is not None:
@@ -397,14 +409,16 @@ class Backend:
     async def _model_loop(self) -> None:
         """Bring the model up to date when its inputs change, off the event loop: at most once
         per ``model_debounce`` seconds, and after a whole rebuild (which a big fleet pays in
-        seconds of CPU) never busier than half the time."""
+        seconds of CPU) never busier than half the time. The first model is begun the moment
+        every kind is listed."""
         sys.setswitchinterval(THREAD_SWITCH_INTERVAL)
         debounce = self.settings.model_debounce
         built = (-1, -1, -1)
         last_end = 0.0
         while True:
-            if self._inputs_version() == built and not self._rounds_pending:
-                # Woken by cache changes; polled for telemetry rounds.
+            idle = self._inputs_version() == built and not self._rounds_pending
+            if idle or not self.cache.synced:  # before the first full list there is no model
+                # Woken by cache changes (the sync among them); polled for telemetry rounds.
                 await self.cache.wait_changed(timeout=max(debounce, 0.25))
                 continue
             stats = self.model_stats

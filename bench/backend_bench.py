@@ -110,6 +110,10 @@ def compile_sources(tree: Path) -> None:
         compileall.compile_dir(tree / package, quiet=1)
 
 
+# Seconds between two /readyz polls: the moment of readiness is known to about half of it.
+READY_POLL = 0.02
+
+
 def start_backend(kubeconfig: Path, workdir: Path) -> tuple[subprocess.Popen[bytes], str, float]:
     """Start a backend; return it, its URL and the seconds until /readyz said 200."""
     port = _free_port()
@@ -129,7 +133,7 @@ def start_backend(kubeconfig: Path, workdir: Path) -> tuple[subprocess.Popen[byt
             with contextlib.suppress(httpx.HTTPError):
                 if client.get(f"{url}/readyz").status_code == 200:
                     return proc, url, time.perf_counter() - started
-            time.sleep(0.05)
+            time.sleep(READY_POLL)
 
 
 def wait_for_telemetry(url: str, timeout: float = 120.0) -> float | None:

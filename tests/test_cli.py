@@ -89,6 +89,20 @@ def test_serve_without_cluster_access_says_why(tmp_path: Path) -> None:
     assert "missing" in err
 
 
+def test_serve_collects_garbage_again_once_its_imports_are_frozen() -> None:
+    """``serve`` pauses the collector while it imports the backend; left paused, a backend
+    would never free a cycle."""
+    script = (
+        "import gc\nfrom opsconsole.cli import main\n"
+        "try:\n    main(['serve', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print(gc.isenabled(), gc.get_freeze_count() > 10_000)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.splitlines()[-1] == "True True"
+
+
 def test_embedded_cluster_starts_and_cleans_up() -> None:
     embedded = EmbeddedCluster(fleet="demo", seed=2, operator="carol")
     embedded.start()

@@ -39,10 +39,16 @@ FLEET_PATHS = ("/api/v1/overview", "/api/v1/tenants", "/api/v1/workloads", "/api
 @pytest.fixture
 def sandbox_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     """``opsconsole sandbox`` as a process of its own, so that it can be stopped (SIGSTOP)."""
+    with _sandbox_process(tmp_path, "empty") as started:
+        yield started
+
+
+@contextlib.contextmanager
+def _sandbox_process(tmp_path: Path, fleet: str) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     kubeconfig = tmp_path / "kubeconfig"
     child = subprocess.Popen(
         [
-            *(sys.executable, "-m", "opsconsole", "sandbox", "--fleet", "empty", "--port", "0"),
+            *(sys.executable, "-m", "opsconsole", "sandbox", "--fleet", fleet, "--port", "0"),
             *("--kubeconfig-out", str(kubeconfig)),
         ],
         stdout=subprocess.DEVNULL,
@@ -94,6 +100,58 @@ async def test_a_frozen_api_server_is_reported_within_15_s_and_recovers(
         assert freshness["cluster_age_seconds"] == 0
         assert {k["state"] for k in freshness["kinds"]} <= {"live", "absent", "forbidden"}
     print(f"frozen API server detected after {detected:.1f} s")
+
+
+async def test_the_first_model_is_built_once_the_lists_are_in_not_a_debounce_later(
+    sandbox_process: tuple[subprocess.Popen[bytes], Path], tmp_path: Path
+) -> None:
+    """Models are spaced by ``model_debounce`` (here far longer than the test waits); the
+    first is not: it is built when the last kind is listed, even if the API server answered
+    nothing while the backend started."""
+    child, kubeconfig = sandbox_process
+    settings = settings_for(kubeconfig, tmp_path, model_debounce=600)
+    headers = admin_headers(settings.database_url)
+    os.kill(child.pid, signal.SIGSTOP)
+    running = RunningBackend(settings)
+    async with running as url, httpx.AsyncClient(base_url=url, headers=headers) as http:
+        assert not await _ready(http)
+        os.kill(child.pid, signal.SIGCONT)
+        await eventually(lambda: _ready(http), "ready", deadline=30)
+
+
+async def test_the_first_telemetry_round_finds_the_exporters_listed_after_the_start(
+    tmp_path: Path,
+) -> None:
+    """The exporters and model servers are found among the cluster's pods. Here the API server
+    answers nothing until the backend has started; the first rounds still read every source,
+    long before their interval (10 minutes) would bring a second round."""
+    with _sandbox_process(tmp_path, "demo") as (child, kubeconfig):
+        settings = settings_for(
+            kubeconfig,
+            tmp_path,
+            telemetry_mode="proxy",
+            scrape_interval=600,
+            inference_interval=600,
+        )
+        headers = admin_headers(settings.database_url)
+        os.kill(child.pid, signal.SIGSTOP)
+        running = RunningBackend(settings)
+        async with running as url, httpx.AsyncClient(base_url=url, headers=headers) as http:
+            assert not await _ready(http)
+            os.kill(child.pid, signal.SIGCONT)
+            await eventually(lambda: _ready(http), "ready", deadline=30)
+            freshness = await eventually(
+                lambda: _both_rounds_read(http), "both rounds", deadline=30
+            )
+    assert freshness["telemetry_sources"] > 0 and freshness["telemetry_errors"] == 0
+    assert freshness["inference_sources"] > 0 and freshness["inference_errors"] == 0
+
+
+async def _both_rounds_read(http: httpx.AsyncClient) -> dict | None:
+    """The freshness once a telemetry round and a model server round have read something."""
+    freshness = (await http.get("/api/v1/info")).json()["freshness"]
+    read = freshness["telemetry_sources"] and freshness["inference_sources"]
+    return freshness if read else None
 
 
 async def _ready(http: httpx.AsyncClient) -> bool:

@@ -1,11 +1,11 @@
 """A list+watch cache of the cluster objects the fleet model needs (an informer, in client-go terms).
 
 One thread per watched kind runs the blocking official client (its ``ApiClient``, requests by
-path: the typed API classes are never imported): a paged list (raw JSON parsed with orjson, never
-the typed models, which are ~10x slower in bulk), then a watch from the list's
-resourceVersion, line by line. Objects are slimmed in the thread; every change is handed to the
-event loop with ``call_soon_threadsafe`` and applied there, so readers on the loop never see a
-half-applied change and the loop never blocks on the network.
+path: the typed API classes are never imported): a paged list (raw JSON decoded into the slim
+shapes of ``backend.cluster.slim``, never the typed models, which are ~10x slower in bulk), then a
+watch from the list's resourceVersion, line by line. Objects are slimmed in the thread; every
+change is handed to the event loop with ``call_soon_threadsafe`` and applied there, so readers on
+the loop never see a half-applied change and the loop never blocks on the network.
 
 Recovery follows client-go's reflector: a watch that ends normally (its ``timeoutSeconds``) resumes
 from the last resourceVersion; 410 Expired (as an HTTP answer or an ERROR event) relists; a
@@ -41,7 +41,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from backend.cluster.kubeconfig import ClusterAccess
-from backend.cluster.slim import JsonObject, object_key, slim
+from backend.cluster.slim import JsonObject, decode_list, object_key, slim
 
 log = logging.getLogger(__name__)
 
@@ -479,11 +479,10 @@ class _KindWatcher:
             query: list[tuple[str, Any]] = [("limit", self.options.page_size)]
             if token:
                 query.append(("continue", token))
-            page = orjson.loads(self._read_all(self._call(version, query, timeout)))
-            for item in page.get("items") or ():
-                obj = slim(item, api_version, self.spec.kind)
+            data = self._read_all(self._call(version, query, timeout))
+            items, meta = decode_list(data, api_version, self.spec.kind)
+            for obj in items:
                 objects[object_key(obj)] = obj
-            meta = page.get("metadata") or {}
             token = meta.get("continue")
             if not token:
                 return objects, str(meta.get("resourceVersion") or "")

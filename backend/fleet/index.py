@@ -181,6 +181,12 @@ def event_subject(event: Obj) -> ObjectKey | None:
 
 
 def _position(obj: Obj) -> tuple[str, str]:
+    """(namespace, name), the order of the sorted lists; a whole build sorts 60,000 entries."""
+    found = obj.get("metadata") if type(obj) is dict else None
+    if type(found) is dict:
+        namespace, name = found.get("namespace", ""), found.get("name")
+        if type(namespace) is str and type(name) is str:
+            return namespace, name
     return namespace_of(obj), name_of(obj)
 
 
