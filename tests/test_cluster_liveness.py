@@ -27,6 +27,7 @@ from backend.cluster.cache import CacheOptions
 from backend.main import RunningBackend
 from backend.sandbox.server import Sandbox
 from backend.service import Backend
+from backend.settings import Settings
 from opsconsole.app import OpsConsoleApp
 from opsconsole.settings import ConsoleSettings
 from tests.support.console import screen_text, wait_for
@@ -110,13 +111,8 @@ async def test_the_first_model_is_built_once_the_lists_are_in_not_a_debounce_lat
     nothing while the backend started."""
     child, kubeconfig = sandbox_process
     settings = settings_for(kubeconfig, tmp_path, model_debounce=600)
-    headers = admin_headers(settings.database_url)
-    os.kill(child.pid, signal.SIGSTOP)
-    running = RunningBackend(settings)
-    async with running as url, httpx.AsyncClient(base_url=url, headers=headers) as http:
-        assert not await _ready(http)
-        os.kill(child.pid, signal.SIGCONT)
-        await eventually(lambda: _ready(http), "ready", deadline=30)
+    async with _started_while_frozen(child, settings) as http:
+        assert (await http.get("/api/v1/overview")).status_code == 200
 
 
 async def test_the_first_telemetry_round_finds_the_exporters_listed_after_the_start(
@@ -133,18 +129,30 @@ async def test_the_first_telemetry_round_finds_the_exporters_listed_after_the_st
             scrape_interval=600,
             inference_interval=600,
         )
-        headers = admin_headers(settings.database_url)
-        os.kill(child.pid, signal.SIGSTOP)
-        running = RunningBackend(settings)
-        async with running as url, httpx.AsyncClient(base_url=url, headers=headers) as http:
-            assert not await _ready(http)
-            os.kill(child.pid, signal.SIGCONT)
-            await eventually(lambda: _ready(http), "ready", deadline=30)
+        async with _started_while_frozen(child, settings) as http:
             freshness = await eventually(
                 lambda: _both_rounds_read(http), "both rounds", deadline=30
             )
     assert freshness["telemetry_sources"] > 0 and freshness["telemetry_errors"] == 0
     assert freshness["inference_sources"] > 0 and freshness["inference_errors"] == 0
+
+
+@contextlib.asynccontextmanager
+async def _started_while_frozen(
+    child: subprocess.Popen[bytes], settings: Settings
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An admin's client of a backend started while the API server answered nothing, once the
+    server answers and the backend is ready."""
+    headers = admin_headers(settings.database_url)
+    os.kill(child.pid, signal.SIGSTOP)
+    async with (
+        RunningBackend(settings) as url,
+        httpx.AsyncClient(base_url=url, headers=headers) as http,
+    ):
+        assert not await _ready(http)
+        os.kill(child.pid, signal.SIGCONT)
+        await eventually(lambda: _ready(http), "ready", deadline=30)
+        yield http
 
 
 async def _both_rounds_read(http: httpx.AsyncClient) -> dict | None:
