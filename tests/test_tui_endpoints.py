@@ -16,7 +16,13 @@ from backend.schemas import DataFreshness, TelemetryFailure
 from backend.telemetry.inference import InferenceRound, InferenceSnapshot, PodTraffic
 from opsconsole.screens.overview import OverviewScreen
 from opsconsole.screens.workload_detail import WorkloadDetailScreen
-from opsconsole.widgets.endpoints import EndpointHealthPanel, HealthRow, error_rate, latency
+from opsconsole.widgets.endpoints import (
+    EndpointHealthPanel,
+    HealthRow,
+    error_rate,
+    latency,
+    points,
+)
 from tests.support.backend import FleetBackend
 from tests.support.console import HarnessApp, make_app, screen_text, wait_for
 from tests.support.detail_fleet import CANARY, NOW, STABLE, chat_pod, detail_fleet
@@ -77,6 +83,12 @@ async def test_detail_shows_requests_per_revision_with_sparklines() -> None:
         sparks = rows[1].query(Sparkline)
         assert [s.data for s in sparks] == [[2.0, 2.0, 2.0], [pytest.approx(7.86)] * 3, [0.0] * 3]
         assert all(row.region.right <= SIZE[0] for row in rows), "fits 80 columns"
+
+
+def test_a_single_round_draws_no_sparkline_yet() -> None:
+    """Textual draws one value as a full bar: a first round without requests read as busy."""
+    assert points([0.0]) == [] and points([None]) == [] and points([]) == []
+    assert points([None, 0.5]) == [0.0, 0.5]
 
 
 async def test_a_workload_without_requests_hides_the_panel() -> None:

@@ -215,7 +215,7 @@ def pod_restarts(pod: Any) -> int:
 
 def pod_gated_by_kueue(pod: Any) -> bool:
     gates = sequence(dig(pod, "spec", "schedulingGates"))
-    return bool(gates) and any(mapping(g).get("name") == KUEUE_GATE for g in gates)
+    return any(mapping(g).get("name") == KUEUE_GATE for g in gates)
 
 
 def pod_unschedulable(pod: Any) -> str | None:

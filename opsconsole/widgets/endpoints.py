@@ -74,8 +74,10 @@ def scrape_trouble(freshness: DataFreshness | None) -> str | None:
 
 
 def points(values: Sequence[float | None]) -> list[float]:
-    """A sparkline's data: rounds without requests draw as zero."""
-    return [v or 0.0 for v in values]
+    """A sparkline's data: rounds without requests draw as zero. One round draws nothing yet:
+    Textual draws a single value as a full bar, whatever it is, which read as busy for an
+    endpoint without requests."""
+    return [v or 0.0 for v in values] if len(values) > 1 else []
 
 
 def freshness_of(widget: Widget) -> DataFreshness | None:

@@ -79,13 +79,15 @@ class Subjects:
 
 async def wait_ready(client: BackendClient) -> None:
     """Until the backend has listed the cluster and has a round of GPU telemetry from every
-    exporter (or a minute has passed: then the pictures show what there is, N/A included)."""
+    exporter and one of the model servers' traffic (or a minute has passed: then the pictures
+    show what there is, N/A included)."""
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
         try:
             info = await client.info()
             fresh = info.freshness
-            if fresh.synced and fresh.telemetry_sources and not fresh.telemetry_errors:
+            rounds = fresh.telemetry_sources and fresh.inference_sources
+            if fresh.synced and rounds and not fresh.telemetry_errors:
                 totals = (await client.overview()).totals
                 if totals.gpus and totals.utilization is not None:
                     return
