@@ -37,7 +37,12 @@ from backend.fleet.objects import (
 
 Obj = Mapping[str, Any]
 ObjectKey = tuple[str, str, str]  # (namespace, kind, name)
-JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
+# Labels that name a pod's owner besides its owner references: (label, the owner's kind).
+OWNER_LABELS = (
+    ("batch.kubernetes.io/job-name", "Job"),
+    ("job-name", "Job"),
+    (ISVC_LABEL, "InferenceService"),
+)
 INDEXED_KINDS = (
     "namespaces",
     "nodes",
@@ -73,9 +78,10 @@ class ClusterIndex:
     pod_gpus: dict[int, int] = field(default_factory=dict)  # id(pod) -> GPUs it requests
     node_usage: dict[str, tuple[int, int]] = field(default_factory=dict)  # live pods, GPUs
     live_pods: int = 0
-    # While ``build_index`` fills a new index: its lists are appended to, then each is sorted
-    # once (a sorted insert per object computed (namespace, name) ~log n times per object).
-    # How the index is being made, not what it holds: left out of equality.
+    # While ``build_index`` fills a new index: each kind's objects come in (namespace, name)
+    # order, so its lists are appended to (a sorted insert computed (namespace, name) ~log n
+    # times per object), and each node's usage is counted as its pods come. How the index is
+    # being made, not what it holds: left out of equality.
     filling: bool = field(default=False, compare=False)
 
     def tenant_of(self, namespace: str | None) -> str | None:
@@ -118,18 +124,18 @@ def _objects(cluster: ClusterObjects, kind: str) -> list[Obj]:
 
 
 def build_index(cluster: ClusterObjects) -> ClusterIndex:
-    """Index every kind the fleet model reads (unknown or missing kinds are simply empty)."""
+    """Index every kind the fleet model reads (unknown or missing kinds are simply empty).
+
+    Each sorted list holds one kind, so sorting each kind's objects once (a cache holds them
+    in the API server's order, which already is (namespace, name): a pass that finds them
+    sorted) leaves every list sorted as it is filled."""
     index = ClusterIndex(filling=True)
     touched: set[str] = set()
     for kind in INDEXED_KINDS:
         add = _INDEXERS[kind][0]
-        for obj in _objects(cluster, kind):
+        for obj in sorted(_objects(cluster, kind), key=_position):
             add(index, obj, touched)
-    for table in _sorted_tables(index):
-        for items in table.values():
-            items.sort(key=_position)
     index.filling = False
-    _count_node_usage(index, touched)
     return index
 
 
@@ -158,13 +164,10 @@ def pod_owner_keys(pod: Obj, ns: str) -> set[ObjectKey]:
     """Every (namespace, kind, name) a pod belongs to: owner references and well-known labels."""
     keys = {(ns, kind, name) for kind, name in owners(pod)}
     pod_labels = labels(pod)
-    for label in JOB_NAME_LABELS:
-        job = text(pod_labels.get(label))
-        if job:
-            keys.add((ns, "Job", job))
-    isvc = text(pod_labels.get(ISVC_LABEL))
-    if isvc:
-        keys.add((ns, "InferenceService", isvc))
+    for label, kind in OWNER_LABELS:
+        value = pod_labels.get(label)
+        if value is not None and (owner := text(value)):
+            keys.add((ns, kind, owner))
     return keys
 
 
@@ -181,26 +184,13 @@ def event_subject(event: Obj) -> ObjectKey | None:
 
 
 def _position(obj: Obj) -> tuple[str, str]:
-    """(namespace, name), the order of the sorted lists; a whole build sorts 60,000 entries."""
+    """(namespace, name), the order of the sorted lists (a whole build sorts 30,000 objects)."""
     found = obj.get("metadata") if type(obj) is dict else None
     if type(found) is dict:
         namespace, name = found.get("namespace", ""), found.get("name")
         if type(namespace) is str and type(name) is str:
             return namespace, name
     return namespace_of(obj), name_of(obj)
-
-
-def _sorted_tables(index: ClusterIndex) -> tuple[dict[Any, list[Obj]], ...]:
-    """The maps whose lists of objects are kept sorted by (namespace, name)."""
-    return (
-        index.pods_by_node,
-        index.pods_by_owner,
-        index.rs_by_deployment,
-        index.events_by_object,
-        index.kueue_by_owner,
-        index.cluster_queues,
-        index.quotas_by_namespace,
-    )
 
 
 def _insert(index: ClusterIndex, table: dict[Any, list[Obj]], key: Any, obj: Obj) -> None:
@@ -295,12 +285,17 @@ def _remove_replicaset(index: ClusterIndex, rs: Obj, touched: set[str]) -> None:
 def _add_pod(index: ClusterIndex, pod: Obj, touched: set[str]) -> None:
     ns, name = namespace_of(pod), name_of(pod)
     index.pods[(ns, name)] = pod
-    index.pod_gpus[id(pod)] = pod_spec_gpus(pod.get("spec"))
-    index.live_pods += 0 if pod_terminated(pod) else 1
+    gpus = index.pod_gpus[id(pod)] = pod_spec_gpus(pod.get("spec"))
+    live = not pod_terminated(pod)
+    index.live_pods += live
     node = text(dig(pod, "spec", "nodeName"))
     if node:
         _insert(index, index.pods_by_node, node, pod)
-        touched.add(node)
+        if not index.filling:
+            touched.add(node)
+        elif live:
+            pods, held = index.node_usage.get(node, (0, 0))
+            index.node_usage[node] = (pods + 1, held + gpus)
     for key in pod_owner_keys(pod, ns):
         _insert(index, index.pods_by_owner, key, pod)
 

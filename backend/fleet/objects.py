@@ -143,8 +143,11 @@ def condition_true(obj: Any, type_: str) -> bool:
 
 def owners(obj: Any) -> list[tuple[str, str]]:
     """(kind, name) of every owner reference."""
-    out = []
-    for ref in sequence(meta(obj).get("ownerReferences")):
+    out: list[tuple[str, str]] = []
+    refs = meta(obj).get("ownerReferences")
+    if not refs:
+        return out
+    for ref in sequence(refs):
         kind, name = (ref.get("kind"), ref.get("name")) if type(ref) is dict else (None, None)
         if type(kind) is not str or type(name) is not str:  # all but a well-formed reference
             ref = mapping(ref)
@@ -178,8 +181,8 @@ def container_gpus(container: Mapping[str, Any]) -> int:
 def pod_spec_gpus(pod_spec: Any) -> int:
     """GPUs a pod spec (or pod template spec) asks for in all."""
     total = 0
-    for container in containers(pod_spec):
-        total += container_gpus(container)
+    for container in sequence(mapping(pod_spec).get("containers")):
+        total += container_gpus(mapping(container))
     return total
 
 
