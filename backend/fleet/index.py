@@ -79,9 +79,8 @@ class ClusterIndex:
     node_usage: dict[str, tuple[int, int]] = field(default_factory=dict)  # live pods, GPUs
     live_pods: int = 0
     # While ``build_index`` fills a new index: each kind's objects come in (namespace, name)
-    # order, so its lists are appended to (a sorted insert computed (namespace, name) ~log n
-    # times per object), and each node's usage is counted as its pods come. How the index is
-    # being made, not what it holds: left out of equality.
+    # order, so they are appended to its lists rather than inserted in order. How the index
+    # is being made, not what it holds: left out of equality.
     filling: bool = field(default=False, compare=False)
 
     def tenant_of(self, namespace: str | None) -> str | None:
@@ -130,11 +129,10 @@ def build_index(cluster: ClusterObjects) -> ClusterIndex:
     in the API server's order, which already is (namespace, name): a pass that finds them
     sorted) leaves every list sorted as it is filled."""
     index = ClusterIndex(filling=True)
-    touched: set[str] = set()
     for kind in INDEXED_KINDS:
         add = _INDEXERS[kind][0]
         for obj in sorted(_objects(cluster, kind), key=_position):
-            add(index, obj, touched)
+            add(index, obj)
     index.filling = False
     return index
 
@@ -147,16 +145,14 @@ def update_index(index: ClusterIndex, changes: Iterable[Change]) -> ClusterIndex
     if not changes:
         return index
     updated = index.copy()
-    touched: set[str] = set()
     for kind, before, after in changes:
         indexer = _INDEXERS.get(kind)
         if indexer is None:
             continue
         if before is not None:
-            indexer[1](updated, before, touched)
+            indexer[1](updated, before)
         if after is not None:
-            indexer[0](updated, after, touched)
-    _count_node_usage(updated, touched)
+            indexer[0](updated, after)
     return updated
 
 
@@ -232,21 +228,21 @@ def _namespace_tenant(ns: Obj) -> tuple[str, str | None]:
     return name_of(ns), text(labels(ns).get(TENANT_LABEL))
 
 
-def _add_namespace(index: ClusterIndex, ns: Obj, touched: set[str]) -> None:
+def _add_namespace(index: ClusterIndex, ns: Obj) -> None:
     name, tenant = _namespace_tenant(ns)
     if tenant and name:
         index.namespace_tenant[name] = tenant
         _insert_name(index.tenant_namespaces, tenant, name)
 
 
-def _remove_namespace(index: ClusterIndex, ns: Obj, touched: set[str]) -> None:
+def _remove_namespace(index: ClusterIndex, ns: Obj) -> None:
     name, tenant = _namespace_tenant(ns)
     if tenant and name:
         index.namespace_tenant.pop(name, None)
         _discard_name(index.tenant_namespaces, tenant, name)
 
 
-def _add_node(index: ClusterIndex, node: Obj, touched: set[str]) -> None:
+def _add_node(index: ClusterIndex, node: Obj) -> None:
     name = name_of(node)
     if not name:
         return
@@ -256,7 +252,7 @@ def _add_node(index: ClusterIndex, node: Obj, touched: set[str]) -> None:
         _insert_name(index.hostnames, hostname, name)
 
 
-def _remove_node(index: ClusterIndex, node: Obj, touched: set[str]) -> None:
+def _remove_node(index: ClusterIndex, node: Obj) -> None:
     name = name_of(node)
     if not name:
         return
@@ -266,7 +262,7 @@ def _remove_node(index: ClusterIndex, node: Obj, touched: set[str]) -> None:
         _discard_name(index.hostnames, hostname, name)
 
 
-def _add_replicaset(index: ClusterIndex, rs: Obj, touched: set[str]) -> None:
+def _add_replicaset(index: ClusterIndex, rs: Obj) -> None:
     ns, name = namespace_of(rs), name_of(rs)
     index.replicasets[(ns, name)] = rs
     deployment = owner_named(rs, "Deployment")
@@ -274,7 +270,7 @@ def _add_replicaset(index: ClusterIndex, rs: Obj, touched: set[str]) -> None:
         _insert(index, index.rs_by_deployment, (ns, deployment), rs)
 
 
-def _remove_replicaset(index: ClusterIndex, rs: Obj, touched: set[str]) -> None:
+def _remove_replicaset(index: ClusterIndex, rs: Obj) -> None:
     ns, name = namespace_of(rs), name_of(rs)
     index.replicasets.pop((ns, name), None)
     deployment = owner_named(rs, "Deployment")
@@ -282,7 +278,7 @@ def _remove_replicaset(index: ClusterIndex, rs: Obj, touched: set[str]) -> None:
         _discard(index.rs_by_deployment, (ns, deployment), rs)
 
 
-def _add_pod(index: ClusterIndex, pod: Obj, touched: set[str]) -> None:
+def _add_pod(index: ClusterIndex, pod: Obj) -> None:
     ns, name = namespace_of(pod), name_of(pod)
     index.pods[(ns, name)] = pod
     gpus = index.pod_gpus[id(pod)] = pod_spec_gpus(pod.get("spec"))
@@ -291,84 +287,83 @@ def _add_pod(index: ClusterIndex, pod: Obj, touched: set[str]) -> None:
     node = text(dig(pod, "spec", "nodeName"))
     if node:
         _insert(index, index.pods_by_node, node, pod)
-        if not index.filling:
-            touched.add(node)
-        elif live:
-            pods, held = index.node_usage.get(node, (0, 0))
-            index.node_usage[node] = (pods + 1, held + gpus)
+        if live:
+            _count_on_node(index, node, 1, gpus)
     for key in pod_owner_keys(pod, ns):
         _insert(index, index.pods_by_owner, key, pod)
 
 
-def _remove_pod(index: ClusterIndex, pod: Obj, touched: set[str]) -> None:
+def _remove_pod(index: ClusterIndex, pod: Obj) -> None:
     ns, name = namespace_of(pod), name_of(pod)
     index.pods.pop((ns, name), None)
     index.pod_gpus.pop(id(pod), None)
-    index.live_pods -= 0 if pod_terminated(pod) else 1
+    live = not pod_terminated(pod)
+    index.live_pods -= live
     node = text(dig(pod, "spec", "nodeName"))
     if node:
         _discard(index.pods_by_node, node, pod)
-        touched.add(node)
+        if live:
+            _count_on_node(index, node, -1, -pod_spec_gpus(pod.get("spec")))
     for key in pod_owner_keys(pod, ns):
         _discard(index.pods_by_owner, key, pod)
 
 
-def _add_event(index: ClusterIndex, event: Obj, touched: set[str]) -> None:
+def _add_event(index: ClusterIndex, event: Obj) -> None:
     subject = event_subject(event)
     if subject is not None:
         _insert(index, index.events_by_object, subject, event)
 
 
-def _remove_event(index: ClusterIndex, event: Obj, touched: set[str]) -> None:
+def _remove_event(index: ClusterIndex, event: Obj) -> None:
     subject = event_subject(event)
     if subject is not None:
         _discard(index.events_by_object, subject, event)
 
 
-def _add_flavor(index: ClusterIndex, flavor: Obj, touched: set[str]) -> None:
+def _add_flavor(index: ClusterIndex, flavor: Obj) -> None:
     node_labels = mapping(dig(flavor, "spec", "nodeLabels"))
     index.flavor_models[name_of(flavor)] = text(node_labels.get(GPU_PRODUCT_LABEL))
 
 
-def _remove_flavor(index: ClusterIndex, flavor: Obj, touched: set[str]) -> None:
+def _remove_flavor(index: ClusterIndex, flavor: Obj) -> None:
     index.flavor_models.pop(name_of(flavor), None)
 
 
-def _add_cluster_queue(index: ClusterIndex, queue: Obj, touched: set[str]) -> None:
+def _add_cluster_queue(index: ClusterIndex, queue: Obj) -> None:
     tenant = text(labels(queue).get(TENANT_LABEL))
     if tenant:
         _insert(index, index.cluster_queues, tenant, queue)
 
 
-def _remove_cluster_queue(index: ClusterIndex, queue: Obj, touched: set[str]) -> None:
+def _remove_cluster_queue(index: ClusterIndex, queue: Obj) -> None:
     tenant = text(labels(queue).get(TENANT_LABEL))
     if tenant:
         _discard(index.cluster_queues, tenant, queue)
 
 
-def _add_kueue_workload(index: ClusterIndex, workload: Obj, touched: set[str]) -> None:
+def _add_kueue_workload(index: ClusterIndex, workload: Obj) -> None:
     ns = namespace_of(workload)
     index.kueue_workloads[(ns, name_of(workload))] = workload
     for kind, name in owners(workload):
         _insert(index, index.kueue_by_owner, (ns, kind, name), workload)
 
 
-def _remove_kueue_workload(index: ClusterIndex, workload: Obj, touched: set[str]) -> None:
+def _remove_kueue_workload(index: ClusterIndex, workload: Obj) -> None:
     ns = namespace_of(workload)
     index.kueue_workloads.pop((ns, name_of(workload)), None)
     for kind, name in owners(workload):
         _discard(index.kueue_by_owner, (ns, kind, name), workload)
 
 
-def _add_quota(index: ClusterIndex, quota: Obj, touched: set[str]) -> None:
+def _add_quota(index: ClusterIndex, quota: Obj) -> None:
     _insert(index, index.quotas_by_namespace, namespace_of(quota), quota)
 
 
-def _remove_quota(index: ClusterIndex, quota: Obj, touched: set[str]) -> None:
+def _remove_quota(index: ClusterIndex, quota: Obj) -> None:
     _discard(index.quotas_by_namespace, namespace_of(quota), quota)
 
 
-_Indexer = Callable[[ClusterIndex, Obj, set[str]], None]
+_Indexer = Callable[[ClusterIndex, Obj], None]
 _INDEXERS: dict[str, tuple[_Indexer, _Indexer]] = {
     "namespaces": (_add_namespace, _remove_namespace),
     "nodes": (_add_node, _remove_node),
@@ -382,11 +377,11 @@ _INDEXERS: dict[str, tuple[_Indexer, _Indexer]] = {
 }
 
 
-def _count_node_usage(index: ClusterIndex, nodes: Iterable[str]) -> None:
-    """Live pods and the GPUs they request, per node, recounted for the nodes given."""
-    for node in nodes:
-        live = [p for p in index.pods_by_node.get(node, ()) if not pod_terminated(p)]
-        if live:
-            index.node_usage[node] = (len(live), sum(index.gpus_of(p) for p in live))
-        else:
-            index.node_usage.pop(node, None)
+def _count_on_node(index: ClusterIndex, node: str, pods: int, gpus: int) -> None:
+    """Add a live pod's count and GPUs to its node's usage (negative when it leaves); a node
+    without live pods has no entry."""
+    held_pods, held_gpus = index.node_usage.get(node, (0, 0))
+    if held_pods + pods > 0:
+        index.node_usage[node] = (held_pods + pods, held_gpus + gpus)
+    else:
+        index.node_usage.pop(node, None)

@@ -181,8 +181,8 @@ def container_gpus(container: Mapping[str, Any]) -> int:
 def pod_spec_gpus(pod_spec: Any) -> int:
     """GPUs a pod spec (or pod template spec) asks for in all."""
     total = 0
-    for container in sequence(mapping(pod_spec).get("containers")):
-        total += container_gpus(mapping(container))
+    for container in containers(pod_spec):
+        total += container_gpus(container)
     return total
 
 
